@@ -1,0 +1,3 @@
+//! knock: the client.
+
+fn main() {}

@@ -1,0 +1,25 @@
+//! The sans-IO core of knock, shared by the daemon (`knock-server`) and the client (`knock`).
+//!
+//! Nothing in this crate opens a socket, reads a clock, spawns a process or prints: time and
+//! packets are arguments, results are values. That keeps every rule unit-testable and fuzzable.
+//!
+//! - [`sequence`]: ports, protocols and knock sequences, written as knockd writes them
+//!   (`7000,8000:udp,9000`).
+//! - [`flags`]: TCP flag requirements (`syn,!ack`).
+//! - [`time`]: the monotonic timestamps the caller feeds in.
+//! - [`config`]: the server's configuration model and its two formats, knockd.conf and TOML.
+//! - [`onetime`]: knockd's one-time sequence files (parse, and mark a line used).
+//! - [`wire`]: bytes from a capture, of any link type we know, to a [`wire::Hit`].
+//! - [`tracker`]: the per-source state machine: hits and `now` in, stage/open/fail events out.
+
+pub mod config;
+pub mod flags;
+pub mod onetime;
+pub mod sequence;
+pub mod time;
+pub mod tracker;
+pub mod wire;
+
+pub use flags::TcpFlags;
+pub use sequence::{Knock, Port, Proto, Sequence};
+pub use time::Timestamp;

@@ -1,0 +1,1 @@
+//! knockd's one-time sequence files.

@@ -1,0 +1,1 @@
+//! The per-source knock state machine.

@@ -1,0 +1,3 @@
+//! knock-server: the capture daemon.
+
+fn main() {}
