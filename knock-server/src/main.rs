@@ -1,3 +1,6 @@
 //! knock-server: the capture daemon.
 
+#[allow(dead_code)]
+mod actions;
+
 fn main() {}

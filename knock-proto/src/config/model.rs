@@ -120,8 +120,13 @@ pub enum SequenceSource {
     /// A fixed sequence written in the config.
     Fixed(Sequence),
     /// knockd's `One_Time_Sequences`: one sequence per line of this file, each used once.
-    /// The path is as written in the config; the caller reads it (see [`crate::onetime`]).
-    OneTime(PathBuf),
+    /// The path is as written in the config; [`super::load`] reads it (see [`crate::onetime`]).
+    OneTime {
+        /// The file, as written in the config.
+        path: PathBuf,
+        /// The config line that names it, for errors about the file.
+        line: usize,
+    },
 }
 
 /// A command line, split into arguments the way a POSIX shell would split it, with `%IP%`
