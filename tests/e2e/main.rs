@@ -1,1 +1,4 @@
-//! End-to-end tests.
+//! End-to-end tests across a real veth link between two network namespaces. They need root;
+//! see tests/src/lib.rs for the harness.
+
+mod harness_selftest;
