@@ -1,0 +1,202 @@
+//! Network layer: IPv4 and IPv6 down to a TCP or UDP header.
+//!
+//! Each datagram's own length field bounds everything inside it ([`Span`]), so link padding is
+//! never read as a header. Only the first fragment of a fragmented datagram carries the
+//! transport header; later fragments are [`Skip::Fragment`].
+
+use std::net::IpAddr;
+
+use pnet_packet::ip::{IpNextHeaderProtocol, IpNextHeaderProtocols};
+use pnet_packet::ipv4::Ipv4Packet;
+use pnet_packet::ipv6::{ExtensionPacket, FragmentPacket, Ipv6Packet};
+
+use super::{Skip, Span};
+
+/// Most IPv6 extension headers walked before a transport header must show up. RFC 8200 allows
+/// each kind once (destination options twice), which makes 7; a bound keeps a chain of
+/// hundreds of empty options headers from costing more than a normal packet.
+pub(super) const MAX_EXTENSION_HEADERS: usize = 8;
+
+/// The transport protocols a knock can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Transport {
+    Tcp,
+    Udp,
+}
+
+/// An IP datagram carrying TCP or UDP.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Datagram<'a> {
+    pub(super) source: IpAddr,
+    pub(super) destination: IpAddr,
+    pub(super) protocol: Transport,
+    /// The transport header and payload.
+    pub(super) transport: Span<'a>,
+}
+
+/// Decodes an IPv4 header.
+pub(super) fn ipv4(bytes: &[u8]) -> Result<Datagram<'_>, Skip> {
+    let header = Ipv4Packet::new(bytes).ok_or(Skip::Truncated)?;
+    if header.get_version() != 4 {
+        return Err(Skip::Malformed);
+    }
+    let header_len = usize::from(header.get_header_length()) * 4;
+    if header_len < Ipv4Packet::minimum_packet_size() {
+        return Err(Skip::Malformed);
+    }
+    // A total length shorter than the header itself makes `after` refuse it as malformed.
+    let transport = Span::new(bytes, usize::from(header.get_total_length())).after(header_len)?;
+    // Only the first fragment (offset 0) holds the transport header; with More Fragments set
+    // it is still a complete TCP or UDP header as long as the span above holds one.
+    if header.get_fragment_offset() != 0 {
+        return Err(Skip::Fragment);
+    }
+    Ok(Datagram {
+        source: header.get_source().into(),
+        destination: header.get_destination().into(),
+        protocol: transport_of(header.get_next_level_protocol())?,
+        transport,
+    })
+}
+
+/// Decodes an IPv6 header and walks its extension headers to the transport header.
+///
+/// Jumbograms (payload length 0 with a hop-by-hop jumbo option) come out as
+/// [`Skip::Malformed`]: they cannot cross any link a capture sees in practice.
+pub(super) fn ipv6(bytes: &[u8]) -> Result<Datagram<'_>, Skip> {
+    let header = Ipv6Packet::new(bytes).ok_or(Skip::Truncated)?;
+    if header.get_version() != 6 {
+        return Err(Skip::Malformed);
+    }
+    let fixed = Ipv6Packet::minimum_packet_size();
+    let payload =
+        Span::new(bytes, fixed + usize::from(header.get_payload_length())).after(fixed)?;
+    let (protocol, transport) = walk_extensions(header.get_next_header(), payload)?;
+    Ok(Datagram {
+        source: header.get_source().into(),
+        destination: header.get_destination().into(),
+        protocol,
+        transport,
+    })
+}
+
+/// Follows the next-header chain from `next`, over `span`, to a TCP or UDP header.
+fn walk_extensions(
+    mut next: IpNextHeaderProtocol,
+    mut span: Span<'_>,
+) -> Result<(Transport, Span<'_>), Skip> {
+    use IpNextHeaderProtocols as P;
+    for _ in 0..=MAX_EXTENSION_HEADERS {
+        let header_len = match next {
+            P::Tcp => return Ok((Transport::Tcp, span)),
+            P::Udp => return Ok((Transport::Udp, span)),
+            // The generic layout (RFC 6564): next header, then length in 8-byte units past the
+            // first 8. Mobility, HIP and Shim6 use it too.
+            P::Hopopt
+            | P::Ipv6Route
+            | P::Ipv6Opts
+            | P::MobilityHeader
+            | P::Hip
+            | P::Shim6
+            | P::Test1
+            | P::Test2 => {
+                let ext = extension(span)?;
+                next = ext.get_next_header();
+                (usize::from(ext.get_hdr_ext_len()) + 1) * 8
+            }
+            P::Ipv6Frag => {
+                let fragment =
+                    FragmentPacket::new(span.need(FragmentPacket::minimum_packet_size())?)
+                        .ok_or(Skip::Truncated)?;
+                // Offset in the top 13 bits, then 2 reserved bits and More Fragments. pnet's
+                // `get_fragment_offset` keeps one reserved bit, so shift instead.
+                if fragment.get_fragment_offset_with_flags() >> 3 != 0 {
+                    return Err(Skip::Fragment);
+                }
+                next = fragment.get_next_header();
+                FragmentPacket::minimum_packet_size()
+            }
+            // Authentication Header (RFC 4302): same first two fields, but the length counts
+            // 4-byte units past the first 8. pnet has no view of its own for it.
+            P::Ah => {
+                let ext = extension(span)?;
+                next = ext.get_next_header();
+                (usize::from(ext.get_hdr_ext_len()) + 2) * 4
+            }
+            // ESP hides what it carries; No Next Header (59), ICMPv6 and the rest are not
+            // knocks.
+            _ => return Err(Skip::NotTransport),
+        };
+        span = span.after(header_len)?;
+    }
+    Err(Skip::Malformed)
+}
+
+/// The first two bytes every extension header shares.
+fn extension(span: Span<'_>) -> Result<ExtensionPacket<'_>, Skip> {
+    ExtensionPacket::new(span.need(ExtensionPacket::minimum_packet_size())?).ok_or(Skip::Truncated)
+}
+
+/// TCP or UDP from an IPv4 protocol number.
+fn transport_of(protocol: IpNextHeaderProtocol) -> Result<Transport, Skip> {
+    match protocol {
+        IpNextHeaderProtocols::Tcp => Ok(Transport::Tcp),
+        IpNextHeaderProtocols::Udp => Ok(Transport::Udp),
+        _ => Err(Skip::NotTransport),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_header_sizes() {
+        assert_eq!(Ipv4Packet::minimum_packet_size(), 20);
+        assert_eq!(Ipv6Packet::minimum_packet_size(), 40);
+        assert_eq!(ExtensionPacket::minimum_packet_size(), 2);
+        assert_eq!(FragmentPacket::minimum_packet_size(), 8);
+    }
+
+    #[test]
+    fn extension_chain_is_bounded() {
+        // MAX_EXTENSION_HEADERS empty destination options headers, then UDP: walked.
+        let mut chain = Vec::new();
+        for _ in 0..MAX_EXTENSION_HEADERS - 1 {
+            chain.extend_from_slice(&[60, 0, 1, 4, 0, 0, 0, 0]);
+        }
+        chain.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
+        chain.extend_from_slice(&[0; 8]);
+        let span = Span::new(&chain, chain.len());
+        let (protocol, rest) = walk_extensions(IpNextHeaderProtocols::Ipv6Opts, span).unwrap();
+        assert_eq!((protocol, rest.captured.len()), (Transport::Udp, 8));
+
+        // One more: refused.
+        let mut longer = vec![60, 0, 1, 4, 0, 0, 0, 0];
+        longer.extend_from_slice(&chain);
+        let span = Span::new(&longer, longer.len());
+        assert_eq!(
+            walk_extensions(IpNextHeaderProtocols::Ipv6Opts, span).err(),
+            Some(Skip::Malformed),
+        );
+    }
+
+    #[test]
+    fn fragment_reserved_bits_do_not_make_an_offset() {
+        // Offset 0, both reserved bits and More Fragments set: a first fragment.
+        let bytes = [6, 0, 0x00, 0x07, 0, 0, 0, 1, 0x12, 0x34];
+        let span = Span::new(&bytes, bytes.len());
+        let (protocol, rest) = walk_extensions(IpNextHeaderProtocols::Ipv6Frag, span).unwrap();
+        assert_eq!(
+            (protocol, rest.captured),
+            (Transport::Tcp, &[0x12, 0x34][..])
+        );
+        // Offset 1 (8 bytes): a later fragment.
+        let bytes = [6, 0, 0x00, 0x08, 0, 0, 0, 1];
+        let span = Span::new(&bytes, bytes.len());
+        assert_eq!(
+            walk_extensions(IpNextHeaderProtocols::Ipv6Frag, span).err(),
+            Some(Skip::Fragment),
+        );
+    }
+}
