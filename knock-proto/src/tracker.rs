@@ -1,1 +1,0 @@
-//! The per-source knock state machine.

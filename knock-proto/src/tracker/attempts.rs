@@ -1,0 +1,397 @@
+//! The attempts in progress, stored so that every operation the tracker needs is O(1) whatever
+//! their number, and their memory is bounded and small.
+//!
+//! - A slab (`Vec<Attempt>`) of fixed-size records with a free list: no allocation per attempt,
+//!   and a record never moves while it lives, so it can be named by a `u32` slot number.
+//! - A hash index from (source, door) to slot (`hashbrown::HashTable<u32>`, 4 bytes a bucket).
+//!   It is seeded at random (foldhash's `RandomState`): sources are chosen by whoever sends the
+//!   packets, and a fixed hash would let them aim every source at the same bucket.
+//! - One FIFO list per door, threaded through the records (`prev`/`next` slot numbers). All the
+//!   attempts of a door share its timeout and `now` never goes back, so list order is deadline
+//!   order: the head is the next to expire, and the oldest attempt overall is one of the heads.
+
+use std::hash::BuildHasher;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use crate::time::Timestamp;
+
+/// "No slot": the end of a list.
+const NIL: u32 = u32::MAX;
+
+/// The largest number of attempts the store can hold: slot numbers are `u32` and [`NIL`] is
+/// reserved.
+pub(super) const MAX_CAPACITY: usize = (u32::MAX - 1) as usize;
+
+/// The slab grows by an eighth of its size at a time (at least this many records): doubling
+/// would leave up to half of it unused, which the under-64-bytes-per-attempt budget cannot pay.
+const MIN_GROWTH: usize = 16;
+
+/// A knocker's address as a fixed-size key: IPv4 in the first four bytes, with the family kept
+/// apart so that an IPv4 source and the IPv4-mapped IPv6 source `::ffff:a.b.c.d` stay distinct.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Source {
+    octets: [u8; 16],
+    v6: bool,
+}
+
+impl From<IpAddr> for Source {
+    fn from(ip: IpAddr) -> Source {
+        match ip {
+            IpAddr::V4(v4) => {
+                let mut octets = [0; 16];
+                octets[..4].copy_from_slice(&v4.octets());
+                Source { octets, v6: false }
+            }
+            IpAddr::V6(v6) => Source {
+                octets: v6.octets(),
+                v6: true,
+            },
+        }
+    }
+}
+
+impl From<Source> for IpAddr {
+    fn from(s: Source) -> IpAddr {
+        if s.v6 {
+            IpAddr::V6(Ipv6Addr::from(s.octets))
+        } else {
+            let [a, b, c, d, ..] = s.octets;
+            IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+        }
+    }
+}
+
+/// One attempt in progress (40 bytes), or a free slot (stage 0).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Attempt {
+    source: Source,
+    /// When its first knock arrived.
+    started: Timestamp,
+    /// Neighbours in the door's list; for a free slot, `next` chains the free list.
+    prev: u32,
+    next: u32,
+    door: u32,
+    /// Knocks matched so far, 1 ..= sequence length - 1; 0 for a free slot.
+    stage: u8,
+}
+
+impl Attempt {
+    /// The knocker.
+    pub(super) fn source(&self) -> IpAddr {
+        self.source.into()
+    }
+
+    /// When its first knock arrived.
+    pub(super) fn started(&self) -> Timestamp {
+        self.started
+    }
+
+    /// The door it is knocking on.
+    pub(super) fn door(&self) -> u32 {
+        self.door
+    }
+
+    /// Knocks matched so far.
+    pub(super) fn stage(&self) -> u8 {
+        self.stage
+    }
+}
+
+/// Where [`Attempts::find`] found an attempt: its slot, and its index bucket so that removing
+/// it does not probe the index again.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Found {
+    pub(super) slot: u32,
+    bucket: usize,
+}
+
+/// Head and tail of one door's list.
+#[derive(Debug, Clone, Copy)]
+struct Queue {
+    head: u32,
+    tail: u32,
+}
+
+const EMPTY_QUEUE: Queue = Queue {
+    head: NIL,
+    tail: NIL,
+};
+
+/// The attempts in progress; see the module documentation.
+#[derive(Debug)]
+pub(super) struct Attempts {
+    slots: Vec<Attempt>,
+    /// First free slot, chained through `Attempt::next`.
+    free: u32,
+    /// Live attempts.
+    len: usize,
+    /// Cap on live attempts.
+    max: usize,
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    queues: Vec<Queue>,
+}
+
+impl Attempts {
+    /// An empty store for `doors` doors and at most `max` attempts (1 ..= [`MAX_CAPACITY`]).
+    pub(super) fn new(doors: usize, max: usize) -> Attempts {
+        Attempts {
+            slots: Vec::new(),
+            free: NIL,
+            len: 0,
+            max: max.clamp(1, MAX_CAPACITY),
+            index: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+            queues: vec![EMPTY_QUEUE; doors],
+        }
+    }
+
+    /// Live attempts.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The cap on live attempts.
+    pub(super) fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Whether an insert needs room made first.
+    pub(super) fn is_full(&self) -> bool {
+        self.len >= self.max
+    }
+
+    /// The attempt in `slot`, which must come from this store and still be live.
+    pub(super) fn get(&self, slot: u32) -> &Attempt {
+        &self.slots[slot as usize]
+    }
+
+    /// The attempt of `source` on `door`, if any.
+    pub(super) fn find(&self, source: Source, door: u32) -> Option<Found> {
+        let slots = &self.slots;
+        let hash = key_hash(&self.hasher, source, door);
+        let bucket = self.index.find_bucket_index(hash, |&slot| {
+            let a = &slots[slot as usize];
+            a.source == source && a.door == door
+        })?;
+        let slot = *self.index.get_bucket(bucket)?;
+        Some(Found { slot, bucket })
+    }
+
+    /// Starts an attempt at stage 1, at the end of its door's list. The caller makes room first;
+    /// returns the slot, or `None` if the store is full anyway.
+    pub(super) fn insert(&mut self, source: Source, door: u32, now: Timestamp) -> Option<u32> {
+        if self.is_full() || door as usize >= self.queues.len() {
+            return None;
+        }
+        let record = Attempt {
+            source,
+            started: now,
+            prev: NIL,
+            next: NIL,
+            door,
+            stage: 1,
+        };
+        let slot = self.allocate(record);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index
+            .insert_unique(key_hash(hasher, source, door), slot, |&s| {
+                let a = &slots[s as usize];
+                key_hash(hasher, a.source, a.door)
+            });
+        self.push_back(slot);
+        self.len += 1;
+        Some(slot)
+    }
+
+    /// Sets the stage of a live attempt.
+    pub(super) fn set_stage(&mut self, slot: u32, stage: u8) {
+        self.slots[slot as usize].stage = stage;
+    }
+
+    /// Starts a live attempt over at stage 1 from `now`, moving it to the end of its list.
+    pub(super) fn restart(&mut self, slot: u32, now: Timestamp) {
+        self.unlink(slot);
+        let a = &mut self.slots[slot as usize];
+        a.stage = 1;
+        a.started = now;
+        self.push_back(slot);
+    }
+
+    /// Removes an attempt that [`Attempts::find`] just returned (nothing changed in between).
+    pub(super) fn remove_found(&mut self, found: Found) {
+        if let Ok(entry) = self.index.get_bucket_entry(found.bucket) {
+            entry.remove();
+        }
+        self.release(found.slot);
+    }
+
+    /// Removes a live attempt.
+    pub(super) fn remove(&mut self, slot: u32) {
+        let a = self.slots[slot as usize];
+        let hash = key_hash(&self.hasher, a.source, a.door);
+        if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
+            entry.remove();
+        }
+        self.release(slot);
+    }
+
+    /// The oldest attempt of `door`, the next of its attempts to expire.
+    pub(super) fn head(&self, door: u32) -> Option<u32> {
+        let head = self.queues.get(door as usize)?.head;
+        (head != NIL).then_some(head)
+    }
+
+    /// The oldest attempt of all (the lowest door on a tie). O(doors).
+    pub(super) fn oldest(&self) -> Option<u32> {
+        self.queues
+            .iter()
+            .filter(|q| q.head != NIL)
+            .map(|q| q.head)
+            .min_by_key(|&slot| self.slots[slot as usize].started)
+    }
+
+    /// Removes every attempt of `door`; returns how many there were.
+    pub(super) fn clear_door(&mut self, door: u32) -> usize {
+        let mut removed = 0;
+        while let Some(slot) = self.head(door) {
+            self.remove(slot);
+            removed += 1;
+        }
+        removed
+    }
+
+    /// Heap bytes held, by capacity (what the allocator handed out, used or not).
+    pub(super) fn memory_bytes(&self) -> usize {
+        self.slots.capacity() * size_of::<Attempt>()
+            + self.index.allocation_size()
+            + self.queues.capacity() * size_of::<Queue>()
+    }
+
+    /// A slot for `record`: a free one, or a new one at the end of the slab.
+    fn allocate(&mut self, record: Attempt) -> u32 {
+        if self.free != NIL {
+            let slot = self.free;
+            self.free = self.slots[slot as usize].next;
+            self.slots[slot as usize] = record;
+            return slot;
+        }
+        if self.slots.len() == self.slots.capacity() {
+            // Growing by an eighth keeps the amortised cost O(1) and the slack under 12.5%.
+            let growth = (self.slots.len() / 8).max(MIN_GROWTH);
+            let room = self.max.saturating_sub(self.slots.len()).max(1);
+            self.slots.reserve_exact(growth.min(room));
+        }
+        // The slab never holds more than `max` <= MAX_CAPACITY slots: a new one is only made
+        // when none is free, that is when every slot is live and `len < max`.
+        let slot = self.slots.len() as u32;
+        self.slots.push(record);
+        slot
+    }
+
+    /// Unlinks a live attempt and puts its slot on the free list.
+    fn release(&mut self, slot: u32) {
+        self.unlink(slot);
+        let a = &mut self.slots[slot as usize];
+        a.stage = 0;
+        a.next = self.free;
+        self.free = slot;
+        self.len -= 1;
+    }
+
+    fn push_back(&mut self, slot: u32) {
+        let door = self.slots[slot as usize].door as usize;
+        let tail = self.queues[door].tail;
+        let a = &mut self.slots[slot as usize];
+        a.prev = tail;
+        a.next = NIL;
+        if tail == NIL {
+            self.queues[door].head = slot;
+        } else {
+            self.slots[tail as usize].next = slot;
+        }
+        self.queues[door].tail = slot;
+    }
+
+    fn unlink(&mut self, slot: u32) {
+        let Attempt {
+            prev, next, door, ..
+        } = self.slots[slot as usize];
+        let queue = &mut self.queues[door as usize];
+        if prev == NIL {
+            queue.head = next;
+        } else {
+            self.slots[prev as usize].next = next;
+        }
+        if next == NIL {
+            queue.tail = prev;
+        } else {
+            self.slots[next as usize].prev = prev;
+        }
+    }
+}
+
+fn key_hash(hasher: &DefaultHashBuilder, source: Source, door: u32) -> u64 {
+    hasher.hash_one((u128::from_ne_bytes(source.octets), source.v6, door))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(n: u8) -> Source {
+        Source::from(IpAddr::V4(Ipv4Addr::new(198, 18, 0, n)))
+    }
+
+    #[test]
+    fn record_is_small() {
+        assert!(size_of::<Attempt>() <= 40, "{}", size_of::<Attempt>());
+    }
+
+    #[test]
+    fn source_keeps_family() {
+        let v4: IpAddr = "1.2.3.4".parse().unwrap();
+        let mapped: IpAddr = "::ffff:1.2.3.4".parse().unwrap();
+        assert_ne!(Source::from(v4), Source::from(mapped));
+        assert_eq!(IpAddr::from(Source::from(v4)), v4);
+        assert_eq!(IpAddr::from(Source::from(mapped)), mapped);
+    }
+
+    #[test]
+    fn lists_keep_start_order_and_slots_are_reused() {
+        let mut a = Attempts::new(2, 10);
+        let s1 = a.insert(src(1), 0, Timestamp::from_millis(1)).unwrap();
+        let s2 = a.insert(src(2), 1, Timestamp::from_millis(2)).unwrap();
+        let s3 = a.insert(src(3), 0, Timestamp::from_millis(3)).unwrap();
+        assert_eq!(a.head(0), Some(s1));
+        assert_eq!(a.oldest(), Some(s1));
+        a.restart(s1, Timestamp::from_millis(4));
+        assert_eq!(a.head(0), Some(s3));
+        assert_eq!(a.oldest(), Some(s2));
+        let found = a.find(src(2), 1).unwrap();
+        assert_eq!(found.slot, s2);
+        a.remove_found(found);
+        assert!(a.find(src(2), 1).is_none());
+        assert_eq!(a.head(1), None);
+        assert_eq!(a.len(), 2);
+        let s4 = a.insert(src(4), 1, Timestamp::from_millis(5)).unwrap();
+        assert_eq!(s4, s2, "the freed slot is reused");
+        assert_eq!(a.clear_door(0), 2);
+        assert!(a.find(src(1), 0).is_none() && a.find(src(3), 0).is_none());
+        assert_eq!(a.len(), 1);
+        assert_eq!(a.oldest(), Some(s4));
+    }
+
+    #[test]
+    fn full_store_refuses_and_bad_door_is_refused() {
+        let mut a = Attempts::new(1, 1);
+        assert!(a.insert(src(1), 0, Timestamp::ZERO).is_some());
+        assert!(a.is_full());
+        assert!(a.insert(src(2), 0, Timestamp::ZERO).is_none());
+        let mut b = Attempts::new(1, 0);
+        assert_eq!(b.max(), 1);
+        assert!(b.insert(src(1), 7, Timestamp::ZERO).is_none());
+    }
+}

@@ -1,0 +1,384 @@
+//! The per-source knock state machine: hits and `now` in, stage/open/fail/expiry events out.
+//!
+//! knockd's rules, with its limitations fixed: state is kept per (source, door), so one source
+//! can be in progress on several doors at once, and doors may share ports. For each door:
+//!
+//! - A hit counts only if its port and protocol are in the door's sequence, it was sent to the
+//!   door's `target` (or, without one, to one of this host's addresses), and, for TCP, its flags
+//!   meet the door's `tcpflags`. Anything else is ignored: it neither advances nor breaks.
+//! - The first knock starts an attempt at stage 1 ([`Event::Stage`]); each next expected knock
+//!   advances a stage; the last one opens the door ([`Event::Opened`]) and ends the attempt.
+//! - Any other counted hit fails the attempt ([`Event::Failed`]); if that hit is the door's
+//!   first knock, a new attempt starts at stage 1 in the same call (knockd drops the breaking
+//!   packet instead).
+//! - An attempt whose first knock is `seq_timeout` old or older expires ([`Event::Expired`]):
+//!   in [`Tracker::expire`], which the caller runs at [`Tracker::poll_at`], and lazily when a
+//!   hit for it arrives first, after which the hit is handled as if there were no attempt.
+//!
+//! Every hit costs O(1) whatever the number of sources in progress (O(doors that contain the
+//! knock), in fact), and memory is bounded: at most `max_attempts` attempts; when full, the
+//! oldest is evicted ([`Event::Evicted`]) to make room for a new one, so a flood of spoofed
+//! sources costs old attempts, never memory or time. See [`attempts`] for the layout.
+//!
+//! The tracker owns no clock: `now` is an argument. It must not go backwards; if it does, the
+//! tracker keeps using the latest time it was given.
+
+mod attempts;
+mod doors;
+#[cfg(test)]
+mod model;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::flags::TcpFlags;
+use crate::sequence::{Knock, Sequence};
+use crate::time::Timestamp;
+use crate::wire::Hit;
+use attempts::{Attempts, Found, Source};
+use doors::Doors;
+
+/// A door, by its index in the list given to [`Tracker::new`].
+pub type DoorId = usize;
+
+/// What the tracker needs to know about a door.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoorSpec {
+    /// The expected knocks; `None` disables the door (a one-time sequence file used up).
+    pub sequence: Option<Sequence>,
+    /// Time allowed from the first knock to the last (rounded up to whole milliseconds).
+    pub seq_timeout: Duration,
+    /// TCP hits that do not meet these are ignored.
+    pub tcpflags: TcpFlags,
+    /// Count only hits sent to this address; `None`: hits sent to this host
+    /// ([`Tracker::set_local_addresses`]).
+    pub target: Option<IpAddr>,
+}
+
+/// What a hit or the passing of time did to an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// `source` reached `stage` (1-based) of `door`'s sequence.
+    Stage {
+        /// The knocker.
+        source: IpAddr,
+        /// The door.
+        door: DoorId,
+        /// Knocks matched so far.
+        stage: u8,
+    },
+    /// `source` knocked `door`'s whole sequence.
+    Opened {
+        /// The knocker.
+        source: IpAddr,
+        /// The door.
+        door: DoorId,
+    },
+    /// A counted hit that was not the next expected knock ended the attempt.
+    Failed {
+        /// The knocker.
+        source: IpAddr,
+        /// The door.
+        door: DoorId,
+        /// Stages reached before the wrong hit.
+        stage: u8,
+    },
+    /// The attempt's first knock is `seq_timeout` old.
+    Expired {
+        /// The knocker.
+        source: IpAddr,
+        /// The door.
+        door: DoorId,
+        /// Stages reached.
+        stage: u8,
+    },
+    /// The attempt was dropped to make room for a new one (the tracker was full).
+    Evicted {
+        /// The knocker.
+        source: IpAddr,
+        /// The door.
+        door: DoorId,
+        /// Stages reached.
+        stage: u8,
+    },
+}
+
+/// Counters, for the daemon's log and status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Attempts in progress now.
+    pub attempts: usize,
+    /// The cap on attempts in progress.
+    pub max_attempts: usize,
+    /// Doors opened, in total.
+    pub opened: u64,
+    /// Attempts failed by a wrong knock, in total.
+    pub failed: u64,
+    /// Attempts expired, in total.
+    pub expired: u64,
+    /// Attempts evicted to make room, in total.
+    pub evicted: u64,
+    /// Attempts dropped because their door got a new sequence, in total.
+    pub dropped: u64,
+}
+
+/// The state machine; see the module documentation.
+#[derive(Debug)]
+pub struct Tracker {
+    doors: Doors,
+    attempts: Attempts,
+    /// The latest `now` seen: time never goes back inside the tracker.
+    clock: Timestamp,
+    stats: Stats,
+}
+
+impl Tracker {
+    /// A tracker for `doors` (a [`DoorId`] is an index into it) keeping at most `max_attempts`
+    /// attempts in progress (at least 1, at most 2^32 - 2).
+    pub fn new(doors: Vec<DoorSpec>, max_attempts: usize) -> Tracker {
+        let doors = Doors::new(doors);
+        let attempts = Attempts::new(doors.len(), max_attempts);
+        Tracker {
+            stats: Stats {
+                max_attempts: attempts.max(),
+                ..Stats::default()
+            },
+            doors,
+            attempts,
+            clock: Timestamp::ZERO,
+        }
+    }
+
+    /// This host's addresses: doors without a target only count hits sent to one of them.
+    /// An empty list (the default) means any destination.
+    pub fn set_local_addresses(&mut self, addrs: &[IpAddr]) {
+        self.doors.set_local(addrs);
+    }
+
+    /// Handles one packet at `now`, appending what it did to `events`. Allocates nothing once
+    /// the tracker has grown to its working size (and `events` has room).
+    pub fn handle(&mut self, now: Timestamp, hit: &Hit, events: &mut Vec<Event>) {
+        let now = self.tick(now);
+        let local = self.doors.is_local(hit.destination);
+        let source = Source::from(hit.source);
+        for i in self.doors.candidates(hit.knock) {
+            let door = self.doors.member(i);
+            if self.doors.counts(door, hit, local) {
+                self.step(now, source, door, hit.knock, events);
+            }
+        }
+    }
+
+    /// Expires every attempt whose first knock is `seq_timeout` old or older at `now`.
+    /// O(doors + attempts expired).
+    pub fn expire(&mut self, now: Timestamp, events: &mut Vec<Event>) {
+        let now = self.tick(now);
+        for door in (0u32..).take(self.doors.len()) {
+            let timeout = self.doors.timeout_ms(door);
+            while let Some(slot) = self.attempts.head(door) {
+                let attempt = self.attempts.get(slot);
+                if !is_expired(now, attempt.started(), timeout) {
+                    break;
+                }
+                events.push(Event::Expired {
+                    source: attempt.source(),
+                    door: door as DoorId,
+                    stage: attempt.stage(),
+                });
+                self.stats.expired += 1;
+                self.attempts.remove(slot);
+            }
+        }
+    }
+
+    /// When [`Tracker::expire`] next has work: the earliest deadline of an attempt in progress,
+    /// or `None` if there is none. It may already be past. O(doors).
+    pub fn poll_at(&self) -> Option<Timestamp> {
+        (0u32..)
+            .take(self.doors.len())
+            .filter_map(|door| {
+                let started = self.attempts.get(self.attempts.head(door)?).started();
+                let deadline = started
+                    .as_millis()
+                    .saturating_add(self.doors.timeout_ms(door));
+                Some(Timestamp::from_millis(deadline))
+            })
+            .min()
+    }
+
+    /// Gives `door` a new expected sequence (`None` disables it), for one-time and time-derived
+    /// sequences. Its attempts in progress are dropped without events (counted in
+    /// [`Stats::dropped`]). An unknown door is ignored.
+    pub fn set_sequence(&mut self, door: DoorId, sequence: Option<Sequence>) {
+        let Ok(id) = u32::try_from(door) else {
+            return;
+        };
+        if door >= self.doors.len() {
+            return;
+        }
+        self.stats.dropped += self.attempts.clear_door(id) as u64;
+        self.doors.set_sequence(door, sequence);
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            attempts: self.attempts.len(),
+            ..self.stats
+        }
+    }
+
+    /// Heap bytes the tracker holds, by capacity of its allocations (used or not): attempts,
+    /// their index, and the doors.
+    pub fn memory_bytes(&self) -> usize {
+        self.attempts.memory_bytes() + self.doors.memory_bytes()
+    }
+
+    /// The time to act at: `now`, unless an earlier call was given a later one.
+    fn tick(&mut self, now: Timestamp) -> Timestamp {
+        self.clock = self.clock.max(now);
+        self.clock
+    }
+
+    /// Applies a hit that counts for `door`.
+    fn step(
+        &mut self,
+        now: Timestamp,
+        source: Source,
+        door: u32,
+        knock: Knock,
+        events: &mut Vec<Event>,
+    ) {
+        if let Some(found) = self.attempts.find(source, door) {
+            let attempt = self.attempts.get(found.slot);
+            if !is_expired(now, attempt.started(), self.doors.timeout_ms(door)) {
+                self.proceed(now, found, knock, events);
+                return;
+            }
+            events.push(Event::Expired {
+                source: attempt.source(),
+                door: door as DoorId,
+                stage: attempt.stage(),
+            });
+            self.stats.expired += 1;
+            self.attempts.remove_found(found);
+            // Then on as if there had been no attempt: the hit may start a new one.
+        }
+        self.start(now, source, door, knock, events);
+    }
+
+    /// A counted hit for a live attempt: advance, open, or fail (and maybe restart).
+    fn proceed(&mut self, now: Timestamp, found: Found, knock: Knock, events: &mut Vec<Event>) {
+        let attempt = self.attempts.get(found.slot);
+        let (source, door, stage) = (attempt.source(), attempt.door(), attempt.stage());
+        let knocks = self.doors.knocks(door);
+        let id = door as DoorId;
+        if knocks.get(usize::from(stage)) == Some(&knock) {
+            let reached = stage.saturating_add(1);
+            if usize::from(reached) >= knocks.len() {
+                events.push(Event::Opened { source, door: id });
+                self.stats.opened += 1;
+                self.attempts.remove_found(found);
+            } else {
+                self.attempts.set_stage(found.slot, reached);
+                let stage = reached;
+                events.push(Event::Stage {
+                    source,
+                    door: id,
+                    stage,
+                });
+            }
+            return;
+        }
+        events.push(Event::Failed {
+            source,
+            door: id,
+            stage,
+        });
+        self.stats.failed += 1;
+        if knocks.first() == Some(&knock) {
+            self.attempts.restart(found.slot, now);
+            events.push(Event::Stage {
+                source,
+                door: id,
+                stage: 1,
+            });
+        } else {
+            self.attempts.remove_found(found);
+        }
+    }
+
+    /// A counted hit from a source with no attempt on `door`: the first knock starts one
+    /// (or opens a one-knock door); anything else is nothing to us.
+    fn start(
+        &mut self,
+        now: Timestamp,
+        source: Source,
+        door: u32,
+        knock: Knock,
+        events: &mut Vec<Event>,
+    ) {
+        let knocks = self.doors.knocks(door);
+        if knocks.first() != Some(&knock) {
+            return;
+        }
+        let (ip, id) = (IpAddr::from(source), door as DoorId);
+        if knocks.len() == 1 {
+            events.push(Event::Opened {
+                source: ip,
+                door: id,
+            });
+            self.stats.opened += 1;
+            return;
+        }
+        self.make_room(now, events);
+        if self.attempts.insert(source, door, now).is_some() {
+            events.push(Event::Stage {
+                source: ip,
+                door: id,
+                stage: 1,
+            });
+        }
+    }
+
+    /// When full, removes the oldest attempt: as expired if it is, else evicted.
+    fn make_room(&mut self, now: Timestamp, events: &mut Vec<Event>) {
+        if !self.attempts.is_full() {
+            return;
+        }
+        let Some(slot) = self.attempts.oldest() else {
+            return;
+        };
+        let attempt = self.attempts.get(slot);
+        let (source, door, stage) = (attempt.source(), attempt.door() as DoorId, attempt.stage());
+        if is_expired(
+            now,
+            attempt.started(),
+            self.doors.timeout_ms(attempt.door()),
+        ) {
+            events.push(Event::Expired {
+                source,
+                door,
+                stage,
+            });
+            self.stats.expired += 1;
+        } else {
+            events.push(Event::Evicted {
+                source,
+                door,
+                stage,
+            });
+            self.stats.evicted += 1;
+        }
+        self.attempts.remove(slot);
+    }
+}
+
+/// Whether an attempt started at `started` is `timeout_ms` old or older at `now`.
+fn is_expired(now: Timestamp, started: Timestamp, timeout_ms: u64) -> bool {
+    now.as_millis().saturating_sub(started.as_millis()) >= timeout_ms
+}

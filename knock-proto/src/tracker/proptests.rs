@@ -1,0 +1,283 @@
+//! Property tests: the tracker's promises over random streams of hits, and event-for-event
+//! agreement with the plain reference model in `model.rs`.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::sample::subsequence;
+
+use super::model::Model;
+use super::*;
+use crate::flags::bits::{ACK, SYN};
+use crate::sequence::{Port, Proto};
+
+const HOST: [u8; 4] = [198, 18, 0, 2];
+const TARGET: [u8; 4] = [198, 18, 0, 9];
+const KNOCKER: [u8; 4] = [198, 18, 0, 1];
+
+fn knock(port: u16, udp: bool) -> Knock {
+    let port = Port::new(port.max(1)).unwrap();
+    Knock::new(port, if udp { Proto::Udp } else { Proto::Tcp })
+}
+
+/// A knock on one of a few ports, so that random streams hit door ports often.
+fn small_knock() -> impl Strategy<Value = Knock> {
+    (1u16..=6, any::<bool>()).prop_map(|(p, udp)| knock(p, udp))
+}
+
+fn sequence(max_len: usize) -> impl Strategy<Value = Sequence> {
+    vec(small_knock(), 1..=max_len).prop_map(|k| Sequence::new(k).unwrap())
+}
+
+/// A few sources of both families, never [`KNOCKER`].
+fn noise_source() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        (0u8..8).prop_map(|n| IpAddr::from([198, 18, 1, n])),
+        (0u16..4).prop_map(|n| IpAddr::from([0xfd00, 0, 0, 0, 0, 0, 0, n])),
+    ]
+}
+
+fn flags() -> impl Strategy<Value = u8> {
+    prop_oneof![Just(SYN), Just(SYN | ACK), Just(ACK), Just(0)]
+}
+
+fn hit(source: IpAddr, knock: Knock) -> Hit {
+    Hit {
+        source,
+        destination: IpAddr::from(HOST),
+        knock,
+        tcp_flags: SYN,
+    }
+}
+
+fn spec(sequence: Sequence) -> DoorSpec {
+    DoorSpec {
+        sequence: Some(sequence),
+        seq_timeout: Duration::from_secs(25),
+        tcpflags: TcpFlags::ANY,
+        target: None,
+    }
+}
+
+/// Any door the model understands: maybe disabled, any timeout up to 3 s, some flags, maybe
+/// a target.
+fn door() -> impl Strategy<Value = DoorSpec> {
+    let tcpflags = prop_oneof![
+        Just(TcpFlags::ANY),
+        Just(TcpFlags::new(SYN, 0).unwrap()),
+        Just(TcpFlags::new(SYN, ACK).unwrap()),
+    ];
+    let target = prop_oneof![3 => Just(None), 1 => Just(Some(IpAddr::from(TARGET)))];
+    (
+        prop::option::weighted(0.9, sequence(5)),
+        0u64..3000,
+        tcpflags,
+        target,
+    )
+        .prop_map(|(sequence, ms, tcpflags, target)| DoorSpec {
+            sequence,
+            seq_timeout: Duration::from_millis(ms),
+            tcpflags,
+            target,
+        })
+}
+
+/// One call into the tracker, `dt` milliseconds after the previous one.
+#[derive(Debug, Clone)]
+enum Op {
+    Hit {
+        dt: u64,
+        hit: Hit,
+    },
+    Expire {
+        dt: u64,
+    },
+    SetSequence {
+        door: usize,
+        sequence: Option<Sequence>,
+    },
+    SetLocal(Vec<IpAddr>),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let destination = prop_oneof![
+        Just(IpAddr::from(HOST)),
+        Just(IpAddr::from(TARGET)),
+        Just(IpAddr::from([198, 18, 0, 77])),
+    ];
+    let dt = prop_oneof![8 => 0u64..200, 1 => 0u64..5000];
+    let hit = (noise_source(), destination, small_knock(), flags()).prop_map(
+        |(source, destination, knock, tcp_flags)| Hit {
+            source,
+            destination,
+            knock,
+            tcp_flags,
+        },
+    );
+    prop_oneof![
+        20 => (dt.clone(), hit).prop_map(|(dt, hit)| Op::Hit { dt, hit }),
+        2 => dt.prop_map(|dt| Op::Expire { dt }),
+        1 => (0usize..4, prop::option::weighted(0.8, sequence(5)))
+            .prop_map(|(door, sequence)| Op::SetSequence { door, sequence }),
+        1 => prop_oneof![Just(vec![]), Just(vec![IpAddr::from(HOST)])].prop_map(Op::SetLocal),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The knocker's sequence, interleaved with other sources' packets on random ports (some
+    /// of them the door's), opens the door exactly once, on the knocker's last knock.
+    #[test]
+    fn correct_sequence_opens_exactly_once_whatever_the_interleaving(
+        seq in sequence(8),
+        other in sequence(4),
+        noise in vec((noise_source(), small_knock()), 0..64),
+        schedule in vec(any::<bool>(), 72),
+        steps in vec(0u64..100, 72),
+    ) {
+        let mut tracker = Tracker::new(vec![spec(seq.clone()), spec(other)], 1000);
+        let knocker = IpAddr::from(KNOCKER);
+        let (mut mine, mut theirs) = (seq.knocks().iter(), noise.iter());
+        let mut events = Vec::new();
+        let mut now = 0;
+        let mut opened = 0;
+        for (i, &knocker_next) in schedule.iter().enumerate() {
+            now += steps[i];
+            let h = match (knocker_next, theirs.next()) {
+                (false, Some(&(source, k))) => hit(source, k),
+                _ => match mine.next() {
+                    Some(&k) => hit(knocker, k),
+                    None => continue,
+                },
+            };
+            events.clear();
+            tracker.handle(Timestamp::from_millis(now), &h, &mut events);
+            let open = Event::Opened { source: knocker, door: 0 };
+            if events.contains(&open) {
+                opened += 1;
+                prop_assert_eq!(mine.len(), 0, "opened before the last knock");
+            }
+        }
+        // Knocks the schedule had no room for.
+        for &k in mine {
+            events.clear();
+            tracker.handle(Timestamp::from_millis(now), &hit(knocker, k), &mut events);
+            opened += events.iter().filter(|e| matches!(e, Event::Opened { door: 0, .. })).count();
+        }
+        prop_assert_eq!(opened, 1);
+    }
+
+    /// Distinct knocks sent in any order but the right one never open.
+    #[test]
+    fn a_permutation_of_distinct_knocks_never_opens(
+        ports in subsequence((1u16..=20).collect::<Vec<_>>(), 2..=8).prop_shuffle(),
+        protos in vec(any::<bool>(), 8),
+    ) {
+        let knocks: Vec<Knock> = ports.iter().zip(&protos).map(|(&p, &u)| knock(p, u)).collect();
+        let mut sorted = knocks.clone();
+        sorted.sort_by_key(|k| k.port);
+        prop_assume!(sorted != knocks);
+        // The door expects ascending ports; the knocker sends them shuffled.
+        let mut tracker = Tracker::new(vec![spec(Sequence::new(sorted).unwrap())], 10);
+        let mut events = Vec::new();
+        for &k in &knocks {
+            tracker.handle(Timestamp::ZERO, &hit(IpAddr::from(KNOCKER), k), &mut events);
+        }
+        prop_assert!(!events.iter().any(|e| matches!(e, Event::Opened { .. })), "{:?}", events);
+    }
+
+    /// The number of attempts never exceeds the cap, and every eviction is counted.
+    #[test]
+    fn attempts_never_exceed_the_cap(
+        doors in vec(door(), 1..4),
+        max in 1usize..6,
+        ops in vec(op(), 0..200),
+    ) {
+        let mut tracker = Tracker::new(doors, max);
+        let mut events = Vec::new();
+        let mut evicted = 0;
+        let mut now = 0u64;
+        for op in ops {
+            if let Op::Hit { dt, hit } = op {
+                now += dt;
+                events.clear();
+                tracker.handle(Timestamp::from_millis(now), &hit, &mut events);
+                evicted += events.iter().filter(|e| matches!(e, Event::Evicted { .. })).count();
+                prop_assert!(tracker.stats().attempts <= max);
+            }
+        }
+        prop_assert_eq!(tracker.stats().evicted, evicted as u64);
+    }
+
+    /// The tracker and the reference model agree on every event, attempt count and deadline.
+    #[test]
+    fn agrees_with_the_reference_model(
+        doors in vec(door(), 1..4),
+        max in 1usize..6,
+        ops in vec(op(), 0..300),
+    ) {
+        let mut tracker = Tracker::new(doors.clone(), max);
+        let mut model = Model::new(doors, max);
+        let (mut got, mut want) = (Vec::new(), Vec::new());
+        let mut now = 0u64;
+        for op in ops {
+            got.clear();
+            want.clear();
+            match op {
+                Op::Hit { dt, hit } => {
+                    now += dt;
+                    tracker.handle(Timestamp::from_millis(now), &hit, &mut got);
+                    model.handle(Timestamp::from_millis(now), &hit, &mut want);
+                }
+                Op::Expire { dt } => {
+                    now += dt;
+                    tracker.expire(Timestamp::from_millis(now), &mut got);
+                    model.expire(Timestamp::from_millis(now), &mut want);
+                }
+                Op::SetSequence { door, sequence } => {
+                    tracker.set_sequence(door, sequence.clone());
+                    model.set_sequence(door, sequence);
+                }
+                Op::SetLocal(addrs) => {
+                    tracker.set_local_addresses(&addrs);
+                    model.set_local_addresses(&addrs);
+                }
+            }
+            prop_assert_eq!(&got, &want);
+            prop_assert_eq!(tracker.stats().attempts, model.len());
+            prop_assert_eq!(tracker.poll_at(), model.poll_at());
+        }
+    }
+
+    /// Arbitrary packets, flags, timeouts and (monotonic but jumpy) times never panic.
+    #[test]
+    fn never_panics(
+        doors in vec((door(), any::<u64>()), 0..4),
+        max in 0usize..4,
+        hits in vec((any::<u32>(), any::<[u8; 16]>(), 1u16.., any::<bool>(), any::<u8>(), any::<u64>()), 0..100),
+    ) {
+        // Any timeout at all, up to Duration::MAX.
+        let doors = doors.into_iter().map(|(mut d, secs)| {
+            d.seq_timeout = Duration::from_secs(secs);
+            d
+        }).collect();
+        let mut tracker = Tracker::new(doors, max);
+        let mut events = Vec::new();
+        let mut now = 0u64;
+        for (i, (v4, v6, port, udp, tcp_flags, dt)) in hits.into_iter().enumerate() {
+            now = now.saturating_add(dt >> (i % 64));
+            let source = if i % 2 == 0 { IpAddr::from(v4.to_be_bytes()) } else { IpAddr::from(v6) };
+            let port = if i % 3 == 0 { port } else { port % 7 };
+            let h = Hit { source, destination: IpAddr::from(HOST), knock: knock(port, udp), tcp_flags };
+            tracker.handle(Timestamp::from_millis(now), &h, &mut events);
+            if i % 5 == 0 {
+                tracker.expire(Timestamp::from_millis(now), &mut events);
+            }
+            let _ = tracker.poll_at();
+            prop_assert!(tracker.stats().attempts <= max.max(1));
+        }
+    }
+}
