@@ -103,12 +103,18 @@ impl Diagnostics {
         self.0.is_empty()
     }
 
-    /// `Ok(value)` when nothing was found.
+    /// Puts the problems in source order (whole-file problems first); stable, so problems on
+    /// the same spot keep the order they were found in.
+    pub fn sort(&mut self) {
+        self.0.sort_by_key(|d| (d.line, d.column));
+    }
+
+    /// `Ok(value)` when nothing was found, else every problem in source order.
     pub fn into_result<T>(mut self, value: T) -> Result<T, Diagnostics> {
         if self.0.is_empty() {
             Ok(value)
         } else {
-            self.0.sort_by_key(|d| (d.line, d.column));
+            self.sort();
             Err(self)
         }
     }
@@ -128,23 +134,6 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_file_line_column_and_caret() {
-        let text = "[options]\n  sequnce = 1\n";
-        let d = Diagnostic::at_offset(Path::new("k.conf"), text, 12, "unknown key `sequnce`");
-        assert_eq!(d.line, 2);
-        assert_eq!(d.column, Some(3));
-        assert_eq!(
-            d.to_string(),
-            "k.conf:2:3: unknown key `sequnce`\n  |\n2 |   sequnce = 1\n  |   ^"
-        );
-    }
-}
-
 /// The candidate closest to `word`, if it is close enough to be a likely typo
 /// (for "unknown key `sequnce`, did you mean `sequence`?").
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
@@ -160,4 +149,21 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .filter(|(d, c)| *d <= 2.max(c.len() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_file_line_column_and_caret() {
+        let text = "[options]\n  sequnce = 1\n";
+        let d = Diagnostic::at_offset(Path::new("k.conf"), text, 12, "unknown key `sequnce`");
+        assert_eq!(d.line, 2);
+        assert_eq!(d.column, Some(3));
+        assert_eq!(
+            d.to_string(),
+            "k.conf:2:3: unknown key `sequnce`\n  |\n2 |   sequnce = 1\n  |   ^"
+        );
+    }
 }

@@ -1,11 +1,533 @@
-//! knockd.conf, read exactly as knockd reads it.
+//! knockd.conf, read exactly as knockd 0.8 reads it, so an existing file works unchanged.
+//!
+//! knockd's rules (its `parseconfig()`): the file is read line by line and each line trimmed;
+//! empty lines and lines starting with `#` are skipped (there are no comments after a value).
+//! `[options]`, exactly that and lowercase, holds the global settings; any other `[name]` starts
+//! a door. A line is split at its first `=`; keys are case-insensitive, values keep their case.
+//! `UseSyslog` is the only bare word, and knockd takes it in any section. A key given twice
+//! keeps its last value, except `TCPFlags`, whose lines add up flag by flag.
+//!
+//! Where knockd was silent or stopped at the first problem, we refuse with every problem at
+//! once: unknown keys (with the likely intended one), bad ports, protocols, flags, numbers and
+//! addresses, doors without a sequence or with both kinds, duplicate door names, and a file
+//! without doors.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use super::{Config, Diagnostics};
+use super::diagnostic::{Diagnostic, Diagnostics, closest};
+use super::model::*;
+use super::value::{self, ValueError, c_trim, offset_in};
+use crate::flags::TcpFlags;
+use crate::sequence::{Proto, Sequence};
 
-/// Parses a knockd.conf.
-pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
-    let _ = (path, text);
-    todo!("knockd.conf parser")
+/// The global settings, spelled as knockd's manual spells them.
+const OPTION_KEYS: [&str; 4] = ["UseSyslog", "LogFile", "PidFile", "Interface"];
+
+/// The door settings, aliases included.
+const DOOR_KEYS: [&str; 13] = [
+    "Sequence",
+    "One_Time_Sequences",
+    "Seq_Timeout",
+    "Timeout",
+    "TCPFlags",
+    "Start_Command",
+    "Command",
+    "Start_Command_6",
+    "Command_6",
+    "Stop_Command",
+    "Stop_Command_6",
+    "Cmd_Timeout",
+    "Target",
+];
+
+/// Appended to value errors when the value holds a `#`: the classic mistake.
+const COMMENT_HINT: &str =
+    " (knockd.conf has no comments after a value: put `# ...` on a line of its own)";
+
+/// A recognised key, aliases folded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    UseSyslog,
+    LogFile,
+    PidFile,
+    Interface,
+    Sequence,
+    OneTime,
+    SeqTimeout,
+    TcpFlags,
+    Start,
+    Start6,
+    Stop,
+    Stop6,
+    CmdTimeout,
+    Target,
 }
+
+impl Key {
+    fn lookup(name: &str) -> Option<Key> {
+        const TABLE: [(&str, Key); 17] = [
+            ("USESYSLOG", Key::UseSyslog),
+            ("LOGFILE", Key::LogFile),
+            ("PIDFILE", Key::PidFile),
+            ("INTERFACE", Key::Interface),
+            ("SEQUENCE", Key::Sequence),
+            ("ONE_TIME_SEQUENCES", Key::OneTime),
+            ("SEQ_TIMEOUT", Key::SeqTimeout),
+            ("TIMEOUT", Key::SeqTimeout),
+            ("TCPFLAGS", Key::TcpFlags),
+            ("START_COMMAND", Key::Start),
+            ("COMMAND", Key::Start),
+            ("START_COMMAND_6", Key::Start6),
+            ("COMMAND_6", Key::Start6),
+            ("STOP_COMMAND", Key::Stop),
+            ("STOP_COMMAND_6", Key::Stop6),
+            ("CMD_TIMEOUT", Key::CmdTimeout),
+            ("TARGET", Key::Target),
+        ];
+        TABLE
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, k)| *k)
+    }
+
+    fn is_global(self) -> bool {
+        matches!(
+            self,
+            Key::UseSyslog | Key::LogFile | Key::PidFile | Key::Interface
+        )
+    }
+}
+
+/// A door as read so far.
+#[derive(Debug)]
+struct DoorDraft {
+    name: String,
+    /// Byte offset of the name in the text, for errors about the door as a whole.
+    at: usize,
+    /// A duplicate or broken header: its lines are checked but the door is not kept.
+    ignored: bool,
+    sequence: Option<Sequence>,
+    /// Line of the last `Sequence`, valid or not.
+    sequence_line: Option<usize>,
+    one_time: Option<PathBuf>,
+    one_time_line: Option<usize>,
+    seq_timeout: Duration,
+    tcpflags: TcpFlags,
+    start: Option<CommandTemplate>,
+    start6: Option<CommandTemplate>,
+    stop: Option<CommandTemplate>,
+    stop6: Option<CommandTemplate>,
+    cmd_timeout: Duration,
+    target: Option<std::net::IpAddr>,
+}
+
+impl DoorDraft {
+    fn new(name: &str, at: usize, ignored: bool) -> DoorDraft {
+        DoorDraft {
+            name: name.to_owned(),
+            at,
+            ignored,
+            sequence: None,
+            sequence_line: None,
+            one_time: None,
+            one_time_line: None,
+            seq_timeout: DEFAULT_SEQ_TIMEOUT,
+            tcpflags: TcpFlags::ANY,
+            start: None,
+            start6: None,
+            stop: None,
+            stop6: None,
+            cmd_timeout: DEFAULT_CMD_TIMEOUT,
+            target: None,
+        }
+    }
+}
+
+/// Which section the lines being read belong to.
+#[derive(Debug, Clone, Copy)]
+enum Section {
+    /// Before the first header.
+    None,
+    /// `[options]`.
+    Options,
+    /// The door at this index of `Parser::doors`.
+    Door(usize),
+}
+
+/// One key-value line, cut out of the text (so offsets can be computed).
+struct Directive<'t> {
+    line: usize,
+    key_text: &'t str,
+    value: &'t str,
+}
+
+struct Parser<'t> {
+    path: &'t Path,
+    text: &'t str,
+    diags: Diagnostics,
+    options: Options,
+    doors: Vec<DoorDraft>,
+    section: Section,
+    /// Whether any header, even a broken one, was seen (else "no doors" is the real problem).
+    saw_header: bool,
+}
+
+/// Parses a knockd.conf read from `path` (used in messages only).
+pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
+    let mut p = Parser {
+        path,
+        text,
+        diags: Diagnostics::default(),
+        options: Options::default(),
+        doors: Vec::new(),
+        section: Section::None,
+        saw_header: false,
+    };
+    for (i, raw) in text.split('\n').enumerate() {
+        p.line(i + 1, raw);
+    }
+    p.finish()
+}
+
+impl<'t> Parser<'t> {
+    fn error_at(&mut self, offset: usize, message: impl Into<String>) {
+        self.diags
+            .push(Diagnostic::at_offset(self.path, self.text, offset, message));
+    }
+
+    fn error_in(&mut self, within: &str, e: ValueError, hint_comments: bool) {
+        let hint = if hint_comments && within.contains('#') {
+            COMMENT_HINT
+        } else {
+            ""
+        };
+        let at = offset_in(self.text, within) + e.at;
+        self.error_at(at, format!("{}{hint}", e.message));
+    }
+
+    fn line(&mut self, number: usize, raw: &'t str) {
+        let line = c_trim(raw);
+        if line.is_empty() || line.starts_with('#') {
+            return;
+        }
+        if line.starts_with('[') {
+            self.header(line);
+            return;
+        }
+        if let Section::None = self.section {
+            self.error_at(
+                offset_in(self.text, line),
+                "all directives must belong to a section: put `[options]` or a door header \
+                 such as `[openSSH]` above this line",
+            );
+            return;
+        }
+        match line.split_once('=') {
+            None => self.bare_word(line),
+            Some((key, value)) => self.directive(Directive {
+                line: number,
+                key_text: c_trim(key),
+                value: c_trim(value),
+            }),
+        }
+    }
+
+    fn header(&mut self, line: &'t str) {
+        self.saw_header = true;
+        let at = offset_in(self.text, line);
+        let Some(name) = line.strip_suffix(']').map(|l| &l[1..]) else {
+            match line.find(']') {
+                Some(close) => self.error_at(
+                    at + close + 1,
+                    "broken section header: nothing may follow `]` (comments go on a line of \
+                     their own)",
+                ),
+                None => self.error_at(
+                    at + line.len(),
+                    "broken section header: missing `]`; write `[name]`",
+                ),
+            }
+            self.open_door(line.trim_start_matches('['), at + 1, true);
+            return;
+        };
+        if name == "options" {
+            self.section = Section::Options;
+            return;
+        }
+        if let Err(message) = value::door_name(name) {
+            self.error_at(at + 1, format!("bad section name: {message}"));
+            self.open_door(name, at + 1, true);
+            return;
+        }
+        let first = self.doors.iter().find(|d| !d.ignored && d.name == name);
+        if let Some(first) = first {
+            let first_line = Diagnostic::at_offset(self.path, self.text, first.at, "").line;
+            self.error_at(
+                at + 1,
+                format!(
+                    "duplicate door `{name}` (first defined on line {first_line}): \
+                     give each door its own name"
+                ),
+            );
+            self.open_door(name, at + 1, true);
+            return;
+        }
+        self.open_door(name, at + 1, false);
+    }
+
+    fn open_door(&mut self, name: &str, at: usize, ignored: bool) {
+        self.doors.push(DoorDraft::new(name, at, ignored));
+        self.section = Section::Door(self.doors.len() - 1);
+    }
+
+    fn bare_word(&mut self, word: &'t str) {
+        let at = offset_in(self.text, word);
+        match Key::lookup(word) {
+            Some(Key::UseSyslog) => self.options.use_syslog = true,
+            Some(_) => self.error_at(
+                at + word.len(),
+                format!("`{word}` needs a value: write `{word} = ...`"),
+            ),
+            None => {
+                let msg = format!("unknown directive `{word}` (a line without `=`)");
+                let msg = self.with_suggestion(msg, word);
+                self.error_at(at, msg);
+            }
+        }
+    }
+
+    /// "did you mean" for an unknown key, in the section's own vocabulary.
+    fn with_suggestion(&self, message: String, word: &str) -> String {
+        let candidates: &[&str] = match self.section {
+            Section::Options => &OPTION_KEYS,
+            _ => &DOOR_KEYS,
+        };
+        match closest(word, candidates.iter().copied()) {
+            Some(s) => {
+                let s = if word.chars().all(|c| !c.is_ascii_uppercase()) {
+                    s.to_ascii_lowercase()
+                } else {
+                    s.to_owned()
+                };
+                format!("{message}, did you mean `{s}`?")
+            }
+            None => {
+                let all = candidates.join(", ");
+                format!("{message}: known keys here are {all}")
+            }
+        }
+    }
+
+    fn directive(&mut self, d: Directive<'t>) {
+        let key_at = offset_in(self.text, d.key_text);
+        if d.key_text.is_empty() {
+            self.error_at(key_at, "missing key before `=`: write `Key = value`");
+            return;
+        }
+        let Some(key) = Key::lookup(d.key_text) else {
+            let msg = self.with_suggestion(format!("unknown key `{}`", d.key_text), d.key_text);
+            self.error_at(key_at, msg);
+            return;
+        };
+        if key == Key::UseSyslog {
+            self.error_at(
+                key_at,
+                "UseSyslog takes no value: write just `UseSyslog` on its own line",
+            );
+            return;
+        }
+        match self.section {
+            Section::None => {}
+            Section::Options if key.is_global() => self.option(key, &d),
+            Section::Options => self.error_at(
+                key_at,
+                format!(
+                    "`{}` belongs in a door section such as `[openSSH]`, not in [options]",
+                    d.key_text
+                ),
+            ),
+            Section::Door(i) if key.is_global() => {
+                let hint = if self.doors[i].name.eq_ignore_ascii_case("options") {
+                    " (section names are case-sensitive: write `[options]`)"
+                } else {
+                    ""
+                };
+                self.error_at(
+                    key_at,
+                    format!(
+                        "`{}` is a global setting: move it to the [options] section{hint}",
+                        d.key_text
+                    ),
+                );
+            }
+            Section::Door(i) => self.door_key(i, key, &d),
+        }
+    }
+
+    fn option(&mut self, key: Key, d: &Directive<'t>) {
+        let at = offset_in(self.text, d.value);
+        let (name, example) = match key {
+            Key::LogFile => ("LogFile", "/var/log/knockd.log"),
+            Key::PidFile => ("PidFile", "/var/run/knockd.pid"),
+            _ => ("Interface", "eth0"),
+        };
+        match value::non_empty(d.value, name, example) {
+            Err(message) => self.error_at(at, message),
+            Ok(v) => match key {
+                Key::LogFile => self.options.log_file = Some(PathBuf::from(v)),
+                Key::PidFile => self.options.pid_file = Some(PathBuf::from(v)),
+                _ => self.options.interface = Some(v.to_owned()),
+            },
+        }
+    }
+
+    fn door_key(&mut self, i: usize, key: Key, d: &Directive<'t>) {
+        let v = d.value;
+        let at = offset_in(self.text, v);
+        match key {
+            Key::Sequence => {
+                self.doors[i].sequence_line = Some(d.line);
+                self.doors[i].sequence = None;
+                let parsed = value::knocks(v, Proto::Tcp).and_then(|k| {
+                    value::sequence(k).map_err(|message| ValueError { message, at: 0 })
+                });
+                match parsed {
+                    Ok(s) => self.doors[i].sequence = Some(s),
+                    Err(e) => self.error_in(v, e, true),
+                }
+            }
+            Key::OneTime => {
+                self.doors[i].one_time_line = Some(d.line);
+                match value::non_empty(v, "One_Time_Sequences", "/etc/knockd/smtp_sequences") {
+                    Ok(p) => self.doors[i].one_time = Some(PathBuf::from(p)),
+                    Err(message) => self.error_at(at, message),
+                }
+            }
+            Key::SeqTimeout | Key::CmdTimeout => {
+                let (name, min) = if key == Key::SeqTimeout {
+                    ("Seq_Timeout", 1)
+                } else {
+                    ("Cmd_Timeout", 0)
+                };
+                match value::timeout_text(v, name, min) {
+                    Ok(t) if key == Key::SeqTimeout => self.doors[i].seq_timeout = t,
+                    Ok(t) => self.doors[i].cmd_timeout = t,
+                    Err(message) => self.error_in(v, ValueError { message, at: 0 }, true),
+                }
+            }
+            Key::TcpFlags => match value::tcpflags(v) {
+                Ok(f) => {
+                    let door = &mut self.doors[i];
+                    door.tcpflags = value::merge_tcpflags(door.tcpflags, f);
+                }
+                Err(e) => self.error_in(v, e, true),
+            },
+            Key::Target => match value::target(v) {
+                Ok(ip) => self.doors[i].target = Some(ip),
+                Err(message) => self.error_in(v, ValueError { message, at: 0 }, true),
+            },
+            Key::Start | Key::Start6 | Key::Stop | Key::Stop6 => {
+                let ipv6 = matches!(key, Key::Start6 | Key::Stop6);
+                match value::command(v, ipv6) {
+                    Err(message) => self.error_at(at, message),
+                    Ok(c) => {
+                        let door = &mut self.doors[i];
+                        match key {
+                            Key::Start => door.start = c,
+                            Key::Start6 => door.start6 = c,
+                            Key::Stop => door.stop = c,
+                            _ => door.stop6 = c,
+                        }
+                    }
+                }
+            }
+            // Globals never reach here (`directive` routes them).
+            Key::UseSyslog | Key::LogFile | Key::PidFile | Key::Interface => {}
+        }
+    }
+
+    fn finish(mut self) -> Result<Config, Diagnostics> {
+        let drafts = std::mem::take(&mut self.doors);
+        let mut doors = Vec::new();
+        for draft in drafts.into_iter().filter(|d| !d.ignored) {
+            if let Some(door) = self.finish_door(draft) {
+                doors.push(door);
+            }
+        }
+        if !self.saw_header {
+            self.diags.push(Diagnostic::whole_file(
+                self.path,
+                "no doors defined: add a door section such as\n  [openSSH]\n    \
+                 Sequence = 7000,8000,9000\n    Command = ...",
+            ));
+        } else if doors.is_empty() && self.diags.is_empty() {
+            // Only `[options]`: a daemon with nothing to do is a mistake.
+            self.diags.push(Diagnostic::whole_file(
+                self.path,
+                "no doors defined: add a door section such as `[openSSH]` with a `Sequence`",
+            ));
+        }
+        self.diags.into_result(Config {
+            options: self.options,
+            doors,
+        })
+    }
+
+    /// The finished door, or `None` after reporting why it cannot be one.
+    fn finish_door(&mut self, d: DoorDraft) -> Option<Door> {
+        let sequence = match (d.sequence_line, d.one_time_line) {
+            (Some(a), Some(b)) => {
+                let (first, second) = (a.min(b), a.max(b));
+                self.diags.push(Diagnostic::at_line(
+                    self.path,
+                    self.text,
+                    second,
+                    format!(
+                        "door `{}` has both Sequence and One_Time_Sequences (lines {first} and \
+                         {second}): keep one of them",
+                        d.name
+                    ),
+                ));
+                return None;
+            }
+            (None, None) => {
+                let hint = if d.name.eq_ignore_ascii_case("options") {
+                    " (section names are case-sensitive: the global section is `[options]`)"
+                } else {
+                    ""
+                };
+                self.error_at(
+                    d.at,
+                    format!(
+                        "door `{}` has no sequence: add `Sequence = 7000,8000,9000` or \
+                         `One_Time_Sequences = /path/to/file`{hint}",
+                        d.name
+                    ),
+                );
+                return None;
+            }
+            (Some(_), None) => SequenceSource::Fixed(d.sequence?),
+            (None, Some(line)) => SequenceSource::OneTime {
+                path: d.one_time?,
+                line,
+            },
+        };
+        Some(Door {
+            name: d.name,
+            sequence,
+            seq_timeout: d.seq_timeout,
+            tcpflags: d.tcpflags,
+            start_command: d.start,
+            start_command_6: d.start6,
+            stop_command: d.stop,
+            stop_command_6: d.stop6,
+            cmd_timeout: d.cmd_timeout,
+            target: d.target,
+            actions: Actions::default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -6,18 +6,26 @@
 //!
 //! [`parse`] picks the format (by extension, then by a look at the content) and returns either a
 //! checked [`Config`] or every problem found, each naming file, line and column. Parsing takes
-//! the text, not a path to read, so it is tested on strings; [`OneTimeSource`] files are named
-//! here and read by the caller.
+//! the text, not a path to read, so it is tested on strings. [`load`] also reads the one-time
+//! sequence files ([`SequenceSource::OneTime`]) the config names, through a reader the caller
+//! passes in: this crate never touches the file system itself.
+//!
+//! `Config`'s `Display` (in `describe.rs`) is what `knock-server --check` prints.
 
+mod describe;
 pub mod diagnostic;
 pub mod knockd;
 pub mod model;
 pub mod toml;
+pub(crate) mod value;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use model::*;
 
+use std::io;
 use std::path::Path;
+
+use crate::onetime::OneTimeSequences;
 
 /// Which syntax a config file is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,5 +74,108 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
     match Format::detect(path, text) {
         Format::Knockd => knockd::parse(path, text),
         Format::Toml => toml::parse(path, text),
+    }
+}
+
+/// Like [`parse`], from raw bytes: invalid UTF-8 is reported with its line and column (every
+/// such line), together with whatever else is wrong on the other lines.
+pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Config, Diagnostics> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return parse(path, text);
+    }
+    let mut diags = Diagnostics::default();
+    let mut bad_lines = Vec::new();
+    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if let Err(e) = std::str::from_utf8(line) {
+            let valid = e.valid_up_to();
+            let good = String::from_utf8_lossy(line.get(..valid).unwrap_or_default());
+            let byte = line.get(valid).copied().unwrap_or_default();
+            bad_lines.push(i + 1);
+            diags.push(Diagnostic {
+                file: path.to_owned(),
+                line: i + 1,
+                column: Some(good.chars().count() + 1),
+                source_line: Some(String::from_utf8_lossy(line).into_owned()),
+                message: format!("invalid UTF-8 (byte 0x{byte:02x}): save the file as UTF-8"),
+            });
+        }
+    }
+    // The rest of the file still gets checked; problems on the undecodable lines are
+    // already reported above.
+    let text = String::from_utf8_lossy(bytes);
+    if let Err(others) = parse(path, &text) {
+        diags.0.extend(
+            others
+                .0
+                .into_iter()
+                .filter(|d| !bad_lines.contains(&d.line)),
+        );
+    }
+    diags.sort();
+    Err(diags)
+}
+
+/// A config with its one-time sequence files read: what the server runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// The parsed config.
+    pub config: Config,
+    /// One entry per door of `config.doors`, in the same order: `Some` for a door with
+    /// `one_time_sequences`, `None` for a fixed sequence.
+    pub one_time: Vec<Option<OneTimeSequences>>,
+}
+
+/// Reads and parses the config at `path`, then the one-time sequence file of every door that
+/// has one, all through `read` (the caller passes `|p| std::fs::read_to_string(p)`; tests pass
+/// a map). Every problem in the config and in those files is reported; a one-time file with no
+/// unused sequence left is refused, as knockd refuses it at start-up.
+pub fn load(
+    path: &Path,
+    read: impl Fn(&Path) -> io::Result<String>,
+) -> Result<Loaded, Diagnostics> {
+    let text = read(path).map_err(|e| {
+        Diagnostics(vec![Diagnostic::whole_file(
+            path,
+            format!("cannot read the config file: {}", io_message(&e)),
+        )])
+    })?;
+    let config = parse(path, &text)?;
+    let mut diags = Diagnostics::default();
+    let mut one_time = Vec::with_capacity(config.doors.len());
+    for door in &config.doors {
+        let SequenceSource::OneTime { path: file, line } = &door.sequence else {
+            one_time.push(None);
+            continue;
+        };
+        let at_key = |message: String| Diagnostic::at_line(path, &text, *line, message);
+        match read(file) {
+            Err(e) => diags.push(at_key(format!(
+                "cannot read one_time_sequences file `{}`: {}",
+                file.display(),
+                io_message(&e)
+            ))),
+            Ok(contents) => match OneTimeSequences::parse(file, &contents) {
+                Err(errors) => diags.0.extend(errors.0),
+                Ok(seqs) if seqs.current().is_none() => diags.push(at_key(format!(
+                    "one_time_sequences file `{}` has no unused sequence left: add lines \
+                     like ` 7000,8000,9000` (with a leading space)",
+                    file.display()
+                ))),
+                Ok(seqs) => one_time.push(Some(seqs)),
+            },
+        }
+    }
+    let loaded = Loaded { config, one_time };
+    diags.into_result(loaded)
+}
+
+/// An I/O error as people read it: "No such file or directory", without "(os error 2)".
+fn io_message(e: &io::Error) -> String {
+    let text = e.to_string();
+    match e.raw_os_error() {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .map_or_else(|| text.clone(), str::to_owned),
+        None => text,
     }
 }

@@ -79,11 +79,14 @@ pub struct Door {
     pub tcpflags: TcpFlags,
     /// Run on success for an IPv4 knocker (`Start_Command`, alias `Command`).
     pub start_command: Option<CommandTemplate>,
-    /// Run on success for an IPv6 knocker; falls back to `start_command`.
+    /// Run on success for an IPv6 knocker; falls back to `start_command` when `None`. An
+    /// explicitly empty value (knockd's `Start_Command_6 =`) is [`CommandTemplate::nothing`]:
+    /// IPv6 knockers then run nothing. Use [`Door::start_command_for`] rather than this field.
     pub start_command_6: Option<CommandTemplate>,
     /// Run `cmd_timeout` after the start command, for an IPv4 knocker.
     pub stop_command: Option<CommandTemplate>,
-    /// The IPv6 stop command; falls back to `stop_command`.
+    /// The IPv6 stop command; falls back to `stop_command` when `None`, and is
+    /// [`CommandTemplate::nothing`] when written empty. Use [`Door::stop_command_for`].
     pub stop_command_6: Option<CommandTemplate>,
     /// Delay between start and stop command.
     pub cmd_timeout: Duration,
@@ -94,23 +97,27 @@ pub struct Door {
 }
 
 impl Door {
-    /// The start command for a knocker of this address family.
+    /// The start command for a knocker of this address family; `None` means run nothing.
+    /// Never returns [`CommandTemplate::nothing`], so the argv it gives is never empty.
     pub fn start_command_for(&self, knocker: IpAddr) -> Option<&CommandTemplate> {
-        match knocker {
+        let command = match knocker {
             IpAddr::V6(_) => self
                 .start_command_6
                 .as_ref()
                 .or(self.start_command.as_ref()),
             IpAddr::V4(_) => self.start_command.as_ref(),
-        }
+        };
+        command.filter(|c| !c.is_nothing())
     }
 
-    /// The stop command for a knocker of this address family.
+    /// The stop command for a knocker of this address family; `None` means run nothing.
+    /// Never returns [`CommandTemplate::nothing`].
     pub fn stop_command_for(&self, knocker: IpAddr) -> Option<&CommandTemplate> {
-        match knocker {
+        let command = match knocker {
             IpAddr::V6(_) => self.stop_command_6.as_ref().or(self.stop_command.as_ref()),
             IpAddr::V4(_) => self.stop_command.as_ref(),
-        }
+        };
+        command.filter(|c| !c.is_nothing())
     }
 }
 
@@ -139,6 +146,22 @@ pub struct CommandTemplate {
 }
 
 impl CommandTemplate {
+    /// The explicit "run nothing" of an empty `Start_Command_6 =` / `Stop_Command_6 =`: knockd
+    /// documents it as the way to keep IPv6 knockers from falling back to the IPv4 command.
+    /// Its argv is empty; [`Door::start_command_for`] and [`Door::stop_command_for`] turn it
+    /// into `None`.
+    pub fn nothing() -> CommandTemplate {
+        CommandTemplate {
+            text: String::new(),
+            argv: Vec::new(),
+        }
+    }
+
+    /// Whether this is [`CommandTemplate::nothing`].
+    pub fn is_nothing(&self) -> bool {
+        self.argv.is_empty()
+    }
+
     /// The command as written.
     pub fn text(&self) -> &str {
         &self.text
@@ -197,7 +220,7 @@ pub enum CommandError {
 }
 
 /// The built-in actions of a door (TOML only).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actions {
     /// Send a Wake-on-LAN magic packet.
     pub wake_on_lan: Option<WakeOnLan>,
@@ -207,6 +230,18 @@ pub struct Actions {
     pub open: Vec<Knock>,
     /// How long `open` stays open (`open_seconds`).
     pub open_for: Duration,
+}
+
+impl Default for Actions {
+    /// No action; `open_for` at its default so a door built by hand behaves like a parsed one.
+    fn default() -> Actions {
+        Actions {
+            wake_on_lan: None,
+            mail_to: Vec::new(),
+            open: Vec::new(),
+            open_for: DEFAULT_OPEN_SECONDS,
+        }
+    }
 }
 
 impl Actions {
@@ -344,5 +379,12 @@ mod tests {
         assert_eq!(door.start_command_for(v6).unwrap().text(), "start4");
         assert_eq!(door.stop_command_for(v6).unwrap().text(), "stop6");
         assert_eq!(door.stop_command_for(v4).unwrap().text(), "stop4");
+        // An explicitly empty IPv6 command means "nothing", not "fall back".
+        let door = Door {
+            start_command_6: Some(CommandTemplate::nothing()),
+            ..door
+        };
+        assert_eq!(door.start_command_for(v6), None);
+        assert_eq!(door.start_command_for(v4).unwrap().text(), "start4");
     }
 }
