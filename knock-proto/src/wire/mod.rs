@@ -6,20 +6,24 @@
 //! it. This runs once per captured packet, so it allocates nothing and never panics, whatever the
 //! bytes: a capture carries whatever anyone on the wire chose to send.
 //!
-//! Layers, each in its own module, all reading through pnet's packet views:
-//! - [`link`](self::link): Ethernet II (with 802.1Q / 802.1ad / QinQ tags), Linux cooked capture
-//!   v1 and v2 (`any`), raw IP and BSD NULL/LOOP, down to an IPv4 or IPv6 datagram.
-//! - [`ip`](self::ip): IPv4 and IPv6 (walking extension headers) down to the transport header.
-//! - [`transport`](self::transport): TCP and UDP, down to the destination port and TCP flags.
+//! Layers, each in its own private module, all reading through pnet's packet views:
+//! - `link`: Ethernet II (with 802.1Q / 802.1ad / QinQ tags), Linux cooked capture v1 and v2
+//!   (`any`), raw IP and BSD NULL/LOOP, down to an IPv4 or IPv6 datagram.
+//! - `ip`: IPv4 and IPv6 (walking extension headers) down to the transport header.
+//! - `transport`: TCP and UDP, down to the destination port and TCP flags.
 //!
-//! pnet's views only check the minimum length of a header when they are built; every length a
-//! header declares (IHL, payload length, extension header lengths, TCP data offset) is checked
-//! here through [`Span`] before anything past the fixed part is read.
+//! pnet's views only check the minimum length of a header when they are built (and for some,
+//! like Linux cooked capture, that minimum is shorter than the header). Every length is checked
+//! here before a view is built or a length a header declares (IHL, payload length, extension
+//! header lengths, TCP data offset, UDP length) is followed.
 //!
 //! Two kinds of short packet are told apart: a header that claims more than its enclosing
 //! header allows is [`Skip::Malformed`]; a header that the capture cut short (a small snap
 //! length) is [`Skip::Truncated`]. A packet whose TCP or UDP header was captured whole decodes
 //! even if its payload was cut, since a knock lives in the headers only.
+//!
+//! Checksums are not verified: offloading leaves them unset in many captures, knockd does not
+//! look at them either, and anyone forging a knock can compute them.
 
 mod ip;
 mod link;
