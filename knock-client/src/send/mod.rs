@@ -1,0 +1,116 @@
+//! Putting hits on the wire.
+//!
+//! TCP hits go out one of two ways, chosen once per run by [`Sender::new`]:
+//! - raw ([`raw`], Linux with root or CAP_NET_RAW): crafted SYNs; the hits of one knock share
+//!   source port and sequence number, exactly like the kernel's retransmissions of a telnet to a
+//!   filtered port, so a server sees one connection attempt knocking N times;
+//! - connect ([`connect`], everywhere, unprivileged): a non-blocking connect whose socket is
+//!   closed as soon as the SYN is out; each hit is a new attempt with its own source port.
+//!
+//! UDP hits are datagrams ([`udp`]).
+
+pub mod connect;
+#[cfg(target_os = "linux")]
+pub mod raw;
+pub mod udp;
+
+use std::io;
+use std::net::SocketAddr;
+
+use knock_proto::Proto;
+
+use crate::plan::Hit;
+
+/// How TCP hits are sent.
+enum TcpWay {
+    /// Crafted SYNs on a raw socket.
+    #[cfg(target_os = "linux")]
+    Raw(raw::RawSyn),
+    /// Abandoned connection attempts; `why` says why not raw.
+    Connect { why: String },
+}
+
+/// Sends the hits of one plan to one address.
+pub struct Sender {
+    dst: SocketAddr,
+    tcp: TcpWay,
+    /// The attempt in progress on the raw path: (attempt index, source port, sequence number).
+    attempt: Option<(usize, u16, u32)>,
+}
+
+impl Sender {
+    /// A sender for `dst` (its port is ignored). With `tcp`, tries the raw way first and falls
+    /// back to connect when a raw socket cannot be had (typically: not privileged).
+    pub fn new(dst: SocketAddr, tcp: bool) -> Sender {
+        Sender {
+            dst,
+            tcp: if tcp {
+                tcp_way(dst)
+            } else {
+                TcpWay::Connect {
+                    why: "no TCP hits".to_owned(),
+                }
+            },
+            attempt: None,
+        }
+    }
+
+    /// One line saying how TCP hits are sent, for `-v`.
+    pub fn describe(&self) -> String {
+        match &self.tcp {
+            #[cfg(target_os = "linux")]
+            TcpWay::Raw(_) => "tcp hits: raw SYNs (the hits of one port share source port and \
+                               sequence number)"
+                .to_owned(),
+            TcpWay::Connect { why } => {
+                format!("tcp hits: abandoned connect() attempts ({why})")
+            }
+        }
+    }
+
+    /// Sends one hit.
+    pub fn send(&mut self, hit: Hit) -> io::Result<()> {
+        let mut to = self.dst;
+        to.set_port(hit.knock.port.get());
+        match (hit.knock.proto, &self.tcp) {
+            (Proto::Udp, _) => udp::datagram(to),
+            #[cfg(target_os = "linux")]
+            (Proto::Tcp, TcpWay::Raw(raw)) => {
+                let (src_port, seq) = match self.attempt {
+                    Some((attempt, port, seq)) if attempt == hit.attempt => (port, seq),
+                    _ => {
+                        // A new connection attempt: what a kernel would pick for a new socket.
+                        let fresh = (rand::random_range(32768..=60999), rand::random());
+                        self.attempt = Some((hit.attempt, fresh.0, fresh.1));
+                        fresh
+                    }
+                };
+                raw.send(to.port(), src_port, seq)
+            }
+            (Proto::Tcp, TcpWay::Connect { .. }) => connect::syn(to),
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn tcp_way(dst: SocketAddr) -> TcpWay {
+    match raw::RawSyn::open(dst) {
+        Ok(raw) => TcpWay::Raw(raw),
+        Err(e) => {
+            tracing::debug!("no raw socket, falling back to connect: {e}");
+            let why = if e.kind() == io::ErrorKind::PermissionDenied {
+                "no raw socket without root or CAP_NET_RAW".to_owned()
+            } else {
+                format!("no raw socket: {e}")
+            };
+            TcpWay::Connect { why }
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn tcp_way(_dst: SocketAddr) -> TcpWay {
+    TcpWay::Connect {
+        why: "raw SYNs are only crafted on Linux".to_owned(),
+    }
+}
