@@ -23,9 +23,13 @@ use crate::plan::Hit;
 
 /// How TCP hits are sent.
 enum TcpWay {
-    /// Crafted SYNs on a raw socket.
+    /// Crafted SYNs on a raw socket, and the connection attempt in progress:
+    /// (attempt index, source port, sequence number).
     #[cfg(target_os = "linux")]
-    Raw(raw::RawSyn),
+    Raw {
+        syn: raw::RawSyn,
+        attempt: Option<(usize, u16, u32)>,
+    },
     /// Abandoned connection attempts; `why` says why not raw.
     Connect { why: String },
 }
@@ -34,8 +38,6 @@ enum TcpWay {
 pub struct Sender {
     dst: SocketAddr,
     tcp: TcpWay,
-    /// The attempt in progress on the raw path: (attempt index, source port, sequence number).
-    attempt: Option<(usize, u16, u32)>,
 }
 
 impl Sender {
@@ -51,7 +53,6 @@ impl Sender {
                     why: "no TCP hits".to_owned(),
                 }
             },
-            attempt: None,
         }
     }
 
@@ -59,7 +60,7 @@ impl Sender {
     pub fn describe(&self) -> String {
         match &self.tcp {
             #[cfg(target_os = "linux")]
-            TcpWay::Raw(_) => "tcp hits: raw SYNs (the hits of one port share source port and \
+            TcpWay::Raw { .. } => "tcp hits: raw SYNs (the hits of one port share source port and \
                                sequence number)"
                 .to_owned(),
             TcpWay::Connect { why } => {
@@ -72,20 +73,20 @@ impl Sender {
     pub fn send(&mut self, hit: Hit) -> io::Result<()> {
         let mut to = self.dst;
         to.set_port(hit.knock.port.get());
-        match (hit.knock.proto, &self.tcp) {
+        match (hit.knock.proto, &mut self.tcp) {
             (Proto::Udp, _) => udp::datagram(to),
             #[cfg(target_os = "linux")]
-            (Proto::Tcp, TcpWay::Raw(raw)) => {
-                let (src_port, seq) = match self.attempt {
+            (Proto::Tcp, TcpWay::Raw { syn, attempt }) => {
+                let (src_port, seq) = match *attempt {
                     Some((attempt, port, seq)) if attempt == hit.attempt => (port, seq),
                     _ => {
                         // A new connection attempt: what a kernel would pick for a new socket.
                         let fresh = (rand::random_range(32768..=60999), rand::random());
-                        self.attempt = Some((hit.attempt, fresh.0, fresh.1));
+                        *attempt = Some((hit.attempt, fresh.0, fresh.1));
                         fresh
                     }
                 };
-                raw.send(to.port(), src_port, seq)
+                syn.send(to.port(), src_port, seq)
             }
             (Proto::Tcp, TcpWay::Connect { .. }) => connect::syn(to),
         }
@@ -95,7 +96,7 @@ impl Sender {
 #[cfg(target_os = "linux")]
 fn tcp_way(dst: SocketAddr) -> TcpWay {
     match raw::RawSyn::open(dst) {
-        Ok(raw) => TcpWay::Raw(raw),
+        Ok(syn) => TcpWay::Raw { syn, attempt: None },
         Err(e) => {
             tracing::debug!("no raw socket, falling back to connect: {e}");
             let why = if e.kind() == io::ErrorKind::PermissionDenied {
