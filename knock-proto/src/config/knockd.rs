@@ -108,10 +108,11 @@ struct DoorDraft {
     /// A duplicate or broken header: its lines are checked but the door is not kept.
     ignored: bool,
     sequence: Option<Sequence>,
-    /// Line of the last `Sequence`, valid or not.
-    sequence_line: Option<usize>,
+    /// Byte offset of the last `Sequence` key, valid or not.
+    sequence_at: Option<usize>,
     one_time: Option<PathBuf>,
-    one_time_line: Option<usize>,
+    /// Byte offset and line of the last `One_Time_Sequences` key.
+    one_time_at: Option<(usize, usize)>,
     seq_timeout: Duration,
     tcpflags: TcpFlags,
     start: Option<CommandTemplate>,
@@ -129,9 +130,9 @@ impl DoorDraft {
             at,
             ignored,
             sequence: None,
-            sequence_line: None,
+            sequence_at: None,
             one_time: None,
-            one_time_line: None,
+            one_time_at: None,
             seq_timeout: DEFAULT_SEQ_TIMEOUT,
             tcpflags: TcpFlags::ANY,
             start: None,
@@ -387,7 +388,7 @@ impl<'t> Parser<'t> {
         let at = offset_in(self.text, v);
         match key {
             Key::Sequence => {
-                self.doors[i].sequence_line = Some(d.line);
+                self.doors[i].sequence_at = Some(offset_in(self.text, d.key_text));
                 self.doors[i].sequence = None;
                 let parsed = value::knocks(v, Proto::Tcp).and_then(|k| {
                     value::sequence(k).map_err(|message| ValueError { message, at: 0 })
@@ -398,7 +399,7 @@ impl<'t> Parser<'t> {
                 }
             }
             Key::OneTime => {
-                self.doors[i].one_time_line = Some(d.line);
+                self.doors[i].one_time_at = Some((offset_in(self.text, d.key_text), d.line));
                 match value::non_empty(v, "One_Time_Sequences", "/etc/knockd/smtp_sequences") {
                     Ok(p) => self.doors[i].one_time = Some(PathBuf::from(p)),
                     Err(message) => self.error_at(at, message),
@@ -476,19 +477,19 @@ impl<'t> Parser<'t> {
 
     /// The finished door, or `None` after reporting why it cannot be one.
     fn finish_door(&mut self, d: DoorDraft) -> Option<Door> {
-        let sequence = match (d.sequence_line, d.one_time_line) {
-            (Some(a), Some(b)) => {
+        let sequence = match (d.sequence_at, d.one_time_at) {
+            (Some(a), Some((b, _))) => {
+                let line = |at| Diagnostic::at_offset(self.path, self.text, at, "").line;
                 let (first, second) = (a.min(b), a.max(b));
-                self.diags.push(Diagnostic::at_line(
-                    self.path,
-                    self.text,
+                let lines = (line(first), line(second));
+                self.error_at(
                     second,
                     format!(
-                        "door `{}` has both Sequence and One_Time_Sequences (lines {first} and \
-                         {second}): keep one of them",
-                        d.name
+                        "door `{}` has both Sequence and One_Time_Sequences (lines {} and {}): \
+                         keep one of them",
+                        d.name, lines.0, lines.1
                     ),
-                ));
+                );
                 return None;
             }
             (None, None) => {
@@ -508,7 +509,7 @@ impl<'t> Parser<'t> {
                 return None;
             }
             (Some(_), None) => SequenceSource::Fixed(d.sequence?),
-            (None, Some(line)) => SequenceSource::OneTime {
+            (None, Some((_, line))) => SequenceSource::OneTime {
                 path: d.one_time?,
                 line,
             },

@@ -151,14 +151,15 @@ pub(crate) fn timeout_text(s: &str, key: &str, min: u64) -> Result<Duration, Str
         ));
     }
     let significant = digits.trim_start_matches('0');
-    let n = if significant.len() > 19 {
-        u64::MAX
-    } else {
-        significant
-            .parse::<u64>()
-            .unwrap_or(if significant.is_empty() { 0 } else { u64::MAX })
-    };
-    timeout_secs(i128::from(n), key, min)
+    // Thirty digits fit an i128 with room to spare and are far beyond any limit.
+    if significant.len() > 30 {
+        return Err(format!(
+            "{key} = {s} is too long: at most {} seconds (a day) are allowed",
+            MAX_TIMEOUT.as_secs()
+        ));
+    }
+    let n: i128 = significant.parse().unwrap_or(0);
+    timeout_secs(n, key, min)
 }
 
 /// A timeout given as a number of seconds (TOML integers arrive as `i128` so that nothing a

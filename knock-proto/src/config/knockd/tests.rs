@@ -244,7 +244,7 @@ fn doors_need_exactly_one_kind_of_sequence() {
     );
     assert_eq!(
         only_err("[a]\nsequence = 1\none_time_sequences = /x\n"),
-        "3:0: door `a` has both Sequence and One_Time_Sequences (lines 2 and 3): keep one of them"
+        "3:1: door `a` has both Sequence and One_Time_Sequences (lines 2 and 3): keep one of them"
     );
     assert_eq!(
         only_err("[a]\nsequence = \n"),

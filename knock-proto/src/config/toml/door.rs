@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use toml::de::{DeTable, DeValue};
 
 use super::{Cx, Key, Val, sorted};
-use crate::config::diagnostic::Diagnostic;
 use crate::config::model::*;
 use crate::config::value::{self, ValueError};
 use crate::flags::TcpFlags;
@@ -38,11 +37,14 @@ const WOL_KEYS: [&str; 4] = ["mac", "address", "port", "interface"];
 /// What a door table has said so far; `Door` is built from it at the end.
 struct Draft {
     door: Door,
-    /// Where `sequence` / `one_time_sequences` were, and whether the one given was valid.
+    /// Where (byte offset of the key) `sequence` / `one_time_sequences` were, and whether
+    /// the value given was valid.
     sequence: Option<(usize, bool)>,
     one_time: Option<(usize, bool)>,
     /// Where `open_seconds` was, to refuse it without `open`.
     open_seconds: Option<usize>,
+    /// Whether `open` was given, valid or not.
+    open_seen: bool,
     /// The spelling and place of the first start command key, to refuse its alias too.
     start_key: Option<&'static str>,
     start6_key: Option<&'static str>,
@@ -92,6 +94,7 @@ impl Cx<'_> {
             sequence: None,
             one_time: None,
             open_seconds: None,
+            open_seen: false,
             start_key: None,
             start6_key: None,
         };
@@ -107,30 +110,27 @@ impl Cx<'_> {
     /// only with `open`.
     fn door_complete(&mut self, name_key: &Key<'_>, d: &Draft) -> bool {
         let name = &d.door.name;
-        if let Some(line) = d.open_seconds {
-            if d.door.actions.open.is_empty() {
-                self.diags.push(Diagnostic::at_line(
-                    self.path,
-                    self.text,
-                    line,
+        if let Some(at) = d.open_seconds {
+            if !d.open_seen {
+                self.err(
+                    at..at,
                     "`open_seconds` without `open`: add the ports to open, e.g. \
                      `open = \"22/tcp\"`, or remove it",
-                ));
+                );
             }
         }
         match (d.sequence, d.one_time) {
             (Some((a, _)), Some((b, _))) => {
-                self.diags.push(Diagnostic::at_line(
-                    self.path,
-                    self.text,
-                    a.max(b),
+                let (first, second) = (a.min(b), a.max(b));
+                let lines = (self.line_of(first), self.line_of(second));
+                self.err(
+                    second..second,
                     format!(
                         "door `{name}` has both `sequence` and `one_time_sequences` (lines {} \
                          and {}): keep one of them",
-                        a.min(b),
-                        a.max(b)
+                        lines.0, lines.1
                     ),
-                ));
+                );
                 false
             }
             (None, None) => {
@@ -149,18 +149,19 @@ impl Cx<'_> {
 
     fn door_key(&mut self, d: &mut Draft, key: &Key<'_>, val: &Val<'_>) {
         let name = key.get_ref().as_ref();
-        let line = self.line_of(key.span().start);
+        let at = key.span().start;
+        let line = self.line_of(at);
         match name {
             "sequence" => {
                 let s = self.sequence(val);
-                d.sequence = Some((line, s.is_some()));
+                d.sequence = Some((at, s.is_some()));
                 if let Some(s) = s {
                     d.door.sequence = SequenceSource::Fixed(s);
                 }
             }
             "one_time_sequences" => {
                 let p = self.setting(val, name, "/etc/knockd/smtp_sequences");
-                d.one_time = Some((line, p.is_some()));
+                d.one_time = Some((at, p.is_some()));
                 if let Some(p) = p {
                     d.door.sequence = SequenceSource::OneTime {
                         path: PathBuf::from(p),
@@ -196,9 +197,12 @@ impl Cx<'_> {
             | "stop_command_6" => self.command_key(d, key, val),
             "wake_on_lan" => d.door.actions.wake_on_lan = self.wake_on_lan(val),
             "mail_to" => d.door.actions.mail_to = self.mail_to(val),
-            "open" => d.door.actions.open = self.open(val),
+            "open" => {
+                d.open_seen = true;
+                d.door.actions.open = self.open(val);
+            }
             "open_seconds" => {
-                d.open_seconds = Some(line);
+                d.open_seconds = Some(at);
                 if let Some(t) = self.timeout(val, name, 1) {
                     d.door.actions.open_for = t;
                 }

@@ -272,7 +272,7 @@ fn doors_need_exactly_one_kind_of_sequence() {
     );
     assert_eq!(
         only_err("[doors.a]\nsequence = \"1\"\none_time_sequences = \"/x\"\n"),
-        "3:0: door `a` has both `sequence` and `one_time_sequences` (lines 2 and 3): keep one \
+        "3:1: door `a` has both `sequence` and `one_time_sequences` (lines 2 and 3): keep one \
          of them"
     );
     assert_eq!(
@@ -410,7 +410,7 @@ fn bad_actions() {
     assert!(only_err(&door("open = \"99999\"")).contains("out of range"));
     assert_eq!(
         only_err(&door("open_seconds = 30")),
-        "3:0: `open_seconds` without `open`: add the ports to open, e.g. `open = \"22/tcp\"`, \
+        "3:1: `open_seconds` without `open`: add the ports to open, e.g. `open = \"22/tcp\"`, \
          or remove it"
     );
     assert!(only_err(&door("open = \"22\"\nopen_seconds = 0")).contains("at least 1"));
