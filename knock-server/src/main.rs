@@ -1,6 +1,165 @@
-//! knock-server: the capture daemon.
+//! knock-server: the port-knocking daemon, a drop-in replacement for knockd.
+//!
+//! `main` only parses arguments, reads the config, opens the capture and wires the pieces:
+//! - [`capture`]: the pcap thread (packets in, hits out, never blocks);
+//! - [`engine`]: the state machine's owner (hits, signals and timers in, log lines and
+//!   actions out);
+//! - [`exec`], [`perform`] and [`actions`]: what a door does when it opens;
+//! - [`filter`]: the kernel BPF filter compiled from the doors;
+//! - [`log`]: knockd's log lines to LogFile, syslog and stderr.
 
-#[allow(dead_code)]
+#[allow(dead_code)] // wired in as the actions land
 mod actions;
+mod capture;
+mod cli;
+mod engine;
+mod exec;
+mod filter;
+mod journal;
+mod load;
+mod log;
+mod man;
+mod perform;
+mod pidfile;
 
-fn main() {}
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use tracing_subscriber::filter::LevelFilter;
+
+use crate::cli::Args;
+use crate::engine::{Engine, Exit, Msg, Settings};
+
+/// Hits waiting for the engine; beyond this the capture thread drops and counts them.
+const QUEUE: usize = 65_536;
+
+/// Exit status for usage, config and startup errors (knockd users' scripts test for non-zero).
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("knock-server: {e:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Errors returned from here happen before the daemon runs: they exit with status 2.
+fn run() -> anyhow::Result<ExitCode> {
+    let args = Args::parse();
+    if args.man {
+        std::io::Write::write_all(&mut std::io::stdout(), &man::render()?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config_path = args.config_path();
+    let loaded = match load::load(&config_path) {
+        Ok(l) => l,
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    if args.check {
+        print!("{}", loaded.config);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let options = &loaded.config.options;
+    let interface = args
+        .interface
+        .clone()
+        .or_else(|| options.interface.clone())
+        .unwrap_or_else(|| "any".to_owned());
+    let log_file = args.logfile.clone().or_else(|| options.log_file.clone());
+    let sinks = log::Sinks {
+        stderr: !args.daemon
+            && (args.verbose || args.debug || (log_file.is_none() && !options.use_syslog)),
+        stderr_level: if args.debug {
+            LevelFilter::TRACE
+        } else if args.verbose {
+            LevelFilter::DEBUG
+        } else {
+            LevelFilter::INFO
+        },
+        file: log_file,
+        syslog: options.use_syslog,
+    };
+    let pid_path = args
+        .pidfile
+        .clone()
+        .or_else(|| options.pid_file.clone())
+        .or_else(|| args.daemon.then(|| "/var/run/knockd.pid".into()));
+
+    let mut opened = capture::open(&interface)?;
+    let local = capture::local_addresses(&interface);
+    let settings = Settings {
+        config_path,
+        interface: interface.clone(),
+        ipv4_only: args.only_ipv4,
+        ethernet: opened.is_ethernet(),
+    };
+    let filter = engine::build_filter(&loaded.config, &loaded.one_time, &local, &settings);
+    opened.set_filter(&filter)?;
+    let performer = perform::Performer::new(&loaded.config)?;
+
+    if args.daemon {
+        daemonize()?;
+    }
+    let _pid = pid_path
+        .as_deref()
+        .map(pidfile::PidFile::create)
+        .transpose()?;
+    log::install(&sinks)?;
+    let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
+    forward_signals(tx.clone())?;
+
+    tracing::info!("starting up, listening on {interface}");
+    tracing::debug!("capture filter: {filter}");
+    let clock = capture::Clock::start();
+    let counters = Arc::new(capture::Counters::default());
+    let running = capture::spawn(opened, clock, tx, counters.clone())?;
+    let journal = journal::Journal::open(&args.state_file);
+    let mut engine = Engine::new(settings, clock, loaded, local, counters, performer, journal);
+    let exit = engine.run(&rx, &running);
+    tracing::info!("shutting down");
+    running.stop();
+    Ok(match exit {
+        Exit::Signal => ExitCode::SUCCESS,
+        Exit::CaptureFailed => ExitCode::FAILURE,
+    })
+}
+
+/// Delivers SIGHUP, SIGTERM and SIGINT to the engine as messages: the handlers only write to
+/// a pipe (signal-hook), and all the work happens on the engine thread.
+fn forward_signals(tx: mpsc::SyncSender<Msg>) -> anyhow::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])
+        .context("cannot install signal handlers")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if tx.send(Msg::Signal(sig)).is_err() {
+                    break;
+                }
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
+
+/// Detaches from the terminal (`-d`), before any thread exists.
+#[allow(unsafe_code)]
+fn daemonize() -> anyhow::Result<()> {
+    // SAFETY: called while the process is single-threaded (no thread has been spawned yet),
+    // which is what fork(2) inside daemon(3) requires to be sound.
+    let rc = unsafe { libc::daemon(0, 0) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("cannot detach (-d)");
+    }
+    Ok(())
+}

@@ -2,3 +2,4 @@
 //! see tests/src/lib.rs for the harness.
 
 mod harness_selftest;
+mod server;

@@ -57,6 +57,8 @@ pub struct Link {
 impl Link {
     /// Creates both namespaces, the veth pair, and the addresses
     /// ([`CLIENT_V4`]/24 and [`CLIENT_V6`]/64 on the client, the server ones on the server).
+    // Not `Default`: building a link has side effects (namespaces, interfaces).
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Link {
         require_root();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);

@@ -1,0 +1,258 @@
+//! Packet capture on its own thread.
+//!
+//! The capture thread only reads packets, decodes them and hands each possible knock to the
+//! engine over a bounded channel with `try_send`: it never waits on the engine, on commands
+//! or on logging. When the engine falls behind, hits are dropped and counted rather than
+//! queued without bound. The kernel BPF filter does most of the dropping before any copy.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use knock_proto::wire::{self, LinkType, Skip};
+use knock_proto::{Timestamp, wire::Hit};
+
+use crate::engine::Msg;
+
+/// Enough for Ethernet, two VLAN tags, IPv6 with a few extension headers and a TCP header;
+/// we never look at payloads.
+const SNAPLEN: i32 = 256;
+/// libpcap's read timeout, where it applies; `Running` wakes the thread explicitly anyway.
+const POLL_MS: i32 = 100;
+
+/// The daemon's monotonic clock: milliseconds since start.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock(Instant);
+
+impl Clock {
+    /// A clock whose epoch is now.
+    pub fn start() -> Clock {
+        Clock(Instant::now())
+    }
+
+    /// Now, on this clock.
+    pub fn now(&self) -> Timestamp {
+        Timestamp::from_millis(u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// How long from now until `t` (zero if past).
+    pub fn until(&self, t: Timestamp) -> std::time::Duration {
+        t.saturating_since(self.now())
+    }
+}
+
+/// Counters the capture thread keeps and the engine reports.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Packets decoded into hits and handed over.
+    pub hits: AtomicU64,
+    /// Hits dropped because the engine's queue was full.
+    pub queue_full: AtomicU64,
+    /// Packets the filter let through that were not knocks, by reason (index: `Skip as usize`).
+    pub skipped: [AtomicU64; 16],
+}
+
+impl Counters {
+    fn skip(&self, why: Skip) {
+        if let Some(c) = self.skipped.get(why as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes and resets the counts: (hits, queue_full, skipped by reason).
+    pub fn take(&self) -> (u64, u64, Vec<(Skip, u64)>) {
+        let skipped = Skip::ALL
+            .iter()
+            .filter_map(|&s| {
+                let n = self.skipped.get(s as usize)?.swap(0, Ordering::Relaxed);
+                (n > 0).then_some((s, n))
+            })
+            .collect();
+        (
+            self.hits.swap(0, Ordering::Relaxed),
+            self.queue_full.swap(0, Ordering::Relaxed),
+            skipped,
+        )
+    }
+}
+
+/// An open capture, not yet running.
+pub struct Opened {
+    cap: pcap::Capture<pcap::Active>,
+    link: LinkType,
+    /// The interface name.
+    pub interface: String,
+}
+
+impl Opened {
+    /// Whether the link type is Ethernet (so VLAN variants belong in the filter).
+    pub fn is_ethernet(&self) -> bool {
+        self.link == LinkType::Ethernet
+    }
+
+    /// Applies a BPF filter now (used before the thread starts, so the first packet is
+    /// already filtered, and to validate a filter before committing to it).
+    pub fn set_filter(&mut self, filter: &str) -> anyhow::Result<()> {
+        self.cap
+            .filter(filter, true)
+            .with_context(|| format!("cannot compile the capture filter `{filter}`"))
+    }
+}
+
+/// Opens `interface` for capture: immediate mode (a knock is seen when it arrives, not when
+/// a buffer fills), small snaplen, incoming packets only.
+pub fn open(interface: &str) -> anyhow::Result<Opened> {
+    let inactive = pcap::Capture::from_device(interface)
+        .with_context(|| format!("no capture device {interface}"))?
+        .immediate_mode(true)
+        .snaplen(SNAPLEN)
+        .promisc(false)
+        .timeout(POLL_MS);
+    let cap = match inactive.open() {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = e.to_string();
+            if msg.contains("ermission") || msg.contains("not permitted") {
+                bail!(
+                    "cannot capture on {interface}: {msg}; run as root or grant CAP_NET_RAW (see the systemd unit)"
+                );
+            }
+            if msg.contains("No such device") || msg.contains("doesn't exist") {
+                bail!("no such interface: {interface} (see `ip link` for the names here)");
+            }
+            bail!("cannot capture on {interface}: {msg}");
+        }
+    };
+    // Our own outgoing packets are not knocks; on `any` they would otherwise appear too.
+    // Not every platform supports it; the decoder also skips outgoing cooked packets.
+    let _ = cap.direction(pcap::Direction::In);
+    let dlt = cap.get_datalink().0;
+    let Some(link) = LinkType::from_dlt(dlt) else {
+        bail!("cannot capture on {interface}: unsupported link type {dlt}");
+    };
+    Ok(Opened {
+        cap,
+        link,
+        interface: interface.to_owned(),
+    })
+}
+
+/// This host's addresses on `interface` (all interfaces for `any`).
+pub fn local_addresses(interface: &str) -> Vec<IpAddr> {
+    let Ok(devices) = pcap::Device::list() else {
+        return Vec::new();
+    };
+    let mut addrs: Vec<IpAddr> = devices
+        .into_iter()
+        .filter(|d| interface == "any" || d.name == interface)
+        .flat_map(|d| d.addresses.into_iter().map(|a| a.addr))
+        .collect();
+    addrs.sort();
+    addrs.dedup();
+    addrs
+}
+
+/// A running capture thread.
+pub struct Running {
+    stop: Arc<AtomicBool>,
+    new_filter: Arc<Mutex<Option<String>>>,
+    /// Wakes the capture thread out of a blocking read (pcap_breakloop): libpcap's read
+    /// timeout does not fire in immediate mode on Linux, so without it a quiet link would
+    /// keep a new filter or a stop request waiting for the next packet.
+    wake: pcap::BreakLoop,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Makes the thread install `filter` (pcap handles are not shared across threads).
+    pub fn set_filter(&self, filter: String) {
+        *self.new_filter.lock().unwrap_or_else(|e| e.into_inner()) = Some(filter);
+        self.wake.breakloop();
+    }
+
+    /// Stops the thread and waits for it.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.wake.breakloop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the capture thread.
+pub fn spawn(
+    mut opened: Opened,
+    clock: Clock,
+    tx: SyncSender<Msg>,
+    counters: Arc<Counters>,
+) -> anyhow::Result<Running> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let new_filter = Arc::new(Mutex::new(None::<String>));
+    let wake = opened.cap.breakloop_handle();
+    let (stop2, filter2) = (stop.clone(), new_filter.clone());
+    let thread = std::thread::Builder::new()
+        .name("capture".into())
+        .spawn(move || {
+            let result = run(&mut opened, clock, &tx, &counters, &stop2, &filter2);
+            if let Err(e) = result {
+                let _ = tx.send(Msg::CaptureFailed(format!("{e:#}")));
+            }
+        })
+        .context("cannot start the capture thread")?;
+    Ok(Running {
+        stop,
+        new_filter,
+        wake,
+        thread: Some(thread),
+    })
+}
+
+fn run(
+    opened: &mut Opened,
+    clock: Clock,
+    tx: &SyncSender<Msg>,
+    counters: &Counters,
+    stop: &AtomicBool,
+    new_filter: &Mutex<Option<String>>,
+) -> anyhow::Result<()> {
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(f) = new_filter.try_lock().ok().and_then(|mut g| g.take()) {
+            if let Err(e) = opened.set_filter(&f) {
+                tracing::error!("{e:#}");
+            }
+        }
+        let packet = match opened.cap.next_packet() {
+            Ok(p) => p,
+            // A timeout, or a wake-up from `Running` (pcap_breakloop reads as "no more").
+            Err(pcap::Error::TimeoutExpired | pcap::Error::NoMorePackets) => continue,
+            Err(e) => bail!("capture on {} failed: {e}", opened.interface),
+        };
+        match wire::decode(opened.link, packet.data) {
+            Ok(hit) => deliver(tx, counters, clock.now(), hit)?,
+            Err(why) => counters.skip(why),
+        }
+    }
+    Ok(())
+}
+
+fn deliver(
+    tx: &SyncSender<Msg>,
+    counters: &Counters,
+    now: Timestamp,
+    hit: Hit,
+) -> anyhow::Result<()> {
+    counters.hits.fetch_add(1, Ordering::Relaxed);
+    match tx.try_send(Msg::Hit(now, hit)) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Full(_)) => {
+            counters.queue_full.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(TrySendError::Disconnected(_)) => bail!("the engine has stopped"),
+    }
+}

@@ -1,0 +1,472 @@
+//! The engine: one thread that owns the state machine and decides.
+//!
+//! Hits from the capture thread, signals and timers arrive as [`Msg`]s on one channel. The
+//! engine feeds hits to the [`Tracker`], logs knockd's lines for what happened, runs the
+//! door's actions, and keeps the schedule of stop commands. It owns every door that a knock
+//! opened, so a re-knock while a door is open extends the window instead of running the
+//! start command (and adding a firewall rule) twice, and shutdown runs every pending stop.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, SystemTime};
+
+use knock_proto::config::{Config, Door, SequenceSource};
+use knock_proto::onetime::OneTimeSequences;
+use knock_proto::tracker::{DoorSpec, Event, Tracker};
+use knock_proto::wire::Hit;
+use knock_proto::{Sequence, Timestamp};
+
+use crate::capture::{self, Clock, Counters};
+use crate::exec::{Kind, Runner};
+use crate::filter::{self, DoorFilter};
+use crate::journal::{self, Entry, Journal};
+use crate::load::{self, Loaded};
+use crate::perform::Performer;
+
+/// How often the engine logs a summary of ignored and dropped packets (when there were any).
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// What the engine reacts to.
+#[derive(Debug)]
+pub enum Msg {
+    /// A possible knock, stamped by the capture thread.
+    Hit(Timestamp, Hit),
+    /// A signal (SIGHUP, SIGTERM, SIGINT).
+    Signal(i32),
+    /// The capture thread stopped with this error.
+    CaptureFailed(String),
+}
+
+/// Fixed for the daemon's lifetime.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The config file, re-read on SIGHUP.
+    pub config_path: PathBuf,
+    /// Where we capture.
+    pub interface: String,
+    /// `-4`.
+    pub ipv4_only: bool,
+    /// Whether the capture's link is Ethernet (VLAN variants in the filter).
+    pub ethernet: bool,
+}
+
+/// A stop command waiting for its time.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Pending {
+    at: Timestamp,
+    entry: Entry,
+}
+
+/// The engine's state.
+pub struct Engine {
+    settings: Settings,
+    clock: Clock,
+    config: Config,
+    one_time: Vec<Option<OneTimeSequences>>,
+    tracker: Tracker,
+    local: Vec<IpAddr>,
+    pending: BinaryHeap<Reverse<Pending>>,
+    /// When each (door, knocker) with a stop command closes; a re-knock moves it.
+    open_until: HashMap<(String, IpAddr), Timestamp>,
+    runner: Runner,
+    journal: Journal,
+    performer: Performer,
+    counters: Arc<Counters>,
+    evicted_reported: u64,
+    next_summary: Timestamp,
+    events: Vec<Event>,
+    /// The doors' ports changed (a one-time sequence was used): the capture filter must follow.
+    filter_dirty: bool,
+}
+
+/// How the engine stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// SIGTERM or SIGINT.
+    Signal,
+    /// The capture failed.
+    CaptureFailed,
+}
+
+impl Engine {
+    /// An engine for `loaded`, knocking on `local` addresses.
+    pub fn new(
+        settings: Settings,
+        clock: Clock,
+        loaded: Loaded,
+        local: Vec<IpAddr>,
+        counters: Arc<Counters>,
+        performer: Performer,
+        (journal, leftovers): (Journal, Vec<Entry>),
+    ) -> Engine {
+        let mut tracker = build_tracker(&loaded.config, &loaded.one_time);
+        tracker.set_local_addresses(&local);
+        let mut engine = Engine {
+            next_summary: clock.now() + SUMMARY_EVERY,
+            settings,
+            clock,
+            config: loaded.config,
+            one_time: loaded.one_time,
+            tracker,
+            local,
+            pending: BinaryHeap::new(),
+            open_until: HashMap::new(),
+            runner: Runner::default(),
+            journal,
+            performer,
+            counters,
+            evicted_reported: 0,
+            events: Vec::new(),
+            filter_dirty: false,
+        };
+        engine.adopt(leftovers);
+        engine
+    }
+
+    /// Takes over the stop commands a previous run left pending (it crashed, or was killed):
+    /// each runs at its original time, or now if that has passed.
+    fn adopt(&mut self, leftovers: Vec<Entry>) {
+        let (now, wall) = (self.clock.now(), SystemTime::now());
+        for entry in leftovers {
+            let remaining = entry.remaining(wall);
+            tracing::info!(
+                "{}: {}: stop command left pending by a previous run, due in {}s",
+                entry.source,
+                entry.door,
+                remaining.as_secs()
+            );
+            self.schedule(now + remaining, entry);
+        }
+        self.journal
+            .save(self.pending.iter().map(|Reverse(p)| &p.entry));
+    }
+
+    fn schedule(&mut self, at: Timestamp, entry: Entry) {
+        self.open_until
+            .insert((entry.door.clone(), entry.source), at);
+        self.pending.push(Reverse(Pending { at, entry }));
+    }
+
+    /// The capture filter for the current doors.
+    pub fn filter(&self) -> String {
+        build_filter(&self.config, &self.one_time, &self.local, &self.settings)
+    }
+
+    /// Runs until SIGTERM/SIGINT or a capture failure; then runs every pending stop command
+    /// and waits for running commands.
+    pub fn run(&mut self, rx: &Receiver<Msg>, capture: &capture::Running) -> Exit {
+        let exit = loop {
+            let timeout = self.clock.until(self.next_deadline());
+            match rx.recv_timeout(timeout) {
+                Ok(Msg::Hit(at, hit)) => {
+                    self.tracker.handle(at, &hit, &mut self.events);
+                    self.process_events();
+                }
+                Ok(Msg::Signal(sig)) if sig == signal_hook::consts::SIGHUP => self.reload(capture),
+                Ok(Msg::Signal(_)) => break Exit::Signal,
+                Ok(Msg::CaptureFailed(e)) => {
+                    tracing::error!("{e}");
+                    break Exit::CaptureFailed;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break Exit::CaptureFailed,
+            }
+            self.on_timers();
+            if std::mem::take(&mut self.filter_dirty) {
+                capture.set_filter(self.filter());
+            }
+        };
+        self.shutdown();
+        exit
+    }
+
+    fn next_deadline(&self) -> Timestamp {
+        let mut t = self.next_summary;
+        if let Some(p) = self.tracker.poll_at() {
+            t = t.min(p);
+        }
+        if let Some(Reverse(p)) = self.pending.peek() {
+            t = t.min(p.at);
+        }
+        t
+    }
+
+    fn on_timers(&mut self) {
+        let now = self.clock.now();
+        self.tracker.expire(now, &mut self.events);
+        self.process_events();
+        while self.pending.peek().is_some_and(|Reverse(p)| p.at <= now) {
+            let Some(Reverse(p)) = self.pending.pop() else {
+                break;
+            };
+            self.run_stop(p, true);
+        }
+        if now >= self.next_summary {
+            self.summary();
+            self.next_summary = now + SUMMARY_EVERY;
+        }
+    }
+
+    /// Runs a due stop command, unless a re-knock moved its window (then a later entry
+    /// exists for the same door and knocker).
+    fn run_stop(&mut self, p: Pending, on_time: bool) {
+        let e = p.entry;
+        let key = (e.door.clone(), e.source);
+        if self
+            .open_until
+            .get(&key)
+            .is_some_and(|&until| until != p.at)
+        {
+            return;
+        }
+        self.open_until.remove(&key);
+        if on_time {
+            tracing::info!("{}: {}: command timeout", e.source, e.door);
+        }
+        self.runner.run(&e.door, Kind::Stop, e.argv, &e.text);
+    }
+
+    fn process_events(&mut self) {
+        let now = self.clock.now();
+        let events = std::mem::take(&mut self.events);
+        for ev in &events {
+            match *ev {
+                Event::Stage {
+                    source,
+                    door,
+                    stage,
+                } => {
+                    tracing::info!("{source}: {}: Stage {stage}", self.door_name(door));
+                }
+                Event::Opened { source, door } => {
+                    // knockd logs the last stage too, then OPEN SESAME.
+                    let name = self.door_name(door);
+                    if let Some(n) = self.sequence_len(door) {
+                        tracing::info!("{source}: {name}: Stage {n}");
+                    }
+                    tracing::info!("{source}: {name}: OPEN SESAME");
+                    self.open(now, door, source);
+                }
+                Event::Failed {
+                    source,
+                    door,
+                    stage,
+                } => {
+                    tracing::debug!(
+                        "{source}: {}: sequence broken (stage {stage})",
+                        self.door_name(door)
+                    );
+                }
+                Event::Expired {
+                    source,
+                    door,
+                    stage,
+                } => {
+                    tracing::info!(
+                        "{source}: {}: sequence timeout (stage {stage})",
+                        self.door_name(door)
+                    );
+                }
+                Event::Evicted {
+                    source,
+                    door,
+                    stage,
+                } => {
+                    tracing::trace!(
+                        "{source}: {}: evicted at stage {stage}",
+                        self.door_name(door)
+                    );
+                }
+            }
+        }
+        self.events = events;
+        self.events.clear();
+    }
+
+    /// The length of the sequence a door currently expects.
+    fn sequence_len(&self, id: usize) -> Option<usize> {
+        let door = self.config.doors.get(id)?;
+        let one_time = self.one_time.get(id).and_then(Option::as_ref);
+        door_sequence(door, one_time).map(|s| s.len())
+    }
+
+    fn door_name(&self, id: usize) -> &str {
+        self.config.doors.get(id).map_or("?", |d| d.name.as_str())
+    }
+
+    /// A door opened for `source`: commands, built-in actions, one-time bookkeeping.
+    fn open(&mut self, now: Timestamp, id: usize, source: IpAddr) {
+        let Some(door) = self.config.doors.get(id).cloned() else {
+            return;
+        };
+        self.run_commands(now, &door, source);
+        self.performer.perform(&door, source);
+        if matches!(door.sequence, SequenceSource::OneTime { .. }) {
+            self.next_one_time(id, &door);
+        }
+    }
+
+    fn run_commands(&mut self, now: Timestamp, door: &Door, source: IpAddr) {
+        let Some(start) = door.start_command_for(source) else {
+            return;
+        };
+        let stop = door.stop_command_for(source);
+        let key = (door.name.clone(), source);
+        if stop.is_some() && self.open_until.contains_key(&key) {
+            // Already open for this knocker: extend the window rather than run the start
+            // command (and add its firewall rule) a second time.
+            tracing::info!(
+                "{source}: {}: already open, extending by {}s",
+                door.name,
+                door.cmd_timeout.as_secs()
+            );
+        } else {
+            self.runner.run(
+                &door.name,
+                Kind::Start,
+                start.render(source),
+                &start.render_text(source),
+            );
+        }
+        if let Some(stop) = stop {
+            let entry = Entry {
+                due_unix: journal::due_unix(SystemTime::now(), door.cmd_timeout),
+                door: door.name.clone(),
+                source,
+                text: stop.render_text(source),
+                argv: stop.render(source),
+            };
+            self.schedule(now + door.cmd_timeout, entry);
+            self.journal
+                .save(self.pending.iter().map(|Reverse(p)| &p.entry));
+        }
+    }
+
+    /// Marks the used one-time sequence in its file (atomically) and arms the next one.
+    fn next_one_time(&mut self, id: usize, door: &Door) {
+        let SequenceSource::OneTime { path, .. } = &door.sequence else {
+            return;
+        };
+        let Some(Some(seqs)) = self.one_time.get_mut(id) else {
+            return;
+        };
+        if let Some(text) = seqs.consume() {
+            if let Err(e) = load::write_atomically(path, &text) {
+                tracing::error!(
+                    "{}: cannot update one-time sequence file {}: {e:#}",
+                    door.name,
+                    path.display()
+                );
+            }
+        }
+        let next: Option<Sequence> = seqs.current().cloned();
+        if next.is_none() {
+            tracing::info!(
+                "{}: no one-time sequences left in {}, door disabled",
+                door.name,
+                path.display()
+            );
+        }
+        self.tracker.set_sequence(id, next);
+        self.filter_dirty = true;
+    }
+
+    fn reload(&mut self, capture: &capture::Running) {
+        let path = self.settings.config_path.clone();
+        tracing::info!("re-reading config file: {}", path.display());
+        let loaded = match load::load(&path) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("config error, keeping the running config:\n{e}");
+                return;
+            }
+        };
+        self.local = capture::local_addresses(&self.settings.interface);
+        let mut tracker = build_tracker(&loaded.config, &loaded.one_time);
+        tracker.set_local_addresses(&self.local);
+        self.performer.reconfigure(&loaded.config);
+        self.tracker = tracker;
+        self.config = loaded.config;
+        self.one_time = loaded.one_time;
+        capture.set_filter(self.filter());
+    }
+
+    fn summary(&mut self) {
+        let (hits, queue_full, skipped) = self.counters.take();
+        let stats = self.tracker.stats();
+        let evicted = stats.evicted - self.evicted_reported;
+        self.evicted_reported = stats.evicted;
+        if queue_full == 0 && skipped.is_empty() && evicted == 0 {
+            return;
+        }
+        let skipped: Vec<String> = skipped
+            .iter()
+            .map(|(why, n)| format!("{n} {}", why.as_str()))
+            .collect();
+        tracing::info!(
+            "last {}s: {hits} knock packets, {queue_full} dropped (engine busy), ignored: [{}], {evicted} attempts evicted (cap {})",
+            SUMMARY_EVERY.as_secs(),
+            skipped.join(", "),
+            self.config.options.max_attempts
+        );
+    }
+
+    /// Closes everything a knock opened: pending stop commands run now, then the built-in
+    /// actions' state (the firewall table) is removed.
+    fn shutdown(&mut self) {
+        while let Some(Reverse(p)) = self.pending.pop() {
+            self.run_stop(p, false);
+        }
+        self.runner.wait_all();
+        self.journal.save(std::iter::empty());
+        self.performer.shutdown();
+    }
+}
+
+fn door_sequence(door: &Door, one_time: Option<&OneTimeSequences>) -> Option<Sequence> {
+    match &door.sequence {
+        SequenceSource::Fixed(s) => Some(s.clone()),
+        SequenceSource::OneTime { .. } => one_time.and_then(|o| o.current().cloned()),
+    }
+}
+
+fn build_tracker(config: &Config, one_time: &[Option<OneTimeSequences>]) -> Tracker {
+    let specs = config
+        .doors
+        .iter()
+        .enumerate()
+        .map(|(i, d)| DoorSpec {
+            sequence: door_sequence(d, one_time.get(i).and_then(Option::as_ref)),
+            seq_timeout: d.seq_timeout,
+            tcpflags: d.tcpflags,
+            target: d.target,
+        })
+        .collect();
+    Tracker::new(specs, config.options.max_attempts)
+}
+
+/// The filter for `config` with its current one-time sequences.
+pub fn build_filter(
+    config: &Config,
+    one_time: &[Option<OneTimeSequences>],
+    local: &[IpAddr],
+    settings: &Settings,
+) -> String {
+    let doors: Vec<DoorFilter> = config
+        .doors
+        .iter()
+        .enumerate()
+        .map(|(i, d)| DoorFilter {
+            knocks: door_sequence(d, one_time.get(i).and_then(Option::as_ref))
+                .map(|s| s.knocks().to_vec())
+                .unwrap_or_default(),
+            tcpflags: d.tcpflags,
+            target: d.target,
+        })
+        .collect();
+    filter::build(&doors, local, settings.ipv4_only, settings.ethernet)
+}

@@ -1,0 +1,64 @@
+//! Reading the config and one-time sequence files, and writing the latter back safely.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use knock_proto::config::{self, Diagnostics};
+
+pub use knock_proto::config::Loaded;
+
+/// Reads and checks the config at `path` and the one-time sequence files it names.
+pub fn load(path: &Path) -> Result<Loaded, Diagnostics> {
+    config::load(path, |p| std::fs::read_to_string(p))
+}
+
+/// Replaces `path` with `text` so that a crash at any moment leaves either the old file or
+/// the new one, never a mix: write a temporary file beside it, flush it to disk, rename it
+/// over the original (keeping the original's permissions), then flush the directory.
+pub fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".knock-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    tmp.write_all(text.as_bytes())?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        tmp.as_file().set_permissions(meta.permissions())?;
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_content_and_keeps_permissions() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("seqs");
+        std::fs::write(&p, " 1,2,3\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_atomically(&p, "#1,2,3\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "#1,2,3\n");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+    }
+}

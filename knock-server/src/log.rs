@@ -1,0 +1,186 @@
+//! Logging: knockd's lines, where knockd users and their log watchers expect them.
+//!
+//! The daemon logs through `tracing`. Events at INFO and above are knockd's own lines
+//! (`198.18.0.1: door: Stage 1`, `door: running command: ...`) and go, word for word, to
+//! - the LogFile, each prefixed `[YYYY-MM-DD HH:MM] ` in local time as knockd writes it;
+//! - syslog with UseSyslog, as `knockd[PID]: ...` at LOG_NOTICE in the daemon facility, so
+//!   fail2ban and logcheck rules written for knockd keep matching;
+//! - stderr, when in the foreground and either `-v` is given or no other sink is configured
+//!   (under systemd this is the journal).
+//!
+//! `-v` adds DEBUG (failed attempts, ignored packets, command output) and `-D` adds TRACE
+//! (every packet) on stderr; the file and syslog keep knockd's level of detail.
+
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::Context as _;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::{Context, SubscriberExt as _};
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// Where the log goes, from the command line and the config.
+#[derive(Debug, Clone)]
+pub struct Sinks {
+    /// knockd-format log file.
+    pub file: Option<PathBuf>,
+    /// Also log to syslog.
+    pub syslog: bool,
+    /// Also log to stderr.
+    pub stderr: bool,
+    /// Detail on stderr: INFO, DEBUG (`-v`) or TRACE (`-D`).
+    pub stderr_level: LevelFilter,
+}
+
+/// Installs the global subscriber. Called once, from `main`, after the config is read (the
+/// sinks depend on it) and before any thread starts.
+pub fn install(sinks: &Sinks) -> anyhow::Result<()> {
+    let file = match &sinks.file {
+        Some(path) => Some(KnockdFile::open(path)?),
+        None => None,
+    };
+    if sinks.syslog {
+        syslog::open();
+    }
+    let knockd = KnockdLayer {
+        file,
+        syslog: sinks.syslog,
+    }
+    .with_filter(LevelFilter::INFO);
+    let stderr = sinks.stderr.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_level(false)
+            .without_time()
+            .with_filter(sinks.stderr_level)
+    });
+    tracing_subscriber::registry()
+        .with(knockd)
+        .with(stderr)
+        .try_init()
+        .context("cannot install the logger")?;
+    Ok(())
+}
+
+/// knockd's line prefix for local time `now`: `[2026-11-25 00:02] `.
+pub fn prefix(now: chrono::DateTime<chrono::Local>) -> String {
+    now.format("[%Y-%m-%d %H:%M] ").to_string()
+}
+
+struct KnockdFile {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl KnockdFile {
+    fn open(path: &Path) -> anyhow::Result<KnockdFile> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open log file {}", path.display()))?;
+        Ok(KnockdFile {
+            path: path.to_owned(),
+            file: Mutex::new(file),
+        })
+    }
+}
+
+struct KnockdLayer {
+    file: Option<KnockdFile>,
+    syslog: bool,
+}
+
+impl<S: Subscriber> Layer<S> for KnockdLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let mut message = Message::default();
+        event.record(&mut message);
+        let text = message.0;
+        if let Some(f) = &self.file {
+            let line = format!("{}{text}\n", prefix(chrono::Local::now()));
+            let mut file = f.file.lock().unwrap_or_else(|e| e.into_inner());
+            // A full disk must not take the daemon down; stderr (if any) still has the line.
+            if file.write_all(line.as_bytes()).is_err() {
+                eprintln!("knock-server: cannot write to {}", f.path.display());
+            }
+        }
+        if self.syslog {
+            let priority = if *event.metadata().level() == Level::ERROR {
+                syslog::ERR
+            } else {
+                syslog::NOTICE
+            };
+            syslog::send(priority, &text);
+        }
+    }
+}
+
+/// Collects an event's message and any extra fields as `key=value`.
+#[derive(Default)]
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0.push_str(value);
+        } else {
+            let _ = write!(self.0, " {}={value}", field.name());
+        }
+    }
+}
+
+/// The C library's syslog(3): it owns the connection to /dev/log, reconnects after syslogd
+/// restarts, and formats what local syslog daemons expect.
+#[allow(unsafe_code)]
+mod syslog {
+    use std::ffi::CString;
+
+    pub const NOTICE: libc::c_int = libc::LOG_NOTICE;
+    pub const ERR: libc::c_int = libc::LOG_ERR;
+
+    /// The identity knockd logs under, so rules written for knockd match.
+    static IDENT: &std::ffi::CStr = c"knockd";
+
+    pub fn open() {
+        // SAFETY: IDENT is a 'static NUL-terminated string, as openlog requires (it keeps
+        // the pointer).
+        unsafe { libc::openlog(IDENT.as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) }
+    }
+
+    pub fn send(priority: libc::c_int, text: &str) {
+        let Ok(msg) = CString::new(text.replace('\0', " ")) else {
+            return;
+        };
+        // SAFETY: a constant "%s" format with one valid C string argument.
+        unsafe { libc::syslog(priority, c"%s".as_ptr(), msg.as_ptr()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone as _;
+
+    #[test]
+    fn prefix_matches_knockd() {
+        let t = chrono::Local
+            .with_ymd_and_hms(2026, 11, 25, 0, 2, 59)
+            .unwrap();
+        assert_eq!(prefix(t), "[2026-11-25 00:02] ");
+    }
+}

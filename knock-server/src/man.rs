@@ -1,0 +1,208 @@
+//! knock-server(8), generated from the command line definition plus the sections clap does
+//! not know: both config formats with every key, signals, files, exit status.
+//! `man/knock-server.8` is this output, kept current by a test.
+
+use clap::CommandFactory as _;
+use clap_mangen::roff::{Roff, bold, italic, roman};
+
+use crate::cli::Args;
+
+/// (key in knockd.conf, key in TOML, what it does)
+const OPTION_KEYS: &[(&str, &str, &str)] = &[
+    (
+        "UseSyslog",
+        "use_syslog = true",
+        "Log to syslog (identity knockd, facility daemon) as well.",
+    ),
+    (
+        "LogFile = PATH",
+        "log_file",
+        "Append knockd-style lines, each prefixed [YYYY-MM-DD HH:MM], to PATH.",
+    ),
+    (
+        "PidFile = PATH",
+        "pid_file",
+        "Write the daemon's pid to PATH (default /var/run/knockd.pid with -d).",
+    ),
+    (
+        "Interface = NAME",
+        "interface",
+        "Capture on NAME; -i wins. Default: any (every interface).",
+    ),
+    (
+        "-",
+        "max_attempts",
+        "Cap on knock attempts in progress (default 100000); when full, the oldest is evicted.",
+    ),
+    (
+        "-",
+        "sendmail",
+        "Program for mail_to, called as PROGRAM -t -i (default /usr/sbin/sendmail).",
+    ),
+    (
+        "-",
+        "mail_from",
+        "From address of mail notices (default knock@HOSTNAME).",
+    ),
+];
+
+const DOOR_KEYS: &[(&str, &str, &str)] = &[
+    (
+        "Sequence",
+        "sequence",
+        "The knocks, port[:tcp|udp],... (TCP when no protocol is given). In TOML also an array of such strings.",
+    ),
+    (
+        "One_Time_Sequences",
+        "one_time_sequences",
+        "A file with one sequence per line, each usable once: the used line gets # as its first character and the next line becomes the sequence.",
+    ),
+    (
+        "Seq_Timeout, Timeout",
+        "seq_timeout",
+        "Seconds allowed from the first knock to the last (default 25).",
+    ),
+    (
+        "TCPFlags",
+        "tcpflags",
+        "Flags a TCP knock must carry, e.g. syn or syn,!ack (! = must be clear); other TCP packets are ignored.",
+    ),
+    (
+        "Start_Command, Command",
+        "start_command, command",
+        "Run when the door opens, %IP% replaced by the knocker's address. Split into arguments like a shell would, never run through a shell.",
+    ),
+    (
+        "Start_Command_6, Command_6",
+        "start_command_6, command_6",
+        "The same for IPv6 knockers; falls back to the IPv4 one.",
+    ),
+    (
+        "Stop_Command",
+        "stop_command",
+        "Run Cmd_Timeout seconds after the start command, on SIGTERM, or after a crash when the daemon starts again.",
+    ),
+    (
+        "Stop_Command_6",
+        "stop_command_6",
+        "The same for IPv6 knockers; falls back to the IPv4 one.",
+    ),
+    (
+        "Cmd_Timeout",
+        "cmd_timeout",
+        "Seconds between start and stop command (default 10).",
+    ),
+    (
+        "Target",
+        "target",
+        "Match knocks sent to this address instead of the host's own.",
+    ),
+    (
+        "-",
+        "wake_on_lan",
+        "Send a Wake-on-LAN magic packet: a MAC, or { mac, address (255.255.255.255), port (9), interface }.",
+    ),
+    (
+        "-",
+        "mail_to",
+        "Mail a notice (door, knocker, time, what was done) to these addresses through sendmail.",
+    ),
+    (
+        "-",
+        "open",
+        "Open these ports (\"1723/tcp\", or an array) to the knocker only, in knock-server's own nftables table; the kernel closes them again after open_seconds even if the daemon is killed.",
+    ),
+    (
+        "-",
+        "open_seconds",
+        "How long open stays open (default 20).",
+    ),
+];
+
+/// Renders the page.
+pub fn render() -> std::io::Result<Vec<u8>> {
+    let man = clap_mangen::Man::new(Args::command())
+        .section("8")
+        .manual("System Administration")
+        .source(format!("knock {}", env!("CARGO_PKG_VERSION")));
+    let mut out = Vec::new();
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    man.render_options_section(&mut out)?;
+    extra().to_writer(&mut out)?;
+    man.render_version_section(&mut out)?;
+    Ok(out)
+}
+
+fn keys(roff: &mut Roff, keys: &[(&str, &str, &str)]) {
+    for (knockd, toml, what) in keys {
+        let mut head = Vec::new();
+        if *knockd != "-" {
+            head.push(bold(*knockd));
+            head.push(roman(" (knockd.conf), "));
+        }
+        head.push(bold(*toml));
+        head.push(roman(" (TOML)"));
+        roff.control("TP", []).text(head).text([roman(*what)]);
+    }
+}
+
+fn extra() -> Roff {
+    let mut r = Roff::new();
+    r.control("SH", ["CONFIGURATION"]).text([roman(
+        "knock-server reads knockd.conf unchanged, or its own TOML format. A file ending in .toml \
+         is TOML, one ending in .conf is knockd.conf; otherwise the content decides. Errors name \
+         file, line and column; every error in the file is reported, and the exit status is 2.",
+    )]);
+    r.control("SS", ["knockd.conf"]).text([roman(
+        "Line based. Empty lines and lines starting with # are skipped. [options] holds global \
+         settings; every other [name] section is a door, whose name appears in the log. Keys are \
+         case-insensitive; a line is split at its first =.",
+    )]);
+    r.control("SS", ["TOML"]).text([
+        roman("Global settings in "),
+        bold("[options]"),
+        roman(", doors in "),
+        bold("[doors.NAME]"),
+        roman(", knockd's keys in snake_case. Unknown keys are errors."),
+    ]);
+    r.control("SS", ["Global settings"]);
+    keys(&mut r, OPTION_KEYS);
+    r.control("SS", ["Door settings"]);
+    keys(&mut r, DOOR_KEYS);
+    r.control("SH", ["LOG"]).text([roman(
+        "knockd's lines: IP: door: Stage N; IP: door: OPEN SESAME; door: running command: CMD; \
+         IP: door: sequence timeout (stage N); IP: door: command timeout; door: command returned \
+         non-zero status code (N). Once a minute, when there were any, a summary of ignored and \
+         dropped packets and of evicted attempts.",
+    )]);
+    r.control("SH", ["SIGNALS"]);
+    r.control("TP", []).text([bold("SIGHUP")]).text([roman(
+        "Re-read the config. A broken config is logged and the running one is kept.",
+    )]);
+    r.control("TP", [])
+        .text([bold("SIGTERM, SIGINT")])
+        .text([roman(
+            "Run every pending stop command, remove the nftables table, exit.",
+        )]);
+    r.control("SH", ["FILES"]);
+    for (file, what) in [
+        ("/etc/knock/server.toml", "The config, if it exists."),
+        ("/etc/knockd.conf", "The config otherwise."),
+        (
+            "/var/lib/knock-server/pending-stops",
+            "Stop commands not yet run (--state-file).",
+        ),
+    ] {
+        r.control("TP", []).text([italic(file)]).text([roman(what)]);
+    }
+    r.control("SH", ["EXIT STATUS"]).text([roman(
+        "0 after SIGTERM or SIGINT, or a valid --check; 2 for usage, config and startup errors \
+         (no such interface, no capture permission); 1 when capture fails while running.",
+    )]);
+    r.control("SH", ["SEE ALSO"])
+        .text([roman("knock(1), knockd(1), nft(8)")]);
+    r
+}

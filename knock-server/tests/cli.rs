@@ -1,0 +1,131 @@
+//! The knock-server binary's command line, without a network: `--check`, config errors,
+//! startup errors. Exit status 2 for every usage, config and startup error.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn server(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_knock-server"))
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .expect("run knock-server")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn check_prints_the_doors_it_understood() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write(
+        dir.path(),
+        "knockd.conf",
+        "[options]\n  UseSyslog\n\n[openSSH]\n  sequence = 7000,8000:udp,9000\n  seq_timeout = 5\n  tcpflags = syn\n  command = /sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT\n",
+    );
+    let out = server(&["--check", "-c", &conf]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for want in [
+        "openSSH",
+        "7000:tcp,8000:udp,9000:tcp",
+        "syn",
+        "/sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT",
+    ] {
+        assert!(stdout.contains(want), "{want} missing from:\n{stdout}");
+    }
+}
+
+#[test]
+fn check_accepts_debians_stock_knockd_conf() {
+    let stock = Path::new("/etc/knockd.conf");
+    assert!(
+        stock.exists(),
+        "install Debian's knockd package (scripts/setup-debian does)"
+    );
+    let out = server(&["--check", "-c", "/etc/knockd.conf"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn bad_configs_exit_2_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write(
+        dir.path(),
+        "bad.conf",
+        "[door]\n  sequence = 7000,70000\n  sequnce = 1\n",
+    );
+    let out = server(&["--check", "-c", &conf]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{conf}:2")), "{err}");
+    assert!(
+        err.contains(&format!("{conf}:3")),
+        "every error is reported, not just the first:\n{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    let toml = write(dir.path(), "bad.toml", "[doors.d]\nsequnce = \"1,2\"\n");
+    let out = server(&["--check", "-c", &toml]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("{toml}:2")) && err.contains("did you mean `sequence`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_config_and_unknown_flags_exit_2() {
+    let out = server(&["--check", "-c", "/nonexistent/knockd.conf"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("/nonexistent/knockd.conf"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = server(&["--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_missing_interface_is_one_clear_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write(dir.path(), "k.conf", "[d]\n  sequence = 1\n");
+    let out = server(&["-i", "knock-nosuch0", "-c", &conf]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("knock-nosuch0"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn version_and_help() {
+    let out = server(&["-V"]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).starts_with("knock-server "));
+    let out = server(&["--help"]);
+    assert!(out.status.success());
+    for flag in [
+        "--interface",
+        "--daemon",
+        "--config",
+        "--debug",
+        "--lookup",
+        "--pidfile",
+        "--logfile",
+        "--verbose",
+        "--only-ip-v4",
+        "--check",
+    ] {
+        assert!(text(&out.stdout).contains(flag), "{flag}");
+    }
+}

@@ -1,0 +1,390 @@
+//! knock-server as a knockd user meets it: Debian's `knock` client and telnet knock on it
+//! across the link, with knockd.conf files, and the log lines, commands, signals and
+//! one-time sequences behave as knockd's do (or better, where knockd falls short).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use knock_e2e::{
+    CLIENT_V4, CLIENT_V6, Daemon, Link, PATIENCE, SERVER_V4, SERVER_V6, bin, read, scratch,
+    wait_until, write,
+};
+
+/// Debian's knockd client (our own `knock` shares its name, so use the full path).
+const DEBIAN_KNOCK: &str = "/usr/bin/knock";
+
+/// A knock-server running in the link's server namespace on eth0.
+struct Server {
+    daemon: Daemon,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(link: &Link, dir: &Path, config: &Path) -> Server {
+        Server::start_logging_to(link, dir, config, "server.log")
+    }
+
+    fn start_logging_to(link: &Link, dir: &Path, config: &Path, log_name: &str) -> Server {
+        let log = dir.join(log_name);
+        let mut daemon = link.server.spawn(
+            bin("knock-server"),
+            [
+                "-i".as_ref(),
+                "eth0".as_ref(),
+                "-c".as_ref(),
+                config.as_os_str(),
+                "-g".as_ref(),
+                log.as_os_str(),
+            ],
+            &dir.join(format!("{log_name}.out")),
+        );
+        daemon.wait_file(&log, "starting up, listening on eth0");
+        Server { daemon, log }
+    }
+
+    /// Waits for a log line containing `needle` (knockd's wording).
+    fn wait_log(&mut self, needle: &str) {
+        let log = self.log.clone();
+        self.daemon.wait_file(&log, needle);
+    }
+
+    fn log(&self) -> String {
+        read(&self.log)
+    }
+}
+
+/// Runs Debian's `knock` in the client namespace and checks it succeeded.
+fn debian_knock(link: &Link, args: &[&str]) -> Output {
+    let out = link.client.run(DEBIAN_KNOCK, args);
+    assert!(
+        out.status.success(),
+        "knock {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A door that marks the file `marker` with the knocker's address when it opens, through a
+/// knockd-style shell command.
+fn marker_door(name: &str, sequence: &str, extra: &str, marker: &Path) -> String {
+    format!(
+        "[{name}]\n    sequence = {sequence}\n    seq_timeout = 10\n{extra}    command = /bin/sh -c 'echo {name} %IP% >> {}'\n",
+        marker.display()
+    )
+}
+
+/// A canary door: knocking it proves that every earlier knock has been processed (hits are
+/// handled in order), so a test can assert that something did NOT open without sleeping.
+const CANARY: &str = "[canary]\n    sequence = 60001,60002\n";
+
+fn knock_canary(link: &Link, server: &mut Server, n: usize) {
+    debian_knock(link, &[SERVER_V4, "60001", "60002"]);
+    wait_until("canary to open", PATIENCE, || {
+        server.log().matches("canary: OPEN SESAME").count() >= n
+    });
+}
+
+#[test]
+fn debian_knock_opens_tcp_udp_mixed_and_ipv6_doors() {
+    let link = Link::new();
+    let dir = scratch();
+    let marker = dir.path().join("opened");
+    let config = format!(
+        "[options]\n    logfile = {}\n\n{}{}{}",
+        dir.path().join("ignored.log").display(),
+        marker_door("tcp", "7000,8000,9000", "    tcpflags = syn\n", &marker),
+        marker_door("udp", "7001:udp,8001:udp,9001:udp", "", &marker),
+        marker_door("mixed", "7002,8002:udp,9002", "", &marker),
+    );
+    let conf = write(dir.path(), "knockd.conf", &config);
+    let mut server = Server::start(&link, dir.path(), &conf);
+
+    debian_knock(&link, &[SERVER_V4, "7000", "8000", "9000"]);
+    server.wait_log(&format!("{CLIENT_V4}: tcp: OPEN SESAME"));
+    debian_knock(&link, &["-u", SERVER_V4, "7001", "8001", "9001"]);
+    server.wait_log(&format!("{CLIENT_V4}: udp: OPEN SESAME"));
+    debian_knock(&link, &[SERVER_V4, "7002", "8002:udp", "9002"]);
+    server.wait_log(&format!("{CLIENT_V4}: mixed: OPEN SESAME"));
+    debian_knock(&link, &["-6", SERVER_V6, "7000", "8000", "9000"]);
+    server.wait_log(&format!("{CLIENT_V6}: tcp: OPEN SESAME"));
+
+    let log = server.log();
+    for stage in 1..=3 {
+        assert!(
+            log.contains(&format!("{CLIENT_V4}: tcp: Stage {stage}")),
+            "{log}"
+        );
+    }
+    assert!(
+        log.contains(&format!(
+            "tcp: running command: /bin/sh -c 'echo tcp {CLIENT_V4} >> "
+        )),
+        "{log}"
+    );
+    // knockd's LogFile format: a local-time prefix on every line.
+    assert!(
+        log.lines()
+            .all(|l| l.starts_with("[20") && l.as_bytes().get(17) == Some(&b']')),
+        "{log}"
+    );
+    wait_until("all four commands to run", PATIENCE, || {
+        read(&marker).lines().count() == 4
+    });
+    let marks = read(&marker);
+    for want in [
+        format!("tcp {CLIENT_V4}"),
+        format!("udp {CLIENT_V4}"),
+        format!("mixed {CLIENT_V4}"),
+        format!("tcp {CLIENT_V6}"),
+    ] {
+        assert!(
+            marks.lines().any(|l| l == want),
+            "{want} missing from {marks}"
+        );
+    }
+}
+
+#[test]
+fn wrong_order_protocol_flags_and_late_knocks_do_not_open() {
+    let link = Link::new();
+    let dir = scratch();
+    let marker = dir.path().join("opened");
+    let config = format!(
+        "{}{}{}{CANARY}",
+        marker_door("order", "7000,8000,9000", "", &marker),
+        marker_door("flags", "7100,8100", "    tcpflags = syn,ack\n", &marker),
+        "[late]\n    sequence = 7200,8200\n    seq_timeout = 1\n    command = /bin/true\n",
+    );
+    let conf = write(dir.path(), "knockd.conf", &config);
+    let mut server = Server::start(&link, dir.path(), &conf);
+
+    debian_knock(&link, &[SERVER_V4, "7000", "9000", "8000"]);
+    debian_knock(&link, &["-u", SERVER_V4, "7000", "8000", "9000"]);
+    // Debian's knock sends plain SYNs: a door that wants SYN+ACK ignores them.
+    debian_knock(&link, &[SERVER_V4, "7100", "8100"]);
+    // The late knock: the first port, then the second after the attempt expired.
+    debian_knock(&link, &[SERVER_V4, "7200"]);
+    server.wait_log(&format!("{CLIENT_V4}: late: sequence timeout (stage 1)"));
+    debian_knock(&link, &[SERVER_V4, "8200"]);
+    knock_canary(&link, &mut server, 1);
+
+    let log = server.log();
+    for door in ["order", "flags", "late"] {
+        assert!(
+            !log.contains(&format!("{door}: OPEN SESAME")),
+            "{door} opened:\n{log}"
+        );
+    }
+    assert!(
+        !log.contains("flags: Stage"),
+        "ignored packets must not count:\n{log}"
+    );
+    assert!(read(&marker).is_empty());
+}
+
+#[test]
+fn telnet_with_three_syns_per_port_opens_a_door_written_for_telnet() {
+    let link = Link::new();
+    let dir = scratch();
+    let marker = dir.path().join("opened");
+    let door = marker_door(
+        "telnet",
+        "02,02,02,01,01,01,2010,2010,2010",
+        "    tcpflags = syn\n",
+        &marker,
+    );
+    let conf = write(dir.path(), "knockd.conf", &door);
+    let mut server = Server::start(&link, dir.path(), &conf);
+    // As on a real host: the knock ports are firewalled, so each SYN goes unanswered and the
+    // client's kernel retransmits it; two retries with exponential backoff = three SYNs.
+    for port in ["2", "1", "2010"] {
+        link.server.ok(
+            "iptables",
+            ["-A", "INPUT", "-p", "tcp", "--dport", port, "-j", "DROP"],
+        );
+    }
+    link.client.sysctl("net.ipv4.tcp_syn_retries", "2");
+    if Path::new("/proc/sys/net/ipv4/tcp_syn_linear_timeouts").exists() {
+        link.client.sysctl("net.ipv4.tcp_syn_linear_timeouts", "0");
+    }
+    for (i, port) in ["2", "1", "2010"].into_iter().enumerate() {
+        let mut telnet = link
+            .client
+            .command("telnet")
+            .args([SERVER_V4, port])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn telnet");
+        let stage = 3 * (i + 1);
+        wait_until(
+            &format!("stage {stage} from telnet to port {port}"),
+            PATIENCE,
+            || {
+                server.log().contains(&format!("telnet: Stage {stage}"))
+                    || server.log().contains("OPEN SESAME")
+            },
+        );
+        let _ = telnet.kill();
+        let _ = telnet.wait();
+    }
+    server.wait_log(&format!("{CLIENT_V4}: telnet: OPEN SESAME"));
+    wait_until("the command", PATIENCE, || {
+        read(&marker).contains(CLIENT_V4)
+    });
+}
+
+#[test]
+fn stop_command_runs_after_cmd_timeout_and_on_sigterm() {
+    let link = Link::new();
+    let dir = scratch();
+    let marker = dir.path().join("marks");
+    let m = marker.display();
+    let config = format!(
+        "[short]\n    sequence = 7000,8000\n    cmd_timeout = 1\n    start_command = /bin/sh -c 'echo start %IP% >> {m}'\n    stop_command = /bin/sh -c 'echo stop %IP% >> {m}'\n\
+         [long]\n    sequence = 7100,8100\n    cmd_timeout = 3600\n    start_command = /bin/sh -c 'echo start-long %IP% >> {m}'\n    stop_command = /bin/sh -c 'echo stop-long %IP% >> {m}'\n"
+    );
+    let conf = write(dir.path(), "knockd.conf", &config);
+    let mut server = Server::start(&link, dir.path(), &conf);
+
+    debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
+    server.wait_log(&format!("{CLIENT_V4}: short: command timeout"));
+    wait_until("stop command", PATIENCE, || read(&marker).contains("stop "));
+    assert_eq!(
+        read(&marker),
+        format!("start {CLIENT_V4}\nstop {CLIENT_V4}\n")
+    );
+
+    debian_knock(&link, &[SERVER_V4, "7100", "8100"]);
+    wait_until("long start command", PATIENCE, || {
+        read(&marker).contains("start-long")
+    });
+    server.daemon.signal("TERM");
+    let status = server.daemon.wait_exit();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        read(&marker).ends_with(&format!("start-long {CLIENT_V4}\nstop-long {CLIENT_V4}\n")),
+        "{}",
+        read(&marker)
+    );
+    assert!(server.log().contains("shutting down"));
+}
+
+#[test]
+fn sighup_reloads_a_good_config_and_keeps_the_old_one_when_broken() {
+    let link = Link::new();
+    let dir = scratch();
+    let marker = dir.path().join("opened");
+    let conf = write(
+        dir.path(),
+        "knockd.conf",
+        &format!("{}{CANARY}", marker_door("door", "7000,8000", "", &marker)),
+    );
+    let mut server = Server::start(&link, dir.path(), &conf);
+
+    fs::write(
+        &conf,
+        format!("{}{CANARY}", marker_door("door", "7500,8500", "", &marker)),
+    )
+    .unwrap();
+    server.daemon.signal("HUP");
+    server.wait_log(&format!("re-reading config file: {}", conf.display()));
+    // The new capture filter is installed by the capture thread shortly after the reload:
+    // knock until the new sequence opens rather than guessing when.
+    wait_until("the reloaded sequence to open", PATIENCE, || {
+        debian_knock(&link, &[SERVER_V4, "7500", "8500"]);
+        server.log().contains("door: OPEN SESAME")
+    });
+    debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
+    knock_canary(&link, &mut server, 1);
+    assert_eq!(
+        server.log().matches("door: OPEN SESAME").count(),
+        1,
+        "old sequence still opens"
+    );
+
+    fs::write(&conf, "[door]\n    sequence = 0,70000\n").unwrap();
+    server.daemon.signal("HUP");
+    server.wait_log("keeping the running config");
+    let opened = server.log().matches("door: OPEN SESAME").count();
+    debian_knock(&link, &[SERVER_V4, "7500", "8500"]);
+    wait_until("the old config to keep working", PATIENCE, || {
+        server.log().matches("door: OPEN SESAME").count() > opened
+    });
+    server.daemon.assert_running();
+}
+
+#[test]
+fn one_time_sequences_are_consumed_and_survive_a_restart() {
+    let link = Link::new();
+    let dir = scratch();
+    let marker = dir.path().join("opened");
+    let seqs = write(
+        dir.path(),
+        "sequences",
+        " 1001,1002\n 2001,2002\n 3001,3002\n",
+    );
+    let config = format!(
+        "[otp]\n    one_time_sequences = {}\n    command = /bin/sh -c 'echo %IP% >> {}'\n{CANARY}",
+        seqs.display(),
+        marker.display()
+    );
+    let conf = write(dir.path(), "knockd.conf", &config);
+    let mut server = Server::start(&link, dir.path(), &conf);
+    debian_knock(&link, &[SERVER_V4, "1001", "1002"]);
+    server.wait_log("otp: OPEN SESAME");
+    wait_until("the file to be updated", PATIENCE, || {
+        read(&seqs) == "#1001,1002\n 2001,2002\n 3001,3002\n"
+    });
+    server.daemon.signal("TERM");
+    server.daemon.wait_exit();
+    drop(server);
+
+    let mut server = Server::start_logging_to(&link, dir.path(), &conf, "restarted.log");
+    debian_knock(&link, &[SERVER_V4, "1001", "1002"]);
+    knock_canary(&link, &mut server, 1);
+    assert!(
+        !server.log().contains("otp: OPEN SESAME"),
+        "a used sequence opened again"
+    );
+    debian_knock(&link, &[SERVER_V4, "2001", "2002"]);
+    server.wait_log("otp: OPEN SESAME");
+    wait_until("the second line to be used", PATIENCE, || {
+        read(&seqs) == "#1001,1002\n#2001,2002\n 3001,3002\n"
+    });
+}
+
+#[test]
+fn a_stop_command_still_runs_after_the_daemon_is_killed() {
+    let link = Link::new();
+    let dir = scratch();
+    let marker = dir.path().join("marks");
+    let m = marker.display();
+    let config = format!(
+        "[door]\n    sequence = 7000,8000\n    cmd_timeout = 2\n    start_command = /bin/sh -c 'echo start %IP% >> {m}'\n    stop_command = /bin/sh -c 'echo stop %IP% >> {m}'\n"
+    );
+    let conf = write(dir.path(), "knockd.conf", &config);
+    let mut server = Server::start(&link, dir.path(), &conf);
+    debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
+    wait_until("start command", PATIENCE, || {
+        read(&marker).contains("start ")
+    });
+    server.daemon.signal("KILL");
+    server.daemon.wait_exit();
+    drop(server);
+    assert!(!read(&marker).contains("stop "), "stop ran before its time");
+
+    let mut server = Server::start_logging_to(&link, dir.path(), &conf, "restarted.log");
+    server.wait_log(&format!(
+        "{CLIENT_V4}: door: stop command left pending by a previous run"
+    ));
+    wait_until("the adopted stop command", PATIENCE, || {
+        read(&marker).contains("stop ")
+    });
+    assert_eq!(
+        read(&marker),
+        format!("start {CLIENT_V4}\nstop {CLIENT_V4}\n")
+    );
+}
