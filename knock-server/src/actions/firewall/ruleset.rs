@@ -1,0 +1,507 @@
+//! The nftables batches behind [`super::Firewall`], built as typed `nftables` values: pure
+//! functions, so that what we ask the kernel for is unit-tested without root.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use knock_proto::sequence::Knock;
+use nftables::batch::Batch;
+use nftables::expr::{Elem, Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField};
+use nftables::schema::{
+    Chain, Element, FlushObject, NfCmd, NfListObject, Nftables, Rule, Set, SetFlag, SetType,
+    SetTypeValue, Table,
+};
+use nftables::stmt::{JumpTarget, Match, Operator, Reject, RejectType, Statement};
+use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook, RejectCode};
+
+/// The name of our table (family `inet`, so one table covers IPv4 and IPv6).
+pub const TABLE: &str = "knock_server";
+/// Our input chain's priority: `filter - 10`, just before the usual filter chains, so that a
+/// refused packet never reaches them.
+pub const PRIORITY: i32 = -10;
+
+const GUARDED: &str = "guarded";
+const ALLOW4: &str = "allow4";
+const ALLOW6: &str = "allow6";
+const INPUT: &str = "input";
+const GUARD: &str = "guard";
+
+/// The batch that deletes our table if it exists and creates it afresh.
+pub fn install_batch(guarded: &[Knock]) -> Nftables<'static> {
+    let mut b = Batch::new();
+    add_then_delete_table(&mut b);
+    b.add(NfListObject::Table(table()));
+    let v4 = [SetType::Ipv4Addr, SetType::InetProto, SetType::InetService];
+    let v6 = [SetType::Ipv6Addr, SetType::InetProto, SetType::InetService];
+    for s in [
+        guarded_set(guarded_elems(guarded)),
+        set(ALLOW4, &v4, None, true),
+        set(ALLOW6, &v6, None, true),
+    ] {
+        b.add(NfListObject::Set(Box::new(s)));
+    }
+    b.add(NfListObject::Chain(Chain {
+        family: NfFamily::INet,
+        table: TABLE.into(),
+        name: INPUT.into(),
+        _type: Some(NfChainType::Filter),
+        hook: Some(NfHook::Input),
+        prio: Some(PRIORITY),
+        policy: Some(NfChainPolicy::Accept),
+        ..Chain::default()
+    }));
+    b.add(NfListObject::Chain(Chain {
+        family: NfFamily::INet,
+        table: TABLE.into(),
+        name: GUARD.into(),
+        ..Chain::default()
+    }));
+    let guarded_port = concat(vec![meta(MetaKey::L4proto), payload("th", "dport")]);
+    b.add(rule(
+        INPUT,
+        vec![is_in_set(guarded_port, GUARDED), jump(GUARD)],
+    ));
+    for statements in guard_rules() {
+        b.add(rule(GUARD, statements));
+    }
+    b.to_nftables()
+}
+
+/// The guard chain's rules, in order: what may pass to a guarded port, then the refusal.
+fn guard_rules() -> Vec<Vec<Statement<'static>>> {
+    let accept = || Statement::Accept(None);
+    let from = |family: &'static str| {
+        concat(vec![
+            payload(family, "saddr"),
+            meta(MetaKey::L4proto),
+            payload("th", "dport"),
+        ])
+    };
+    let ct_state = Expression::Named(NamedExpression::CT(nftables::expr::CT {
+        key: "state".into(),
+        family: None,
+        dir: None,
+    }));
+    let established = Expression::List(vec![
+        Expression::String("established".into()),
+        Expression::String("related".into()),
+    ]);
+    vec![
+        vec![equals(meta(MetaKey::Iif), "lo"), accept()],
+        vec![matches(ct_state, Operator::IN, established), accept()],
+        vec![is_in_set(from("ip"), ALLOW4), accept()],
+        vec![is_in_set(from("ip6"), ALLOW6), accept()],
+        vec![
+            equals(meta(MetaKey::L4proto), "tcp"),
+            Statement::Reject(Some(Reject::new(Some(RejectType::TCPReset), None))),
+        ],
+        vec![Statement::Reject(Some(Reject::new(
+            Some(RejectType::ICMPX),
+            Some(RejectCode::PortUnreach),
+        )))],
+    ]
+}
+
+/// The batch that replaces the guarded ports and keeps everything else.
+pub fn guard_batch(guarded: &[Knock]) -> Nftables<'static> {
+    let mut b = Batch::new();
+    b.add_cmd(NfCmd::Flush(FlushObject::Set(Box::new(guarded_set(None)))));
+    if let Some(elems) = guarded_elems(guarded) {
+        b.add(element(GUARDED, elems));
+    }
+    b.to_nftables()
+}
+
+/// The batch that lets `ip` reach `ports` for `for_`. Each element is added bare, deleted
+/// and added again with its timeout: in one transaction that is an idempotent "set the
+/// timeout", since a plain add of an element that exists keeps its old timeout.
+pub fn allow_batch(ip: IpAddr, ports: &[Knock], for_: Duration) -> Nftables<'static> {
+    let ip = ip.to_canonical();
+    let allow = if ip.is_ipv4() { ALLOW4 } else { ALLOW6 };
+    let keys: Vec<Expression<'static>> = ports
+        .iter()
+        .map(|k| {
+            concat(vec![
+                Expression::String(ip.to_string().into()),
+                Expression::String(k.proto.as_str().into()),
+                Expression::Number(u32::from(k.port.get())),
+            ])
+        })
+        .collect();
+    let timed: Vec<Expression<'static>> = keys
+        .iter()
+        .map(|key| {
+            Expression::Named(NamedExpression::Elem(Elem {
+                val: Box::new(key.clone()),
+                timeout: Some(timeout_secs(for_)),
+                ..Elem::default()
+            }))
+        })
+        .collect();
+    let mut b = Batch::new();
+    b.add(element(allow, keys.clone()));
+    b.delete(element(allow, keys));
+    b.add(element(allow, timed));
+    b.to_nftables()
+}
+
+/// The batch that deletes our table, whether or not it exists.
+pub fn remove_batch() -> Nftables<'static> {
+    let mut b = Batch::new();
+    add_then_delete_table(&mut b);
+    b.to_nftables()
+}
+
+/// `add` of an existing table does nothing, so add-then-delete deletes it whether or not it
+/// was there: nft 1.0.6 (Debian 12) has no `destroy`.
+fn add_then_delete_table(b: &mut Batch<'static>) {
+    b.add(NfListObject::Table(table()));
+    b.delete(NfListObject::Table(table()));
+}
+
+/// Whole seconds, rounded up so that a window is never shorter than asked, at least 1
+/// (a zero timeout would mean "never expires").
+fn timeout_secs(d: Duration) -> u32 {
+    let secs = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
+    u32::try_from(secs).unwrap_or(u32::MAX).max(1)
+}
+
+fn table() -> Table<'static> {
+    Table {
+        family: NfFamily::INet,
+        name: TABLE.into(),
+        handle: None,
+    }
+}
+
+/// The `guarded` set: `proto . port` pairs, no timeouts.
+fn guarded_set(elems: Option<Vec<Expression<'static>>>) -> Set<'static> {
+    set(
+        GUARDED,
+        &[SetType::InetProto, SetType::InetService],
+        elems,
+        false,
+    )
+}
+
+fn set(
+    name: &'static str,
+    types: &[SetType],
+    elems: Option<Vec<Expression<'static>>>,
+    timeout: bool,
+) -> Set<'static> {
+    Set {
+        family: NfFamily::INet,
+        table: TABLE.into(),
+        name: name.into(),
+        set_type: SetTypeValue::Concatenated(Cow::Owned(types.to_vec())),
+        flags: timeout.then(|| HashSet::from([SetFlag::Timeout])),
+        elem: elems.map(Cow::Owned),
+        ..Set::default()
+    }
+}
+
+/// The guarded `proto . port` pairs, without duplicates; `None` when there are none.
+fn guarded_elems(guarded: &[Knock]) -> Option<Vec<Expression<'static>>> {
+    let mut knocks = guarded.to_vec();
+    knocks.sort();
+    knocks.dedup();
+    let elems: Vec<_> = knocks
+        .iter()
+        .map(|k| {
+            concat(vec![
+                Expression::String(k.proto.as_str().into()),
+                Expression::Number(u32::from(k.port.get())),
+            ])
+        })
+        .collect();
+    (!elems.is_empty()).then_some(elems)
+}
+
+fn element(set: &'static str, elems: Vec<Expression<'static>>) -> NfListObject<'static> {
+    NfListObject::Element(Element {
+        family: NfFamily::INet,
+        table: TABLE.into(),
+        name: set.into(),
+        elem: Cow::Owned(elems),
+    })
+}
+
+fn rule(chain: &'static str, statements: Vec<Statement<'static>>) -> NfListObject<'static> {
+    NfListObject::Rule(Rule {
+        family: NfFamily::INet,
+        table: TABLE.into(),
+        chain: chain.into(),
+        expr: Cow::Owned(statements),
+        ..Rule::default()
+    })
+}
+
+fn meta(key: MetaKey) -> Expression<'static> {
+    Expression::Named(NamedExpression::Meta(Meta { key }))
+}
+
+fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
+    Expression::Named(NamedExpression::Payload(Payload::PayloadField(
+        PayloadField {
+            protocol: protocol.into(),
+            field: field.into(),
+        },
+    )))
+}
+
+fn concat(parts: Vec<Expression<'static>>) -> Expression<'static> {
+    Expression::Named(NamedExpression::Concat(parts))
+}
+
+fn matches(
+    left: Expression<'static>,
+    op: Operator,
+    right: Expression<'static>,
+) -> Statement<'static> {
+    Statement::Match(Match { left, right, op })
+}
+
+fn equals(left: Expression<'static>, right: &'static str) -> Statement<'static> {
+    matches(left, Operator::EQ, Expression::String(right.into()))
+}
+
+/// A lookup in one of our named sets (`@name` is nft's set reference).
+fn is_in_set(left: Expression<'static>, set: &'static str) -> Statement<'static> {
+    matches(
+        left,
+        Operator::EQ,
+        Expression::String(format!("@{set}").into()),
+    )
+}
+
+fn jump(chain: &'static str) -> Statement<'static> {
+    Statement::Jump(JumpTarget {
+        target: chain.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn json_of(batch: &Nftables<'_>) -> Vec<Value> {
+        match serde_json::to_value(batch).unwrap() {
+            Value::Object(mut o) => match o.remove("nftables") {
+                Some(Value::Array(commands)) => commands,
+                other => panic!("not a command list: {other:?}"),
+            },
+            other => panic!("not an nftables document: {other}"),
+        }
+    }
+
+    fn knocks(list: &[&str]) -> Vec<Knock> {
+        list.iter().map(|k| k.parse().unwrap()).collect()
+    }
+
+    fn add_table() -> Value {
+        json!({"add": {"table": {"family": "inet", "name": "knock_server"}}})
+    }
+
+    fn delete_table() -> Value {
+        json!({"delete": {"table": {"family": "inet", "name": "knock_server"}}})
+    }
+
+    fn guard_rule(expr: Value) -> Value {
+        json!({"add": {"rule": {
+            "family": "inet", "table": "knock_server", "chain": "guard", "expr": expr
+        }}})
+    }
+
+    fn from(family: &str) -> Value {
+        json!({"concat": [
+            {"payload": {"protocol": family, "field": "saddr"}},
+            {"meta": {"key": "l4proto"}},
+            {"payload": {"protocol": "th", "field": "dport"}}
+        ]})
+    }
+
+    #[test]
+    fn install_replaces_a_stale_table_with_sets_and_the_input_hook() {
+        let c = json_of(&install_batch(&knocks(&["500:udp", "22", "22:tcp"])));
+        assert_eq!(c[..3], [add_table(), delete_table(), add_table()]);
+        assert_eq!(
+            c[3],
+            json!({"add": {"set": {
+                "family": "inet", "table": "knock_server", "name": "guarded",
+                "type": ["inet_proto", "inet_service"],
+                "elem": [{"concat": ["tcp", 22]}, {"concat": ["udp", 500]}]
+            }}})
+        );
+        for (i, (name, addr)) in [(4, ("allow4", "ipv4_addr")), (5, ("allow6", "ipv6_addr"))] {
+            assert_eq!(
+                c[i],
+                json!({"add": {"set": {
+                    "family": "inet", "table": "knock_server", "name": name,
+                    "type": [addr, "inet_proto", "inet_service"], "flags": ["timeout"]
+                }}})
+            );
+        }
+        assert_eq!(
+            c[6],
+            json!({"add": {"chain": {
+                "family": "inet", "table": "knock_server", "name": "input",
+                "type": "filter", "hook": "input", "prio": -10, "policy": "accept"
+            }}})
+        );
+        assert_eq!(
+            c[7],
+            json!({"add": {"chain": {"family": "inet", "table": "knock_server", "name": "guard"}}})
+        );
+        assert_eq!(
+            c[8],
+            json!({"add": {"rule": {
+                "family": "inet", "table": "knock_server", "chain": "input",
+                "expr": [
+                    {"match": {
+                        "left": {"concat": [
+                            {"meta": {"key": "l4proto"}},
+                            {"payload": {"protocol": "th", "field": "dport"}}
+                        ]},
+                        "right": "@guarded", "op": "=="
+                    }},
+                    {"jump": {"target": "guard"}}
+                ]
+            }}})
+        );
+        assert_eq!(c.len(), 9 + 6);
+    }
+
+    #[test]
+    fn the_guard_passes_loopback_established_and_allowed_then_refuses_like_a_closed_port() {
+        let c = json_of(&install_batch(&knocks(&["22"])));
+        let accept = json!({"accept": null});
+        assert_eq!(
+            c[9..],
+            [
+                guard_rule(json!([
+                    {"match": {"left": {"meta": {"key": "iif"}}, "right": "lo", "op": "=="}},
+                    accept
+                ])),
+                guard_rule(json!([
+                    {"match": {
+                        "left": {"ct": {"key": "state"}},
+                        "right": ["established", "related"], "op": "in"
+                    }},
+                    accept
+                ])),
+                guard_rule(json!([
+                    {"match": {"left": from("ip"), "right": "@allow4", "op": "=="}},
+                    accept
+                ])),
+                guard_rule(json!([
+                    {"match": {"left": from("ip6"), "right": "@allow6", "op": "=="}},
+                    accept
+                ])),
+                guard_rule(json!([
+                    {"match": {"left": {"meta": {"key": "l4proto"}}, "right": "tcp", "op": "=="}},
+                    {"reject": {"type": "tcp reset"}}
+                ])),
+                guard_rule(json!([
+                    {"reject": {"type": "icmpx", "expr": "port-unreachable"}}
+                ])),
+            ]
+        );
+    }
+
+    #[test]
+    fn no_guarded_ports_make_an_empty_set() {
+        let c = json_of(&install_batch(&[]));
+        assert_eq!(c[3]["add"]["set"]["name"], "guarded");
+        assert!(c[3]["add"]["set"].get("elem").is_none(), "{}", c[3]);
+    }
+
+    #[test]
+    fn allowing_sets_the_timeout_whether_or_not_the_element_exists() {
+        let c = json_of(&allow_batch(
+            "198.18.0.2".parse().unwrap(),
+            &knocks(&["22", "500:udp"]),
+            Duration::from_secs(20),
+        ));
+        let keys = json!([
+            {"concat": ["198.18.0.2", "tcp", 22]},
+            {"concat": ["198.18.0.2", "udp", 500]}
+        ]);
+        let element = |elem: &Value| json!({"family": "inet", "table": "knock_server", "name": "allow4", "elem": elem});
+        let timed: Vec<Value> = keys
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                json!({"elem": {
+                    "val": k, "timeout": 20, "expires": null, "comment": null, "counter": null
+                }})
+            })
+            .collect();
+        assert_eq!(
+            c,
+            [
+                json!({"add": {"element": element(&keys)}}),
+                json!({"delete": {"element": element(&keys)}}),
+                json!({"add": {"element": element(&Value::Array(timed))}}),
+            ]
+        );
+    }
+
+    #[test]
+    fn ipv6_knockers_go_to_allow6_and_mapped_ipv4_ones_to_allow4() {
+        let v6 = json_of(&allow_batch(
+            "fd00::2".parse().unwrap(),
+            &knocks(&["22"]),
+            Duration::from_secs(5),
+        ));
+        assert_eq!(v6[0]["add"]["element"]["name"], "allow6");
+        assert_eq!(v6[0]["add"]["element"]["elem"][0]["concat"][0], "fd00::2");
+        let mapped = json_of(&allow_batch(
+            "::ffff:198.18.0.2".parse().unwrap(),
+            &knocks(&["22"]),
+            Duration::from_secs(5),
+        ));
+        assert_eq!(mapped[0]["add"]["element"]["name"], "allow4");
+        assert_eq!(
+            mapped[0]["add"]["element"]["elem"][0]["concat"][0],
+            "198.18.0.2"
+        );
+    }
+
+    #[test]
+    fn windows_round_up_to_whole_seconds_and_never_to_zero() {
+        assert_eq!(timeout_secs(Duration::ZERO), 1);
+        assert_eq!(timeout_secs(Duration::from_millis(1)), 1);
+        assert_eq!(timeout_secs(Duration::from_millis(1500)), 2);
+        assert_eq!(timeout_secs(Duration::from_secs(20)), 20);
+        assert_eq!(timeout_secs(Duration::MAX), u32::MAX);
+    }
+
+    #[test]
+    fn a_reload_replaces_the_guarded_ports_and_nothing_else() {
+        let c = json_of(&guard_batch(&knocks(&["2222"])));
+        assert_eq!(
+            c,
+            [
+                json!({"flush": {"set": {
+                    "family": "inet", "table": "knock_server", "name": "guarded",
+                    "type": ["inet_proto", "inet_service"]
+                }}}),
+                json!({"add": {"element": {
+                    "family": "inet", "table": "knock_server", "name": "guarded",
+                    "elem": [{"concat": ["tcp", 2222]}]
+                }}}),
+            ]
+        );
+        assert_eq!(json_of(&guard_batch(&[])).len(), 1);
+    }
+
+    #[test]
+    fn removal_deletes_our_table_even_when_it_is_absent() {
+        assert_eq!(json_of(&remove_batch()), [add_table(), delete_table()]);
+    }
+}
