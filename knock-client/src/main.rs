@@ -6,13 +6,14 @@
 //! - [`plan`]: profile or ports plus overrides, to the exact hits to send;
 //! - [`resolve`]: host to address; [`send`]: packets on the wire; [`knocker`]: the sending
 //!   loop with pacing, `-v` and `--dry-run`; [`progress`]: the progress bar;
-//! - [`complete`]: shell completion that reads the profiles at TAB time.
+//! - [`complete`]: shell completion that reads the profiles at TAB time; [`man`]: knock(1).
 //!
 //! Every error is printed once, here, and exits with status 2.
 
 mod cli;
 mod complete;
 mod knocker;
+mod man;
 mod plan;
 mod profiles;
 mod progress;
@@ -65,7 +66,7 @@ fn run(cli: &Cli, config_origin: Origin) -> anyhow::Result<()> {
         return Ok(out.flush()?);
     }
     if cli.man {
-        clap_mangen::Man::new(cli::command()).render(&mut out)?;
+        man::write(&mut out)?;
         return Ok(out.flush()?);
     }
     let location = Location::find(cli.config.clone().map(|p| (p, config_origin)))?;

@@ -68,14 +68,4 @@ mod tests {
         assert!(err.contains("no IPv4 address"), "{err}");
         assert!(resolve("", Family::Any).is_err());
     }
-
-    #[test]
-    fn unresolvable_names_are_errors() {
-        // `.invalid` never resolves (RFC 6761), and resolvers answer it locally.
-        let err = resolve("no-such-host.invalid", Family::Any).unwrap_err();
-        assert!(
-            format!("{err:#}").contains("cannot resolve host `no-such-host.invalid`"),
-            "{err:#}"
-        );
-    }
 }

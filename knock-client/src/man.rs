@@ -1,0 +1,130 @@
+//! The man page, knock(1): clap_mangen's sections from the clap definition, plus the ones a
+//! man page needs and `--help` does not carry (examples, files, environment, exit status).
+
+use std::io::{self, Write};
+
+use crate::cli;
+use crate::profiles::SAMPLE;
+
+/// Writes knock.1 in roff.
+pub fn write(out: &mut dyn Write) -> io::Result<()> {
+    let man = clap_mangen::Man::new(cli::command()).manual("User Commands");
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    section(out, "EXAMPLES")?;
+    for (command, what) in EXAMPLES {
+        writeln!(out, ".TP\n\\fB{}\\fR\n{}", escape(command), escape(what))?;
+    }
+    section(out, "FILES")?;
+    writeln!(
+        out,
+        ".TP\n\\fI$XDG_CONFIG_HOME/knock/config.toml\\fR (Linux; \\fI~/.config/knock/config.toml\\fR \
+         by default), \\fI~/Library/Application Support/knock/config.toml\\fR (macOS), \
+         \\fI%APPDATA%\\eknock\\econfig\\econfig.toml\\fR (Windows)\n\
+         The profiles. Each \\fB[profiles.NAME]\\fR has a \\fBhost\\fR, optional \\fBhits\\fR (per \
+         port, default 1), \\fBdelay_ms\\fR (between hits, default 0) and \\fBprotocol\\fR (for ports \
+         written without one, default tcp), and a \\fB[profiles.NAME.sequences]\\fR table of named \
+         sequences in knockd syntax, each a string or a table with \\fBsequence\\fR, \\fBhits\\fR and \
+         \\fBdelay_ms\\fR. For example:"
+    )?;
+    writeln!(out, ".PP\n.nf\n.RS 4")?;
+    for line in SAMPLE.lines() {
+        writeln!(out, "{}", escape(line))?;
+    }
+    writeln!(out, ".RE\n.fi")?;
+    section(out, "ENVIRONMENT")?;
+    for (name, what) in ENVIRONMENT {
+        writeln!(out, ".TP\n\\fB{name}\\fR\n{}", escape(what))?;
+    }
+    section(out, "EXIT STATUS")?;
+    writeln!(
+        out,
+        "0 when every hit was sent; 2 on any error (unknown profile or sequence, bad port or \
+         protocol, unresolvable host, missing or invalid config, a hit that could not be sent)."
+    )?;
+    section(out, "SEE ALSO")?;
+    writeln!(out, "\\fBknock-server\\fR(8), \\fBknockd\\fR(1)")?;
+    man.render_version_section(out)
+}
+
+const EXAMPLES: [(&str, &str); 5] = [
+    (
+        "knock home wake-laptop",
+        "Send the sequence wake-laptop of profile home to its host.",
+    ),
+    (
+        "knock --hits 3 -v home wake-laptop",
+        "Hit each port three times, as telnet to a filtered port does, printing each hit.",
+    ),
+    (
+        "knock myserver.example.com 123:tcp 456:udp 789:tcp",
+        "knockd style: TCP to 123, UDP to 456, TCP to 789.",
+    ),
+    (
+        "knock -u -d 500 myserver.example.com 8284 4721 18592",
+        "Every port over UDP, half a second apart.",
+    ),
+    (
+        "knock --completions bash > ~/.local/share/bash-completion/completions/knock",
+        "Install bash completion, which completes profile and sequence names.",
+    ),
+];
+
+const ENVIRONMENT: [(&str, &str); 3] = [
+    ("KNOCK_CONFIG", "The config file, as --config (which wins)."),
+    (
+        "XDG_CONFIG_HOME",
+        "Where the default config directory is on Linux (default ~/.config).",
+    ),
+    (
+        "KNOCK_LOG",
+        "Diagnostics on stderr, as a tracing filter (e.g. debug).",
+    ),
+];
+
+fn section(out: &mut dyn Write, title: &str) -> io::Result<()> {
+    writeln!(out, ".SH {title}")
+}
+
+/// Text for roff: backslashes and hyphens escaped, no line starting a request.
+fn escape(text: &str) -> String {
+    let escaped = text.replace('\\', "\\e").replace('-', "\\-");
+    if escaped.starts_with(['.', '\'']) {
+        format!("\\&{escaped}")
+    } else {
+        escaped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_section() {
+        let mut out = Vec::new();
+        write(&mut out).unwrap();
+        let page = String::from_utf8(out).unwrap();
+        for section in [
+            ".TH knock 1",
+            ".SH SYNOPSIS",
+            ".SH OPTIONS",
+            ".SH EXAMPLES",
+            ".SH FILES",
+            ".SH ENVIRONMENT",
+            ".SH EXIT STATUS",
+            "wake\\-laptop = \"4,2012,3\"",
+        ] {
+            assert!(page.contains(section), "missing {section:?}");
+        }
+    }
+
+    #[test]
+    fn escapes_roff() {
+        assert_eq!(escape("a-b\\c"), "a\\-b\\ec");
+        assert_eq!(escape(".x"), "\\&.x");
+    }
+}
