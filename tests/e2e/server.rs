@@ -2,6 +2,7 @@
 //! across the link, with knockd.conf files, and the log lines, commands, signals and
 //! one-time sequences behave as knockd's do (or better, where knockd falls short).
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -26,20 +27,41 @@ impl Server {
     }
 
     fn start_logging_to(link: &Link, dir: &Path, config: &Path, log_name: &str) -> Server {
+        Server::start_with(link, dir, config, log_name, Some("eth0"))
+    }
+
+    /// Starts with `-i interface`, or without `-i` (then it listens on `any`). Each test
+    /// keeps its pending stop commands in its own directory.
+    fn start_with(
+        link: &Link,
+        dir: &Path,
+        config: &Path,
+        log_name: &str,
+        interface: Option<&str>,
+    ) -> Server {
         let log = dir.join(log_name);
+        let state = dir.join("pending-stops");
+        let mut args: Vec<&OsStr> = Vec::new();
+        if let Some(i) = interface {
+            args.extend([OsStr::new("-i"), OsStr::new(i)]);
+        }
+        args.extend([
+            OsStr::new("-c"),
+            config.as_os_str(),
+            OsStr::new("-g"),
+            log.as_os_str(),
+            OsStr::new("--state-file"),
+            state.as_os_str(),
+        ]);
         let mut daemon = link.server.spawn(
             bin("knock-server"),
-            [
-                "-i".as_ref(),
-                "eth0".as_ref(),
-                "-c".as_ref(),
-                config.as_os_str(),
-                "-g".as_ref(),
-                log.as_os_str(),
-            ],
+            args,
             &dir.join(format!("{log_name}.out")),
         );
-        daemon.wait_file(&log, "starting up, listening on eth0");
+        daemon.wait_file(
+            &log,
+            &format!("starting up, listening on {}", interface.unwrap_or("any")),
+        );
         Server { daemon, log }
     }
 
@@ -387,4 +409,30 @@ fn a_stop_command_still_runs_after_the_daemon_is_killed() {
         read(&marker),
         format!("start {CLIENT_V4}\nstop {CLIENT_V4}\n")
     );
+}
+
+#[test]
+fn without_an_interface_it_listens_on_any_for_ipv4_ipv6_and_loopback() {
+    let link = Link::new();
+    let dir = scratch();
+    let marker = dir.path().join("opened");
+    let conf = write(
+        dir.path(),
+        "knockd.conf",
+        &marker_door("door", "7000,8000:udp,9000", "", &marker),
+    );
+    let mut server = Server::start_with(&link, dir.path(), &conf, "server.log", None);
+    debian_knock(&link, &[SERVER_V4, "7000", "8000:udp", "9000"]);
+    server.wait_log(&format!("{CLIENT_V4}: door: OPEN SESAME"));
+    debian_knock(&link, &["-6", SERVER_V6, "7000", "8000:udp", "9000"]);
+    server.wait_log(&format!("{CLIENT_V6}: door: OPEN SESAME"));
+    // On `any` a loopback packet is seen leaving and arriving: it must count once.
+    let out = link
+        .server
+        .run(DEBIAN_KNOCK, ["127.0.0.1", "7000", "8000:udp", "9000"]);
+    assert!(out.status.success());
+    server.wait_log("127.0.0.1: door: OPEN SESAME");
+    let log = server.log();
+    assert_eq!(log.matches("127.0.0.1: door: Stage 1").count(), 1, "{log}");
+    assert!(!log.contains("sequence broken"), "{log}");
 }
