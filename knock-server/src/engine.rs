@@ -303,17 +303,19 @@ impl Engine {
         let Some(door) = self.config.doors.get(id).cloned() else {
             return;
         };
-        self.run_commands(now, &door, source);
-        self.performer.perform(&door, source);
+        let ran = self.run_commands(now, &door, source);
+        self.performer.perform(&door, source, &ran);
         if matches!(door.sequence, SequenceSource::OneTime { .. }) {
             self.next_one_time(id, &door);
         }
     }
 
-    fn run_commands(&mut self, now: Timestamp, door: &Door, source: IpAddr) {
+    /// Starts the door's start command and schedules its stop command; returns what ran.
+    fn run_commands(&mut self, now: Timestamp, door: &Door, source: IpAddr) -> Vec<String> {
         let Some(start) = door.start_command_for(source) else {
-            return;
+            return Vec::new();
         };
+        let mut ran = Vec::new();
         let stop = door.stop_command_for(source);
         let key = (door.name.clone(), source);
         if stop.is_some() && self.open_until.contains_key(&key) {
@@ -325,12 +327,9 @@ impl Engine {
                 door.cmd_timeout.as_secs()
             );
         } else {
-            self.runner.run(
-                &door.name,
-                Kind::Start,
-                start.render(source),
-                &start.render_text(source),
-            );
+            let text = start.render_text(source);
+            self.runner.run(&door.name, Kind::Start, start.render(source), &text);
+            ran.push(text);
         }
         if let Some(stop) = stop {
             let entry = Entry {
@@ -344,6 +343,7 @@ impl Engine {
             self.journal
                 .save(self.pending.iter().map(|Reverse(p)| &p.entry));
         }
+        ran
     }
 
     /// Marks the used one-time sequence in its file (atomically) and arms the next one.

@@ -8,7 +8,6 @@
 //! - [`filter`]: the kernel BPF filter compiled from the doors;
 //! - [`log`]: knockd's log lines to LogFile, syslog and stderr.
 
-#[allow(dead_code)] // wired in as the actions land
 mod actions;
 mod capture;
 mod cli;

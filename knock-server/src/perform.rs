@@ -1,26 +1,166 @@
-//! Performs a door's built-in actions (Wake-on-LAN, mail notice, opening ports) when it
-//! opens, and owns their state across reloads and at shutdown.
+//! Performs a door's built-in actions when it opens (Wake-on-LAN, opening ports to the
+//! knocker, a mail notice) and owns their state: the nftables table lives from start to
+//! exit and follows reloads.
+//!
+//! Nothing here blocks the engine for long: the magic packet is one datagram, the firewall
+//! change one `nft` transaction, and mail is delivered by a thread of its own.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
+use anyhow::Context as _;
+use knock_proto::Knock;
 use knock_proto::config::{Config, Door};
 
+use crate::actions::{firewall::Firewall, mail, wol};
+
 /// The built-in actions' runtime state.
-#[derive(Debug, Default)]
-pub struct Performer {}
+#[derive(Debug)]
+pub struct Performer {
+    firewall: Option<Firewall>,
+    sendmail: PathBuf,
+    mail_from: String,
+}
+
+/// Every port any door opens: the ports our table guards.
+fn guarded(config: &Config) -> Vec<Knock> {
+    let mut ports: Vec<Knock> = config.doors.iter().flat_map(|d| d.actions.open.iter().copied()).collect();
+    ports.sort();
+    ports.dedup();
+    ports
+}
+
+/// `1723/tcp, 500/udp`, as `open` is written.
+fn port_list(ports: &[Knock]) -> String {
+    ports
+        .iter()
+        .map(|k| format!("{}/{}", k.port, k.proto))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 impl Performer {
-    /// Sets up what the config's actions need (the firewall table for `open`).
-    pub fn new(_config: &Config) -> anyhow::Result<Performer> {
-        Ok(Performer {})
+    /// Sets up what the config's actions need: the nftables table when a door has `open`
+    /// (any table a crashed run left behind is replaced).
+    pub fn new(config: &Config) -> anyhow::Result<Performer> {
+        let ports = guarded(config);
+        let firewall = if ports.is_empty() {
+            // A run that crashed with `open` doors left its table (still guarding, so its
+            // ports stay closed); this config guards nothing.
+            if let Err(e) = crate::actions::firewall::remove_stale() {
+                tracing::debug!("no stale nftables table removed: {e}");
+            }
+            None
+        } else {
+            let fw = Firewall::install(&ports).context("cannot set up the nftables table for `open` doors")?;
+            Some(fw)
+        };
+        Ok(Performer {
+            firewall,
+            sendmail: config.options.sendmail.clone(),
+            mail_from: config.options.mail_from.clone().unwrap_or_else(mail::default_from),
+        })
     }
 
-    /// Runs `door`'s built-in actions for `source`.
-    pub fn perform(&mut self, _door: &Door, _source: IpAddr) {}
+    /// Runs `door`'s built-in actions for `source`. `ran` lists the commands the engine
+    /// started for this opening, for the mail notice.
+    pub fn perform(&mut self, door: &Door, source: IpAddr, ran: &[String]) {
+        let actions = &door.actions;
+        let mut done: Vec<String> = ran.iter().map(|c| format!("ran: {c}")).collect();
+        if !actions.open.is_empty() {
+            let ports = port_list(&actions.open);
+            let secs = actions.open_for.as_secs();
+            match self.firewall.as_ref().map(|fw| fw.allow(source, &actions.open, actions.open_for)) {
+                Some(Ok(())) => {
+                    tracing::info!("{source}: {}: opened {ports} for {secs}s", door.name);
+                    done.push(format!("opened {ports} to {source} for {secs} s"));
+                }
+                Some(Err(e)) => {
+                    tracing::error!("{source}: {}: cannot open {ports}: {e}", door.name);
+                    done.push(format!("FAILED to open {ports}: {e}"));
+                }
+                None => tracing::error!("{}: cannot open {ports}: no firewall table", door.name),
+            }
+        }
+        if let Some(w) = &actions.wake_on_lan {
+            let to = format!("{} via {}:{}", w.mac, w.address, w.port);
+            match wol::wake(w) {
+                Ok(()) => {
+                    tracing::info!("{}: sent Wake-on-LAN to {to}", door.name);
+                    done.push(format!("sent Wake-on-LAN to {to}"));
+                }
+                Err(e) => {
+                    tracing::error!("{}: cannot send Wake-on-LAN to {to}: {e}", door.name);
+                    done.push(format!("FAILED to send Wake-on-LAN to {to}: {e}"));
+                }
+            }
+        }
+        if !actions.mail_to.is_empty() {
+            self.mail(door, source, &done);
+        }
+    }
 
-    /// Follows a reloaded config.
-    pub fn reconfigure(&mut self, _config: &Config) {}
+    fn mail(&self, door: &Door, source: IpAddr, done: &[String]) {
+        let message = mail::compose(
+            &self.mail_from,
+            &door.actions.mail_to,
+            &door.name,
+            source,
+            chrono::Local::now().fixed_offset(),
+            done,
+        );
+        let sendmail = self.sendmail.clone();
+        let name = door.name.clone();
+        let to = door.actions.mail_to.join(", ");
+        let spawned = std::thread::Builder::new().name("mail".into()).spawn(move || {
+            match mail::deliver(&sendmail, &message) {
+                Ok(()) => tracing::info!("{name}: mailed {to}"),
+                Err(e) => tracing::error!("{name}: cannot mail {to}: {e}"),
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!("{}: cannot start a mail thread: {e}", door.name);
+        }
+    }
 
-    /// Removes what `new` set up.
-    pub fn shutdown(&mut self) {}
+    /// Follows a reloaded config: the guarded ports change, windows already open stay open.
+    pub fn reconfigure(&mut self, config: &Config) {
+        self.sendmail = config.options.sendmail.clone();
+        self.mail_from = config.options.mail_from.clone().unwrap_or_else(mail::default_from);
+        let ports = guarded(config);
+        match &self.firewall {
+            Some(fw) => {
+                if let Err(e) = fw.set_guarded(&ports) {
+                    tracing::error!("cannot update the guarded ports: {e}");
+                }
+            }
+            None if !ports.is_empty() => match Firewall::install(&ports) {
+                Ok(fw) => self.firewall = Some(fw),
+                Err(e) => tracing::error!("cannot set up the nftables table for `open` doors: {e}"),
+            },
+            None => {}
+        }
+    }
+
+    /// Removes the nftables table: every port it guarded is as the host's own rules say.
+    pub fn shutdown(&mut self) {
+        if let Some(fw) = self.firewall.take() {
+            if let Err(e) = fw.remove() {
+                tracing::error!("cannot remove the nftables table: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guarded_ports_are_the_union_of_every_doors_open() {
+        let text = "[doors.a]\nsequence = \"1\"\nopen = [\"22/tcp\", \"500/udp\"]\n[doors.b]\nsequence = \"2\"\nopen = \"22/tcp\"\n[doors.c]\nsequence = \"3\"\n";
+        let config = knock_proto::config::toml::parse(std::path::Path::new("t.toml"), text).unwrap();
+        let ports = guarded(&config);
+        assert_eq!(port_list(&ports), "22/tcp, 500/udp");
+    }
 }

@@ -97,6 +97,7 @@ impl Nft {
 
     /// The command line that runs `nft`, program first (`["ip", "netns", "exec", "ns1", "nft"]`);
     /// `-j -f -` is appended. An empty list means `nft`.
+    #[allow(dead_code)] // The namespace tests run nft through `ip netns exec`.
     pub fn with_command<I, S>(argv: I) -> Nft
     where
         I: IntoIterator<Item = S>,
