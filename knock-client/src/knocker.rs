@@ -11,6 +11,9 @@ use crate::send::Sender;
 
 /// Sends every hit of `plan` to `dst`, pausing between hits. With `verbose`, writes how TCP is
 /// sent and then `hitting tcp 198.18.0.2:7000` before each hit, as knock does.
+///
+/// Printing is best effort: if stdout goes away (`knock -v ... | head -1`), the knock still
+/// completes; a half-sent sequence would be worse than a truncated log.
 pub fn send(
     plan: &Plan,
     dst: SocketAddr,
@@ -18,8 +21,9 @@ pub fn send(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let mut sender = Sender::new(dst, plan.has_tcp());
+    let mut verbose = verbose;
     if verbose && plan.has_tcp() {
-        writeln!(out, "{}", sender.describe())?;
+        verbose = writeln!(out, "{}", sender.describe()).is_ok();
     }
     let progress = Progress::new(plan.len(), plan.duration());
     let total = plan.len();
@@ -29,7 +33,9 @@ pub fn send(
         }
         let target = target(dst, hit);
         if verbose {
-            progress.suspend(|| writeln!(out, "hitting {} {target}", hit.knock.proto))?;
+            verbose = progress
+                .suspend(|| writeln!(out, "hitting {} {target}", hit.knock.proto))
+                .is_ok();
         }
         sender.send(hit).with_context(|| {
             format!(

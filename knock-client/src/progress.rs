@@ -20,10 +20,9 @@ impl Progress {
         if duration < NOTICEABLE || !std::io::stderr().is_terminal() {
             return Progress(None);
         }
-        let style =
-            ProgressStyle::with_template("knocking [{bar:30}] {pos}/{len} hits, {eta} left")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
+        let style = ProgressStyle::with_template("knocking [{bar:30}] {pos}/{len} hits")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
         let bar = ProgressBar::with_draw_target(
             Some(u64::try_from(hits).unwrap_or(u64::MAX)),
             ProgressDrawTarget::stderr(),
