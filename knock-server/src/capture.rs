@@ -52,6 +52,8 @@ pub struct Counters {
     pub hits: AtomicU64,
     /// Hits dropped because the engine's queue was full.
     pub queue_full: AtomicU64,
+    /// The same packet seen again on another device (bridge, VLAN) and counted once.
+    pub duplicates: AtomicU64,
     /// Packets the filter let through that were not knocks, by reason (index: `Skip as usize`).
     pub skipped: [AtomicU64; 16],
 }
@@ -63,8 +65,8 @@ impl Counters {
         }
     }
 
-    /// Takes and resets the counts: (hits, queue_full, skipped by reason).
-    pub fn take(&self) -> (u64, u64, Vec<(Skip, u64)>) {
+    /// Takes and resets the counts: (hits, queue_full, duplicates, skipped by reason).
+    pub fn take(&self) -> (u64, u64, u64, Vec<(Skip, u64)>) {
         let skipped = Skip::ALL
             .iter()
             .filter_map(|&s| {
@@ -75,6 +77,7 @@ impl Counters {
         (
             self.hits.swap(0, Ordering::Relaxed),
             self.queue_full.swap(0, Ordering::Relaxed),
+            self.duplicates.swap(0, Ordering::Relaxed),
             skipped,
         )
     }
@@ -220,6 +223,7 @@ fn run(
     stop: &AtomicBool,
     new_filter: &Mutex<Option<String>>,
 ) -> anyhow::Result<()> {
+    let mut recent = Recent::default();
     while !stop.load(Ordering::Relaxed) {
         if let Some(f) = new_filter.try_lock().ok().and_then(|mut g| g.take()) {
             if let Err(e) = opened.set_filter(&f) {
@@ -232,12 +236,52 @@ fn run(
             Err(pcap::Error::TimeoutExpired | pcap::Error::NoMorePackets) => continue,
             Err(e) => bail!("capture on {} failed: {e}", opened.interface),
         };
-        match wire::decode(opened.link, packet.data) {
-            Ok(hit) => deliver(tx, counters, clock.now(), hit)?,
-            Err(why) => counters.skip(why),
+        let hit = match wire::decode(opened.link, packet.data) {
+            Ok(hit) => hit,
+            Err(why) => {
+                counters.skip(why);
+                continue;
+            }
+        };
+        let ts = packet.header.ts;
+        let micros = i64::from(ts.tv_sec).saturating_mul(1_000_000).saturating_add(i64::from(ts.tv_usec));
+        let id = wire::identity(opened.link, packet.data).unwrap_or_default();
+        if recent.seen(id, micros) {
+            counters.duplicates.fetch_add(1, Ordering::Relaxed);
+            continue;
         }
+        deliver(tx, counters, clock.now(), hit)?;
     }
     Ok(())
+}
+
+/// Packets seen in the last moments, to count a packet once when the kernel shows it on
+/// several devices (on `any`: a bridge port and the bridge, a VLAN's parent and the VLAN
+/// device). Those copies carry the same kernel timestamp give or take microseconds, while a
+/// real repeat of a knock (a retransmitted SYN, a telnet-style hit) comes at least tens of
+/// milliseconds later.
+#[derive(Debug, Default)]
+struct Recent {
+    /// (identity, kernel timestamp in µs); a small ring, newest at `next - 1`.
+    entries: [(u64, i64); Recent::LEN],
+    next: usize,
+}
+
+impl Recent {
+    const LEN: usize = 16;
+    /// Copies of one packet on several devices arrive within this many microseconds.
+    const WINDOW_US: i64 = 5_000;
+
+    /// Whether the same packet was seen within the window; remembers this one either way.
+    fn seen(&mut self, id: u64, micros: i64) -> bool {
+        let dup = self
+            .entries
+            .iter()
+            .any(|&(i, t)| i == id && t != 0 && (micros - t).abs() <= Recent::WINDOW_US);
+        self.entries[self.next] = (id, micros);
+        self.next = (self.next + 1) % Recent::LEN;
+        dup
+    }
 }
 
 fn deliver(
@@ -254,5 +298,23 @@ fn deliver(
             Ok(())
         }
         Err(TrySendError::Disconnected(_)) => bail!("the engine has stopped"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_packet_within_the_window_is_a_duplicate_and_a_later_repeat_is_not() {
+        let mut r = Recent::default();
+        assert!(!r.seen(7, 1_000_000));
+        assert!(r.seen(7, 1_000_050), "the copy from the bridge");
+        assert!(!r.seen(8, 1_000_060), "another packet");
+        assert!(!r.seen(7, 2_000_000), "a retransmission a second later counts");
+        for i in 0..Recent::LEN as u64 {
+            r.seen(100 + i, 2_000_100);
+        }
+        assert!(!r.seen(7, 2_000_200), "forgotten after LEN newer packets");
     }
 }

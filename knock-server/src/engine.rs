@@ -396,7 +396,7 @@ impl Engine {
     }
 
     fn summary(&mut self) {
-        let (hits, queue_full, skipped) = self.counters.take();
+        let (hits, queue_full, duplicates, skipped) = self.counters.take();
         let stats = self.tracker.stats();
         let evicted = stats.evicted - self.evicted_reported;
         self.evicted_reported = stats.evicted;
@@ -408,7 +408,7 @@ impl Engine {
             .map(|(why, n)| format!("{n} {}", why.as_str()))
             .collect();
         tracing::info!(
-            "last {}s: {hits} knock packets, {queue_full} dropped (engine busy), ignored: [{}], {evicted} attempts evicted (cap {})",
+            "last {}s: {hits} knock packets ({duplicates} more seen twice, on a bridge or VLAN), {queue_full} dropped (engine busy), ignored: [{}], {evicted} attempts evicted (cap {})",
             SUMMARY_EVERY.as_secs(),
             skipped.join(", "),
             self.config.options.max_attempts

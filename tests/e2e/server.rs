@@ -436,3 +436,39 @@ fn without_an_interface_it_listens_on_any_for_ipv4_ipv6_and_loopback() {
     assert_eq!(log.matches("127.0.0.1: door: Stage 1").count(), 1, "{log}");
     assert!(!log.contains("sequence broken"), "{log}");
 }
+
+#[test]
+fn on_any_a_knock_through_a_bridge_counts_once() {
+    let link = Link::new();
+    let dir = scratch();
+    let marker = dir.path().join("opened");
+    // The server's address moves to a bridge with eth0 as its port, as on a typical router:
+    // `any` sees every packet twice, on eth0 and on br0. (VLAN devices do the same; this
+    // kernel has no 8021q module, so the wire tests cover tagged frames.)
+    let s = &link.server;
+    s.ok("ip", ["addr", "flush", "dev", "eth0"]);
+    s.ok("ip", ["link", "add", "br0", "type", "bridge"]);
+    s.ok("ip", ["link", "set", "eth0", "master", "br0"]);
+    s.ok(
+        "ip",
+        ["addr", "add", &format!("{SERVER_V4}/24"), "dev", "br0"],
+    );
+    s.ok("ip", ["link", "set", "br0", "up"]);
+    wait_until("the bridge to forward", PATIENCE, || {
+        link.client
+            .run("ping", ["-c1", "-W1", SERVER_V4])
+            .status
+            .success()
+    });
+    let conf = write(
+        dir.path(),
+        "knockd.conf",
+        &marker_door("door", "7000,8000:udp,9000", "", &marker),
+    );
+    let mut server = Server::start_with(&link, dir.path(), &conf, "server.log", None);
+    debian_knock(&link, &[SERVER_V4, "7000", "8000:udp", "9000"]);
+    server.wait_log(&format!("{CLIENT_V4}: door: OPEN SESAME"));
+    let log = server.log();
+    assert_eq!(log.matches("door: Stage 1").count(), 1, "{log}");
+    assert_eq!(log.matches("door: Stage 3").count(), 1, "{log}");
+}

@@ -179,6 +179,23 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Hit, Skip> {
     })
 }
 
+/// How many leading bytes of the network layer [`identity`] hashes: an IPv6 header and a
+/// TCP header's ports and sequence number, or an IPv4 header with options and a full TCP
+/// header. Enough to tell two packets apart, the same for one packet seen twice.
+const IDENTITY_BYTES: usize = 64;
+
+/// The packet's identity: a hash of its network-layer bytes, which do not change when the
+/// same packet is captured on several devices. On Linux's `any` device a packet that
+/// crosses a bridge or a VLAN device is seen once per device; the capture uses this to count
+/// it once. Different link headers, same identity.
+pub fn identity(link: LinkType, frame: &[u8]) -> Result<u64, Skip> {
+    use std::hash::Hasher as _;
+    let (_, bytes) = link::network(link, frame)?;
+    let mut h = std::hash::DefaultHasher::new();
+    h.write(bytes.get(..IDENTITY_BYTES).unwrap_or(bytes));
+    Ok(h.finish())
+}
+
 /// The bytes of one layer: what the capture holds of it, and how long its enclosing header
 /// says it is. Reading past the declared length is a malformed packet; past the capture but
 /// within the declared length, a truncated one.
