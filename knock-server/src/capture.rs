@@ -244,6 +244,8 @@ fn run(
             }
         };
         let ts = packet.header.ts;
+        // time_t and suseconds_t are 32 bits wide on some targets.
+        #[allow(clippy::useless_conversion)]
         let micros = i64::from(ts.tv_sec).saturating_mul(1_000_000).saturating_add(i64::from(ts.tv_usec));
         let id = wire::identity(opened.link, packet.data).unwrap_or_default();
         if recent.seen(id, micros) {
