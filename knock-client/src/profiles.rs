@@ -233,26 +233,21 @@ fn check_profile(name: &str, raw: RawProfile, problems: &mut Problems) -> Option
             format_args!("profile `{name}`: host is empty; write a name or an address"),
         );
     }
-    let hits = match &raw.hits {
-        Some(h) => check_hits(*h.get_ref())
-            .map_err(|e| problems.add(h.span().start, format_args!("profile `{name}`: {e}")))
-            .ok(),
-        None => Some(1),
-    };
-    let delay = match &raw.delay_ms {
-        Some(d) => check_delay(*d.get_ref())
-            .map_err(|e| problems.add(d.span().start, format_args!("profile `{name}`: {e}")))
-            .ok(),
-        None => Some(Duration::ZERO),
-    };
-    let protocol = match &raw.protocol {
-        Some(p) => p
-            .get_ref()
-            .parse::<Proto>()
-            .map_err(|e| problems.add(p.span().start, format_args!("profile `{name}`: {e}")))
-            .ok(),
-        None => Some(Proto::Tcp),
-    };
+    let hits = setting(&raw.hits, 1, |n| check_hits(*n), name, problems);
+    let delay = setting(
+        &raw.delay_ms,
+        Duration::ZERO,
+        |ms| check_delay(*ms),
+        name,
+        problems,
+    );
+    let protocol = setting(
+        &raw.protocol,
+        Proto::Tcp,
+        |p| p.parse::<Proto>().map_err(|e| e.to_string()),
+        name,
+        problems,
+    );
     if raw.sequences.is_empty() {
         problems.add(
             raw.host.span().start,
@@ -282,6 +277,23 @@ fn check_profile(name: &str, raw: RawProfile, problems: &mut Problems) -> Option
         protocol: protocol?,
         sequences,
     })
+}
+
+/// A profile setting: `default` when absent, checked when present (a problem noted on its line
+/// when wrong, and `None` returned).
+fn setting<R, T>(
+    raw: &Option<Spanned<R>>,
+    default: T,
+    check: impl FnOnce(&R) -> Result<T, String>,
+    profile: &str,
+    problems: &mut Problems,
+) -> Option<T> {
+    let Some(raw) = raw else {
+        return Some(default);
+    };
+    check(raw.get_ref())
+        .map_err(|e| problems.add(raw.span().start, format_args!("profile `{profile}`: {e}")))
+        .ok()
 }
 
 /// One sequence entry; `profile_hits` (when valid) checks the expanded length.

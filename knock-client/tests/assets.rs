@@ -68,35 +68,56 @@ fn checked_in_assets_are_current() {
     );
 }
 
+/// What `knock` prints with `extra_env` set and no arguments.
+fn run_with_env(extra_env: (&str, &str)) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_knock"))
+        .env_clear()
+        .env(extra_env.0, extra_env.1)
+        .output()
+        .expect("run knock");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 script")
+}
+
 #[test]
-fn scripts_call_knock_by_name() {
+fn completions_flag_prints_the_registration_and_calls_knock_by_name() {
     for (file, args) in &ASSETS[..5] {
         let script = generate(args);
+        // `--completions SHELL` is the same script clap_complete registers for
+        // `COMPLETE=SHELL knock`, so either way of installing gives the same result.
+        assert_eq!(script, run_with_env(("COMPLETE", args[1])), "{file}");
         assert!(
             !script.contains(env!("CARGO_BIN_EXE_knock")),
             "{file} embeds the build path instead of `knock`"
         );
     }
-    assert!(generate(&["--completions", "bash"]).contains("complete -o nospace -o bashdefault"));
 }
 
 #[test]
 fn shells_accept_their_scripts() {
-    // zsh and fish can check syntax without running anything; bash is exercised for real in
-    // tests/completion.rs. Skipped shells are named, not silent.
+    // Syntax checks that run nothing; bash and fish are also exercised for real in
+    // tests/completion.rs. scripts/setup-debian installs these shells.
     for (shell, file, check) in [
         ("zsh", "completions/_knock", "-n"),
         ("fish", "completions/knock.fish", "--no-execute"),
         ("bash", "completions/knock.bash", "-n"),
     ] {
         let path = repo_root().join(file);
-        match Command::new(shell).arg(check).arg(&path).output() {
-            Ok(out) => assert!(
-                out.status.success(),
-                "{shell} refuses {file}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-            Err(e) => eprintln!("not checking {file}: cannot run {shell}: {e}"),
-        }
+        let out = Command::new(shell)
+            .arg(check)
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {shell} (scripts/setup-debian installs it): {e}")
+            });
+        assert!(
+            out.status.success(),
+            "{shell} refuses {file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

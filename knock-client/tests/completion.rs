@@ -1,7 +1,8 @@
-//! Bash completion for real: bash sources the checked-in completions/knock.bash, and its
-//! completion function runs with COMP_WORDS/COMP_CWORD/COMP_LINE/COMP_POINT set as bash sets
-//! them on TAB. The script calls `knock` by name, so the freshly built binary's directory goes
-//! first on PATH; the config lives in a temp dir (XDG_CONFIG_HOME or KNOCK_CONFIG).
+//! Completion for real: bash sources the checked-in completions/knock.bash, and its completion
+//! function runs with COMP_WORDS/COMP_CWORD/COMP_LINE/COMP_POINT set as bash sets them on TAB;
+//! fish sources completions/knock.fish and answers `complete -C`. The scripts call `knock` by
+//! name, so the freshly built binary's directory goes first on PATH; the config lives in a temp
+//! dir (XDG_CONFIG_HOME or KNOCK_CONFIG).
 
 use std::path::Path;
 use std::process::Command;
@@ -144,4 +145,37 @@ fn missing_or_broken_config_completes_no_names_and_prints_nothing() {
             assert_eq!(stderr, "", "{line:?} with config {config:?}");
         }
     }
+}
+
+#[test]
+fn fish_completes_profiles_and_sequences_too() {
+    let home = home_with_config(CONFIG);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../completions/knock.fish");
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_knock"))
+        .parent()
+        .expect("binary in a directory");
+    let fish = |line: &str| -> Vec<String> {
+        let out = Command::new("fish")
+            .args(["--no-config", "-c", "source $argv[1]; complete -C $argv[2]"])
+            .arg(&script)
+            .arg(line)
+            .env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run fish (scripts/setup-debian installs it): {e}"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Each line is `value<TAB>help`.
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(fish("knock "), ["home", "office"]);
+    assert_eq!(fish("knock home "), ["enable-vpn", "wake-laptop"]);
 }
