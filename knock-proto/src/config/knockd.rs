@@ -13,13 +13,13 @@
 //! without doors.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+
+mod door;
 
 use super::diagnostic::{Diagnostic, Diagnostics, closest};
 use super::model::*;
 use super::value::{self, ValueError, c_trim, offset_in};
-use crate::flags::TcpFlags;
-use crate::sequence::{Proto, Sequence};
+use door::DoorDraft;
 
 /// The global settings, spelled as knockd's manual spells them.
 const OPTION_KEYS: [&str; 4] = ["UseSyslog", "LogFile", "PidFile", "Interface"];
@@ -96,52 +96,6 @@ impl Key {
             self,
             Key::UseSyslog | Key::LogFile | Key::PidFile | Key::Interface
         )
-    }
-}
-
-/// A door as read so far.
-#[derive(Debug)]
-struct DoorDraft {
-    name: String,
-    /// Byte offset of the name in the text, for errors about the door as a whole.
-    at: usize,
-    /// A duplicate or broken header: its lines are checked but the door is not kept.
-    ignored: bool,
-    sequence: Option<Sequence>,
-    /// Byte offset of the last `Sequence` key, valid or not.
-    sequence_at: Option<usize>,
-    one_time: Option<PathBuf>,
-    /// Byte offset and line of the last `One_Time_Sequences` key.
-    one_time_at: Option<(usize, usize)>,
-    seq_timeout: Duration,
-    tcpflags: TcpFlags,
-    start: Option<CommandTemplate>,
-    start6: Option<CommandTemplate>,
-    stop: Option<CommandTemplate>,
-    stop6: Option<CommandTemplate>,
-    cmd_timeout: Duration,
-    target: Option<std::net::IpAddr>,
-}
-
-impl DoorDraft {
-    fn new(name: &str, at: usize, ignored: bool) -> DoorDraft {
-        DoorDraft {
-            name: name.to_owned(),
-            at,
-            ignored,
-            sequence: None,
-            sequence_at: None,
-            one_time: None,
-            one_time_at: None,
-            seq_timeout: DEFAULT_SEQ_TIMEOUT,
-            tcpflags: TcpFlags::ANY,
-            start: None,
-            start6: None,
-            stop: None,
-            stop6: None,
-            cmd_timeout: DEFAULT_CMD_TIMEOUT,
-            target: None,
-        }
     }
 }
 
@@ -383,71 +337,6 @@ impl<'t> Parser<'t> {
         }
     }
 
-    fn door_key(&mut self, i: usize, key: Key, d: &Directive<'t>) {
-        let v = d.value;
-        let at = offset_in(self.text, v);
-        match key {
-            Key::Sequence => {
-                self.doors[i].sequence_at = Some(offset_in(self.text, d.key_text));
-                self.doors[i].sequence = None;
-                let parsed = value::knocks(v, Proto::Tcp).and_then(|k| {
-                    value::sequence(k).map_err(|message| ValueError { message, at: 0 })
-                });
-                match parsed {
-                    Ok(s) => self.doors[i].sequence = Some(s),
-                    Err(e) => self.error_in(v, e, true),
-                }
-            }
-            Key::OneTime => {
-                self.doors[i].one_time_at = Some((offset_in(self.text, d.key_text), d.line));
-                match value::non_empty(v, "One_Time_Sequences", "/etc/knockd/smtp_sequences") {
-                    Ok(p) => self.doors[i].one_time = Some(PathBuf::from(p)),
-                    Err(message) => self.error_at(at, message),
-                }
-            }
-            Key::SeqTimeout | Key::CmdTimeout => {
-                let (name, min) = if key == Key::SeqTimeout {
-                    ("Seq_Timeout", 1)
-                } else {
-                    ("Cmd_Timeout", 0)
-                };
-                match value::timeout_text(v, name, min) {
-                    Ok(t) if key == Key::SeqTimeout => self.doors[i].seq_timeout = t,
-                    Ok(t) => self.doors[i].cmd_timeout = t,
-                    Err(message) => self.error_in(v, ValueError { message, at: 0 }, true),
-                }
-            }
-            Key::TcpFlags => match value::tcpflags(v) {
-                Ok(f) => {
-                    let door = &mut self.doors[i];
-                    door.tcpflags = value::merge_tcpflags(door.tcpflags, f);
-                }
-                Err(e) => self.error_in(v, e, true),
-            },
-            Key::Target => match value::target(v) {
-                Ok(ip) => self.doors[i].target = Some(ip),
-                Err(message) => self.error_in(v, ValueError { message, at: 0 }, true),
-            },
-            Key::Start | Key::Start6 | Key::Stop | Key::Stop6 => {
-                let ipv6 = matches!(key, Key::Start6 | Key::Stop6);
-                match value::command(v, ipv6) {
-                    Err(message) => self.error_at(at, message),
-                    Ok(c) => {
-                        let door = &mut self.doors[i];
-                        match key {
-                            Key::Start => door.start = c,
-                            Key::Start6 => door.start6 = c,
-                            Key::Stop => door.stop = c,
-                            _ => door.stop6 = c,
-                        }
-                    }
-                }
-            }
-            // Globals never reach here (`directive` routes them).
-            Key::UseSyslog | Key::LogFile | Key::PidFile | Key::Interface => {}
-        }
-    }
-
     fn finish(mut self) -> Result<Config, Diagnostics> {
         let drafts = std::mem::take(&mut self.doors);
         let mut doors = Vec::new();
@@ -472,60 +361,6 @@ impl<'t> Parser<'t> {
         self.diags.into_result(Config {
             options: self.options,
             doors,
-        })
-    }
-
-    /// The finished door, or `None` after reporting why it cannot be one.
-    fn finish_door(&mut self, d: DoorDraft) -> Option<Door> {
-        let sequence = match (d.sequence_at, d.one_time_at) {
-            (Some(a), Some((b, _))) => {
-                let line = |at| Diagnostic::at_offset(self.path, self.text, at, "").line;
-                let (first, second) = (a.min(b), a.max(b));
-                let lines = (line(first), line(second));
-                self.error_at(
-                    second,
-                    format!(
-                        "door `{}` has both Sequence and One_Time_Sequences (lines {} and {}): \
-                         keep one of them",
-                        d.name, lines.0, lines.1
-                    ),
-                );
-                return None;
-            }
-            (None, None) => {
-                let hint = if d.name.eq_ignore_ascii_case("options") {
-                    " (section names are case-sensitive: the global section is `[options]`)"
-                } else {
-                    ""
-                };
-                self.error_at(
-                    d.at,
-                    format!(
-                        "door `{}` has no sequence: add `Sequence = 7000,8000,9000` or \
-                         `One_Time_Sequences = /path/to/file`{hint}",
-                        d.name
-                    ),
-                );
-                return None;
-            }
-            (Some(_), None) => SequenceSource::Fixed(d.sequence?),
-            (None, Some((_, line))) => SequenceSource::OneTime {
-                path: d.one_time?,
-                line,
-            },
-        };
-        Some(Door {
-            name: d.name,
-            sequence,
-            seq_timeout: d.seq_timeout,
-            tcpflags: d.tcpflags,
-            start_command: d.start,
-            start_command_6: d.start6,
-            stop_command: d.stop,
-            stop_command_6: d.stop6,
-            cmd_timeout: d.cmd_timeout,
-            target: d.target,
-            actions: Actions::default(),
         })
     }
 }

@@ -1,6 +1,8 @@
 //! Unit tests of the knockd.conf parser: one per rule, on string literals.
 
 use super::*;
+use crate::flags::TcpFlags;
+use std::time::Duration;
 
 fn ok(text: &str) -> Config {
     match parse(Path::new("k.conf"), text) {

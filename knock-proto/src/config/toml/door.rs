@@ -150,25 +150,8 @@ impl Cx<'_> {
     fn door_key(&mut self, d: &mut Draft, key: &Key<'_>, val: &Val<'_>) {
         let name = key.get_ref().as_ref();
         let at = key.span().start;
-        let line = self.line_of(at);
         match name {
-            "sequence" => {
-                let s = self.sequence(val);
-                d.sequence = Some((at, s.is_some()));
-                if let Some(s) = s {
-                    d.door.sequence = SequenceSource::Fixed(s);
-                }
-            }
-            "one_time_sequences" => {
-                let p = self.setting(val, name, "/etc/knockd/smtp_sequences");
-                d.one_time = Some((at, p.is_some()));
-                if let Some(p) = p {
-                    d.door.sequence = SequenceSource::OneTime {
-                        path: PathBuf::from(p),
-                        line,
-                    };
-                }
-            }
+            "sequence" | "one_time_sequences" => self.sequence_key(d, key, val),
             "seq_timeout" => {
                 if let Some(t) = self.timeout(val, name, 1) {
                     d.door.seq_timeout = t;
@@ -212,6 +195,28 @@ impl Cx<'_> {
                     .contains(&name)
                     .then_some("the `[options]` section");
                 self.unknown_key(key, &DOOR_KEYS, elsewhere);
+            }
+        }
+    }
+
+    /// `sequence` or `one_time_sequences`, remembered even when the value is bad so the door
+    /// is not also reported as having no sequence.
+    fn sequence_key(&mut self, d: &mut Draft, key: &Key<'_>, val: &Val<'_>) {
+        let at = key.span().start;
+        if key.get_ref() == "sequence" {
+            let s = self.sequence(val);
+            d.sequence = Some((at, s.is_some()));
+            if let Some(s) = s {
+                d.door.sequence = SequenceSource::Fixed(s);
+            }
+        } else {
+            let p = self.setting(val, "one_time_sequences", "/etc/knockd/smtp_sequences");
+            d.one_time = Some((at, p.is_some()));
+            if let Some(p) = p {
+                d.door.sequence = SequenceSource::OneTime {
+                    path: PathBuf::from(p),
+                    line: self.line_of(at),
+                };
             }
         }
     }
@@ -366,47 +371,9 @@ impl Cx<'_> {
                 return None;
             }
         };
-        let mut mac = None;
         let mut ok = true;
         for (key, v) in sorted(table) {
-            let name = key.get_ref().as_ref();
-            let good = match name {
-                "mac" => {
-                    mac = self.string(v, "mac").and_then(|s| self.mac(v, s));
-                    mac.is_some()
-                }
-                "address" => self.string(v, "address").and_then(|s| match s.trim().parse() {
-                    Ok(ip) => {
-                        wol.address = ip;
-                        Some(())
-                    }
-                    Err(_) => {
-                        self.err(v.span(), format!("`{s}` is not an IP address: write the \
-                                 broadcast address of the sleeping machine's network, e.g. \
-                                 `198.18.0.255`"));
-                        None
-                    }
-                }).is_some(),
-                "port" => self.integer(v, "port").and_then(|n| match u16::try_from(n) {
-                    Ok(p) if p > 0 => {
-                        wol.port = p;
-                        Some(())
-                    }
-                    _ => {
-                        self.err(v.span(), format!("port {n} is out of range: ports go from 1 to 65535 (Wake-on-LAN uses 9 or 7)"));
-                        None
-                    }
-                }).is_some(),
-                "interface" => {
-                    wol.interface = self.setting(v, "interface", "eth0");
-                    wol.interface.is_some()
-                }
-                _ => {
-                    self.unknown_key(key, &WOL_KEYS, None);
-                    false
-                }
-            };
-            ok &= good;
+            ok &= self.wol_key(&mut wol, key, v).is_some();
         }
         if !table.iter().any(|(k, _)| k.get_ref() == "mac") {
             self.err(
@@ -415,8 +382,55 @@ impl Cx<'_> {
             );
             return None;
         }
-        wol.mac = mac?;
         ok.then_some(wol)
+    }
+
+    /// One key of a `wake_on_lan` table, stored into `wol`; `None` when it is bad.
+    fn wol_key(&mut self, wol: &mut WakeOnLan, key: &Key<'_>, v: &Val<'_>) -> Option<()> {
+        match key.get_ref().as_ref() {
+            "mac" => {
+                let s = self.string(v, "mac")?;
+                wol.mac = self.mac(v, s)?;
+            }
+            "address" => {
+                let s = self.string(v, "address")?;
+                match s.trim().parse() {
+                    Ok(ip) => wol.address = ip,
+                    Err(_) => {
+                        self.err(
+                            v.span(),
+                            format!(
+                                "`{s}` is not an IP address: write the broadcast address of \
+                                 the sleeping machine's network, e.g. `198.18.0.255`"
+                            ),
+                        );
+                        return None;
+                    }
+                }
+            }
+            "port" => {
+                let n = self.integer(v, "port")?;
+                match u16::try_from(n) {
+                    Ok(p) if p > 0 => wol.port = p,
+                    _ => {
+                        self.err(
+                            v.span(),
+                            format!(
+                                "port {n} is out of range: ports go from 1 to 65535 \
+                                 (Wake-on-LAN uses 9 or 7)"
+                            ),
+                        );
+                        return None;
+                    }
+                }
+            }
+            "interface" => wol.interface = Some(self.setting(v, "interface", "eth0")?),
+            _ => {
+                self.unknown_key(key, &WOL_KEYS, None);
+                return None;
+            }
+        }
+        Some(())
     }
 
     fn mac(&mut self, val: &Val<'_>, s: &str) -> Option<MacAddr> {
