@@ -27,6 +27,9 @@ use crate::journal::{self, Entry, Journal};
 use crate::load::{self, Loaded};
 use crate::perform::Performer;
 
+/// How many knockers' names `-l` remembers.
+const NAME_CACHE: usize = 4096;
+
 /// How often the engine logs a summary of ignored and dropped packets (when there were any).
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
@@ -50,6 +53,8 @@ pub struct Settings {
     pub interface: String,
     /// `-4`.
     pub ipv4_only: bool,
+    /// `-l`: log knockers' DNS names.
+    pub lookup: bool,
     /// Whether the capture's link is Ethernet (VLAN variants in the filter).
     pub ethernet: bool,
 }
@@ -81,6 +86,8 @@ pub struct Engine {
     events: Vec<Event>,
     /// The doors' ports changed (a one-time sequence was used): the capture filter must follow.
     filter_dirty: bool,
+    /// `-l`: knockers' names, looked up once.
+    names: HashMap<IpAddr, Option<String>>,
 }
 
 /// How the engine stopped.
@@ -122,6 +129,7 @@ impl Engine {
             evicted_reported: 0,
             events: Vec::new(),
             filter_dirty: false,
+            names: HashMap::new(),
         };
         engine.adopt(leftovers);
         engine
@@ -234,57 +242,57 @@ impl Engine {
         let now = self.clock.now();
         let events = std::mem::take(&mut self.events);
         for ev in &events {
+            let (source, door) = match *ev {
+                Event::Stage { source, door, .. }
+                | Event::Opened { source, door }
+                | Event::Failed { source, door, .. }
+                | Event::Expired { source, door, .. }
+                | Event::Evicted { source, door, .. } => (source, door),
+            };
+            let who = self.who(source);
+            let name = self.door_name(door).to_owned();
             match *ev {
-                Event::Stage {
-                    source,
-                    door,
-                    stage,
-                } => {
-                    tracing::info!("{source}: {}: Stage {stage}", self.door_name(door));
-                }
-                Event::Opened { source, door } => {
+                Event::Stage { stage, .. } => tracing::info!("{who}: {name}: Stage {stage}"),
+                Event::Opened { .. } => {
                     // knockd logs the last stage too, then OPEN SESAME.
-                    let name = self.door_name(door);
                     if let Some(n) = self.sequence_len(door) {
-                        tracing::info!("{source}: {name}: Stage {n}");
+                        tracing::info!("{who}: {name}: Stage {n}");
                     }
-                    tracing::info!("{source}: {name}: OPEN SESAME");
+                    tracing::info!("{who}: {name}: OPEN SESAME");
                     self.open(now, door, source);
                 }
-                Event::Failed {
-                    source,
-                    door,
-                    stage,
-                } => {
-                    tracing::debug!(
-                        "{source}: {}: sequence broken (stage {stage})",
-                        self.door_name(door)
-                    );
+                Event::Failed { stage, .. } => {
+                    tracing::debug!("{who}: {name}: sequence broken (stage {stage})");
                 }
-                Event::Expired {
-                    source,
-                    door,
-                    stage,
-                } => {
-                    tracing::info!(
-                        "{source}: {}: sequence timeout (stage {stage})",
-                        self.door_name(door)
-                    );
+                Event::Expired { stage, .. } => {
+                    tracing::info!("{who}: {name}: sequence timeout (stage {stage})");
                 }
-                Event::Evicted {
-                    source,
-                    door,
-                    stage,
-                } => {
-                    tracing::trace!(
-                        "{source}: {}: evicted at stage {stage}",
-                        self.door_name(door)
-                    );
+                Event::Evicted { stage, .. } => {
+                    tracing::trace!("{who}: {name}: evicted at stage {stage}");
                 }
             }
         }
         self.events = events;
         self.events.clear();
+    }
+
+    /// The knocker as knockd logs it: `IP`, or `IP (name)` with `-l`. Names are cached
+    /// (the lookup blocks this thread, not the capture) and the cache is bounded.
+    fn who(&mut self, source: IpAddr) -> String {
+        if !self.settings.lookup {
+            return source.to_string();
+        }
+        if self.names.len() >= NAME_CACHE {
+            self.names.clear();
+        }
+        let name = self
+            .names
+            .entry(source)
+            .or_insert_with(|| dns_lookup::lookup_addr(&source).ok().filter(|n| *n != source.to_string()));
+        match name {
+            Some(n) => format!("{source} ({n})"),
+            None => source.to_string(),
+        }
     }
 
     /// The length of the sequence a door currently expects.

@@ -100,6 +100,7 @@ fn run() -> anyhow::Result<ExitCode> {
         config_path,
         interface: interface.clone(),
         ipv4_only: args.only_ipv4,
+        lookup: args.lookup,
         ethernet: opened.is_ethernet(),
     };
     let filter = engine::build_filter(&loaded.config, &loaded.one_time, &local, &settings);

@@ -472,3 +472,54 @@ fn on_any_a_knock_through_a_bridge_counts_once() {
     assert_eq!(log.matches("door: Stage 1").count(), 1, "{log}");
     assert_eq!(log.matches("door: Stage 3").count(), 1, "{log}");
 }
+
+#[test]
+fn lookup_logs_the_knockers_name_as_knockd_does() {
+    let link = Link::new();
+    let dir = scratch();
+    // `ip netns exec` bind-mounts /etc/netns/NAME/hosts over /etc/hosts for the daemon, so
+    // the name comes from a hosts file, never from a real resolver.
+    let etc = Path::new("/etc/netns").join(&link.server.name);
+    fs::create_dir_all(&etc).unwrap();
+    struct RemoveOnDrop(PathBuf);
+    impl Drop for RemoveOnDrop {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    let _etc = RemoveOnDrop(etc.clone());
+    fs::write(
+        etc.join("hosts"),
+        format!("127.0.0.1 localhost\n{CLIENT_V4} laptop.knock.test\n"),
+    )
+    .unwrap();
+    let conf = write(
+        dir.path(),
+        "knockd.conf",
+        "[door]\n    sequence = 7000,8000\n",
+    );
+    let log = dir.path().join("server.log");
+    let state = dir.path().join("pending");
+    let mut daemon = link.server.spawn(
+        bin("knock-server"),
+        [
+            OsStr::new("-i"),
+            OsStr::new("eth0"),
+            OsStr::new("-l"),
+            OsStr::new("-c"),
+            conf.as_os_str(),
+            OsStr::new("-g"),
+            log.as_os_str(),
+            OsStr::new("--state-file"),
+            state.as_os_str(),
+        ],
+        &dir.path().join("server.out"),
+    );
+    daemon.wait_file(&log, "starting up");
+    debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
+    daemon.wait_file(
+        &log,
+        &format!("{CLIENT_V4} (laptop.knock.test): door: OPEN SESAME"),
+    );
+    assert!(read(&log).contains(&format!("{CLIENT_V4} (laptop.knock.test): door: Stage 1")));
+}
