@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context as _;
 
@@ -27,10 +28,13 @@ pub fn send(
     }
     let progress = Progress::new(plan.len(), plan.duration());
     let total = plan.len();
+    let mut previous: Option<Hit> = None;
     for (i, hit) in plan.hits().enumerate() {
-        if i > 0 && !plan.delay.is_zero() {
-            std::thread::sleep(plan.delay);
+        let pause = pause_before(previous, hit, plan.delay);
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
         }
+        previous = Some(hit);
         let target = target(dst, hit);
         if verbose {
             verbose = progress
@@ -48,6 +52,22 @@ pub fn send(
     }
     progress.finish();
     Ok(())
+}
+
+/// The least time between two hits of the same port. Raw hits of one port are the same
+/// packet sent again (as a kernel retransmits a SYN); a daemon capturing on several devices
+/// (knock-server on `any`, where a bridge shows each packet twice) counts copies that
+/// arrive within a few milliseconds as one packet. Real retransmissions are a second apart.
+const REPEAT_GAP: Duration = Duration::from_millis(20);
+
+/// How long to wait before `hit`: the plan's delay, and at least [`REPEAT_GAP`] after a hit
+/// of the same knock (the same connection attempt, sent again).
+fn pause_before(previous: Option<Hit>, hit: Hit, delay: Duration) -> Duration {
+    match previous {
+        None => Duration::ZERO,
+        Some(p) if p.attempt == hit.attempt => delay.max(REPEAT_GAP),
+        Some(_) => delay,
+    }
 }
 
 /// Writes what [`send`] would send, and sends nothing.
@@ -79,4 +99,22 @@ fn target(dst: SocketAddr, hit: Hit) -> SocketAddr {
     let mut to = dst;
     to.set_port(hit.knock.port.get());
     to
+}
+
+#[cfg(test)]
+mod pacing_tests {
+    use super::*;
+    use knock_proto::Knock;
+
+    #[test]
+    fn repeats_of_one_knock_are_spaced_like_retransmissions() {
+        let k: Knock = "4".parse().unwrap();
+        let hit = |attempt| Hit { knock: k, attempt };
+        let ms = Duration::from_millis;
+        assert_eq!(pause_before(None, hit(0), ms(0)), Duration::ZERO);
+        assert_eq!(pause_before(Some(hit(0)), hit(0), ms(0)), REPEAT_GAP);
+        assert_eq!(pause_before(Some(hit(0)), hit(0), ms(500)), ms(500));
+        // `4,4` written out: two attempts on one port need no spacing beyond the delay.
+        assert_eq!(pause_before(Some(hit(0)), hit(1), ms(0)), Duration::ZERO);
+    }
 }

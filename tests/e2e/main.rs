@@ -4,3 +4,4 @@
 mod client;
 mod harness_selftest;
 mod server;
+mod together;

@@ -2,77 +2,38 @@
 //! across the link, with knockd.conf files, and the log lines, commands, signals and
 //! one-time sequences behave as knockd's do (or better, where knockd falls short).
 
-use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use knock_e2e::{
-    CLIENT_V4, CLIENT_V6, Daemon, Link, PATIENCE, SERVER_V4, SERVER_V6, bin, read, scratch,
+    CLIENT_V4, CLIENT_V6, KnockServer, Link, PATIENCE, SERVER_V4, SERVER_V6, read, scratch,
     wait_until, write,
 };
 
 /// Debian's knockd client (our own `knock` shares its name, so use the full path).
 const DEBIAN_KNOCK: &str = "/usr/bin/knock";
 
-/// A knock-server running in the link's server namespace on eth0.
-struct Server {
-    daemon: Daemon,
-    log: PathBuf,
-}
+/// knock-server in the server namespace, on eth0 unless the test says otherwise.
+struct Server;
 
 impl Server {
-    fn start(link: &Link, dir: &Path, config: &Path) -> Server {
+    fn start(link: &Link, dir: &Path, config: &Path) -> KnockServer {
         Server::start_logging_to(link, dir, config, "server.log")
     }
 
-    fn start_logging_to(link: &Link, dir: &Path, config: &Path, log_name: &str) -> Server {
-        Server::start_with(link, dir, config, log_name, Some("eth0"))
+    fn start_logging_to(link: &Link, dir: &Path, config: &Path, log_name: &str) -> KnockServer {
+        KnockServer::start(link, dir, config, log_name, Some("eth0"), &[])
     }
 
-    /// Starts with `-i interface`, or without `-i` (then it listens on `any`). Each test
-    /// keeps its pending stop commands in its own directory.
     fn start_with(
         link: &Link,
         dir: &Path,
         config: &Path,
         log_name: &str,
         interface: Option<&str>,
-    ) -> Server {
-        let log = dir.join(log_name);
-        let state = dir.join("pending-stops");
-        let mut args: Vec<&OsStr> = Vec::new();
-        if let Some(i) = interface {
-            args.extend([OsStr::new("-i"), OsStr::new(i)]);
-        }
-        args.extend([
-            OsStr::new("-c"),
-            config.as_os_str(),
-            OsStr::new("-g"),
-            log.as_os_str(),
-            OsStr::new("--state-file"),
-            state.as_os_str(),
-        ]);
-        let mut daemon = link.server.spawn(
-            bin("knock-server"),
-            args,
-            &dir.join(format!("{log_name}.out")),
-        );
-        daemon.wait_file(
-            &log,
-            &format!("starting up, listening on {}", interface.unwrap_or("any")),
-        );
-        Server { daemon, log }
-    }
-
-    /// Waits for a log line containing `needle` (knockd's wording).
-    fn wait_log(&mut self, needle: &str) {
-        let log = self.log.clone();
-        self.daemon.wait_file(&log, needle);
-    }
-
-    fn log(&self) -> String {
-        read(&self.log)
+    ) -> KnockServer {
+        KnockServer::start(link, dir, config, log_name, interface, &[])
     }
 }
 
@@ -100,7 +61,7 @@ fn marker_door(name: &str, sequence: &str, extra: &str, marker: &Path) -> String
 /// handled in order), so a test can assert that something did NOT open without sleeping.
 const CANARY: &str = "[canary]\n    sequence = 60001,60002\n";
 
-fn knock_canary(link: &Link, server: &mut Server, n: usize) {
+fn knock_canary(link: &Link, server: &mut KnockServer, n: usize) {
     debian_knock(link, &[SERVER_V4, "60001", "60002"]);
     wait_until("canary to open", PATIENCE, || {
         server.log().matches("canary: OPEN SESAME").count() >= n
@@ -498,28 +459,21 @@ fn lookup_logs_the_knockers_name_as_knockd_does() {
         "knockd.conf",
         "[door]\n    sequence = 7000,8000\n",
     );
-    let log = dir.path().join("server.log");
-    let state = dir.path().join("pending");
-    let mut daemon = link.server.spawn(
-        bin("knock-server"),
-        [
-            OsStr::new("-i"),
-            OsStr::new("eth0"),
-            OsStr::new("-l"),
-            OsStr::new("-c"),
-            conf.as_os_str(),
-            OsStr::new("-g"),
-            log.as_os_str(),
-            OsStr::new("--state-file"),
-            state.as_os_str(),
-        ],
-        &dir.path().join("server.out"),
+    let mut server = KnockServer::start(
+        &link,
+        dir.path(),
+        &conf,
+        "server.log",
+        Some("eth0"),
+        &["-l"],
     );
-    daemon.wait_file(&log, "starting up");
     debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
-    daemon.wait_file(
-        &log,
-        &format!("{CLIENT_V4} (laptop.knock.test): door: OPEN SESAME"),
+    server.wait_log(&format!(
+        "{CLIENT_V4} (laptop.knock.test): door: OPEN SESAME"
+    ));
+    assert!(
+        server
+            .log()
+            .contains(&format!("{CLIENT_V4} (laptop.knock.test): door: Stage 1"))
     );
-    assert!(read(&log).contains(&format!("{CLIENT_V4} (laptop.knock.test): door: Stage 1")));
 }

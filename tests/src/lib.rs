@@ -393,6 +393,79 @@ pub fn start_knockd(link: &Link, config: &Path, log: &Path, console: &Path) -> D
     d
 }
 
+/// Our knock-server running in the link's server namespace, logging knockd-style to a file.
+pub struct KnockServer {
+    /// The process.
+    pub daemon: Daemon,
+    /// Its LogFile (`-g`).
+    pub log: PathBuf,
+}
+
+impl KnockServer {
+    /// Starts `knock-server -c CONFIG -g DIR/LOG_NAME --state-file DIR/pending-stops`, with
+    /// `-i interface` when given (else it listens on `any`), plus `extra` arguments, and
+    /// waits until it listens. Each test keeps its pending stop commands in its own `dir`.
+    pub fn start(
+        link: &Link,
+        dir: &Path,
+        config: &Path,
+        log_name: &str,
+        interface: Option<&str>,
+        extra: &[&str],
+    ) -> KnockServer {
+        let log = dir.join(log_name);
+        let state = dir.join("pending-stops");
+        let mut args: Vec<&OsStr> = Vec::new();
+        if let Some(i) = interface {
+            args.extend([OsStr::new("-i"), OsStr::new(i)]);
+        }
+        args.extend([
+            OsStr::new("-c"),
+            config.as_os_str(),
+            OsStr::new("-g"),
+            log.as_os_str(),
+            OsStr::new("--state-file"),
+            state.as_os_str(),
+        ]);
+        args.extend(extra.iter().map(OsStr::new));
+        let mut daemon = link.server.spawn(
+            bin("knock-server"),
+            args,
+            &dir.join(format!("{log_name}.out")),
+        );
+        daemon.wait_file(
+            &log,
+            &format!("starting up, listening on {}", interface.unwrap_or("any")),
+        );
+        KnockServer { daemon, log }
+    }
+
+    /// Waits for a log line containing `needle` (knockd's wording).
+    pub fn wait_log(&mut self, needle: &str) {
+        let log = self.log.clone();
+        self.daemon.wait_file(&log, needle);
+    }
+
+    /// Waits until the log contains `needle` at least `n` times.
+    pub fn wait_log_count(&mut self, needle: &str, n: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.log().matches(needle).count() < n {
+            self.daemon.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {n} x {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        read(&self.log)
+    }
+}
+
 /// Result helper for tests that check an `io::Result`.
 pub fn io_ok<T>(r: io::Result<T>, what: &str) -> T {
     r.unwrap_or_else(|e| panic!("{what}: {e}"))

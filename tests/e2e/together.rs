@@ -1,0 +1,106 @@
+//! Our client against our server, the way the toolkit is meant to be used: `knock home
+//! wake-laptop` from a profile, with telnet-style hits, as root (raw SYNs whose hits of one
+//! port are identical, like a kernel's retransmissions) and unprivileged, IPv4 and IPv6.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::Output;
+
+use knock_e2e::{
+    CLIENT_V4, CLIENT_V6, KnockServer, Link, SERVER_V4, SERVER_V6, bin, scratch, write,
+};
+
+/// A knock-server door written for telnet: three SYNs per port.
+const TELNET_DOOR: &str =
+    "[telnet]\n    sequence = 04,04,04,2012,2012,2012,03,03,03\n    tcpflags = syn\n";
+
+fn profile(host: &str) -> String {
+    format!(
+        "[profiles.home]\nhost = \"{host}\"\nhits = 3\n\n[profiles.home.sequences]\nwake-laptop = \"4,2012,3\"\nmixed = {{ sequence = \"7000,8000:udp,9000\", hits = 1 }}\n"
+    )
+}
+
+/// Runs our `knock` in the client namespace, as root or (with `unprivileged`) as nobody.
+fn knock(link: &Link, config: &Path, args: &[&str], unprivileged: bool) -> Output {
+    let knock = bin("knock");
+    let mut cmd = if unprivileged {
+        let mut c = link.client.command("setpriv");
+        c.args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+        ]);
+        c.arg(&knock);
+        c
+    } else {
+        link.client.command(&knock)
+    };
+    let out = cmd
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("KNOCK_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "knock {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn readable_dir() -> tempfile::TempDir {
+    let dir = scratch();
+    // `nobody` must read the profile file.
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+#[test]
+fn a_telnet_style_profile_opens_a_knock_server_door_as_root_and_unprivileged() {
+    let link = Link::new();
+    let dir = readable_dir();
+    let conf = write(dir.path(), "knockd.conf", TELNET_DOOR);
+    let client = write(dir.path(), "client.toml", &profile(SERVER_V4));
+    fs::set_permissions(&client, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut server = KnockServer::start(&link, dir.path(), &conf, "server.log", Some("eth0"), &[]);
+
+    let out = knock(&link, &client, &["-v", "home", "wake-laptop"], false);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("hitting tcp 198.18.0.2:4"));
+    server.wait_log(&format!("{CLIENT_V4}: telnet: OPEN SESAME"));
+    let log = server.log();
+    assert_eq!(log.matches("telnet: Stage 9").count(), 1, "{log}");
+    assert!(!log.contains("sequence broken"), "{log}");
+
+    knock(&link, &client, &["home", "wake-laptop"], true);
+    server.wait_log_count(&format!("{CLIENT_V4}: telnet: OPEN SESAME"), 2);
+}
+
+#[test]
+fn profiles_knock_mixed_protocols_and_ipv6() {
+    let link = Link::new();
+    let dir = readable_dir();
+    let conf = write(
+        dir.path(),
+        "knockd.conf",
+        &format!("{TELNET_DOOR}[mixed]\n    sequence = 7000,8000:udp,9000\n"),
+    );
+    let client = write(dir.path(), "client.toml", &profile(SERVER_V6));
+    let mut server = KnockServer::start(&link, dir.path(), &conf, "server.log", Some("eth0"), &[]);
+    knock(&link, &client, &["home", "mixed"], false);
+    server.wait_log(&format!("{CLIENT_V6}: mixed: OPEN SESAME"));
+    knock(&link, &client, &["home", "wake-laptop"], false);
+    server.wait_log(&format!("{CLIENT_V6}: telnet: OPEN SESAME"));
+    knock(
+        &link,
+        &client,
+        &[SERVER_V4, "7000", "8000:udp", "9000"],
+        false,
+    );
+    server.wait_log(&format!("{CLIENT_V4}: mixed: OPEN SESAME"));
+}
