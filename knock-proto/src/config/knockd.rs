@@ -45,6 +45,10 @@ const DOOR_KEYS: [&str; 13] = [
 const COMMENT_HINT: &str =
     " (knockd.conf has no comments after a value: put `# ...` on a line of its own)";
 
+/// Appended to value errors when the value is quoted: likely a TOML file named `.conf`.
+const QUOTE_HINT: &str =
+    " (knockd.conf values take no quotes; a config in TOML must be named `*.toml`)";
+
 /// A recognised key, aliases folded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Key {
@@ -151,8 +155,12 @@ impl<'t> Parser<'t> {
             .push(Diagnostic::at_offset(self.path, self.text, offset, message));
     }
 
-    fn error_in(&mut self, within: &str, e: ValueError, hint_comments: bool) {
-        let hint = if hint_comments && within.contains('#') {
+    /// A bad value (not a command: those may hold `#` and quotes), with a hint for the two
+    /// classic mistakes.
+    fn error_in(&mut self, within: &str, e: ValueError) {
+        let hint = if within.starts_with(['"', '\'']) {
+            QUOTE_HINT
+        } else if within.contains('#') {
             COMMENT_HINT
         } else {
             ""

@@ -79,7 +79,7 @@ impl<'t> Parser<'t> {
                 match value::timeout_text(v, name, min) {
                     Ok(t) if key == Key::SeqTimeout => self.doors[i].seq_timeout = t,
                     Ok(t) => self.doors[i].cmd_timeout = t,
-                    Err(message) => self.error_in(v, ValueError { message, at: 0 }, true),
+                    Err(message) => self.error_in(v, ValueError { message, at: 0 }),
                 }
             }
             Key::TcpFlags => match value::tcpflags(v) {
@@ -87,11 +87,11 @@ impl<'t> Parser<'t> {
                     let door = &mut self.doors[i];
                     door.tcpflags = value::merge_tcpflags(door.tcpflags, f);
                 }
-                Err(e) => self.error_in(v, e, true),
+                Err(e) => self.error_in(v, e),
             },
             Key::Target => match value::target(v) {
                 Ok(ip) => self.doors[i].target = Some(ip),
-                Err(message) => self.error_in(v, ValueError { message, at: 0 }, true),
+                Err(message) => self.error_in(v, ValueError { message, at: 0 }),
             },
             Key::Start | Key::Start6 | Key::Stop | Key::Stop6 => self.door_command(i, key, v),
             // Globals never reach here (`directive` routes them).
@@ -108,7 +108,7 @@ impl<'t> Parser<'t> {
             .and_then(|k| value::sequence(k).map_err(|message| ValueError { message, at: 0 }));
         match parsed {
             Ok(s) => self.doors[i].sequence = Some(s),
-            Err(e) => self.error_in(d.value, e, true),
+            Err(e) => self.error_in(d.value, e),
         }
     }
 

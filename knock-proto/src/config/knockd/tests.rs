@@ -318,6 +318,18 @@ fn bad_values_point_at_the_bad_part() {
 }
 
 #[test]
+fn a_toml_file_named_conf_gets_a_hint() {
+    let e = errs("[doors.openSSH]\nsequence = \"7000,8000\"\n");
+    assert_eq!(
+        e,
+        [
+            "2:12: `\"7000` is not a port number: write a decimal port from 1 to 65535 (knockd.conf \
+          values take no quotes; a config in TOML must be named `*.toml`)"
+        ]
+    );
+}
+
+#[test]
 fn every_error_is_reported_in_order() {
     let e = errs("oops = 1\n[a]\nsequnce = 1\nseq_timeout = x\n[a]\nsequence = 0\n[b]\n");
     let lines: Vec<&str> = e
