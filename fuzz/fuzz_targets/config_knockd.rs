@@ -52,7 +52,11 @@ fn check(result: &Result<Config, Diagnostics>, lines: usize) {
             let mut names = HashSet::new();
             for door in &config.doors {
                 assert!(!door.name.is_empty());
-                assert!(names.insert(door.name.as_str()), "duplicate door {}", door.name);
+                assert!(
+                    names.insert(door.name.as_str()),
+                    "duplicate door {}",
+                    door.name
+                );
             }
             assert!(!config.doors.is_empty());
             let _ = config.to_string();

@@ -20,7 +20,11 @@ fuzz_target!(|data: &[u8]| {
             let mut names = HashSet::new();
             assert!(!config.doors.is_empty());
             for door in &config.doors {
-                assert!(names.insert(door.name.as_str()), "duplicate door {}", door.name);
+                assert!(
+                    names.insert(door.name.as_str()),
+                    "duplicate door {}",
+                    door.name
+                );
                 assert!(door.seq_timeout > std::time::Duration::ZERO);
                 assert!(door.seq_timeout <= MAX_TIMEOUT && door.cmd_timeout <= MAX_TIMEOUT);
                 assert!(door.actions.open_for <= MAX_TIMEOUT);
