@@ -285,10 +285,11 @@ impl Engine {
         if self.names.len() >= NAME_CACHE {
             self.names.clear();
         }
-        let name = self
-            .names
-            .entry(source)
-            .or_insert_with(|| dns_lookup::lookup_addr(&source).ok().filter(|n| *n != source.to_string()));
+        let name = self.names.entry(source).or_insert_with(|| {
+            dns_lookup::lookup_addr(&source)
+                .ok()
+                .filter(|n| *n != source.to_string())
+        });
         match name {
             Some(n) => format!("{source} ({n})"),
             None => source.to_string(),
@@ -336,7 +337,8 @@ impl Engine {
             );
         } else {
             let text = start.render_text(source);
-            self.runner.run(&door.name, Kind::Start, start.render(source), &text);
+            self.runner
+                .run(&door.name, Kind::Start, start.render(source), &text);
             ran.push(text);
         }
         if let Some(stop) = stop {
@@ -393,6 +395,9 @@ impl Engine {
                 return;
             }
         };
+        for w in load::shell_warnings(&loaded.config) {
+            tracing::warn!("{w}");
+        }
         self.local = capture::local_addresses(&self.settings.interface);
         let mut tracker = build_tracker(&loaded.config, &loaded.one_time);
         tracker.set_local_addresses(&self.local);

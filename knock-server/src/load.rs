@@ -4,13 +4,39 @@ use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
-use knock_proto::config::{self, Diagnostics};
+use knock_proto::config::{self, Config, Diagnostics};
 
 pub use knock_proto::config::Loaded;
 
 /// Reads and checks the config at `path` and the one-time sequence files it names.
 pub fn load(path: &Path) -> Result<Loaded, Diagnostics> {
     config::load(path, |p| std::fs::read_to_string(p))
+}
+
+/// Warnings about commands that use shell syntax but, unlike under knockd, run without a
+/// shell: one line per command, saying how to keep knockd's behaviour.
+pub fn shell_warnings(config: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for door in &config.doors {
+        let commands = [
+            ("start_command", &door.start_command),
+            ("start_command_6", &door.start_command_6),
+            ("stop_command", &door.stop_command),
+            ("stop_command_6", &door.stop_command_6),
+        ];
+        for (key, command) in commands {
+            let Some(command) = command else { continue };
+            if let Some(word) = command.shell_syntax() {
+                warnings.push(format!(
+                    "{}: {key} uses shell syntax (`{word}`), but commands run without a shell; \
+                     to run it through one as knockd does, write: /bin/sh -c '{}'",
+                    door.name,
+                    command.text().replace('\'', "'\\''")
+                ));
+            }
+        }
+    }
+    warnings
 }
 
 /// Replaces `path` with `text` so that a crash at any moment leaves either the old file or
@@ -41,6 +67,19 @@ pub fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_syntax_in_a_command_gets_a_warning_with_the_fix() {
+        let text = "[door]\n  sequence = 1\n  command = echo \"%IP%'s\" >> /tmp/x\n  stop_command = /bin/true\n";
+        let config = knock_proto::config::knockd::parse(Path::new("k.conf"), text).unwrap();
+        assert_eq!(
+            shell_warnings(&config),
+            [
+                "door: start_command uses shell syntax (`>>`), but commands run without a shell; \
+              to run it through one as knockd does, write: /bin/sh -c 'echo \"%IP%'\\''s\" >> /tmp/x'"
+            ]
+        );
+    }
 
     #[test]
     fn atomic_write_replaces_content_and_keeps_permissions() {

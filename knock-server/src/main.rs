@@ -64,8 +64,12 @@ fn run() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
+    let warnings = load::shell_warnings(&loaded.config);
     if args.check {
         print!("{}", loaded.config);
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let options = &loaded.config.options;
@@ -119,6 +123,9 @@ fn run() -> anyhow::Result<ExitCode> {
     forward_signals(tx.clone())?;
 
     tracing::info!("starting up, listening on {interface}");
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
     tracing::debug!("capture filter: {filter}");
     let clock = capture::Clock::start();
     let counters = Arc::new(capture::Counters::default());

@@ -129,3 +129,21 @@ fn version_and_help() {
         assert!(text(&out.stdout).contains(flag), "{flag}");
     }
 }
+
+#[test]
+fn check_warns_about_shell_syntax_that_would_run_without_a_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write(
+        dir.path(),
+        "k.conf",
+        "[log]\n  sequence = 1\n  command = echo %IP% >> /tmp/knocks\n",
+    );
+    let out = server(&["--check", "-c", &conf]);
+    assert!(out.status.success(), "a warning is not an error");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("warning: log: start_command uses shell syntax (`>>`)")
+            && err.contains("/bin/sh -c 'echo %IP% >> /tmp/knocks'"),
+        "{err}"
+    );
+}

@@ -183,6 +183,26 @@ impl CommandTemplate {
     pub fn render_text(&self, ip: IpAddr) -> String {
         self.text.replace("%IP%", &ip.to_string())
     }
+
+    /// The first argument that looks like shell syntax (`>>`, `|`, `;`, `$(...)`), if any.
+    ///
+    /// knockd runs commands through `/bin/sh -c`; we run them directly, so a knockd.conf line
+    /// like `command = echo %IP% >> /tmp/knocks` hands `>>` to `echo` as a plain word. The
+    /// daemon warns about such commands so their owner can write
+    /// `/bin/sh -c 'echo %IP% >> /tmp/knocks'`. A quoted `'>'` argument is a false alarm, and
+    /// a script inside `sh -c '...'` is one word with spaces, which is never flagged.
+    pub fn shell_syntax(&self) -> Option<&str> {
+        const OPERATORS: [&str; 9] = [">", ">>", "<", "|", "||", "&&", ";", "&", "&>"];
+        self.argv.iter().skip(1).map(String::as_str).find(|arg| {
+            !arg.contains(char::is_whitespace)
+                && (OPERATORS.contains(arg)
+                    || arg.starts_with(['>', '|'])
+                    || arg.starts_with("2>")
+                    || arg.ends_with(';')
+                    || arg.contains("$(")
+                    || arg.contains('`'))
+        })
+    }
 }
 
 impl FromStr for CommandTemplate {
@@ -335,6 +355,33 @@ mod tests {
             Err(CommandError::UnbalancedQuote)
         );
         assert_eq!("  ".parse::<CommandTemplate>(), Err(CommandError::Empty));
+    }
+
+    #[test]
+    fn shell_syntax_outside_a_shell_is_spotted() {
+        let syntax = |s: &str| {
+            s.parse::<CommandTemplate>()
+                .unwrap()
+                .shell_syntax()
+                .map(str::to_owned)
+        };
+        assert_eq!(syntax("echo %IP% >> /tmp/x"), Some(">>".into()));
+        assert_eq!(
+            syntax("echo %IP%>/tmp/x"),
+            None,
+            "inside a word: a plain argument"
+        );
+        assert_eq!(
+            syntax("iptables -A INPUT -s %IP% -j ACCEPT; logger x"),
+            Some("ACCEPT;".into())
+        );
+        assert_eq!(syntax("logger $(hostname)"), Some("$(hostname)".into()));
+        assert_eq!(syntax("a | b"), Some("|".into()));
+        assert_eq!(syntax("/bin/sh -c 'echo %IP% >> /tmp/x'"), None);
+        assert_eq!(
+            syntax("/sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT"),
+            None
+        );
     }
 
     #[test]
