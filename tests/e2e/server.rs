@@ -477,3 +477,51 @@ fn lookup_logs_the_knockers_name_as_knockd_does() {
             .contains(&format!("{CLIENT_V4} (laptop.knock.test): door: Stage 1"))
     );
 }
+
+#[test]
+fn daemon_mode_detaches_writes_the_pid_file_and_removes_it_at_exit() {
+    let link = Link::new();
+    let dir = scratch();
+    let conf = write(
+        dir.path(),
+        "knockd.conf",
+        "[door]\n    sequence = 7000,8000\n",
+    );
+    let (log, pid_file) = (dir.path().join("server.log"), dir.path().join("knock.pid"));
+    let out = link
+        .server
+        .command(knock_e2e::bin("knock-server"))
+        .args(["-d", "-i", "eth0", "-c"])
+        .arg(&conf)
+        .arg("-g")
+        .arg(&log)
+        .arg("-p")
+        .arg(&pid_file)
+        .arg("--state-file")
+        .arg(dir.path().join("pending"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the parent returns once detached: {out:?}"
+    );
+    wait_until("the pid file", PATIENCE, || read(&pid_file).ends_with('\n'));
+    let pid = read(&pid_file).trim().to_owned();
+    assert!(
+        Path::new("/proc").join(&pid).exists(),
+        "pid {pid} is not running"
+    );
+    wait_until("the daemon to listen", PATIENCE, || {
+        read(&log).contains("starting up, listening on eth0")
+    });
+    debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
+    wait_until("the door to open", PATIENCE, || {
+        read(&log).contains("door: OPEN SESAME")
+    });
+    link.server.ok("kill", ["-TERM", &pid]);
+    wait_until("the pid file to go", PATIENCE, || !pid_file.exists());
+    wait_until("the daemon to exit", PATIENCE, || {
+        !Path::new("/proc").join(&pid).exists()
+    });
+    assert!(read(&log).contains("shutting down"));
+}
