@@ -246,7 +246,9 @@ fn run(
         let ts = packet.header.ts;
         // time_t and suseconds_t are 32 bits wide on some targets.
         #[allow(clippy::useless_conversion)]
-        let micros = i64::from(ts.tv_sec).saturating_mul(1_000_000).saturating_add(i64::from(ts.tv_usec));
+        let micros = i64::from(ts.tv_sec)
+            .saturating_mul(1_000_000)
+            .saturating_add(i64::from(ts.tv_usec));
         let id = wire::identity(opened.link, packet.data).unwrap_or_default();
         if recent.seen(id, micros) {
             counters.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -313,7 +315,10 @@ mod tests {
         assert!(!r.seen(7, 1_000_000));
         assert!(r.seen(7, 1_000_050), "the copy from the bridge");
         assert!(!r.seen(8, 1_000_060), "another packet");
-        assert!(!r.seen(7, 2_000_000), "a retransmission a second later counts");
+        assert!(
+            !r.seen(7, 2_000_000),
+            "a retransmission a second later counts"
+        );
         for i in 0..Recent::LEN as u64 {
             r.seen(100 + i, 2_000_100);
         }

@@ -24,7 +24,11 @@ pub struct Performer {
 
 /// Every port any door opens: the ports our table guards.
 fn guarded(config: &Config) -> Vec<Knock> {
-    let mut ports: Vec<Knock> = config.doors.iter().flat_map(|d| d.actions.open.iter().copied()).collect();
+    let mut ports: Vec<Knock> = config
+        .doors
+        .iter()
+        .flat_map(|d| d.actions.open.iter().copied())
+        .collect();
     ports.sort();
     ports.dedup();
     ports
@@ -52,13 +56,18 @@ impl Performer {
             }
             None
         } else {
-            let fw = Firewall::install(&ports).context("cannot set up the nftables table for `open` doors")?;
+            let fw = Firewall::install(&ports)
+                .context("cannot set up the nftables table for `open` doors")?;
             Some(fw)
         };
         Ok(Performer {
             firewall,
             sendmail: config.options.sendmail.clone(),
-            mail_from: config.options.mail_from.clone().unwrap_or_else(mail::default_from),
+            mail_from: config
+                .options
+                .mail_from
+                .clone()
+                .unwrap_or_else(mail::default_from),
         })
     }
 
@@ -70,7 +79,11 @@ impl Performer {
         if !actions.open.is_empty() {
             let ports = port_list(&actions.open);
             let secs = actions.open_for.as_secs();
-            match self.firewall.as_ref().map(|fw| fw.allow(source, &actions.open, actions.open_for)) {
+            match self
+                .firewall
+                .as_ref()
+                .map(|fw| fw.allow(source, &actions.open, actions.open_for))
+            {
                 Some(Ok(())) => {
                     tracing::info!("{source}: {}: opened {ports} for {secs}s", door.name);
                     done.push(format!("opened {ports} to {source} for {secs} s"));
@@ -112,12 +125,12 @@ impl Performer {
         let sendmail = self.sendmail.clone();
         let name = door.name.clone();
         let to = door.actions.mail_to.join(", ");
-        let spawned = std::thread::Builder::new().name("mail".into()).spawn(move || {
-            match mail::deliver(&sendmail, &message) {
+        let spawned = std::thread::Builder::new()
+            .name("mail".into())
+            .spawn(move || match mail::deliver(&sendmail, &message) {
                 Ok(()) => tracing::info!("{name}: mailed {to}"),
                 Err(e) => tracing::error!("{name}: cannot mail {to}: {e}"),
-            }
-        });
+            });
         if let Err(e) = spawned {
             tracing::error!("{}: cannot start a mail thread: {e}", door.name);
         }
@@ -126,7 +139,11 @@ impl Performer {
     /// Follows a reloaded config: the guarded ports change, windows already open stay open.
     pub fn reconfigure(&mut self, config: &Config) {
         self.sendmail = config.options.sendmail.clone();
-        self.mail_from = config.options.mail_from.clone().unwrap_or_else(mail::default_from);
+        self.mail_from = config
+            .options
+            .mail_from
+            .clone()
+            .unwrap_or_else(mail::default_from);
         let ports = guarded(config);
         match &self.firewall {
             Some(fw) => {
@@ -159,7 +176,8 @@ mod tests {
     #[test]
     fn guarded_ports_are_the_union_of_every_doors_open() {
         let text = "[doors.a]\nsequence = \"1\"\nopen = [\"22/tcp\", \"500/udp\"]\n[doors.b]\nsequence = \"2\"\nopen = \"22/tcp\"\n[doors.c]\nsequence = \"3\"\n";
-        let config = knock_proto::config::toml::parse(std::path::Path::new("t.toml"), text).unwrap();
+        let config =
+            knock_proto::config::toml::parse(std::path::Path::new("t.toml"), text).unwrap();
         let ports = guarded(&config);
         assert_eq!(port_list(&ports), "22/tcp, 500/udp");
     }

@@ -10,7 +10,10 @@ use std::process::Command;
 fn systemd_accepts_the_unit() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let analyze = Path::new("/usr/bin/systemd-analyze");
-    assert!(analyze.exists(), "systemd-analyze is missing: run scripts/setup-debian");
+    assert!(
+        analyze.exists(),
+        "systemd-analyze is missing: run scripts/setup-debian"
+    );
     let dir = tempfile::tempdir().unwrap();
     let unit = std::fs::read_to_string(root.join("dist/knock-server.service")).unwrap();
     let unit = unit.replace("/usr/bin/knock-server", env!("CARGO_BIN_EXE_knock-server"));
@@ -26,5 +29,8 @@ fn systemd_accepts_the_unit() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify: {stderr}"
+    );
 }

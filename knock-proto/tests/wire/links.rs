@@ -177,10 +177,15 @@ fn one_packet_has_one_identity_whatever_the_link_and_two_packets_two() {
     use knock_proto::wire::identity;
     for spec in [Spec::tcp4(), Spec::udp6()] {
         let ip = spec.ip();
-        let ids: Vec<u64> = [LinkType::Ethernet, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::RawIp]
-            .into_iter()
-            .map(|link| identity(link, &frames::frame(link, &ip)).unwrap())
-            .collect();
+        let ids: Vec<u64> = [
+            LinkType::Ethernet,
+            LinkType::LinuxSll,
+            LinkType::LinuxSll2,
+            LinkType::RawIp,
+        ]
+        .into_iter()
+        .map(|link| identity(link, &frames::frame(link, &ip)).unwrap())
+        .collect();
         assert!(ids.windows(2).all(|w| w[0] == w[1]), "{spec:?}: {ids:?}");
         // A bridge or VLAN device shows the same packet with another link header.
         let tagged = frames::ethernet(&[0x8100], frames::ethertype_of(&ip), &ip);
