@@ -327,7 +327,7 @@ fn load_reports_unreadable_files_where_they_are_named() {
 }
 
 #[test]
-fn load_reports_bad_and_used_up_one_time_files() {
+fn load_reports_bad_one_time_files_and_keeps_used_up_ones_as_disabled() {
     let fs = fake_fs(&[
         (
             "k.toml",
@@ -346,10 +346,28 @@ fn load_reports_bad_and_used_up_one_time_files() {
         [
             "a:2: port `99999` is out of range: ports go from 1 to 65535; fix the line, or \
              start it with `#` to skip it",
-            "k.toml:4: one_time_sequences file `b` has no unused sequence left: add lines like \
-             ` 7000,8000,9000` (with a leading space)",
         ]
     );
+    let fs = fake_fs(&[
+        ("k.toml", "[doors.b]\none_time_sequences = \"b\"\n"),
+        ("b", "#1,2\n"),
+    ]);
+    let loaded = config::load(Path::new("k.toml"), fs).unwrap();
+    assert_eq!(loaded.one_time[0].as_ref().unwrap().current(), None);
+}
+
+#[test]
+fn relative_one_time_files_are_found_beside_the_config() {
+    let fs = fake_fs(&[
+        ("/etc/knock/server.toml", "[doors.a]\none_time_sequences = \"seqs\"\n"),
+        ("/etc/knock/seqs", " 1,2\n"),
+    ]);
+    let loaded = config::load(Path::new("/etc/knock/server.toml"), fs).unwrap();
+    let knock_proto::config::SequenceSource::OneTime { path, .. } = &loaded.config.doors[0].sequence else {
+        panic!("not a one-time door");
+    };
+    assert_eq!(path, Path::new("/etc/knock/seqs"));
+    assert!(loaded.one_time[0].as_ref().unwrap().current().is_some());
 }
 
 #[test]

@@ -395,7 +395,7 @@ impl Engine {
                 return;
             }
         };
-        for w in load::shell_warnings(&loaded.config) {
+        for w in load::warnings(&loaded) {
             tracing::warn!("{w}");
         }
         self.local = capture::local_addresses(&self.settings.interface);

@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
-use knock_proto::config::{self, Config, Diagnostics};
+use knock_proto::config::{self, Config, Diagnostics, SequenceSource};
 
 pub use knock_proto::config::Loaded;
 
@@ -13,9 +13,28 @@ pub fn load(path: &Path) -> Result<Loaded, Diagnostics> {
     config::load(path, |p| std::fs::read_to_string(p))
 }
 
-/// Warnings about commands that use shell syntax but, unlike under knockd, run without a
-/// shell: one line per command, saying how to keep knockd's behaviour.
-pub fn shell_warnings(config: &Config) -> Vec<String> {
+/// What is worth a warning in a valid config, one line each: doors whose one-time sequence
+/// file is used up (disabled), and commands that use shell syntax but, unlike under knockd,
+/// run without a shell (with the line that keeps knockd's behaviour).
+pub fn warnings(loaded: &Loaded) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (door, seqs) in loaded.config.doors.iter().zip(&loaded.one_time) {
+        if let (Some(seqs), SequenceSource::OneTime { path, .. }) = (seqs, &door.sequence) {
+            if seqs.current().is_none() {
+                warnings.push(format!(
+                    "{}: no unused sequence left in {}: the door is disabled until you add lines \
+                     like ` 7000,8000,9000` (with a leading space) and reload",
+                    door.name,
+                    path.display()
+                ));
+            }
+        }
+    }
+    warnings.extend(shell_warnings(&loaded.config));
+    warnings
+}
+
+fn shell_warnings(config: &Config) -> Vec<String> {
     let mut warnings = Vec::new();
     for door in &config.doors {
         let commands = [

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
     if args.man {
-        std::io::Write::write_all(&mut std::io::stdout(), &man::render()?)?;
+        print_stdout(&man::render()?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let config_path = args.config_path();
@@ -64,9 +64,9 @@ fn run() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
-    let warnings = load::shell_warnings(&loaded.config);
+    let warnings = load::warnings(&loaded);
     if args.check {
-        print!("{}", loaded.config);
+        print_stdout(loaded.config.to_string().as_bytes())?;
         for w in &warnings {
             eprintln!("warning: {w}");
         }
@@ -139,6 +139,18 @@ fn run() -> anyhow::Result<ExitCode> {
         Exit::Signal => ExitCode::SUCCESS,
         Exit::CaptureFailed => ExitCode::FAILURE,
     })
+}
+
+/// Writes to stdout; a reader that went away (`--check | head`) is not an error.
+fn print_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to stdout")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Delivers SIGHUP, SIGTERM and SIGINT to the engine as messages: the handlers only write to

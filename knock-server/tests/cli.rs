@@ -147,3 +147,36 @@ fn check_warns_about_shell_syntax_that_would_run_without_a_shell() {
         "{err}"
     );
 }
+
+#[test]
+fn the_shipped_examples_pass_check() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for name in ["knockd.conf", "server.toml"] {
+        let path = examples.join(name);
+        let out = server(&["--check", "-c", path.to_str().unwrap()]);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).is_empty(),
+            "{name} has warnings: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_used_up_one_time_file_disables_its_door_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "seqs", "#1,2\n");
+    let conf = write(
+        dir.path(),
+        "k.conf",
+        "[once]\n  one_time_sequences = seqs\n[other]\n  sequence = 3\n",
+    );
+    let out = server(&["--check", "-c", &conf]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("warning: once: no unused sequence left in"),
+        "{}",
+        text(&out.stderr)
+    );
+}

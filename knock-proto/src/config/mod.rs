@@ -139,14 +139,21 @@ pub fn load(
             format!("cannot read the config file: {}", io_message(&e)),
         )])
     })?;
-    let config = parse(path, &text)?;
+    let mut config = parse(path, &text)?;
     let mut diags = Diagnostics::default();
     let mut one_time = Vec::with_capacity(config.doors.len());
-    for door in &config.doors {
-        let SequenceSource::OneTime { path: file, line } = &door.sequence else {
+    for door in &mut config.doors {
+        let SequenceSource::OneTime { path: file, line } = &mut door.sequence else {
             one_time.push(None);
             continue;
         };
+        // A relative path is relative to the config file, not to wherever the daemon was
+        // started (systemd starts it in /), so a config and its sequences can move together.
+        if file.is_relative() {
+            if let Some(dir) = path.parent() {
+                *file = dir.join(&*file);
+            }
+        }
         let at_key = |message: String| Diagnostic::at_line(path, &text, *line, message);
         match read(file) {
             Err(e) => diags.push(at_key(format!(
@@ -156,11 +163,9 @@ pub fn load(
             ))),
             Ok(contents) => match OneTimeSequences::parse(file, &contents) {
                 Err(errors) => diags.0.extend(errors.0),
-                Ok(seqs) if seqs.current().is_none() => diags.push(at_key(format!(
-                    "one_time_sequences file `{}` has no unused sequence left: add lines \
-                     like ` 7000,8000,9000` (with a leading space)",
-                    file.display()
-                ))),
+                // A used-up file disables its door (as when its last sequence is used while
+                // running) rather than keeping every other door from starting; the caller
+                // sees `current() == None` and says so.
                 Ok(seqs) => one_time.push(Some(seqs)),
             },
         }
