@@ -55,7 +55,7 @@ const DOOR_KEYS: &[(&str, &str, &str)] = &[
     (
         "One_Time_Sequences",
         "one_time_sequences",
-        "A file with one sequence per line, each usable once: the used line gets # as its first character and the next line becomes the sequence.",
+        "A file with one sequence per line, each usable once: the used line gets # as its first character and the next line becomes the sequence. A relative path is relative to the config file. When no line is left the door is disabled, with a warning.",
     ),
     (
         "Seq_Timeout, Timeout",
