@@ -1,6 +1,7 @@
 //! End-to-end tests across a real veth link between two network namespaces. They need root;
 //! see tests/src/lib.rs for the harness.
 
+mod actions;
 mod client;
 mod harness_selftest;
 mod server;
