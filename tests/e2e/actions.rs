@@ -5,15 +5,14 @@
 //! netcat-openbsd (installed by scripts/setup-debian) plays the service behind the opened port
 //! and the clients that connect to it.
 
-use std::ffi::OsStr;
 use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Stdio};
 
 use knock_e2e::{
-    CLIENT_V4, CLIENT_V6, Daemon, Link, Netns, OTHER_V4, PATIENCE, SERVER_V4, SERVER_V6, bin, read,
-    scratch, wait_until, write,
+    CLIENT_V4, CLIENT_V6, Daemon, KnockServer, Link, Netns, OTHER_V4, PATIENCE, SERVER_V4,
+    SERVER_V6, read, scratch, wait_until, write,
 };
 
 /// Debian's knockd client (our own `knock` shares its name, so use the full path).
@@ -31,44 +30,18 @@ const WINDOW: u64 = 3;
 /// `nft` arguments that succeed exactly while knock-server's table exists.
 const LIST_TABLE: [&str; 4] = ["list", "table", "inet", "knock_server"];
 
-/// A knock-server running in the link's server namespace on eth0 with a TOML config.
-struct Server {
-    daemon: Daemon,
-    log: PathBuf,
-}
-
-impl Server {
-    /// Writes `toml` to `dir/NAME.toml` and starts knock-server on it, logging to
-    /// `dir/NAME.log`; returns once it listens (its nftables table is set up before that).
-    fn start(link: &Link, dir: &Path, name: &str, toml: &str) -> Server {
-        let config = write(dir, &format!("{name}.toml"), toml);
-        let log = dir.join(format!("{name}.log"));
-        let state = dir.join("pending-stops");
-        let args = [
-            OsStr::new("-i"),
-            OsStr::new("eth0"),
-            OsStr::new("-c"),
-            config.as_os_str(),
-            OsStr::new("-g"),
-            log.as_os_str(),
-            OsStr::new("--state-file"),
-            state.as_os_str(),
-        ];
-        let out = dir.join(format!("{name}.out"));
-        let mut daemon = link.server.spawn(bin("knock-server"), args, &out);
-        daemon.wait_file(&log, "starting up, listening on eth0");
-        Server { daemon, log }
-    }
-
-    /// Waits for a log line containing `needle`.
-    fn wait_log(&mut self, needle: &str) {
-        let log = self.log.clone();
-        self.daemon.wait_file(&log, needle);
-    }
-
-    fn log(&self) -> String {
-        read(&self.log)
-    }
+/// Writes `toml` to `dir/NAME.toml` and starts knock-server on eth0 with it, logging to
+/// `dir/NAME.log`; returns once it listens (its nftables table is set up before that).
+fn start_server(link: &Link, dir: &Path, name: &str, toml: &str) -> KnockServer {
+    let config = write(dir, &format!("{name}.toml"), toml);
+    KnockServer::start(
+        link,
+        dir,
+        &config,
+        &format!("{name}.log"),
+        Some("eth0"),
+        &[],
+    )
 }
 
 /// Runs Debian's `knock` in the client namespace and checks it succeeded.
@@ -219,7 +192,7 @@ const WAKE_DOORS: &str = "[doors.wake-subnet]\nsequence = \"7000,8000\"\n\
 fn wake_on_lan_broadcasts_the_magic_packet_on_the_link() {
     let link = Link::new();
     let dir = scratch();
-    let mut server = Server::start(&link, dir.path(), "server", WAKE_DOORS);
+    let mut server = start_server(&link, dir.path(), "server", WAKE_DOORS);
     let subnet = Ipv4Addr::new(198, 18, 0, 255);
     // The two MACs differ in their last byte only.
     for (door, ports, last, to) in [
@@ -353,7 +326,7 @@ fn a_mail_door_pipes_a_notice_naming_door_and_knocker_to_sendmail_t() {
     let d = dir.path();
     let door = "[doors.mail]\nsequence = \"7000,8000\"\n\
                 mail_to = [\"admin@example.net\", \"ops@example.net\"]\n";
-    let mut server = Server::start(&link, d, "server", &(fake_sendmail(d) + door));
+    let mut server = start_server(&link, d, "server", &(fake_sendmail(d) + door));
     knock(&link, &[SERVER_V4, "7000", "8000"]);
     server.wait_log("mail: mailed admin@example.net, ops@example.net");
 
@@ -395,7 +368,7 @@ fn a_failing_sendmail_is_logged_and_neither_the_door_nor_capture_stops() {
          open = \"{PORT}/tcp\"\nopen_seconds = 600\n\
          [doors.mail]\nsequence = \"7100,8100\"\nmail_to = \"admin@example.net\"\n"
     );
-    let mut server = Server::start(&link, d, "server", &(fake_sendmail(d) + &doors));
+    let mut server = start_server(&link, d, "server", &(fake_sendmail(d) + &doors));
     assert_eq!(reach(&link, CLIENT_V4), Reach::Refused);
 
     knock(&link, &[SERVER_V4, "7000", "8000"]);
@@ -427,7 +400,7 @@ fn open_lets_only_the_knocker_in_for_open_seconds_and_established_connections_st
     // The host's own (empty) rules let anyone in; only our table closes the port.
     assert_eq!(reach(&link, OTHER_V4), Reach::Connected);
     let ports = format!("[\"{PORT}/tcp\", \"{HELD_PORT}/tcp\"]");
-    let mut server = Server::start(&link, d, "server", &open_door(&ports, WINDOW));
+    let mut server = start_server(&link, d, "server", &open_door(&ports, WINDOW));
     for from in [CLIENT_V4, OTHER_V4] {
         assert_eq!(reach(&link, from), Reach::Refused, "{from}");
     }
@@ -467,7 +440,7 @@ fn open_over_ipv6_lets_in_the_ipv6_knocker_only() {
     let _v6 = listen(&link.server, true, true, PORT, &d.join("v6.out"));
     assert_eq!(reach(&link, CLIENT_V6), Reach::Connected);
     let door = open_door(&format!("\"{PORT}/tcp\""), WINDOW);
-    let mut server = Server::start(&link, d, "server", &door);
+    let mut server = start_server(&link, d, "server", &door);
     assert_eq!(reach(&link, CLIENT_V6), Reach::Refused);
 
     knock(&link, &["-6", SERVER_V6, "7000", "8000"]);
@@ -490,7 +463,7 @@ fn sigterm_removes_the_table_and_the_hosts_own_rules_decide_again() {
     let d = dir.path();
     let _listener = listen(&link.server, false, true, PORT, &d.join("listener.out"));
     let door = open_door(&format!("\"{PORT}/tcp\""), 600);
-    let mut server = Server::start(&link, d, "server", &door);
+    let mut server = start_server(&link, d, "server", &door);
     assert!(
         link.server.run("nft", LIST_TABLE).status.success(),
         "no table at start"
@@ -529,7 +502,7 @@ fn after_kill_9_the_kernel_still_closes_the_door_and_a_restart_cleans_up() {
     let _listener = listen(&link.server, false, true, PORT, &d.join("listener.out"));
     // A longer window than elsewhere: it must still be open after the kill.
     let door = open_door(&format!("\"{PORT}/tcp\""), WINDOW + 3);
-    let mut server = Server::start(&link, d, "server", &door);
+    let mut server = start_server(&link, d, "server", &door);
     knock(&link, &[SERVER_V4, "7000", "8000"]);
     server.wait_log(&format!("{CLIENT_V4}: door: opened {PORT}/tcp"));
 
@@ -545,7 +518,7 @@ fn after_kill_9_the_kernel_still_closes_the_door_and_a_restart_cleans_up() {
     );
 
     // The next start (here with no `open` door left) removes the stale table.
-    let _server = Server::start(
+    let _server = start_server(
         &link,
         d,
         "restarted",

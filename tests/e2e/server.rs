@@ -280,11 +280,14 @@ fn sighup_reloads_a_good_config_and_keeps_the_old_one_when_broken() {
         debian_knock(&link, &[SERVER_V4, "7500", "8500"]);
         server.log().contains("door: OPEN SESAME")
     });
-    debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
+    // A knock of the loop may still be in flight: the canary flushes them before counting.
     knock_canary(&link, &mut server, 1);
+    let opened = server.log().matches("door: OPEN SESAME").count();
+    debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
+    knock_canary(&link, &mut server, 2);
     assert_eq!(
         server.log().matches("door: OPEN SESAME").count(),
-        1,
+        opened,
         "old sequence still opens"
     );
 
