@@ -324,23 +324,10 @@ impl Engine {
         let Some(start) = door.start_command_for(source) else {
             return Vec::new();
         };
-        let mut ran = Vec::new();
         let stop = door.stop_command_for(source);
-        let key = (door.name.clone(), source);
-        if stop.is_some() && self.open_until.contains_key(&key) {
-            // Already open for this knocker: extend the window rather than run the start
-            // command (and add its firewall rule) a second time.
-            tracing::info!(
-                "{source}: {}: already open, extending by {}s",
-                door.name,
-                door.cmd_timeout.as_secs()
-            );
-        } else {
-            let text = start.render_text(source);
-            self.runner
-                .run(&door.name, Kind::Start, start.render(source), &text);
-            ran.push(text);
-        }
+        let already_open = self.open_until.contains_key(&(door.name.clone(), source));
+        // The stop command is on disk before the start command runs: whatever happens to
+        // this process from here on, the next start closes the door (see `journal`).
         if let Some(stop) = stop {
             let entry = Entry {
                 due_unix: journal::due_unix(SystemTime::now(), door.cmd_timeout),
@@ -353,7 +340,20 @@ impl Engine {
             self.journal
                 .save(self.pending.iter().map(|Reverse(p)| &p.entry));
         }
-        ran
+        if stop.is_some() && already_open {
+            // Already open for this knocker: the window was extended above; running the
+            // start command again would add its firewall rule a second time.
+            tracing::info!(
+                "{source}: {}: already open, extending by {}s",
+                door.name,
+                door.cmd_timeout.as_secs()
+            );
+            return Vec::new();
+        }
+        let text = start.render_text(source);
+        self.runner
+            .run(&door.name, Kind::Start, start.render(source), &text);
+        vec![text]
     }
 
     /// Marks the used one-time sequence in its file (atomically) and arms the next one.

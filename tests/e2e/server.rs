@@ -528,3 +528,35 @@ fn daemon_mode_detaches_writes_the_pid_file_and_removes_it_at_exit() {
     });
     assert!(read(&log).contains("shutting down"));
 }
+
+#[test]
+fn knocking_again_while_open_extends_the_window_instead_of_opening_twice() {
+    let link = Link::new();
+    let dir = scratch();
+    let marker = dir.path().join("marks");
+    let m = marker.display();
+    let config = format!(
+        "[door]\n    sequence = 7000,8000\n    cmd_timeout = 2\n    start_command = /bin/sh -c 'echo start %IP% >> {m}'\n    stop_command = /bin/sh -c 'echo stop %IP% >> {m}'\n"
+    );
+    let conf = write(dir.path(), "knockd.conf", &config);
+    let mut server = Server::start(&link, dir.path(), &conf);
+    debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
+    server.wait_log("door: OPEN SESAME");
+    debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
+    server.wait_log(&format!("{CLIENT_V4}: door: already open, extending by 2s"));
+    server.wait_log("door: command timeout");
+    wait_until("the stop command", PATIENCE, || {
+        read(&marker).contains("stop")
+    });
+    // The first window's stop was superseded: one start, one stop, no second rule.
+    assert_eq!(
+        read(&marker),
+        format!("start {CLIENT_V4}\nstop {CLIENT_V4}\n")
+    );
+    assert_eq!(
+        server.log().matches("command timeout").count(),
+        1,
+        "{}",
+        server.log()
+    );
+}
