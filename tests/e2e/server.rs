@@ -560,3 +560,63 @@ fn knocking_again_while_open_extends_the_window_instead_of_opening_twice() {
         server.log()
     );
 }
+
+#[test]
+fn use_syslog_sends_knockd_lines_as_knockd_to_dev_log() {
+    use std::os::unix::net::UnixDatagram;
+    let link = Link::new();
+    let dir = scratch();
+    // The daemon gets a private /dev whose `log` is our socket: a real syslog (if any) on
+    // this machine is never touched.
+    let dev = dir.path().join("dev");
+    fs::create_dir(&dev).unwrap();
+    let syslog = UnixDatagram::bind(dev.join("log")).unwrap();
+    syslog.set_read_timeout(Some(PATIENCE)).unwrap();
+    fs::write(dev.join("null"), "").unwrap();
+    let conf = write(
+        dir.path(),
+        "knockd.conf",
+        "[options]\n    UseSyslog\n[door]\n    sequence = 7000,8000\n",
+    );
+    let script = format!(
+        "mount --bind /dev/null {d}/null && mount --bind {d} /dev && exec {bin} -i eth0 -c {c} --state-file {s}",
+        d = dev.display(),
+        bin = knock_e2e::bin("knock-server").display(),
+        c = conf.display(),
+        s = dir.path().join("pending").display(),
+    );
+    let mut daemon = link.server.spawn(
+        "unshare",
+        ["-m", "sh", "-c", &script],
+        &dir.path().join("server.out"),
+    );
+    let mut lines = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !lines
+        .iter()
+        .any(|l: &String| l.contains("door: OPEN SESAME"))
+    {
+        daemon.assert_running();
+        let n = syslog
+            .recv(&mut buf)
+            .expect("a syslog line before the timeout");
+        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if line.contains("starting up, listening on eth0") {
+            debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
+        }
+        lines.push(line);
+    }
+    // <29> = facility daemon (3) * 8 + notice (5); the identity is knockd's.
+    let stage = lines
+        .iter()
+        .find(|l| l.contains("door: Stage 1"))
+        .expect("a Stage 1 line");
+    assert!(stage.starts_with("<29>"), "{stage}");
+    assert!(
+        stage.contains(&format!(
+            "knockd[{}]: {CLIENT_V4}: door: Stage 1",
+            daemon.pid()
+        )),
+        "{stage}"
+    );
+}
