@@ -16,9 +16,11 @@
 //!   hit for it arrives first, after which the hit is handled as if there were no attempt.
 //!
 //! Every hit costs O(1) whatever the number of sources in progress (O(doors that contain the
-//! knock), in fact), and memory is bounded: at most `max_attempts` attempts; when full, the
-//! oldest is evicted ([`Event::Evicted`]) to make room for a new one, so a flood of spoofed
-//! sources costs old attempts, never memory or time. See [`attempts`] for the layout.
+//! knock), in fact; amortised, as the hash index now and then rehashes in place), and memory is
+//! bounded: at most `max_attempts` attempts, under 64 bytes each; when full, the oldest is
+//! evicted ([`Event::Evicted`]) to make room for a new one, so a flood of spoofed sources costs
+//! old attempts, never memory or time. The layout is described in `tracker/attempts.rs`;
+//! BENCHMARKS.md has the measurements.
 //!
 //! The tracker owns no clock: `now` is an argument. It must not go backwards; if it does, the
 //! tracker keeps using the latest time it was given.
