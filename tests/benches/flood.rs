@@ -1,0 +1,631 @@
+//! Flood benchmark: knock-server against Debian's knockd under a spoofed-source flood.
+//!
+//! knockd keeps its knock attempts in one linked list that it walks (more than once) for every
+//! packet, with no cap, so a flood of first-port knocks from spoofed sources makes every later
+//! packet slower; knock-server's tracker is O(1) per packet and capped (`max_attempts`).
+//!
+//! For each daemon and each flood size N, on a fresh veth link between two namespaces: the
+//! client namespace sends N TCP SYNs to the door's first port from N distinct spoofed sources
+//! (198.18.16.0 upward, inside 198.18.0.0/15, at a bounded rate), then one real knock of the
+//! whole sequence from 198.18.0.1. Measured: time from the start of the flood until the real
+//! knocker's `OPEN SESAME` appears in the daemon's log, the daemon's CPU time, its peak memory
+//! (VmHWM) before and after, how many flood packets reached the server's eth0 and how many the
+//! daemon logged (`Stage 1`: the difference was dropped by the capture), and for knock-server
+//! its once-a-minute summary (engine-busy drops, evictions).
+//!
+//! Needs root and the release binaries (found next to this bench in target/release):
+//! `cargo build --release --bins && cargo bench -p knock-e2e --bench flood`.
+//! Knobs (environment): FLOOD_SIZES (default `10000,30000,100000`, at most 126976),
+//! FLOOD_PPS (send rates, default `50000,5000` packets/s), FLOOD_KNOCKD_CAP_S (how long to wait for knockd,
+//! default 120), FLOOD_SMALL_CAP (knock-server's max_attempts in the bounded run, default
+//! 1000), FLOOD_SUMMARY=0 (skip waiting a minute for knock-server's summary line).
+//! `cargo test` never runs it (a bench target); run without `--bench` it only says how to run.
+
+use std::fs::{self, File};
+use std::io::{self, Read as _, Seek as _, SeekFrom};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsFd as _;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use knock_e2e::{CLIENT_V4, Daemon, Link, Netns, SERVER_V4, bin, scratch, write};
+use pnet_packet::ip::IpNextHeaderProtocols;
+use pnet_packet::ipv4::{self, Ipv4Flags, MutableIpv4Packet};
+use pnet_packet::tcp::{self, MutableTcpPacket, TcpFlags};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+/// The door: knocked in full by the real client, its first port flooded.
+const DOOR: [u16; 3] = [7000, 8000, 9000];
+const DOOR_NAME: &str = "ssh";
+/// Spoofed sources count up from 198.18.16.0 to the end of 198.18.0.0/15, one per packet;
+/// the link's own 198.18.0.0/24 is never used as a spoofed source.
+const FLOOD_FIRST: u32 = u32::from_be_bytes([198, 18, 16, 0]);
+const FLOOD_LAST: u32 = u32::from_be_bytes([198, 19, 255, 255]);
+/// How long knock-server gets to open (it needs well under a second beyond the flood).
+const KNOCK_SERVER_CAP: Duration = Duration::from_secs(60);
+/// The daemon is idle when its CPU time stays flat this long.
+const IDLE: Duration = Duration::from_secs(2);
+const POLL: Duration = Duration::from_millis(20);
+
+/// Which daemon a case runs.
+#[derive(Debug, Clone, Copy)]
+enum Subject {
+    KnockServer { max_attempts: Option<usize> },
+    Knockd,
+}
+
+impl Subject {
+    fn label(self) -> String {
+        match self {
+            Subject::KnockServer { max_attempts: None } => "knock-server".into(),
+            Subject::KnockServer {
+                max_attempts: Some(cap),
+            } => format!("knock-server (max_attempts {cap})"),
+            Subject::Knockd => "knockd 0.8".into(),
+        }
+    }
+}
+
+/// The knobs, from the environment.
+struct Settings {
+    sizes: Vec<usize>,
+    rates: Vec<u64>,
+    knockd_cap: Duration,
+    small_cap: usize,
+    summary: bool,
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        let max = usize::try_from(FLOOD_LAST - FLOOD_FIRST + 1).unwrap_or(usize::MAX);
+        let sizes: Vec<usize> = env_list("FLOOD_SIZES", "10000,30000,100000");
+        assert!(
+            sizes.iter().all(|&n| (1..=max).contains(&n)),
+            "FLOOD_SIZES: each between 1 and {max} (one distinct source per packet)"
+        );
+        let rates: Vec<u64> = env_list("FLOOD_PPS", "50000,5000");
+        assert!(
+            rates.iter().all(|r| (1_000..=200_000).contains(r)),
+            "FLOOD_PPS: each between 1000 and 200000 packets/s"
+        );
+        let one = |key, default: &str| env_list::<u64>(key, default).first().copied();
+        Settings {
+            sizes,
+            rates,
+            knockd_cap: Duration::from_secs(one("FLOOD_KNOCKD_CAP_S", "120").unwrap_or(120)),
+            small_cap: one("FLOOD_SMALL_CAP", "1000").map_or(1_000, |c| c as usize),
+            summary: std::env::var("FLOOD_SUMMARY").map_or(true, |v| v != "0"),
+        }
+    }
+}
+
+/// A comma-separated list of numbers from the environment.
+fn env_list<T: std::str::FromStr>(key: &str, default: &str) -> Vec<T> {
+    let text = std::env::var(key).unwrap_or_else(|_| default.to_owned());
+    text.split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{key}: comma-separated numbers, not {text:?}"))
+        })
+        .collect()
+}
+
+/// How the real knock fared.
+enum Outcome {
+    /// `OPEN SESAME` this long after the flood started.
+    Opened(Duration),
+    /// The daemon went idle without opening: the knock was dropped.
+    Lost,
+    /// Still busy when we stopped waiting.
+    Unfinished(Duration),
+}
+
+/// One measured case.
+struct Row {
+    subject: String,
+    n: usize,
+    pps: u64,
+    flood: Duration,
+    send_errors: u64,
+    arrived: u64,
+    logged: usize,
+    real_stage: usize,
+    outcome: Outcome,
+    cpu: f64,
+    hwm: (u64, u64),
+    summary: Option<String>,
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "flood: run with `cargo build --release --bins && cargo bench -p knock-e2e --bench flood`"
+        );
+        return;
+    }
+    let settings = Settings::from_env();
+    println!(
+        "flood benchmark: sizes {:?}, rates {:?} packets/s, knockd waited on for at most {} s",
+        settings.sizes,
+        settings.rates,
+        settings.knockd_cap.as_secs()
+    );
+    let largest = settings.sizes.iter().copied().max().unwrap_or(0);
+    let mut cases: Vec<(Subject, usize, u64)> = Vec::new();
+    for &pps in &settings.rates {
+        for &n in &settings.sizes {
+            cases.push((Subject::KnockServer { max_attempts: None }, n, pps));
+            cases.push((Subject::Knockd, n, pps));
+        }
+    }
+    if let Some(&pps) = settings.rates.first() {
+        let cap = Some(settings.small_cap);
+        cases.push((Subject::KnockServer { max_attempts: cap }, largest, pps));
+    }
+    println!("{}", table_header());
+    let mut rows = Vec::new();
+    for (subject, n, pps) in cases {
+        // The summary line comes a minute after start: wait for it where it says most.
+        let summary = settings.summary && n == largest;
+        let row = run_case(subject, (n, pps), summary, settings.knockd_cap);
+        println!("{}", format_row(&row));
+        rows.push(row);
+    }
+    println!("\n{}", table_header());
+    for row in &rows {
+        println!("{}", format_row(row));
+    }
+    for row in rows.iter().filter(|r| r.summary.is_some()) {
+        let line = row.summary.as_deref().unwrap_or_default();
+        println!("{} N={} at {}/s: {line}", row.subject, row.n, row.pps);
+    }
+}
+
+/// Runs one daemon against one flood on a fresh link.
+fn run_case(subject: Subject, (n, pps): (usize, u64), summary: bool, knockd_cap: Duration) -> Row {
+    let link = Link::new();
+    let dir = scratch();
+    pin_neighbours(&link);
+    let log = dir.path().join("daemon.log");
+    let started = Instant::now();
+    let mut daemon = start(subject, &link, dir.path(), &log);
+    let pid = daemon.pid();
+    let hwm_before = vm_hwm_kb(pid);
+    let cpu_before = cpu_ticks(pid);
+    let rx_before = rx_packets(&link.server);
+
+    let t0 = Instant::now();
+    let sender = spawn_sender(link.client.name.clone(), n, pps);
+    let cap = match subject {
+        Subject::Knockd => knockd_cap,
+        Subject::KnockServer { .. } => KNOCK_SERVER_CAP,
+    };
+    let mut tail = LogTail::new(&log);
+    let (outcome, sent) = watch(&mut daemon, &mut tail, sender, t0, cap);
+    if !matches!(outcome, Outcome::Unfinished(_)) {
+        wait_idle(pid, Duration::from_secs(10));
+    }
+    let cpu = cpu_ticks(pid).saturating_sub(cpu_before) as f64 / clock_ticks();
+    let hwm_after = vm_hwm_kb(pid);
+    let arrived = rx_packets(&link.server).saturating_sub(rx_before);
+    let knock_server = matches!(subject, Subject::KnockServer { .. });
+    if knock_server && summary {
+        wait_summary(&mut daemon, &mut tail, started);
+    }
+    tail.poll();
+    Row {
+        subject: subject.label(),
+        n,
+        pps,
+        flood: sent.flood,
+        send_errors: sent.errors,
+        // The real knock's three packets arrive too.
+        arrived: arrived.saturating_sub(DOOR.len() as u64),
+        logged: tail.stage1,
+        real_stage: tail.real_stage,
+        outcome,
+        cpu,
+        hwm: (hwm_before, hwm_after),
+        summary: tail.summary.take(),
+    }
+}
+
+/// Polls the log until the real knock opens, the daemon goes idle without it, or `cap`.
+fn watch(
+    daemon: &mut Daemon,
+    tail: &mut LogTail,
+    sender: JoinHandle<io::Result<Sent>>,
+    t0: Instant,
+    cap: Duration,
+) -> (Outcome, Sent) {
+    let pid = daemon.pid();
+    let mut sender = Some(sender);
+    let mut sent = None;
+    let mut idle = IdleWatch::new(pid);
+    let outcome = loop {
+        tail.poll();
+        if sender.as_ref().is_some_and(JoinHandle::is_finished) {
+            let handle = sender.take().expect("sender present");
+            let result = handle.join().expect("sender thread panicked");
+            sent = Some(result.expect("send the flood from the client namespace"));
+        }
+        if let Some(at) = tail.opened {
+            break Outcome::Opened(at.duration_since(t0));
+        }
+        if sent.is_some() && idle.idle_for() >= IDLE {
+            break Outcome::Lost;
+        }
+        if t0.elapsed() >= cap {
+            break Outcome::Unfinished(cap);
+        }
+        daemon.assert_running();
+        std::thread::sleep(POLL);
+    };
+    if let Some(handle) = sender {
+        let result = handle.join().expect("sender thread panicked");
+        sent = Some(result.expect("send the flood from the client namespace"));
+    }
+    (outcome, sent.expect("sender joined"))
+}
+
+/// Starts the daemon on the server's eth0 with the door, logging to `log`, and waits until
+/// it listens.
+fn start(subject: Subject, link: &Link, dir: &Path, log: &Path) -> Daemon {
+    let (program, args, ready): (PathBuf, Vec<PathBuf>, &str) = match subject {
+        Subject::KnockServer { max_attempts } => {
+            let cap = max_attempts.map_or(String::new(), |c| format!("max_attempts = {c}\n"));
+            let conf = write(
+                dir,
+                "server.toml",
+                &format!(
+                    "[options]\n{cap}\n[doors.{DOOR_NAME}]\nsequence = \"{}\"\nseq_timeout = 25\ntcpflags = \"syn\"\n",
+                    sequence()
+                ),
+            );
+            let args = vec![
+                "-i".into(),
+                "eth0".into(),
+                "-c".into(),
+                conf,
+                "-g".into(),
+                log.into(),
+                "--state-file".into(),
+                dir.join("state"),
+            ];
+            (bin("knock-server"), args, "starting up, listening on eth0")
+        }
+        Subject::Knockd => {
+            let conf = write(
+                dir,
+                "knockd.conf",
+                &format!(
+                    "[options]\n    logfile = {}\n\n[{DOOR_NAME}]\n    sequence = {}\n    seq_timeout = 25\n    tcpflags = syn\n",
+                    log.display(),
+                    sequence()
+                ),
+            );
+            let args = vec!["-i".into(), "eth0".into(), "-c".into(), conf];
+            ("/usr/sbin/knockd".into(), args, "listening on eth0")
+        }
+    };
+    let mut daemon = link.server.spawn(program, args, &dir.join("console.out"));
+    daemon.wait_file(log, ready);
+    daemon
+}
+
+fn sequence() -> String {
+    DOOR.map(|p| p.to_string()).join(",")
+}
+
+/// Static ARP entries both ways, so that no packet of the flood waits on (or is dropped by)
+/// neighbour resolution.
+fn pin_neighbours(link: &Link) {
+    let mac = |ns: &Netns| {
+        ns.output("cat", ["/sys/class/net/eth0/address"])
+            .trim()
+            .to_owned()
+    };
+    let (client_mac, server_mac) = (mac(&link.client), mac(&link.server));
+    for (ns, addr, lladdr) in [
+        (&link.client, SERVER_V4, &server_mac),
+        (&link.server, CLIENT_V4, &client_mac),
+    ] {
+        let args = ["neigh", "replace", addr, "lladdr", lladdr, "dev", "eth0"];
+        ns.ok("ip", args.into_iter().chain(["nud", "permanent"]));
+    }
+}
+
+/// Packets received on the server's eth0 so far.
+fn rx_packets(server: &Netns) -> u64 {
+    let out = server.output("cat", ["/sys/class/net/eth0/statistics/rx_packets"]);
+    out.trim().parse().unwrap_or(0)
+}
+
+/// What the sender did.
+struct Sent {
+    flood: Duration,
+    errors: u64,
+}
+
+/// Sends the flood and then the real knock, from a thread inside the client namespace.
+fn spawn_sender(netns: String, n: usize, pps: u64) -> JoinHandle<io::Result<Sent>> {
+    std::thread::spawn(move || {
+        // setns applies to this thread only; the socket created after it lives in the
+        // client namespace, so no packet can leave the link.
+        let ns = File::open(format!("/var/run/netns/{netns}"))?;
+        rustix::thread::move_into_link_name_space(
+            ns.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )?;
+        let sock = Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(Protocol::from(libc::IPPROTO_RAW)),
+        )?;
+        let server: Ipv4Addr = SERVER_V4.parse().expect("SERVER_V4 is an address");
+        let to = SockAddr::from(SocketAddrV4::new(server, 0));
+        let mut pkt = [0u8; 40];
+        let (start, mut errors) = (Instant::now(), 0);
+        for i in 0..n {
+            if i % 32 == 0 {
+                pace(start, i, pps);
+            }
+            let offset = u32::try_from(i).expect("flood size fits the source range");
+            let src = Ipv4Addr::from(FLOOD_FIRST + offset);
+            let sport = 20_000 + (i % 40_000) as u16;
+            syn(&mut pkt, (src, sport), (server, DOOR[0]), offset);
+            if sock.send_to(&pkt, &to).is_err() {
+                errors += 1;
+            }
+        }
+        let flood = start.elapsed();
+        let client: Ipv4Addr = CLIENT_V4.parse().expect("CLIENT_V4 is an address");
+        for (k, port) in DOOR.into_iter().enumerate() {
+            syn(&mut pkt, (client, 45_000 + k as u16), (server, port), 1);
+            sock.send_to(&pkt, &to)?;
+        }
+        Ok(Sent { flood, errors })
+    })
+}
+
+/// Sleeps until packet `i` is due at `pps` packets a second.
+fn pace(start: Instant, i: usize, pps: u64) {
+    let due = start + Duration::from_nanos((i as u64).saturating_mul(1_000_000_000) / pps);
+    let now = Instant::now();
+    if due > now {
+        std::thread::sleep(due - now);
+    }
+}
+
+/// Writes an IPv4 TCP SYN (20 + 20 bytes) with correct checksums into `buf`.
+fn syn(buf: &mut [u8; 40], src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), seq: u32) {
+    {
+        let mut tcp = MutableTcpPacket::new(&mut buf[20..]).expect("room for a TCP header");
+        tcp.set_source(src.1);
+        tcp.set_destination(dst.1);
+        tcp.set_sequence(seq);
+        tcp.set_acknowledgement(0);
+        tcp.set_data_offset(5);
+        tcp.set_reserved(0);
+        tcp.set_flags(TcpFlags::SYN);
+        tcp.set_window(64_240);
+        tcp.set_urgent_ptr(0);
+        tcp.set_checksum(0);
+        let sum = tcp::ipv4_checksum(&tcp.to_immutable(), &src.0, &dst.0);
+        tcp.set_checksum(sum);
+    }
+    let mut ip = MutableIpv4Packet::new(&mut buf[..]).expect("room for an IPv4 header");
+    ip.set_version(4);
+    ip.set_header_length(5);
+    ip.set_dscp(0);
+    ip.set_ecn(0);
+    ip.set_total_length(40);
+    ip.set_identification(seq as u16);
+    ip.set_flags(Ipv4Flags::DontFragment);
+    ip.set_fragment_offset(0);
+    ip.set_ttl(64);
+    ip.set_next_level_protocol(IpNextHeaderProtocols::Tcp);
+    ip.set_source(src.0);
+    ip.set_destination(dst.0);
+    ip.set_checksum(0);
+    let sum = ipv4::checksum(&ip.to_immutable());
+    ip.set_checksum(sum);
+}
+
+/// Reads the daemon's log as it grows, without re-reading what it has seen.
+struct LogTail {
+    path: PathBuf,
+    offset: u64,
+    partial: Vec<u8>,
+    /// When the real knocker's OPEN SESAME was first seen.
+    opened: Option<Instant>,
+    /// `Stage 1` lines of spoofed sources: flood packets the daemon processed.
+    stage1: usize,
+    /// The highest stage the real knocker reached: how many of its knocks were seen.
+    real_stage: usize,
+    /// knock-server's once-a-minute summary line.
+    summary: Option<String>,
+}
+
+impl LogTail {
+    fn new(path: &Path) -> LogTail {
+        LogTail {
+            path: path.to_owned(),
+            offset: 0,
+            partial: Vec::new(),
+            opened: None,
+            stage1: 0,
+            real_stage: 0,
+            summary: None,
+        }
+    }
+
+    fn poll(&mut self) {
+        let Ok(mut file) = File::open(&self.path) else {
+            return;
+        };
+        if file.seek(SeekFrom::Start(self.offset)).is_err() {
+            return;
+        }
+        let mut fresh = Vec::new();
+        let Ok(read) = file.read_to_end(&mut fresh) else {
+            return;
+        };
+        self.offset += read as u64;
+        self.partial.extend_from_slice(&fresh);
+        let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') else {
+            return;
+        };
+        let complete: Vec<u8> = self.partial.drain(..=end).collect();
+        for line in complete.split(|&b| b == b'\n') {
+            self.line(&String::from_utf8_lossy(line));
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        let real = format!("] {CLIENT_V4}: {DOOR_NAME}: ");
+        if let Some((_, what)) = line.split_once(&real) {
+            if what == "OPEN SESAME" {
+                self.opened.get_or_insert_with(Instant::now);
+            } else if let Some(stage) = what.strip_prefix("Stage ") {
+                let stage = stage.trim().parse().unwrap_or(0);
+                self.real_stage = self.real_stage.max(stage);
+            }
+        } else if line.contains(&format!(": {DOOR_NAME}: Stage 1")) {
+            self.stage1 += 1;
+        } else if line.contains("attempts evicted") {
+            let text = line.split_once("] ").map_or(line, |(_, rest)| rest);
+            self.summary = Some(text.to_owned());
+        }
+    }
+}
+
+/// Waits (until a minute and a bit after the daemon started) for knock-server's summary
+/// line, which it writes only when something was dropped, ignored or evicted.
+fn wait_summary(daemon: &mut Daemon, tail: &mut LogTail, started: Instant) {
+    let deadline = started + Duration::from_secs(66);
+    while tail.summary.is_none() && Instant::now() < deadline {
+        daemon.assert_running();
+        std::thread::sleep(Duration::from_millis(200));
+        tail.poll();
+    }
+}
+
+/// Tracks when a process's CPU time last moved.
+struct IdleWatch {
+    pid: u32,
+    ticks: u64,
+    since: Instant,
+}
+
+impl IdleWatch {
+    fn new(pid: u32) -> IdleWatch {
+        IdleWatch {
+            pid,
+            ticks: cpu_ticks(pid),
+            since: Instant::now(),
+        }
+    }
+
+    /// How long its CPU time has not moved.
+    fn idle_for(&mut self) -> Duration {
+        let ticks = cpu_ticks(self.pid);
+        if ticks != self.ticks {
+            self.ticks = ticks;
+            self.since = Instant::now();
+        }
+        self.since.elapsed()
+    }
+}
+
+/// Waits until the process is idle, at most `limit`.
+fn wait_idle(pid: u32, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let mut idle = IdleWatch::new(pid);
+    while idle.idle_for() < IDLE && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// User plus system CPU time of all the process's threads, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // Fields after the command name (which may hold spaces) start at field 3, `state`;
+    // utime and stime are fields 14 and 15.
+    let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+fn clock_ticks() -> f64 {
+    let out = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output();
+    out.ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Peak resident memory (VmHWM) in kB.
+fn vm_hwm_kb(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn table_header() -> String {
+    "| daemon | flood N | rate | flood sent in | arrived at eth0 | flood knocks logged | real knock opened after | lag after flood | daemon CPU | CPU per logged packet | VmHWM before -> after |\n\
+     |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        .to_owned()
+}
+
+fn format_row(r: &Row) -> String {
+    let (open, lag) = match r.outcome {
+        Outcome::Opened(t) => (
+            format!("{:.2} s", t.as_secs_f64()),
+            format!("{:.2} s", t.saturating_sub(r.flood).as_secs_f64()),
+        ),
+        Outcome::Lost => (
+            format!("never: {} of {} knocks seen", r.real_stage, DOOR.len()),
+            "-".into(),
+        ),
+        Outcome::Unfinished(cap) => (format!("did not finish in {} s", cap.as_secs()), "-".into()),
+    };
+    let errors = if r.send_errors > 0 {
+        format!(" ({} send errors)", r.send_errors)
+    } else {
+        String::new()
+    };
+    let per = if r.logged > 0 {
+        format!("{:.1} µs", r.cpu * 1e6 / r.logged as f64)
+    } else {
+        "-".to_owned()
+    };
+    format!(
+        "| {} | {} | {}/s | {:.2} s{errors} | {} | {} | {open} | {lag} | {:.2} s | {per} | {} -> {} kB |",
+        r.subject,
+        r.n,
+        r.pps,
+        r.flood.as_secs_f64(),
+        r.arrived,
+        r.logged,
+        r.cpu,
+        r.hwm.0,
+        r.hwm.1
+    )
+}
