@@ -359,11 +359,16 @@ fn load_reports_bad_one_time_files_and_keeps_used_up_ones_as_disabled() {
 #[test]
 fn relative_one_time_files_are_found_beside_the_config() {
     let fs = fake_fs(&[
-        ("/etc/knock/server.toml", "[doors.a]\none_time_sequences = \"seqs\"\n"),
+        (
+            "/etc/knock/server.toml",
+            "[doors.a]\none_time_sequences = \"seqs\"\n",
+        ),
         ("/etc/knock/seqs", " 1,2\n"),
     ]);
     let loaded = config::load(Path::new("/etc/knock/server.toml"), fs).unwrap();
-    let knock_proto::config::SequenceSource::OneTime { path, .. } = &loaded.config.doors[0].sequence else {
+    let knock_proto::config::SequenceSource::OneTime { path, .. } =
+        &loaded.config.doors[0].sequence
+    else {
         panic!("not a one-time door");
     };
     assert_eq!(path, Path::new("/etc/knock/seqs"));
