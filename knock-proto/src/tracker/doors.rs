@@ -20,6 +20,8 @@ use crate::wire::Hit;
 struct Door {
     spec: DoorSpec,
     timeout_ms: u64,
+    /// Batches stop after a hit that opens it (see `Tracker::set_stop_on_open`).
+    stop_on_open: bool,
 }
 
 /// All the doors, the knock-to-doors map, and the host's own addresses.
@@ -43,6 +45,7 @@ impl Doors {
             .map(|spec| Door {
                 timeout_ms: ceil_millis(spec.seq_timeout),
                 spec,
+                stop_on_open: false,
             })
             .collect();
         let mut doors = Doors {
@@ -84,6 +87,18 @@ impl Doors {
     /// The timeout of `door` in milliseconds.
     pub(super) fn timeout_ms(&self, door: u32) -> u64 {
         self.doors.get(door as usize).map_or(0, |d| d.timeout_ms)
+    }
+
+    /// Whether a batch stops after a hit that opens `door`.
+    pub(super) fn stop_on_open(&self, door: usize) -> bool {
+        self.doors.get(door).is_some_and(|d| d.stop_on_open)
+    }
+
+    /// Sets [`Doors::stop_on_open`]; an unknown door is ignored.
+    pub(super) fn set_stop_on_open(&mut self, door: usize, stop: bool) {
+        if let Some(d) = self.doors.get_mut(door) {
+            d.stop_on_open = stop;
+        }
     }
 
     /// Whether `destination` is one of the host's own addresses (any, if none were given).
