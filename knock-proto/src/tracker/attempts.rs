@@ -1,8 +1,11 @@
 //! The attempts in progress, stored so that every operation the tracker needs is O(1) whatever
 //! their number, and their memory is bounded and small.
 //!
-//! - A slab (`Vec<Attempt>`) of fixed-size records with a free list: no allocation per attempt,
-//!   and a record never moves while it lives, so it can be named by a `u32` slot number.
+//! - A slab (`Vec<Attempt>`) of fixed-size records with a stack of free slot numbers: no
+//!   allocation per attempt, and a record never moves while it lives, so it can be named by a
+//!   `u32` slot number. The free slots are a separate `Vec<u32>` (4 bytes per slot) rather than
+//!   a list threaded through the free records: taking a slot then reads no cold record, which
+//!   for a tracker larger than the caches is a cache miss saved on every new attempt.
 //! - A hash index from (source, door) to slot (`tracker/index.rs`), keyed per process.
 //! - One FIFO list per door, threaded through the records (`prev`/`next` slot numbers). All the
 //!   attempts of a door share its timeout and `now` never goes back, so list order is deadline
@@ -72,7 +75,7 @@ pub(super) struct Attempt {
     source: Source,
     /// When its first knock arrived.
     started: Timestamp,
-    /// Neighbours in the door's list; for a free slot, `next` chains the free list.
+    /// Neighbours in the door's list.
     prev: u32,
     next: u32,
     door: u32,
@@ -134,8 +137,8 @@ const EMPTY_QUEUE: Queue = Queue {
 #[derive(Debug)]
 pub(super) struct Attempts {
     slots: Vec<Attempt>,
-    /// First free slot, chained through `Attempt::next`.
-    free: u32,
+    /// Free slots; its capacity is kept at the slab's, so pushing never allocates.
+    free: Vec<u32>,
     /// Live attempts.
     len: usize,
     /// Cap on live attempts.
@@ -150,7 +153,7 @@ impl Attempts {
     pub(super) fn new(doors: usize, max: usize) -> Attempts {
         Attempts {
             slots: Vec::new(),
-            free: NIL,
+            free: Vec::new(),
             len: 0,
             max: max.clamp(1, MAX_CAPACITY),
             index: Index::default(),
@@ -352,14 +355,13 @@ impl Attempts {
     pub(super) fn memory_bytes(&self) -> usize {
         self.slots.capacity() * size_of::<Attempt>()
             + self.index.memory_bytes()
+            + self.free.capacity() * size_of::<u32>()
             + self.queues.capacity() * size_of::<Queue>()
     }
 
     /// A slot for `record`: a free one, or a new one at the end of the slab.
     fn allocate(&mut self, record: Attempt) -> u32 {
-        if self.free != NIL {
-            let slot = self.free;
-            self.free = self.slots[slot as usize].next;
+        if let Some(slot) = self.free.pop() {
             self.slots[slot as usize] = record;
             return slot;
         }
@@ -368,6 +370,9 @@ impl Attempts {
             let growth = (self.slots.len() / 8).max(MIN_GROWTH);
             let room = self.max.saturating_sub(self.slots.len()).max(1);
             self.slots.reserve_exact(growth.min(room));
+            // Room for every slot to be free at once: `release` never allocates.
+            self.free
+                .reserve_exact(self.slots.capacity() - self.free.len());
         }
         // The slab never holds more than `max` <= MAX_CAPACITY slots: a new one is only made
         // when none is free, that is when every slot is live and `len < max`.
@@ -379,10 +384,8 @@ impl Attempts {
     /// Unlinks a live attempt and puts its slot on the free list.
     fn release(&mut self, slot: u32) {
         self.unlink(slot);
-        let a = &mut self.slots[slot as usize];
-        a.stage = 0;
-        a.next = self.free;
-        self.free = slot;
+        self.slots[slot as usize].stage = 0;
+        self.free.push(slot);
         self.len -= 1;
     }
 
