@@ -23,6 +23,18 @@ use crate::time::Timestamp;
 /// How many hashes [`Attempts::warm`] takes at most.
 pub(super) const WARM_KEYS: usize = 64;
 
+/// A key for [`Attempts::warm`], and what its hit would do.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Warm {
+    /// [`Attempts::hash`] of the key.
+    pub(super) hash: u64,
+    /// The hit would start an attempt if there were none.
+    pub(super) starts: bool,
+    /// Bit `s`: at stage `s` the hit would merely advance the attempt, which then stays in
+    /// its list (its neighbours need not be read).
+    pub(super) advances: u64,
+}
+
 /// "No slot": the end of a list.
 const NIL: u32 = u32::MAX;
 
@@ -203,38 +215,50 @@ impl Attempts {
     /// neighbours, and, if the new attempts will not fit, the index chunks of the oldest
     /// attempts that make room for them. Each pass is a tight loop of independent loads, so
     /// the CPU keeps many cache misses in flight at once. A key is a hash and whether its hit
-    /// would start an attempt if there were none. Keys past [`WARM_KEYS`] are left out.
-    /// Changes nothing.
-    pub(super) fn warm(&self, keys: &[(u64, bool)]) {
+    /// would do (see [`Warm`]). Keys past [`WARM_KEYS`] are left out. Changes nothing.
+    pub(super) fn warm(&self, keys: &[Warm]) {
         let keys = &keys[..keys.len().min(WARM_KEYS)];
-        for &(hash, _) in keys {
-            self.index.touch(hash);
+        for key in keys {
+            self.index.touch(key.hash);
         }
-        let mut slots = [NIL; 2 * WARM_KEYS];
+        // Each candidate record, with the stages at which its key's hit merely advances.
+        let mut slots = [(NIL, 0); 2 * WARM_KEYS];
         let (mut found, mut starts) = (0, 0);
-        for &(hash, may_start) in keys {
+        for key in keys {
             let before = found;
-            self.index.candidates(hash, |slot| {
+            self.index.candidates(key.hash, |slot| {
                 if let Some(s) = slots.get_mut(found) {
-                    *s = slot;
+                    *s = (slot, key.advances);
                     found += 1;
                 }
             });
-            starts += usize::from(may_start && found == before);
+            starts += usize::from(key.starts && found == before);
         }
         let slots = &slots[..found];
-        for &slot in slots {
+        for &(slot, _) in slots {
+            if let Some(a) = self.slots.get(slot as usize) {
+                a.touch();
+            }
+        }
+        // New attempts take the slots on top of the free stack.
+        for &slot in self.free.iter().rev().take(starts) {
             if let Some(a) = self.slots.get(slot as usize) {
                 a.touch();
             }
         }
         let mut later = [NIL; 4 * WARM_KEYS];
-        for (pair, &slot) in later.chunks_exact_mut(2).zip(slots) {
-            if let Some(a) = self.slots.get(slot as usize) {
-                pair.copy_from_slice(&[a.prev, a.next]);
+        let mut n = 0;
+        for &(slot, advances) in slots {
+            let Some(a) = self.slots.get(slot as usize) else {
+                continue;
+            };
+            if a.stage < 64 && advances & (1 << a.stage) != 0 {
+                continue; // it stays in its list
             }
+            later[n..n + 2].copy_from_slice(&[a.prev, a.next]);
+            n += 2;
         }
-        for &slot in &later[..2 * found] {
+        for &slot in &later[..n] {
             if let Some(a) = self.slots.get(slot as usize) {
                 a.touch();
             }

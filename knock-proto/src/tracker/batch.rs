@@ -8,7 +8,7 @@
 //! first, starts all their reads ([`Attempts::warm`](super::attempts::Attempts::warm)), and handles the hits one by one only
 //! after that, when the misses have overlapped instead of following one another.
 
-use super::attempts::{Source, WARM_KEYS};
+use super::attempts::{Source, WARM_KEYS, Warm};
 use super::{Event, Timestamp, Tracker};
 use crate::wire::Hit;
 
@@ -21,9 +21,9 @@ pub const BATCH_WINDOW: usize = 32;
 /// `handle`'s order, and where each hit's keys end.
 struct Plan {
     keys: [(Source, u32, u64); WARM_KEYS],
-    /// For [`Attempts::warm`](super::attempts::Attempts::warm): each key's hash, and whether its hit is the door's first
-    /// knock (it would start an attempt).
-    warm: [(u64, bool); WARM_KEYS],
+    /// For [`Attempts::warm`](super::attempts::Attempts::warm): each key's hash, and what
+    /// its hit would do: start an attempt if there is none, merely advance one at which stages.
+    warm: [Warm; WARM_KEYS],
     ends: [usize; BATCH_WINDOW],
     /// Hits planned; the rest of the window (a hit whose keys would not fit) goes through
     /// `handle`.
@@ -81,7 +81,7 @@ impl Tracker {
     fn plan(&self, window: &[(Timestamp, Hit)]) -> Plan {
         let mut plan = Plan {
             keys: [(Source::default(), 0, 0); WARM_KEYS],
-            warm: [(0, false); WARM_KEYS],
+            warm: [Warm::default(); WARM_KEYS],
             ends: [0; BATCH_WINDOW],
             hits: 0,
         };
@@ -97,7 +97,11 @@ impl Tracker {
                     };
                     let hash = self.attempts.hash(source, door);
                     *key = (source, door, hash);
-                    plan.warm[n] = (hash, self.doors.knocks(door).first() == Some(&hit.knock));
+                    plan.warm[n] = Warm {
+                        hash,
+                        starts: self.doors.knocks(door).first() == Some(&hit.knock),
+                        advances: self.doors.advances(c),
+                    };
                     n += 1;
                 }
             }

@@ -14,7 +14,7 @@
 //! with room; every chunk counts the entries that passed it full (`overflow`), so a lookup
 //! stops at the first chunk with no overflow, and removal just frees the entry and decrements
 //! the counts on its way home: no tombstones, no rehash in place. The table holds at most 9
-//! entries per chunk on average (3/4 full; a chunk overflows about once in ten at that load)
+//! entries per chunk on average (3/4 full; at that load about one chunk in eight overflows)
 //! and doubles when more are needed: 5.3 to 14.2 bytes per entry.
 //!
 //! The hash is keyed per process (foldhash's `RandomState` via `hashbrown`): sources are

@@ -16,11 +16,13 @@
 //!   hit for it arrives first, after which the hit is handled as if there were no attempt.
 //!
 //! Every hit costs O(1) whatever the number of sources in progress (O(doors that contain the
-//! knock), in fact; amortised, as the hash index now and then rehashes in place), and memory is
+//! knock), in fact; amortised, as the hash index and the slab now and then grow), and memory is
 //! bounded: at most `max_attempts` attempts, under 64 bytes each; when full, the oldest is
 //! evicted ([`Event::Evicted`]) to make room for a new one, so a flood of spoofed sources costs
-//! old attempts, never memory or time. The layout is described in `tracker/attempts.rs`;
-//! BENCHMARKS.md has the measurements.
+//! old attempts, never memory or time. A caller with a backlog of hits hands them over together
+//! ([`Tracker::handle_batch`]): same result, but once the attempts outgrow the CPU's caches
+//! their memory reads overlap instead of waiting for one another. The layout is described in
+//! `tracker/attempts.rs` and `tracker/index.rs`; BENCHMARKS.md has the measurements.
 //!
 //! The tracker owns no clock: `now` is an argument. It must not go backwards; if it does, the
 //! tracker keeps using the latest time it was given.
