@@ -11,6 +11,9 @@
 //! - `evict`: a flood of new sources with the tracker full: the oldest attempt is evicted and
 //!   a new one inserted.
 //!
+//! The `*_batch` cases run the same hit streams through `Tracker::handle_batch`, 32 hits per
+//! call (a daemon with a backlog), and report the time per hit (the batch's time / 32).
+//!
 //! `baseline/chase` measures one dependent random memory access within as many bytes as the
 //! tracker holds at each size: the memory floor the tracker's numbers should be read against.
 //!
@@ -27,10 +30,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use knock_proto::tracker::{DoorSpec, Tracker};
+use knock_proto::tracker::{DoorSpec, Event, Tracker};
 use knock_proto::wire::Hit;
 use knock_proto::{Knock, Sequence, TcpFlags, Timestamp};
 
@@ -185,6 +188,70 @@ fn measure(
     );
 }
 
+/// Hits per `handle_batch` call in the `*_batch` cases.
+const BATCH: usize = 32;
+
+/// Like [`measure`], through `handle_batch` with [`BATCH`] hits per call; criterion's time is
+/// per hit (each sample's time divided by `BATCH`).
+fn measure_batch(
+    c: &mut Criterion,
+    name: &str,
+    n: usize,
+    tracker: &mut Tracker,
+    mut next_hit: impl FnMut(u64) -> Hit,
+) {
+    let mut group = c.benchmark_group(format!("tracker/{name}_batch"));
+    group.throughput(Throughput::Elements(1));
+    let mut events = Vec::with_capacity(8 * BATCH);
+    let mut batch: Vec<(Timestamp, Hit)> = Vec::with_capacity(BATCH);
+    let mut i = 0u64;
+    let mut run = |tracker: &mut Tracker, events: &mut Vec<Event>| {
+        batch.clear();
+        for _ in 0..BATCH {
+            batch.push((NOW, next_hit(i)));
+            i += 1;
+        }
+        events.clear();
+        let mut done = 0;
+        while done < batch.len() {
+            done += tracker.handle_batch(&batch[done..], events);
+        }
+    };
+    group.bench_function(BenchmarkId::from_parameter(n), |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                run(tracker, &mut events);
+                black_box(events.len());
+            }
+            start.elapsed() / BATCH as u32
+        })
+    });
+    group.finish();
+    let check = (4 * n as u64 + 1000).div_ceil(BATCH as u64);
+    let allocations = ALLOCATIONS.load(Relaxed);
+    for _ in 0..check {
+        run(tracker, &mut events);
+    }
+    println!(
+        "tracker/{name}_batch/{n}: {} allocations in {} more hits; {} attempts at the end",
+        ALLOCATIONS.load(Relaxed) - allocations,
+        check * BATCH as u64,
+        tracker.stats().attempts
+    );
+}
+
+/// Round `r` of `advance` sends knock (1 + r) mod 4 to every source, in `order`: advance,
+/// advance, open, start.
+fn advance_hit(knocks: &[Knock], order: &[IpAddr], i: u64) -> Hit {
+    let n = order.len() as u64;
+    let round = i / n;
+    hit(
+        order[(i % n) as usize],
+        knocks[((1 + round) % knocks.len() as u64) as usize],
+    )
+}
+
 /// The cost of one dependent random memory access within `bytes` of memory: a pointer chase
 /// through a random cycle (Sattolo's shuffle). The tracker's floor at a given size, since a
 /// hit for a random source needs a few such accesses one after the other.
@@ -218,12 +285,19 @@ fn advance(c: &mut Criterion) {
         let (mut tracker, heap) = prefilled(n, n);
         report_memory(n, &tracker, heap);
         let order = shuffled(n);
-        let len = knocks.len() as u64;
-        // Round r sends knock (1 + r) mod 4 to every source: advance, advance, open, start.
         measure(c, "advance", n, &mut tracker, |i| {
-            let round = i / n as u64;
-            let source = order[(i % n as u64) as usize];
-            hit(source, knocks[((1 + round) % len) as usize])
+            advance_hit(&knocks, &order, i)
+        });
+    }
+}
+
+fn advance_batch(c: &mut Criterion) {
+    let knocks = sequence().knocks().to_vec();
+    for n in SIZES {
+        let (mut tracker, _) = prefilled(n, n);
+        let order = shuffled(n);
+        measure_batch(c, "advance", n, &mut tracker, |i| {
+            advance_hit(&knocks, &order, i)
         });
     }
 }
@@ -235,6 +309,27 @@ fn restart(c: &mut Criterion) {
         let order = shuffled(n);
         measure(c, "restart", n, &mut tracker, |i| {
             hit(order[(i % n as u64) as usize], first)
+        });
+    }
+}
+
+fn restart_batch(c: &mut Criterion) {
+    let first = sequence().first();
+    for n in SIZES {
+        let (mut tracker, _) = prefilled(n, n);
+        let order = shuffled(n);
+        measure_batch(c, "restart", n, &mut tracker, |i| {
+            hit(order[(i % n as u64) as usize], first)
+        });
+    }
+}
+
+fn evict_batch(c: &mut Criterion) {
+    let first = sequence().first();
+    for n in SIZES {
+        let (mut tracker, _) = prefilled(n, n);
+        measure_batch(c, "evict", n, &mut tracker, |i| {
+            hit(source(n + i as usize), first)
         });
     }
 }
@@ -260,7 +355,7 @@ mod group {
         config = Criterion::default()
             .warm_up_time(Duration::from_secs(1))
             .measurement_time(Duration::from_secs(3));
-        targets = advance, restart, evict, chase
+        targets = advance, restart, evict, advance_batch, restart_batch, evict_batch, chase
     }
 }
 criterion_main!(group::benches);

@@ -11,7 +11,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, SystemTime};
 
 use knock_proto::config::{Config, Door, SequenceSource};
@@ -29,6 +29,10 @@ use crate::perform::Performer;
 
 /// How many knockers' names `-l` remembers.
 const NAME_CACHE: usize = 4096;
+
+/// Hits handed to the tracker at once at most, when more are waiting: under a flood the
+/// tracker overlaps their memory reads (`Tracker::handle_batch`).
+const BATCH: usize = 64;
 
 /// How often the engine logs a summary of ignored and dropped packets (when there were any).
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
@@ -84,6 +88,8 @@ pub struct Engine {
     evicted_reported: u64,
     next_summary: Timestamp,
     events: Vec<Event>,
+    /// Hits received together, in arrival order, for the tracker.
+    batch: Vec<(Timestamp, Hit)>,
     /// The doors' ports changed (a one-time sequence was used): the capture filter must follow.
     filter_dirty: bool,
     /// `-l`: knockers' names, looked up once.
@@ -128,6 +134,7 @@ impl Engine {
             counters,
             evicted_reported: 0,
             events: Vec::new(),
+            batch: Vec::with_capacity(BATCH),
             filter_dirty: false,
             names: HashMap::new(),
         };
@@ -169,19 +176,28 @@ impl Engine {
     pub fn run(&mut self, rx: &Receiver<Msg>, capture: &capture::Running) -> Exit {
         let exit = loop {
             let timeout = self.clock.until(self.next_deadline());
-            match rx.recv_timeout(timeout) {
+            let msg = match rx.recv_timeout(timeout) {
                 Ok(Msg::Hit(at, hit)) => {
-                    self.tracker.handle(at, &hit, &mut self.events);
-                    self.process_events();
+                    // Whatever else is already waiting goes with it, up to the first message
+                    // that is not a hit, which is then handled after the hits, in order.
+                    let after = self.take_hits(rx, (at, hit));
+                    self.handle_hits();
+                    after
                 }
-                Ok(Msg::Signal(sig)) if sig == signal_hook::consts::SIGHUP => self.reload(capture),
-                Ok(Msg::Signal(_)) => break Exit::Signal,
-                Ok(Msg::CaptureFailed(e)) => {
+                Ok(msg) => Some(msg),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break Exit::CaptureFailed,
+            };
+            match msg {
+                Some(Msg::Hit(..)) | None => {}
+                Some(Msg::Signal(sig)) if sig == signal_hook::consts::SIGHUP => {
+                    self.reload(capture)
+                }
+                Some(Msg::Signal(_)) => break Exit::Signal,
+                Some(Msg::CaptureFailed(e)) => {
                     tracing::error!("{e}");
                     break Exit::CaptureFailed;
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break Exit::CaptureFailed,
             }
             self.on_timers();
             if std::mem::take(&mut self.filter_dirty) {
@@ -190,6 +206,39 @@ impl Engine {
         };
         self.shutdown();
         exit
+    }
+
+    /// Fills the batch with `first` and the hits already waiting (at most [`BATCH`]); returns
+    /// the message that stopped it, if it was not a hit.
+    fn take_hits(&mut self, rx: &Receiver<Msg>, first: (Timestamp, Hit)) -> Option<Msg> {
+        self.batch.clear();
+        self.batch.push(first);
+        while self.batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(Msg::Hit(at, hit)) => self.batch.push((at, hit)),
+                Ok(other) => return Some(other),
+                // Disconnected: the next `recv_timeout` says so.
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        None
+    }
+
+    /// Feeds the batch to the tracker, each hit at its own capture time, acting on what
+    /// happened. The tracker stops after a one-time door opens (`set_stop_on_open`): its
+    /// next sequence is armed before the following hits count, as one hit at a time would.
+    fn handle_hits(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        let mut done = 0;
+        while done < batch.len() {
+            let handled = self.tracker.handle_batch(&batch[done..], &mut self.events);
+            self.process_events();
+            if handled == 0 {
+                break; // Not for a non-empty batch; never spin on it.
+            }
+            done += handled;
+        }
+        self.batch = batch;
     }
 
     fn next_deadline(&self) -> Timestamp {
@@ -459,7 +508,13 @@ fn build_tracker(config: &Config, one_time: &[Option<OneTimeSequences>]) -> Trac
             target: d.target,
         })
         .collect();
-    Tracker::new(specs, config.options.max_attempts)
+    let mut tracker = Tracker::new(specs, config.options.max_attempts);
+    for (id, door) in config.doors.iter().enumerate() {
+        // Opening a one-time door arms its next sequence, which the hits after it must see.
+        let one_time = matches!(door.sequence, SequenceSource::OneTime { .. });
+        tracker.set_stop_on_open(id, one_time);
+    }
+    tracker
 }
 
 /// The filter for `config` with its current one-time sequences.

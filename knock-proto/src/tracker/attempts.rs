@@ -1,21 +1,39 @@
 //! The attempts in progress, stored so that every operation the tracker needs is O(1) whatever
 //! their number, and their memory is bounded and small.
 //!
-//! - A slab (`Vec<Attempt>`) of fixed-size records with a free list: no allocation per attempt,
-//!   and a record never moves while it lives, so it can be named by a `u32` slot number.
-//! - A hash index from (source, door) to slot (`hashbrown::HashTable<u32>`, 4 bytes a bucket).
-//!   It is seeded at random (foldhash's `RandomState`): sources are chosen by whoever sends the
-//!   packets, and a fixed hash would let them aim every source at the same bucket.
+//! - A slab (`Vec<Attempt>`) of fixed-size records with a stack of free slot numbers: no
+//!   allocation per attempt, and a record never moves while it lives, so it can be named by a
+//!   `u32` slot number. The free slots are a separate `Vec<u32>` (4 bytes per slot) rather than
+//!   a list threaded through the free records: taking a slot then reads no cold record, which
+//!   for a tracker larger than the caches is a cache miss saved on every new attempt.
+//! - A hash index from (source, door) to slot (`tracker/index.rs`), keyed per process.
 //! - One FIFO list per door, threaded through the records (`prev`/`next` slot numbers). All the
 //!   attempts of a door share its timeout and `now` never goes back, so list order is deadline
 //!   order: the head is the next to expire, and the oldest attempt overall is one of the heads.
 
 use std::hash::BuildHasher;
+use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::DefaultHashBuilder;
 
+use super::index::{Index, Position};
 use crate::time::Timestamp;
+
+/// How many hashes [`Attempts::warm`] takes at most.
+pub(super) const WARM_KEYS: usize = 64;
+
+/// A key for [`Attempts::warm`], and what its hit would do.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Warm {
+    /// [`Attempts::hash`] of the key.
+    pub(super) hash: u64,
+    /// The hit would start an attempt if there were none.
+    pub(super) starts: bool,
+    /// Bit `s`: at stage `s` the hit would merely advance the attempt, which then stays in
+    /// its list (its neighbours need not be read).
+    pub(super) advances: u64,
+}
 
 /// "No slot": the end of a list.
 const NIL: u32 = u32::MAX;
@@ -30,7 +48,7 @@ const MIN_GROWTH: usize = 16;
 
 /// A knocker's address as a fixed-size key: IPv4 in the first four bytes, with the family kept
 /// apart so that an IPv4 source and the IPv4-mapped IPv6 source `::ffff:a.b.c.d` stay distinct.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(super) struct Source {
     octets: [u8; 16],
     v6: bool,
@@ -69,7 +87,7 @@ pub(super) struct Attempt {
     source: Source,
     /// When its first knock arrived.
     started: Timestamp,
-    /// Neighbours in the door's list; for a free slot, `next` chains the free list.
+    /// Neighbours in the door's list.
     prev: u32,
     next: u32,
     door: u32,
@@ -97,14 +115,22 @@ impl Attempt {
     pub(super) fn stage(&self) -> u8 {
         self.stage
     }
+
+    /// Reads the record's first and last fields: a record may straddle two cache lines, and
+    /// this brings in both.
+    fn touch(&self) {
+        black_box(self.started);
+        black_box(self.source.octets[15]);
+    }
 }
 
-/// Where [`Attempts::find`] found an attempt: its slot, and its index bucket so that removing
-/// it does not probe the index again.
+/// Where [`Attempts::find`] found an attempt: its slot, and its place in the index so that
+/// removing it does not probe the index again.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Found {
     pub(super) slot: u32,
-    bucket: usize,
+    hash: u64,
+    pos: Position,
 }
 
 /// Head and tail of one door's list.
@@ -123,13 +149,13 @@ const EMPTY_QUEUE: Queue = Queue {
 #[derive(Debug)]
 pub(super) struct Attempts {
     slots: Vec<Attempt>,
-    /// First free slot, chained through `Attempt::next`.
-    free: u32,
+    /// Free slots; its capacity is kept at the slab's, so pushing never allocates.
+    free: Vec<u32>,
     /// Live attempts.
     len: usize,
     /// Cap on live attempts.
     max: usize,
-    index: HashTable<u32>,
+    index: Index,
     hasher: DefaultHashBuilder,
     queues: Vec<Queue>,
 }
@@ -139,10 +165,10 @@ impl Attempts {
     pub(super) fn new(doors: usize, max: usize) -> Attempts {
         Attempts {
             slots: Vec::new(),
-            free: NIL,
+            free: Vec::new(),
             len: 0,
             max: max.clamp(1, MAX_CAPACITY),
-            index: HashTable::new(),
+            index: Index::default(),
             hasher: DefaultHashBuilder::default(),
             queues: vec![EMPTY_QUEUE; doors],
         }
@@ -168,21 +194,110 @@ impl Attempts {
         &self.slots[slot as usize]
     }
 
-    /// The attempt of `source` on `door`, if any.
-    pub(super) fn find(&self, source: Source, door: u32) -> Option<Found> {
+    /// The attempt of `source` on `door` (`hash`: [`Attempts::hash`] of them), if any.
+    pub(super) fn find(&self, source: Source, door: u32, hash: u64) -> Option<Found> {
         let slots = &self.slots;
-        let hash = key_hash(&self.hasher, source, door);
-        let bucket = self.index.find_bucket_index(hash, |&slot| {
+        let pos = self.index.find(hash, |slot| {
             let a = &slots[slot as usize];
             a.source == source && a.door == door
         })?;
-        let slot = *self.index.get_bucket(bucket)?;
-        Some(Found { slot, bucket })
+        let slot = self.index.slot(pos);
+        Some(Found { slot, hash, pos })
+    }
+
+    /// The index's hash of (`source`, `door`).
+    pub(super) fn hash(&self, source: Source, door: u32) -> u64 {
+        key_hash(&self.hasher, source, door)
+    }
+
+    /// Starts the memory reads that handling these keys will make, and returns without
+    /// using them: index chunks; then the records they point to; then those records' list
+    /// neighbours, and, if the new attempts will not fit, the index chunks of the oldest
+    /// attempts that make room for them. Each pass is a tight loop of independent loads, so
+    /// the CPU keeps many cache misses in flight at once. A key is a hash and whether its hit
+    /// would do (see [`Warm`]). Keys past [`WARM_KEYS`] are left out. Changes nothing.
+    pub(super) fn warm(&self, keys: &[Warm]) {
+        let keys = &keys[..keys.len().min(WARM_KEYS)];
+        for key in keys {
+            self.index.touch(key.hash);
+        }
+        // Each candidate record, with the stages at which its key's hit merely advances.
+        let mut slots = [(NIL, 0); 2 * WARM_KEYS];
+        let (mut found, mut starts) = (0, 0);
+        for key in keys {
+            let before = found;
+            self.index.candidates(key.hash, |slot| {
+                if let Some(s) = slots.get_mut(found) {
+                    *s = (slot, key.advances);
+                    found += 1;
+                }
+            });
+            starts += usize::from(key.starts && found == before);
+        }
+        let slots = &slots[..found];
+        for &(slot, _) in slots {
+            if let Some(a) = self.slots.get(slot as usize) {
+                a.touch();
+            }
+        }
+        // New attempts take the slots on top of the free stack.
+        for &slot in self.free.iter().rev().take(starts) {
+            if let Some(a) = self.slots.get(slot as usize) {
+                a.touch();
+            }
+        }
+        let mut later = [NIL; 4 * WARM_KEYS];
+        let mut n = 0;
+        for &(slot, advances) in slots {
+            let Some(a) = self.slots.get(slot as usize) else {
+                continue;
+            };
+            if a.stage < 64 && advances & (1 << a.stage) != 0 {
+                continue; // it stays in its list
+            }
+            later[n..n + 2].copy_from_slice(&[a.prev, a.next]);
+            n += 2;
+        }
+        for &slot in &later[..n] {
+            if let Some(a) = self.slots.get(slot as usize) {
+                a.touch();
+            }
+        }
+        self.warm_evictions((self.len + starts).saturating_sub(self.max));
+    }
+
+    /// Touches the index chunks of the attempts that `evictions` evictions would remove: at
+    /// most that many from the head of each door's list (the oldest attempt is one of the
+    /// heads), [`WARM_KEYS`] in all. Walking a list reads records one after the other, but
+    /// making room reads the same records in the same order anyway.
+    fn warm_evictions(&self, evictions: usize) {
+        let mut hashes = [0u64; WARM_KEYS];
+        let mut n = 0;
+        for queue in &self.queues {
+            let mut slot = queue.head;
+            for _ in 0..evictions {
+                let (Some(a), Some(h)) = (self.slots.get(slot as usize), hashes.get_mut(n)) else {
+                    break;
+                };
+                *h = key_hash(&self.hasher, a.source, a.door);
+                n += 1;
+                slot = a.next;
+            }
+        }
+        for &hash in &hashes[..n] {
+            self.index.touch(hash);
+        }
     }
 
     /// Starts an attempt at stage 1, at the end of its door's list. The caller makes room first;
     /// returns the slot, or `None` if the store is full anyway.
-    pub(super) fn insert(&mut self, source: Source, door: u32, now: Timestamp) -> Option<u32> {
+    pub(super) fn insert(
+        &mut self,
+        source: Source,
+        door: u32,
+        hash: u64,
+        now: Timestamp,
+    ) -> Option<u32> {
         if self.is_full() || door as usize >= self.queues.len() {
             return None;
         }
@@ -196,11 +311,10 @@ impl Attempts {
         };
         let slot = self.allocate(record);
         let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index
-            .insert_unique(key_hash(hasher, source, door), slot, |&s| {
-                let a = &slots[s as usize];
-                key_hash(hasher, a.source, a.door)
-            });
+        self.index.insert(hash, slot, |s| {
+            let a = &slots[s as usize];
+            key_hash(hasher, a.source, a.door)
+        });
         self.push_back(slot);
         self.len += 1;
         Some(slot)
@@ -222,9 +336,7 @@ impl Attempts {
 
     /// Removes an attempt that [`Attempts::find`] just returned (nothing changed in between).
     pub(super) fn remove_found(&mut self, found: Found) {
-        if let Ok(entry) = self.index.get_bucket_entry(found.bucket) {
-            entry.remove();
-        }
+        self.index.remove(found.hash, found.pos);
         self.release(found.slot);
     }
 
@@ -232,8 +344,8 @@ impl Attempts {
     pub(super) fn remove(&mut self, slot: u32) {
         let a = self.slots[slot as usize];
         let hash = key_hash(&self.hasher, a.source, a.door);
-        if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
-            entry.remove();
+        if let Some(pos) = self.index.find(hash, |s| s == slot) {
+            self.index.remove(hash, pos);
         }
         self.release(slot);
     }
@@ -266,15 +378,14 @@ impl Attempts {
     /// Heap bytes held, by capacity (what the allocator handed out, used or not).
     pub(super) fn memory_bytes(&self) -> usize {
         self.slots.capacity() * size_of::<Attempt>()
-            + self.index.allocation_size()
+            + self.index.memory_bytes()
+            + self.free.capacity() * size_of::<u32>()
             + self.queues.capacity() * size_of::<Queue>()
     }
 
     /// A slot for `record`: a free one, or a new one at the end of the slab.
     fn allocate(&mut self, record: Attempt) -> u32 {
-        if self.free != NIL {
-            let slot = self.free;
-            self.free = self.slots[slot as usize].next;
+        if let Some(slot) = self.free.pop() {
             self.slots[slot as usize] = record;
             return slot;
         }
@@ -283,6 +394,9 @@ impl Attempts {
             let growth = (self.slots.len() / 8).max(MIN_GROWTH);
             let room = self.max.saturating_sub(self.slots.len()).max(1);
             self.slots.reserve_exact(growth.min(room));
+            // Room for every slot to be free at once: `release` never allocates.
+            self.free
+                .reserve_exact(self.slots.capacity() - self.free.len());
         }
         // The slab never holds more than `max` <= MAX_CAPACITY slots: a new one is only made
         // when none is free, that is when every slot is live and `len < max`.
@@ -294,10 +408,8 @@ impl Attempts {
     /// Unlinks a live attempt and puts its slot on the free list.
     fn release(&mut self, slot: u32) {
         self.unlink(slot);
-        let a = &mut self.slots[slot as usize];
-        a.stage = 0;
-        a.next = self.free;
-        self.free = slot;
+        self.slots[slot as usize].stage = 0;
+        self.free.push(slot);
         self.len -= 1;
     }
 
@@ -351,6 +463,17 @@ mod tests {
     }
 
     #[test]
+    fn touch_reads_both_ends_of_a_record() {
+        use std::mem::offset_of;
+        let end = offset_of!(Attempt, source) + offset_of!(Source, octets) + 16;
+        assert_eq!(offset_of!(Attempt, started), 0);
+        assert!(
+            size_of::<Attempt>() - end < 8,
+            "only padding after the last touched byte"
+        );
+    }
+
+    #[test]
     fn source_keeps_family() {
         let v4: IpAddr = "1.2.3.4".parse().unwrap();
         let mapped: IpAddr = "::ffff:1.2.3.4".parse().unwrap();
@@ -362,24 +485,35 @@ mod tests {
     #[test]
     fn lists_keep_start_order_and_slots_are_reused() {
         let mut a = Attempts::new(2, 10);
-        let s1 = a.insert(src(1), 0, Timestamp::from_millis(1)).unwrap();
-        let s2 = a.insert(src(2), 1, Timestamp::from_millis(2)).unwrap();
-        let s3 = a.insert(src(3), 0, Timestamp::from_millis(3)).unwrap();
+        let s1 = a
+            .insert(src(1), 0, a.hash(src(1), 0), Timestamp::from_millis(1))
+            .unwrap();
+        let s2 = a
+            .insert(src(2), 1, a.hash(src(2), 1), Timestamp::from_millis(2))
+            .unwrap();
+        let s3 = a
+            .insert(src(3), 0, a.hash(src(3), 0), Timestamp::from_millis(3))
+            .unwrap();
         assert_eq!(a.head(0), Some(s1));
         assert_eq!(a.oldest(), Some(s1));
         a.restart(s1, Timestamp::from_millis(4));
         assert_eq!(a.head(0), Some(s3));
         assert_eq!(a.oldest(), Some(s2));
-        let found = a.find(src(2), 1).unwrap();
+        let found = a.find(src(2), 1, a.hash(src(2), 1)).unwrap();
         assert_eq!(found.slot, s2);
         a.remove_found(found);
-        assert!(a.find(src(2), 1).is_none());
+        assert!(a.find(src(2), 1, a.hash(src(2), 1)).is_none());
         assert_eq!(a.head(1), None);
         assert_eq!(a.len(), 2);
-        let s4 = a.insert(src(4), 1, Timestamp::from_millis(5)).unwrap();
+        let s4 = a
+            .insert(src(4), 1, a.hash(src(4), 1), Timestamp::from_millis(5))
+            .unwrap();
         assert_eq!(s4, s2, "the freed slot is reused");
         assert_eq!(a.clear_door(0), 2);
-        assert!(a.find(src(1), 0).is_none() && a.find(src(3), 0).is_none());
+        assert!(
+            a.find(src(1), 0, a.hash(src(1), 0)).is_none()
+                && a.find(src(3), 0, a.hash(src(3), 0)).is_none()
+        );
         assert_eq!(a.len(), 1);
         assert_eq!(a.oldest(), Some(s4));
     }
@@ -387,11 +521,20 @@ mod tests {
     #[test]
     fn full_store_refuses_and_bad_door_is_refused() {
         let mut a = Attempts::new(1, 1);
-        assert!(a.insert(src(1), 0, Timestamp::ZERO).is_some());
+        assert!(
+            a.insert(src(1), 0, a.hash(src(1), 0), Timestamp::ZERO)
+                .is_some()
+        );
         assert!(a.is_full());
-        assert!(a.insert(src(2), 0, Timestamp::ZERO).is_none());
+        assert!(
+            a.insert(src(2), 0, a.hash(src(2), 0), Timestamp::ZERO)
+                .is_none()
+        );
         let mut b = Attempts::new(1, 0);
         assert_eq!(b.max(), 1);
-        assert!(b.insert(src(1), 7, Timestamp::ZERO).is_none());
+        assert!(
+            b.insert(src(1), 7, b.hash(src(1), 7), Timestamp::ZERO)
+                .is_none()
+        );
     }
 }

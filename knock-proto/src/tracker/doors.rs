@@ -20,6 +20,8 @@ use crate::wire::Hit;
 struct Door {
     spec: DoorSpec,
     timeout_ms: u64,
+    /// Batches stop after a hit that opens it (see `Tracker::set_stop_on_open`).
+    stop_on_open: bool,
 }
 
 /// All the doors, the knock-to-doors map, and the host's own addresses.
@@ -29,6 +31,9 @@ pub(super) struct Doors {
     /// Knock -> range of `members` listing the doors (ascending) that contain it.
     by_knock: HashMap<Knock, (u32, u32)>,
     members: Vec<u32>,
+    /// Beside each member: the stages (below 64) from which its knock is a plain advance,
+    /// neither the last knock nor a wrong one (see [`Doors::advances`]).
+    advances: Vec<u64>,
     /// Destinations that count for doors without a target; empty means any.
     local: Vec<IpAddr>,
 }
@@ -43,12 +48,14 @@ impl Doors {
             .map(|spec| Door {
                 timeout_ms: ceil_millis(spec.seq_timeout),
                 spec,
+                stop_on_open: false,
             })
             .collect();
         let mut doors = Doors {
             doors,
             by_knock: HashMap::new(),
             members: Vec::new(),
+            advances: Vec::new(),
             local: Vec::new(),
         };
         doors.reindex();
@@ -73,6 +80,13 @@ impl Doors {
         self.members[i]
     }
 
+    /// For position `i` of a [`Doors::candidates`] range: bit `s` is set if an attempt at stage
+    /// `s` (below 64) that gets this knock merely advances. Only a hint, for warming the right
+    /// memory in a batch.
+    pub(super) fn advances(&self, i: usize) -> u64 {
+        self.advances.get(i).copied().unwrap_or(0)
+    }
+
     /// The expected knocks of `door`; empty if it is disabled or unknown.
     pub(super) fn knocks(&self, door: u32) -> &[Knock] {
         self.doors
@@ -84,6 +98,18 @@ impl Doors {
     /// The timeout of `door` in milliseconds.
     pub(super) fn timeout_ms(&self, door: u32) -> u64 {
         self.doors.get(door as usize).map_or(0, |d| d.timeout_ms)
+    }
+
+    /// Whether a batch stops after a hit that opens `door`.
+    pub(super) fn stop_on_open(&self, door: usize) -> bool {
+        self.doors.get(door).is_some_and(|d| d.stop_on_open)
+    }
+
+    /// Sets [`Doors::stop_on_open`]; an unknown door is ignored.
+    pub(super) fn set_stop_on_open(&mut self, door: usize, stop: bool) {
+        if let Some(d) = self.doors.get_mut(door) {
+            d.stop_on_open = stop;
+        }
     }
 
     /// Whether `destination` is one of the host's own addresses (any, if none were given).
@@ -132,6 +158,7 @@ impl Doors {
             + sequences
             + self.by_knock.allocation_size()
             + self.members.capacity() * size_of::<u32>()
+            + self.advances.capacity() * size_of::<u64>()
             + self.local.capacity() * size_of::<IpAddr>()
     }
 
@@ -148,6 +175,16 @@ impl Doors {
         pairs.sort_unstable();
         pairs.dedup();
         self.members = pairs.iter().map(|&(_, door)| door).collect();
+        self.advances = pairs
+            .iter()
+            .map(|&(knock, door)| {
+                let knocks = self.knocks(door);
+                let last = knocks.len().saturating_sub(1);
+                (0..last.min(64))
+                    .filter(|&stage| knocks[stage] == knock)
+                    .fold(0u64, |mask, stage| mask | 1 << stage)
+            })
+            .collect();
         self.by_knock.clear();
         let mut start = 0;
         for run in pairs.chunk_by(|a, b| a.0 == b.0) {
@@ -201,6 +238,21 @@ mod tests {
         assert_eq!(doors_of(&d, knock(1, Proto::Udp)), [1]);
         assert_eq!(doors_of(&d, knock(3, Proto::Udp)), Vec::<u32>::new());
         assert_eq!(doors_of(&d, knock(4, Proto::Tcp)), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn advances_are_the_stages_a_knock_moves_on_from_without_opening() {
+        let d = Doors::new(vec![spec("2,2,2,1"), spec("1:udp,2")]);
+        let at = |k: Knock, door: u32| {
+            let i = d.candidates(k).find(|&i| d.member(i) == door).unwrap();
+            d.advances(i)
+        };
+        // Door 0 at stage 0, 1 or 2 expects 2; at stage 3 it expects 1, which opens it.
+        assert_eq!(at(knock(2, Proto::Tcp), 0), 0b111);
+        assert_eq!(at(knock(1, Proto::Tcp), 0), 0);
+        // Door 1: 1:udp is its first knock (stage 0, never live); 2 is the last.
+        assert_eq!(at(knock(1, Proto::Udp), 1), 0b1);
+        assert_eq!(at(knock(2, Proto::Tcp), 1), 0);
     }
 
     #[test]

@@ -16,17 +16,21 @@
 //!   hit for it arrives first, after which the hit is handled as if there were no attempt.
 //!
 //! Every hit costs O(1) whatever the number of sources in progress (O(doors that contain the
-//! knock), in fact; amortised, as the hash index now and then rehashes in place), and memory is
+//! knock), in fact; amortised, as the hash index and the slab now and then grow), and memory is
 //! bounded: at most `max_attempts` attempts, under 64 bytes each; when full, the oldest is
 //! evicted ([`Event::Evicted`]) to make room for a new one, so a flood of spoofed sources costs
-//! old attempts, never memory or time. The layout is described in `tracker/attempts.rs`;
-//! BENCHMARKS.md has the measurements.
+//! old attempts, never memory or time. A caller with a backlog of hits hands them over together
+//! ([`Tracker::handle_batch`]): same result, but once the attempts outgrow the CPU's caches
+//! their memory reads overlap instead of waiting for one another. The layout is described in
+//! `tracker/attempts.rs` and `tracker/index.rs`; BENCHMARKS.md has the measurements.
 //!
 //! The tracker owns no clock: `now` is an argument. It must not go backwards; if it does, the
 //! tracker keeps using the latest time it was given.
 
 mod attempts;
+mod batch;
 mod doors;
+mod index;
 #[cfg(test)]
 mod model;
 #[cfg(test)]
@@ -42,6 +46,7 @@ use crate::sequence::{Knock, Sequence};
 use crate::time::Timestamp;
 use crate::wire::Hit;
 use attempts::{Attempts, Found, Source};
+pub use batch::BATCH_WINDOW;
 use doors::Doors;
 
 /// A door, by its index in the list given to [`Tracker::new`].
@@ -170,7 +175,8 @@ impl Tracker {
         for i in self.doors.candidates(hit.knock) {
             let door = self.doors.member(i);
             if self.doors.counts(door, hit, local) {
-                self.step(now, source, door, hit.knock, events);
+                let hash = self.attempts.hash(source, door);
+                self.step(now, (source, door, hash), hit.knock, events);
             }
         }
     }
@@ -246,16 +252,15 @@ impl Tracker {
         self.clock
     }
 
-    /// Applies a hit that counts for `door`.
+    /// Applies a hit from `source` that counts for `door` (`hash`: their index hash).
     fn step(
         &mut self,
         now: Timestamp,
-        source: Source,
-        door: u32,
+        (source, door, hash): (Source, u32, u64),
         knock: Knock,
         events: &mut Vec<Event>,
     ) {
-        if let Some(found) = self.attempts.find(source, door) {
+        if let Some(found) = self.attempts.find(source, door, hash) {
             let attempt = self.attempts.get(found.slot);
             if !is_expired(now, attempt.started(), self.doors.timeout_ms(door)) {
                 self.proceed(now, found, knock, events);
@@ -270,7 +275,7 @@ impl Tracker {
             self.attempts.remove_found(found);
             // Then on as if there had been no attempt: the hit may start a new one.
         }
-        self.start(now, source, door, knock, events);
+        self.start(now, (source, door, hash), knock, events);
     }
 
     /// A counted hit for a live attempt: advance, open, or fail (and maybe restart).
@@ -319,8 +324,7 @@ impl Tracker {
     fn start(
         &mut self,
         now: Timestamp,
-        source: Source,
-        door: u32,
+        (source, door, hash): (Source, u32, u64),
         knock: Knock,
         events: &mut Vec<Event>,
     ) {
@@ -338,7 +342,7 @@ impl Tracker {
             return;
         }
         self.make_room(now, events);
-        if self.attempts.insert(source, door, now).is_some() {
+        if self.attempts.insert(source, door, hash, now).is_some() {
             events.push(Event::Stage {
                 source: ip,
                 door: id,

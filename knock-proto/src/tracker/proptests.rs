@@ -101,23 +101,27 @@ enum Op {
     SetLocal(Vec<IpAddr>),
 }
 
-fn op() -> impl Strategy<Value = Op> {
+/// A hit from a few sources to a few destinations, on a few ports, with some flags.
+fn op_hit() -> impl Strategy<Value = Hit> {
     let destination = prop_oneof![
         Just(IpAddr::from(HOST)),
         Just(IpAddr::from(TARGET)),
         Just(IpAddr::from([198, 18, 0, 77])),
     ];
-    let dt = prop_oneof![8 => 0u64..200, 1 => 0u64..5000];
-    let hit = (noise_source(), destination, small_knock(), flags()).prop_map(
+    (noise_source(), destination, small_knock(), flags()).prop_map(
         |(source, destination, knock, tcp_flags)| Hit {
             source,
             destination,
             knock,
             tcp_flags,
         },
-    );
+    )
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let dt = prop_oneof![8 => 0u64..200, 1 => 0u64..5000];
     prop_oneof![
-        20 => (dt.clone(), hit).prop_map(|(dt, hit)| Op::Hit { dt, hit }),
+        20 => (dt.clone(), op_hit()).prop_map(|(dt, hit)| Op::Hit { dt, hit }),
         2 => dt.prop_map(|dt| Op::Expire { dt }),
         1 => (0usize..4, prop::option::weighted(0.8, sequence(5)))
             .prop_map(|(door, sequence)| Op::SetSequence { door, sequence }),
@@ -249,6 +253,57 @@ proptest! {
             prop_assert_eq!(&got, &want);
             prop_assert_eq!(tracker.stats().attempts, model.len());
             prop_assert_eq!(tracker.poll_at(), model.poll_at());
+        }
+    }
+
+    /// `handle_batch` on any split of a stream of hits (each at its own time) does exactly
+    /// what `handle` does one hit at a time: same events in the same order, same counters,
+    /// attempts and deadline; and it stops right after each hit that opened a door marked
+    /// `stop_on_open`, and only then.
+    #[test]
+    fn batches_agree_with_one_hit_at_a_time(
+        doors in vec(door(), 1..4),
+        stops in vec(any::<bool>(), 4),
+        max in 1usize..6,
+        hits in vec((prop_oneof![8 => 0u64..200, 1 => 0u64..5000], op_hit()), 0..300),
+        splits in vec(1usize..80, 1..20),
+    ) {
+        let mut one = Tracker::new(doors.clone(), max);
+        let mut batched = Tracker::new(doors, max);
+        for (door, &stop) in stops.iter().enumerate() {
+            batched.set_stop_on_open(door, stop);
+        }
+        let mut now = 0u64;
+        let hits: Vec<(Timestamp, Hit)> = hits
+            .into_iter()
+            .map(|(dt, h)| {
+                now += dt;
+                (Timestamp::from_millis(now), h)
+            })
+            .collect();
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        let (mut done, mut split) = (0, splits.iter().cycle());
+        while done < hits.len() {
+            let size = (*split.next().unwrap()).min(hits.len() - done);
+            let batch = &hits[done..done + size];
+            got.clear();
+            let handled = batched.handle_batch(batch, &mut got);
+            prop_assert!(handled >= 1 && handled <= size);
+            want.clear();
+            for (i, (at, h)) in batch[..handled].iter().enumerate() {
+                let before = want.len();
+                one.handle(*at, h, &mut want);
+                let last = i + 1 == handled;
+                let opened = want[before..]
+                    .iter()
+                    .any(|e| matches!(*e, Event::Opened { door, .. } if stops[door]));
+                prop_assert!(!opened || last, "went on after an opening");
+                prop_assert!(opened || !last || handled == size, "stopped early");
+            }
+            prop_assert_eq!(&got, &want);
+            prop_assert_eq!(batched.stats(), one.stats());
+            prop_assert_eq!(batched.poll_at(), one.poll_at());
+            done += handled;
         }
     }
 

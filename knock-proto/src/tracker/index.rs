@@ -1,0 +1,272 @@
+//! The hash index from (source, door) to slab slot: a small open-addressing table written for
+//! the tracker instead of `hashbrown`, because a batch of hits wants to know *where* each
+//! lookup will read before doing it. `hashbrown` computes a bucket position only inside its
+//! lookup, so the reads of a batch could only be issued one hit after another, each waiting for
+//! the previous miss; here the position of a key is `hash & mask`, known as soon as the hash
+//! is, so [`Index::touch`] can start the reads of a whole batch at once and the CPU overlaps
+//! their cache misses (see `Tracker::handle_batch`).
+//!
+//! Layout (the F14 design of folly, simplified): the table is a power-of-two number of
+//! 64-byte, cache-line-aligned chunks of 12 entries. An entry is a slab slot (`u32`) and a
+//! one-byte tag taken from the top of the hash (0 marks a free entry), so a lookup reads one
+//! cache line and compares the record of a tag match only (a false match on one of about
+//! 255). A key lives in its home chunk (`hash & mask`) or, if that is full, in the next chunk
+//! with room; every chunk counts the entries that passed it full (`overflow`), so a lookup
+//! stops at the first chunk with no overflow, and removal just frees the entry and decrements
+//! the counts on its way home: no tombstones, no rehash in place. The table holds at most 9
+//! entries per chunk on average (3/4 full; at that load about one chunk in eight overflows)
+//! and doubles when more are needed: 5.3 to 14.2 bytes per entry.
+//!
+//! The hash is keyed per process (foldhash's `RandomState` via `hashbrown`): sources are
+//! chosen by whoever sends the packets, and a fixed hash would let them aim every source at
+//! one chunk.
+
+use std::hint::black_box;
+
+/// Entries per chunk.
+const WIDTH: usize = 12;
+
+/// Entries the table holds per chunk at most, on average: a load of 3/4.
+const PER_CHUNK: usize = 9;
+
+/// One cache line of the table.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct Chunk {
+    /// A nonzero tag per used entry (see [`tag`]); 0: free.
+    tags: [u8; WIDTH],
+    /// How many entries whose probe passed this chunk full live in a later chunk.
+    overflow: u32,
+    /// Slab slots of the used entries.
+    slots: [u32; WIDTH],
+}
+
+const EMPTY: Chunk = Chunk {
+    tags: [0; WIDTH],
+    overflow: 0,
+    slots: [0; WIDTH],
+};
+
+/// Where an entry is: chunk and lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Position {
+    chunk: usize,
+    lane: usize,
+}
+
+/// The index; see the module documentation.
+#[derive(Debug, Default)]
+pub(super) struct Index {
+    chunks: Vec<Chunk>,
+    len: usize,
+}
+
+/// The tag of a hash: its top byte, never 0.
+fn tag(hash: u64) -> u8 {
+    ((hash >> 56) as u8).max(1)
+}
+
+/// The lanes of `tags` equal to `tag`, as bits `8 * lane + 7` of the result: all lanes in a
+/// few word operations instead of twelve compares and branches (what `hashbrown` does with
+/// SSE2, done here in plain integers).
+fn matching(tags: &[u8; WIDTH], tag: u8) -> u128 {
+    const LOW7: u128 = u128::from_ne_bytes([0x7f; 16]);
+    const LANES: u128 = u128::MAX >> (8 * (16 - WIDTH));
+    let mut bytes = [0u8; 16];
+    bytes[..WIDTH].copy_from_slice(tags);
+    let x = u128::from_le_bytes(bytes) ^ (u128::from_ne_bytes([tag; 16]) & LANES);
+    // A byte of x is 0 exactly where the tag matched: its high bit ends up set, and no other.
+    !(((x & LOW7) + LOW7) | x | LOW7) & LANES
+}
+
+/// The lanes in a [`matching`] mask, lowest first.
+fn lanes(mut mask: u128) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if mask == 0 {
+            return None;
+        }
+        let lane = mask.trailing_zeros() as usize / 8;
+        mask &= mask - 1;
+        Some(lane)
+    })
+}
+
+impl Index {
+    /// Heap bytes held, by capacity.
+    pub(super) fn memory_bytes(&self) -> usize {
+        self.chunks.capacity() * size_of::<Chunk>()
+    }
+
+    fn mask(&self) -> usize {
+        self.chunks.len().wrapping_sub(1)
+    }
+
+    /// The home chunk of `hash` (the table is not empty).
+    fn home(&self, hash: u64) -> usize {
+        hash as usize & self.mask()
+    }
+
+    /// The slot of the entry with `hash` for which `is` holds, and where it is.
+    pub(super) fn find(&self, hash: u64, mut is: impl FnMut(u32) -> bool) -> Option<Position> {
+        if self.chunks.is_empty() {
+            return None;
+        }
+        let (tag, mut at) = (tag(hash), self.home(hash));
+        // Every chunk is visited at most once: the table is never full, so some chunk on the
+        // way has no overflow.
+        for _ in 0..self.chunks.len() {
+            let chunk = &self.chunks[at];
+            for lane in lanes(matching(&chunk.tags, tag)) {
+                if is(chunk.slots[lane]) {
+                    return Some(Position { chunk: at, lane });
+                }
+            }
+            if chunk.overflow == 0 {
+                return None;
+            }
+            at = (at + 1) & self.mask();
+        }
+        None
+    }
+
+    /// The slot at `pos`, which [`Index::find`] just returned.
+    pub(super) fn slot(&self, pos: Position) -> u32 {
+        self.chunks[pos.chunk].slots[pos.lane]
+    }
+
+    /// Adds `slot` under `hash`; `rehash` gives the hash of any slot already in, for growing.
+    pub(super) fn insert(&mut self, hash: u64, slot: u32, rehash: impl Fn(u32) -> u64) {
+        if self.len >= self.chunks.len() * PER_CHUNK {
+            self.grow(rehash);
+        }
+        self.place(hash, slot);
+        self.len += 1;
+    }
+
+    /// Removes the entry at `pos`, which [`Index::find`] just returned for `hash`.
+    pub(super) fn remove(&mut self, hash: u64, pos: Position) {
+        let Some(chunk) = self.chunks.get_mut(pos.chunk) else {
+            return;
+        };
+        chunk.tags[pos.lane] = 0;
+        self.len -= 1;
+        let mut at = self.home(hash);
+        while at != pos.chunk {
+            let chunk = &mut self.chunks[at];
+            chunk.overflow = chunk.overflow.saturating_sub(1);
+            at = (at + 1) & self.mask();
+        }
+    }
+
+    /// Starts reading the home chunk of `hash` without waiting for it: for a batch, so that
+    /// the misses of many lookups overlap.
+    pub(super) fn touch(&self, hash: u64) {
+        if !self.chunks.is_empty() {
+            black_box(self.chunks[self.home(hash)].overflow);
+        }
+    }
+
+    /// Calls `each` with the slot of every entry of the home chunk of `hash` whose tag
+    /// matches: the candidates a lookup would compare.
+    pub(super) fn candidates(&self, hash: u64, mut each: impl FnMut(u32)) {
+        if self.chunks.is_empty() {
+            return;
+        }
+        let chunk = &self.chunks[self.home(hash)];
+        for lane in lanes(matching(&chunk.tags, tag(hash))) {
+            each(chunk.slots[lane]);
+        }
+    }
+
+    /// Puts an entry in the first chunk with room from its home on, counting the overflow
+    /// of every full chunk it passes. There is room: the table is at most 3/4 full.
+    fn place(&mut self, hash: u64, slot: u32) {
+        let (tag, mut at) = (tag(hash), self.home(hash));
+        loop {
+            let chunk = &mut self.chunks[at];
+            if let Some(lane) = lanes(matching(&chunk.tags, 0)).next() {
+                chunk.tags[lane] = tag;
+                chunk.slots[lane] = slot;
+                return;
+            }
+            chunk.overflow += 1;
+            at = (at + 1) & self.mask();
+        }
+    }
+
+    /// Doubles the table (from nothing: one chunk) and re-places every entry. O(entries), at
+    /// most once per doubling of the entries: O(1) amortised.
+    fn grow(&mut self, rehash: impl Fn(u32) -> u64) {
+        let size = (self.chunks.len() * 2).max(1);
+        let old = std::mem::replace(&mut self.chunks, vec![EMPTY; size]);
+        for chunk in &old {
+            for lane in 0..WIDTH {
+                if chunk.tags[lane] != 0 {
+                    let slot = chunk.slots[lane];
+                    self.place(rehash(slot), slot);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hashes that all share home chunk 0 and tag 0xab: the worst case, on purpose.
+    fn colliding(slot: u32) -> u64 {
+        0xab00_0000_0000_0000 | (u64::from(slot) << 32)
+    }
+
+    #[test]
+    fn chunk_is_one_cache_line() {
+        assert_eq!(size_of::<Chunk>(), 64);
+        assert_eq!(align_of::<Chunk>(), 64);
+    }
+
+    #[test]
+    fn overflowing_entries_are_found_and_removed_without_tombstones() {
+        let mut index = Index::default();
+        for slot in 0..40 {
+            index.insert(colliding(slot), slot, colliding);
+        }
+        assert_eq!(index.chunks.len(), 8);
+        for slot in 0..40 {
+            let pos = index.find(colliding(slot), |s| s == slot).unwrap();
+            assert_eq!(index.slot(pos), slot);
+        }
+        assert!(index.find(colliding(99), |s| s == 99).is_none());
+        for slot in (0..40).rev() {
+            let pos = index.find(colliding(slot), |s| s == slot).unwrap();
+            index.remove(colliding(slot), pos);
+        }
+        assert_eq!(index.len, 0);
+        assert!(
+            index
+                .chunks
+                .iter()
+                .all(|c| c.overflow == 0 && c.tags == [0; WIDTH])
+        );
+    }
+
+    #[test]
+    fn matching_finds_exactly_the_equal_lanes() {
+        let tags = [5, 0, 5, 0x85, 4, 6, 0xff, 5, 1, 0, 0x7f, 5];
+        for probe in [0u8, 1, 4, 5, 6, 0x7f, 0x80, 0x85, 0xff] {
+            let want: Vec<usize> = (0..WIDTH).filter(|&i| tags[i] == probe).collect();
+            let got: Vec<usize> = lanes(matching(&tags, probe)).collect();
+            assert_eq!(got, want, "tag {probe:#x}");
+        }
+    }
+
+    #[test]
+    fn candidates_are_the_home_chunk_tag_matches() {
+        let mut index = Index::default();
+        index.insert(colliding(1), 1, colliding);
+        index.insert(0x0100_0000_0000_0000, 2, |_| 0x0100_0000_0000_0000);
+        let mut seen = Vec::new();
+        index.candidates(colliding(7), |s| seen.push(s));
+        assert_eq!(seen, [1]);
+    }
+}
