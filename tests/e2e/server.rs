@@ -57,6 +57,21 @@ fn marker_door(name: &str, sequence: &str, extra: &str, marker: &Path) -> String
     )
 }
 
+/// A door whose start and stop commands append `start IP` / `stop IP` (with `word` after
+/// start/stop, e.g. `-long`) to `marker`, `cmd_timeout` seconds apart.
+fn start_stop_door(
+    name: &str,
+    sequence: &str,
+    cmd_timeout: u64,
+    word: &str,
+    marker: &Path,
+) -> String {
+    let m = marker.display();
+    format!(
+        "[{name}]\n    sequence = {sequence}\n    cmd_timeout = {cmd_timeout}\n    start_command = /bin/sh -c 'echo start{word} %IP% >> {m}'\n    stop_command = /bin/sh -c 'echo stop{word} %IP% >> {m}'\n"
+    )
+}
+
 /// A canary door: knocking it proves that every earlier knock has been processed (hits are
 /// handled in order), so a test can assert that something did NOT open without sleeping.
 const CANARY: &str = "[canary]\n    sequence = 60001,60002\n";
@@ -224,10 +239,10 @@ fn stop_command_runs_after_cmd_timeout_and_on_sigterm() {
     let link = Link::new();
     let dir = scratch();
     let marker = dir.path().join("marks");
-    let m = marker.display();
     let config = format!(
-        "[short]\n    sequence = 7000,8000\n    cmd_timeout = 1\n    start_command = /bin/sh -c 'echo start %IP% >> {m}'\n    stop_command = /bin/sh -c 'echo stop %IP% >> {m}'\n\
-         [long]\n    sequence = 7100,8100\n    cmd_timeout = 3600\n    start_command = /bin/sh -c 'echo start-long %IP% >> {m}'\n    stop_command = /bin/sh -c 'echo stop-long %IP% >> {m}'\n"
+        "{}{}",
+        start_stop_door("short", "7000,8000", 1, "", &marker),
+        start_stop_door("long", "7100,8100", 3600, "-long", &marker)
     );
     let conf = write(dir.path(), "knockd.conf", &config);
     let mut server = Server::start(&link, dir.path(), &conf);
@@ -347,10 +362,7 @@ fn a_stop_command_still_runs_after_the_daemon_is_killed() {
     let link = Link::new();
     let dir = scratch();
     let marker = dir.path().join("marks");
-    let m = marker.display();
-    let config = format!(
-        "[door]\n    sequence = 7000,8000\n    cmd_timeout = 2\n    start_command = /bin/sh -c 'echo start %IP% >> {m}'\n    stop_command = /bin/sh -c 'echo stop %IP% >> {m}'\n"
-    );
+    let config = start_stop_door("door", "7000,8000", 2, "", &marker);
     let conf = write(dir.path(), "knockd.conf", &config);
     let mut server = Server::start(&link, dir.path(), &conf);
     debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
@@ -534,10 +546,7 @@ fn knocking_again_while_open_extends_the_window_instead_of_opening_twice() {
     let link = Link::new();
     let dir = scratch();
     let marker = dir.path().join("marks");
-    let m = marker.display();
-    let config = format!(
-        "[door]\n    sequence = 7000,8000\n    cmd_timeout = 2\n    start_command = /bin/sh -c 'echo start %IP% >> {m}'\n    stop_command = /bin/sh -c 'echo stop %IP% >> {m}'\n"
-    );
+    let config = start_stop_door("door", "7000,8000", 2, "", &marker);
     let conf = write(dir.path(), "knockd.conf", &config);
     let mut server = Server::start(&link, dir.path(), &conf);
     debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
