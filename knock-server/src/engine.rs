@@ -34,6 +34,9 @@ const NAME_CACHE: usize = 4096;
 /// tracker overlaps their memory reads (`Tracker::handle_batch`).
 const BATCH: usize = 64;
 
+/// How often the engine checks that the nftables table of `open` doors is still there.
+const FIREWALL_CHECK_EVERY: Duration = Duration::from_secs(5);
+
 /// How often the engine logs a summary of ignored and dropped packets (when there were any).
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
@@ -87,6 +90,7 @@ pub struct Engine {
     counters: Arc<Counters>,
     evicted_reported: u64,
     next_summary: Timestamp,
+    next_firewall_check: Timestamp,
     events: Vec<Event>,
     /// Hits received together, in arrival order, for the tracker.
     batch: Vec<(Timestamp, Hit)>,
@@ -120,6 +124,7 @@ impl Engine {
         tracker.set_local_addresses(&local);
         let mut engine = Engine {
             next_summary: clock.now() + SUMMARY_EVERY,
+            next_firewall_check: clock.now() + FIREWALL_CHECK_EVERY,
             settings,
             clock,
             config: loaded.config,
@@ -242,7 +247,7 @@ impl Engine {
     }
 
     fn next_deadline(&self) -> Timestamp {
-        let mut t = self.next_summary;
+        let mut t = self.next_summary.min(self.next_firewall_check);
         if let Some(p) = self.tracker.poll_at() {
             t = t.min(p);
         }
@@ -261,6 +266,10 @@ impl Engine {
                 break;
             };
             self.run_stop(p, true);
+        }
+        if now >= self.next_firewall_check {
+            self.performer.check_firewall();
+            self.next_firewall_check = now + FIREWALL_CHECK_EVERY;
         }
         if now >= self.next_summary {
             self.summary();

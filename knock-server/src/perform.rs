@@ -18,6 +18,8 @@ use crate::actions::{firewall::Firewall, mail, wol};
 #[derive(Debug)]
 pub struct Performer {
     firewall: Option<Firewall>,
+    /// The ports the table guards, to put it back if it is deleted.
+    guarded: Vec<Knock>,
     sendmail: PathBuf,
     mail_from: String,
 }
@@ -62,6 +64,7 @@ impl Performer {
         };
         Ok(Performer {
             firewall,
+            guarded: ports,
             sendmail: config.options.sendmail.clone(),
             mail_from: config
                 .options
@@ -145,6 +148,7 @@ impl Performer {
             .clone()
             .unwrap_or_else(mail::default_from);
         let ports = guarded(config);
+        self.guarded = ports.clone();
         match &self.firewall {
             Some(fw) => {
                 if let Err(e) = fw.set_guarded(&ports) {
@@ -156,6 +160,23 @@ impl Performer {
                 Err(e) => tracing::error!("cannot set up the nftables table for `open` doors: {e}"),
             },
             None => {}
+        }
+    }
+
+    /// Puts the nftables table back if it vanished (`nft flush ruleset`, which Debian's
+    /// nftables.service runs on restart): without it the guarded ports would be open to
+    /// whatever the host's own rules allow. The engine calls this every few seconds.
+    pub fn check_firewall(&mut self) {
+        let Some(fw) = &self.firewall else { return };
+        match fw.reinstall_if_gone(&self.guarded) {
+            Ok(false) => {}
+            Ok(true) => tracing::warn!(
+                "the nftables table knock_server was deleted (nft flush ruleset?): put it back; \
+                 doors that were open must be knocked again"
+            ),
+            Err(e) => tracing::error!(
+                "the nftables table knock_server was deleted and cannot be put back: {e}"
+            ),
         }
     }
 

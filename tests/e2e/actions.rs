@@ -530,3 +530,31 @@ fn after_kill_9_the_kernel_still_closes_the_door_and_a_restart_cleans_up() {
     );
     assert_eq!(reach(&link, OTHER_V4), Reach::Connected);
 }
+
+#[test]
+fn a_flushed_ruleset_gets_the_guard_back() {
+    let link = Link::new();
+    add_other_addresses(&link);
+    let dir = scratch();
+    let d = dir.path();
+    let _listener = listen(&link.server, false, true, PORT, &d.join("listener.out"));
+    let door = open_door(&format!("\"{PORT}/tcp\""), 600);
+    let mut server = start_server(&link, d, "server", &door);
+    assert_eq!(reach(&link, OTHER_V4), Reach::Refused);
+    // What `systemctl restart nftables` does: every table goes, ours too.
+    link.server.ok("nft", ["flush", "ruleset"]);
+    server
+        .wait_log("the nftables table knock_server was deleted (nft flush ruleset?): put it back");
+    assert!(
+        link.server.run("nft", LIST_TABLE).status.success(),
+        "no table after the check"
+    );
+    assert_eq!(
+        reach(&link, OTHER_V4),
+        Reach::Refused,
+        "the port is guarded again"
+    );
+    knock(&link, &[SERVER_V4, "7000", "8000"]);
+    server.wait_log(&format!("{CLIENT_V4}: door: opened {PORT}/tcp"));
+    assert_eq!(reach(&link, CLIENT_V4), Reach::Connected);
+}

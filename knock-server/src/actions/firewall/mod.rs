@@ -55,7 +55,7 @@ use std::time::Duration;
 use knock_proto::sequence::Knock;
 use nftables::schema::Nftables;
 
-use ruleset::{allow_batch, guard_batch, install_batch, remove_batch};
+use ruleset::{TABLE, allow_batch, guard_batch, install_batch, remove_batch};
 
 /// Why the firewall could not be changed.
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +149,21 @@ impl Nft {
     }
 }
 
+impl Nft {
+    /// Whether our table is in the kernel now (`nft list table`); `nft flush ruleset`, as
+    /// nftables.service runs on restart, deletes it behind our back.
+    pub fn has_table(&self) -> bool {
+        Command::new(&self.argv[0])
+            .args(&self.argv[1..])
+            .args(["list", "table", "inet", TABLE])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
 /// Our nftables table while the daemon runs. Dropping it removes the table (best effort;
 /// use [`Firewall::remove`] to see errors).
 #[derive(Debug)]
@@ -171,6 +186,18 @@ impl Firewall {
             nft,
             installed: true,
         })
+    }
+
+    /// Puts the table back if something deleted it (`nft flush ruleset`), guarding
+    /// `guarded` again; returns whether it had to. Doors that were open are closed by that
+    /// deletion's aftermath: their knockers knock again.
+    pub fn reinstall_if_gone(&self, guarded: &[Knock]) -> Result<bool, FirewallError> {
+        if self.nft.has_table() {
+            return Ok(false);
+        }
+        self.nft
+            .apply(&install_batch(guarded), "reinstall the knock_server table")?;
+        Ok(true)
     }
 
     /// Replaces the guarded ports (after a reload) without closing doors already open.
