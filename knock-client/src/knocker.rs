@@ -38,7 +38,14 @@ pub fn send(
         let target = target(dst, hit);
         if verbose {
             verbose = progress
-                .suspend(|| writeln!(out, "hitting {} {target}", hit.knock.proto))
+                .suspend(|| {
+                    writeln!(
+                        out,
+                        "hitting {} {}",
+                        hit.knock.proto,
+                        as_knock_prints(target)
+                    )
+                })
                 .is_ok();
         }
         sender.send(hit).with_context(|| {
@@ -68,6 +75,12 @@ fn pause_before(previous: Option<Hit>, hit: Hit, delay: Duration) -> Duration {
         Some(p) if p.attempt == hit.attempt => delay.max(REPEAT_GAP),
         Some(_) => delay,
     }
+}
+
+/// `198.18.0.2:7000`, and `fd00::2:7000` without brackets: the `-v` line exactly as Debian's
+/// knock prints it, for scripts that read it.
+fn as_knock_prints(target: SocketAddr) -> String {
+    format!("{}:{}", target.ip(), target.port())
 }
 
 /// Writes what [`send`] would send, and sends nothing.
@@ -105,6 +118,18 @@ fn target(dst: SocketAddr, hit: Hit) -> SocketAddr {
 mod pacing_tests {
     use super::*;
     use knock_proto::Knock;
+
+    #[test]
+    fn verbose_lines_print_addresses_as_knock_does() {
+        assert_eq!(
+            as_knock_prints("198.18.0.2:7000".parse().unwrap()),
+            "198.18.0.2:7000"
+        );
+        assert_eq!(
+            as_knock_prints("[fd00::2]:7000".parse().unwrap()),
+            "fd00::2:7000"
+        );
+    }
 
     #[test]
     fn repeats_of_one_knock_are_spaced_like_retransmissions() {

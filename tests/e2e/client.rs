@@ -282,7 +282,7 @@ fn ipv6_knocks_open_doors_raw_and_unprivileged() {
     let out = knock_ok(&link, &xdg, false, &["-v", "home", "wake-laptop"]);
     assert!(out.contains("tcp hits: raw SYNs"), "{out}");
     assert!(
-        out.contains(&format!("hitting tcp [{SERVER_V6}]:2012")),
+        out.contains(&format!("hitting tcp {SERVER_V6}:2012")),
         "{out}"
     );
     knockd.wait_open(CLIENT_V6, "wake");
