@@ -44,6 +44,38 @@ fn start_server(link: &Link, dir: &Path, name: &str, toml: &str) -> KnockServer 
     )
 }
 
+/// A link whose server host runs a TCP service on [`PORT`] behind knock-server, with a door
+/// on 7000,8000 that opens it for `seconds`; the client host has its second addresses too.
+struct Guarded {
+    server: KnockServer,
+    _listener: Daemon,
+    dir: tempfile::TempDir,
+    link: Link,
+}
+
+impl Guarded {
+    fn start(seconds: u64) -> Guarded {
+        let link = Link::new();
+        add_other_addresses(&link);
+        let dir = scratch();
+        let listener = listen(
+            &link.server,
+            false,
+            true,
+            PORT,
+            &dir.path().join("listener.out"),
+        );
+        let door = open_door(&format!("\"{PORT}/tcp\""), seconds);
+        let server = start_server(&link, dir.path(), "server", &door);
+        Guarded {
+            server,
+            _listener: listener,
+            dir,
+            link,
+        }
+    }
+}
+
 /// Runs Debian's `knock` in the client namespace and checks it succeeded.
 fn knock(link: &Link, args: &[&str]) {
     let out = link.client.run(DEBIAN_KNOCK, args);
@@ -457,13 +489,13 @@ fn open_over_ipv6_lets_in_the_ipv6_knocker_only() {
 
 #[test]
 fn sigterm_removes_the_table_and_the_hosts_own_rules_decide_again() {
-    let link = Link::new();
-    add_other_addresses(&link);
-    let dir = scratch();
-    let d = dir.path();
-    let _listener = listen(&link.server, false, true, PORT, &d.join("listener.out"));
-    let door = open_door(&format!("\"{PORT}/tcp\""), 600);
-    let mut server = start_server(&link, d, "server", &door);
+    // Bound in this order so that they drop in the reverse: daemon first, namespaces last.
+    let Guarded {
+        link,
+        dir: _dir,
+        _listener,
+        mut server,
+    } = Guarded::start(600);
     assert!(
         link.server.run("nft", LIST_TABLE).status.success(),
         "no table at start"
@@ -495,14 +527,15 @@ fn sigterm_removes_the_table_and_the_hosts_own_rules_decide_again() {
 
 #[test]
 fn after_kill_9_the_kernel_still_closes_the_door_and_a_restart_cleans_up() {
-    let link = Link::new();
-    add_other_addresses(&link);
-    let dir = scratch();
-    let d = dir.path();
-    let _listener = listen(&link.server, false, true, PORT, &d.join("listener.out"));
     // A longer window than elsewhere: it must still be open after the kill.
-    let door = open_door(&format!("\"{PORT}/tcp\""), WINDOW + 3);
-    let mut server = start_server(&link, d, "server", &door);
+    // Bound in this order so that they drop in the reverse: daemon first, namespaces last.
+    let Guarded {
+        link,
+        dir,
+        _listener,
+        mut server,
+    } = Guarded::start(WINDOW + 3);
+    let d = dir.path();
     knock(&link, &[SERVER_V4, "7000", "8000"]);
     server.wait_log(&format!("{CLIENT_V4}: door: opened {PORT}/tcp"));
 
@@ -533,13 +566,13 @@ fn after_kill_9_the_kernel_still_closes_the_door_and_a_restart_cleans_up() {
 
 #[test]
 fn a_flushed_ruleset_gets_the_guard_back() {
-    let link = Link::new();
-    add_other_addresses(&link);
-    let dir = scratch();
-    let d = dir.path();
-    let _listener = listen(&link.server, false, true, PORT, &d.join("listener.out"));
-    let door = open_door(&format!("\"{PORT}/tcp\""), 600);
-    let mut server = start_server(&link, d, "server", &door);
+    // Bound in this order so that they drop in the reverse: daemon first, namespaces last.
+    let Guarded {
+        link,
+        dir: _dir,
+        _listener,
+        mut server,
+    } = Guarded::start(600);
     assert_eq!(reach(&link, OTHER_V4), Reach::Refused);
     // What `systemctl restart nftables` does: every table goes, ours too.
     link.server.ok("nft", ["flush", "ruleset"]);
