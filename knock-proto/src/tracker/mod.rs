@@ -192,12 +192,7 @@ impl Tracker {
                 if !is_expired(now, attempt.started(), timeout) {
                     break;
                 }
-                events.push(Event::Expired {
-                    source: attempt.source(),
-                    door: door as DoorId,
-                    stage: attempt.stage(),
-                });
-                self.stats.expired += 1;
+                self.report_expired(slot, events);
                 self.attempts.remove(slot);
             }
         }
@@ -266,12 +261,7 @@ impl Tracker {
                 self.proceed(now, found, knock, events);
                 return;
             }
-            events.push(Event::Expired {
-                source: attempt.source(),
-                door: door as DoorId,
-                stage: attempt.stage(),
-            });
-            self.stats.expired += 1;
+            self.report_expired(found.slot, events);
             self.attempts.remove_found(found);
             // Then on as if there had been no attempt: the hit may start a new one.
         }
@@ -360,27 +350,32 @@ impl Tracker {
             return;
         };
         let attempt = self.attempts.get(slot);
-        let (source, door, stage) = (attempt.source(), attempt.door() as DoorId, attempt.stage());
         if is_expired(
             now,
             attempt.started(),
             self.doors.timeout_ms(attempt.door()),
         ) {
-            events.push(Event::Expired {
-                source,
-                door,
-                stage,
-            });
-            self.stats.expired += 1;
+            self.report_expired(slot, events);
         } else {
             events.push(Event::Evicted {
-                source,
-                door,
-                stage,
+                source: attempt.source(),
+                door: attempt.door() as DoorId,
+                stage: attempt.stage(),
             });
             self.stats.evicted += 1;
         }
         self.attempts.remove(slot);
+    }
+
+    /// Reports the attempt in `slot` as expired and counts it; the caller removes it.
+    fn report_expired(&mut self, slot: u32, events: &mut Vec<Event>) {
+        let attempt = self.attempts.get(slot);
+        events.push(Event::Expired {
+            source: attempt.source(),
+            door: attempt.door() as DoorId,
+            stage: attempt.stage(),
+        });
+        self.stats.expired += 1;
     }
 }
 
