@@ -17,6 +17,9 @@ pub mod diagnostic;
 pub mod knockd;
 pub mod model;
 pub mod toml;
+
+#[cfg(test)]
+mod test_support;
 pub(crate) mod value;
 
 pub use diagnostic::{Diagnostic, Diagnostics};

@@ -4,32 +4,20 @@ use std::net::IpAddr;
 
 use super::*;
 use crate::config::model::*;
+use crate::config::test_support;
 use crate::flags::TcpFlags;
 use crate::sequence::{Knock, Port, Proto};
 
 fn ok(text: &str) -> Config {
-    match parse(Path::new("k.toml"), text) {
-        Ok(c) => c,
-        Err(e) => panic!("unexpected errors:\n{e}"),
-    }
+    test_support::ok(parse(Path::new("k.toml"), text))
 }
 
-/// The errors as `line:column: message` (column 0 when there is none).
 fn errs(text: &str) -> Vec<String> {
-    match parse(Path::new("k.toml"), text) {
-        Ok(c) => panic!("accepted: {c:?}"),
-        Err(e) => {
-            e.0.iter()
-                .map(|d| format!("{}:{}: {}", d.line, d.column.unwrap_or(0), d.message))
-                .collect()
-        }
-    }
+    test_support::errs(parse(Path::new("k.toml"), text))
 }
 
 fn only_err(text: &str) -> String {
-    let e = errs(text);
-    assert_eq!(e.len(), 1, "{e:#?}");
-    e.into_iter().next().unwrap_or_default()
+    test_support::only_err(parse(Path::new("k.toml"), text))
 }
 
 fn knock(port: u16, proto: Proto) -> Knock {
