@@ -11,6 +11,8 @@
 mod actions;
 mod capture;
 mod cli;
+#[allow(dead_code)] // The engine and the `status`/`close` subcommands use it (being built).
+mod control;
 mod engine;
 mod exec;
 mod filter;

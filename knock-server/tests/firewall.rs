@@ -146,6 +146,9 @@ fn elements(set: &Value) -> Vec<(String, Option<u64>)> {
 
 #[test]
 fn install_allow_reload_and_remove_shape_our_table() {
+    if !knock_e2e::root_or_skip() {
+        return;
+    }
     let ns = Netns::new("t");
     // A table left by a run that was killed: install must replace it, not fail on it.
     ns.ok(&["nft", "add", "table", "inet", "knock_server"]);
@@ -220,6 +223,9 @@ fn install_allow_reload_and_remove_shape_our_table() {
 
 #[test]
 fn a_dropped_firewall_removes_its_table_and_a_killed_one_leaves_the_guard() {
+    if !knock_e2e::root_or_skip() {
+        return;
+    }
     let ns = Netns::new("d");
     let fw = Firewall::install_with(ns.nft(), &knocks(&["22"])).unwrap();
     drop(fw);
@@ -235,6 +241,9 @@ fn a_dropped_firewall_removes_its_table_and_a_killed_one_leaves_the_guard() {
 
 #[test]
 fn a_refused_batch_is_reported_in_nfts_own_words() {
+    if !knock_e2e::root_or_skip() {
+        return;
+    }
     let ns = Netns::new("e");
     let fw = Firewall::install_with(ns.nft(), &knocks(&["22"])).unwrap();
     // Someone deleted our table under us: opening a door now fails, and says why.
@@ -383,6 +392,9 @@ const UNGUARDED: u16 = 2223;
 
 #[test]
 fn the_door_opens_for_the_knocker_only_and_the_kernel_closes_it() {
+    if !knock_e2e::root_or_skip() {
+        return;
+    }
     let link = Link::new();
     echo_servers(&link.server, GUARDED);
     echo_servers(&link.server, UNGUARDED);

