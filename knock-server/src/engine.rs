@@ -11,7 +11,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, SystemTime};
 
 use knock_proto::config::{Config, Door, SequenceSource};
@@ -30,10 +30,6 @@ use crate::perform::Performer;
 /// How many knockers' names `-l` remembers.
 const NAME_CACHE: usize = 4096;
 
-/// Hits handed to the tracker at once at most, when more are waiting: under a flood the
-/// tracker overlaps their memory reads (`Tracker::handle_batch`).
-const BATCH: usize = 64;
-
 /// How often the engine checks that the nftables table of `open` doors is still there.
 const FIREWALL_CHECK_EVERY: Duration = Duration::from_secs(5);
 
@@ -43,8 +39,12 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// What the engine reacts to.
 #[derive(Debug)]
 pub enum Msg {
-    /// A possible knock, stamped by the capture thread.
-    Hit(Timestamp, Hit),
+    /// Possible knocks, in arrival order, stamped by the capture thread: every packet it
+    /// read in one wake-up (see `capture::MAX_BATCH`).
+    Hits(Vec<(Timestamp, Hit)>),
+    /// The host's addresses on the capture interface changed: doors without a target now
+    /// knock on these.
+    Addresses(Vec<IpAddr>),
     /// A signal (SIGHUP, SIGTERM, SIGINT).
     Signal(i32),
     /// The capture thread stopped with this error.
@@ -139,7 +139,7 @@ impl Engine {
             counters,
             evicted_reported: 0,
             events: Vec::new(),
-            batch: Vec::with_capacity(BATCH),
+            batch: Vec::new(),
             filter_dirty: false,
             names: HashMap::new(),
         };
@@ -182,19 +182,24 @@ impl Engine {
         let exit = loop {
             let timeout = self.clock.until(self.next_deadline());
             let msg = match rx.recv_timeout(timeout) {
-                Ok(Msg::Hit(at, hit)) => {
-                    // Whatever else is already waiting goes with it, up to the first message
-                    // that is not a hit, which is then handled after the hits, in order.
-                    let after = self.take_hits(rx, (at, hit));
+                Ok(Msg::Hits(hits)) => {
+                    // The capture hands over every packet of one wake-up at once: under a
+                    // flood the tracker overlaps their memory reads.
+                    self.batch = hits;
                     self.handle_hits();
-                    after
+                    None
                 }
                 Ok(msg) => Some(msg),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break Exit::CaptureFailed,
             };
             match msg {
-                Some(Msg::Hit(..)) | None => {}
+                Some(Msg::Hits(..)) | None => {}
+                Some(Msg::Addresses(local)) => {
+                    self.local = local;
+                    self.tracker.set_local_addresses(&self.local);
+                    capture.set_filter(self.filter());
+                }
                 Some(Msg::Signal(sig)) if sig == signal_hook::consts::SIGHUP => {
                     self.reload(capture)
                 }
@@ -211,22 +216,6 @@ impl Engine {
         };
         self.shutdown();
         exit
-    }
-
-    /// Fills the batch with `first` and the hits already waiting (at most [`BATCH`]); returns
-    /// the message that stopped it, if it was not a hit.
-    fn take_hits(&mut self, rx: &Receiver<Msg>, first: (Timestamp, Hit)) -> Option<Msg> {
-        self.batch.clear();
-        self.batch.push(first);
-        while self.batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(Msg::Hit(at, hit)) => self.batch.push((at, hit)),
-                Ok(other) => return Some(other),
-                // Disconnected: the next `recv_timeout` says so.
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
-        }
-        None
     }
 
     /// Feeds the batch to the tracker, each hit at its own capture time, acting on what
@@ -541,7 +530,6 @@ pub fn build_filter(
             knocks: door_sequence(d, one_time.get(i).and_then(Option::as_ref))
                 .map(|s| s.knocks().to_vec())
                 .unwrap_or_default(),
-            tcpflags: d.tcpflags,
             target: d.target,
         })
         .collect();

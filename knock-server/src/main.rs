@@ -16,6 +16,7 @@ mod control;
 mod engine;
 mod exec;
 mod filter;
+mod host;
 mod journal;
 mod load;
 mod log;
@@ -35,8 +36,9 @@ use tracing_subscriber::filter::LevelFilter;
 use crate::cli::Args;
 use crate::engine::{Engine, Exit, Msg, Settings};
 
-/// Hits waiting for the engine; beyond this the capture thread drops and counts them.
-const QUEUE: usize = 65_536;
+/// Batches of hits (and other messages) waiting for the engine; beyond this the capture
+/// thread drops and counts them. Each batch holds up to `capture::MAX_BATCH` hits.
+const QUEUE: usize = 1024;
 
 /// Exit status for usage, config and startup errors (knockd users' scripts test for non-zero).
 const EXIT_USAGE: u8 = 2;
@@ -72,6 +74,7 @@ fn run() -> anyhow::Result<ExitCode> {
         for w in &warnings {
             eprintln!("warning: {w}");
         }
+        report_filter_size(&loaded, args.only_ipv4)?;
         return Ok(ExitCode::SUCCESS);
     }
     let options = &loaded.config.options;
@@ -110,7 +113,7 @@ fn run() -> anyhow::Result<ExitCode> {
         ethernet: opened.is_ethernet(),
     };
     let filter = engine::build_filter(&loaded.config, &loaded.one_time, &local, &settings);
-    opened.set_filter(&filter)?;
+    let report = opened.set_filter(&filter)?;
     let performer = perform::Performer::new(&loaded.config)?;
 
     if args.daemon {
@@ -129,6 +132,7 @@ fn run() -> anyhow::Result<ExitCode> {
         tracing::warn!("{w}");
     }
     tracing::debug!("capture filter: {filter}");
+    report.log();
     let clock = capture::Clock::start();
     let counters = Arc::new(capture::Counters::default());
     let running = capture::spawn(opened, clock, tx, counters.clone())?;
@@ -141,6 +145,31 @@ fn run() -> anyhow::Result<ExitCode> {
         Exit::Signal => ExitCode::SUCCESS,
         Exit::CaptureFailed => ExitCode::FAILURE,
     })
+}
+
+/// `--check`: the size of the kernel filter for this config, on Ethernet (with its VLAN
+/// variants, the largest case) and with no local address known (any destination).
+fn report_filter_size(loaded: &load::Loaded, ipv4_only: bool) -> anyhow::Result<()> {
+    let settings = Settings {
+        config_path: Default::default(),
+        interface: String::new(),
+        ipv4_only,
+        lookup: false,
+        ethernet: true,
+    };
+    let filter = engine::build_filter(&loaded.config, &loaded.one_time, &[], &settings);
+    let size = capture::filter_size(&filter, 1)?;
+    let line = format!(
+        "\ncapture filter: {size} BPF instructions on Ethernet (kernel limit {})\n",
+        filter::BPF_MAXINSNS
+    );
+    print_stdout(line.as_bytes())?;
+    if size > filter::BPF_MAXINSNS {
+        eprintln!(
+            "warning: the kernel will refuse this filter; every packet would be copied to knock-server"
+        );
+    }
+    Ok(())
 }
 
 /// Writes to stdout; a reader that went away (`--check | head`) is not an error.

@@ -6,3 +6,4 @@ mod client;
 mod harness_selftest;
 mod server;
 mod together;
+mod wire;

@@ -9,8 +9,19 @@ use pnet_packet::udp::UdpPacket;
 use super::{Skip, Span};
 use crate::sequence::Port;
 
-/// Destination port and flags byte of a TCP header.
-pub(super) fn tcp(span: Span<'_>) -> Result<(Port, u8), Skip> {
+/// What a transport header says of a knock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Ports {
+    pub(super) source: u16,
+    pub(super) destination: Port,
+    /// TCP's sequence number (0 for UDP).
+    pub(super) seq: u32,
+    /// TCP's flags byte (0 for UDP).
+    pub(super) flags: u8,
+}
+
+/// Ports, sequence number and flags byte of a TCP header.
+pub(super) fn tcp(span: Span<'_>) -> Result<Ports, Skip> {
     let fixed = TcpPacket::minimum_packet_size();
     let header = TcpPacket::new(span.need(fixed)?).ok_or(Skip::Truncated)?;
     let header_len = usize::from(header.get_data_offset()) * 4;
@@ -18,15 +29,19 @@ pub(super) fn tcp(span: Span<'_>) -> Result<(Port, u8), Skip> {
         return Err(Skip::Malformed);
     }
     span.declares(header_len)?;
-    let port = Port::new(header.get_destination()).ok_or(Skip::Malformed)?;
-    Ok((port, header.get_flags()))
+    Ok(Ports {
+        source: header.get_source(),
+        destination: Port::new(header.get_destination()).ok_or(Skip::Malformed)?,
+        seq: header.get_sequence(),
+        flags: header.get_flags(),
+    })
 }
 
-/// Destination port of a UDP header.
+/// Ports of a UDP header.
 ///
 /// A length below the header's own 8 bytes is refused, including 0 (which only IPv6
 /// jumbograms use, and those are refused below us anyway).
-pub(super) fn udp(span: Span<'_>) -> Result<Port, Skip> {
+pub(super) fn udp(span: Span<'_>) -> Result<Ports, Skip> {
     let fixed = UdpPacket::minimum_packet_size();
     let header = UdpPacket::new(span.need(fixed)?).ok_or(Skip::Truncated)?;
     let length = usize::from(header.get_length());
@@ -34,7 +49,12 @@ pub(super) fn udp(span: Span<'_>) -> Result<Port, Skip> {
         return Err(Skip::Malformed);
     }
     span.declares(length)?;
-    Port::new(header.get_destination()).ok_or(Skip::Malformed)
+    Ok(Ports {
+        source: header.get_source(),
+        destination: Port::new(header.get_destination()).ok_or(Skip::Malformed)?,
+        seq: 0,
+        flags: 0,
+    })
 }
 
 #[cfg(test)]
@@ -56,6 +76,9 @@ mod tests {
         let mut header = [0u8; 24];
         header[2..4].copy_from_slice(&7000u16.to_be_bytes());
         header[13] = 0x02;
+        header[4..8].copy_from_slice(&0x0102_0304u32.to_be_bytes());
+        header[12] = 5 << 4;
+        assert_eq!(tcp(span(&header[..20])).map(|p| p.seq), Ok(0x0102_0304));
         for (offset, want) in [
             (0u8, Err(Skip::Malformed)),
             (4, Err(Skip::Malformed)),
@@ -65,7 +88,8 @@ mod tests {
             (15, Err(Skip::Malformed)),
         ] {
             header[12] = offset << 4;
-            assert_eq!(tcp(span(&header)), want, "data offset {offset}");
+            let got = tcp(span(&header)).map(|p| (p.destination, p.flags));
+            assert_eq!(got, want, "data offset {offset}");
         }
         // Options declared but cut by the capture: the fixed header is enough.
         header[12] = 6 << 4;
@@ -85,7 +109,8 @@ mod tests {
             (11, Err(Skip::Malformed)),
         ] {
             header[4..6].copy_from_slice(&length.to_be_bytes());
-            assert_eq!(udp(span(&header)), want, "length {length}");
+            let got = udp(span(&header)).map(|p| p.destination);
+            assert_eq!(got, want, "length {length}");
         }
     }
 
