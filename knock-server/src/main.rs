@@ -23,6 +23,7 @@ mod log;
 mod man;
 mod perform;
 mod pidfile;
+mod stage_lines;
 
 use std::process::ExitCode;
 use std::sync::Arc;
