@@ -468,11 +468,27 @@ impl Engine {
             .map(|(why, n)| format!("{n} {}", why.as_str()))
             .collect();
         tracing::info!(
-            "last {}s: {hits} knock packets ({duplicates} more seen twice, on a bridge or VLAN), {queue_full} dropped (engine busy), ignored: [{}], {evicted} attempts evicted (cap {})",
+            "last {}s: {hits} knock packets ({duplicates} more seen twice, on a bridge or VLAN), {queue_full} dropped (engine busy), ignored: [{}], {evicted} attempts evicted (cap {}){}",
             SUMMARY_EVERY.as_secs(),
             skipped.join(", "),
-            self.config.options.max_attempts
+            self.config.options.max_attempts,
+            self.evicted_by_door()
         );
+    }
+
+    /// Evictions since start per door that had any: `; evicted so far: ssh 998, web 2`.
+    fn evicted_by_door(&self) -> String {
+        let doors: Vec<String> = (0..self.config.doors.len())
+            .filter_map(|id| {
+                let n = self.tracker.evicted_on(id);
+                (n > 0).then(|| format!("{} {n}", self.door_name(id)))
+            })
+            .collect();
+        if doors.is_empty() {
+            String::new()
+        } else {
+            format!("; evicted so far: {}", doors.join(", "))
+        }
     }
 
     /// Closes everything a knock opened: pending stop commands run now, then the built-in
