@@ -161,7 +161,7 @@ fn report_filter_size(loaded: &load::Loaded, ipv4_only: bool) -> anyhow::Result<
     let filter = engine::build_filter(&loaded.config, &loaded.one_time, &[], &settings);
     let size = capture::filter_size(&filter, 1)?;
     let line = format!(
-        "\ncapture filter: {size} BPF instructions on Ethernet (kernel limit {})\n",
+        "\ncapture filter: {size} BPF instructions on Ethernet (kernel limit {})\n  {filter}\n",
         filter::BPF_MAXINSNS
     );
     print_stdout(line.as_bytes())?;
