@@ -289,6 +289,20 @@ impl Engine {
         let now = self.clock.now();
         let events = std::mem::take(&mut self.events);
         for ev in &events {
+            // Under a flood most Stage 1 lines are left out of the log: skip formatting them.
+            if matches!(ev, Event::Stage { stage: 1, .. })
+                && !crate::stage_lines::wants_first_stage()
+            {
+                continue;
+            }
+            let quiet = match ev {
+                Event::Evicted { .. } => !tracing::enabled!(tracing::Level::TRACE),
+                Event::Failed { .. } => !tracing::enabled!(tracing::Level::DEBUG),
+                _ => false,
+            };
+            if quiet {
+                continue;
+            }
             let (source, door) = match *ev {
                 Event::Stage { source, door, .. }
                 | Event::Opened { source, door }

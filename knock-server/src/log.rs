@@ -30,7 +30,7 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-use crate::stage_lines::StageLines;
+use crate::stage_lines;
 
 /// Where the log goes, from the command line and the config.
 #[derive(Debug, Clone)]
@@ -58,7 +58,6 @@ pub fn install(sinks: &Sinks) -> anyhow::Result<()> {
     let knockd = KnockdLayer {
         file,
         syslog: sinks.syslog,
-        limiter: Mutex::default(),
         prefix: Mutex::default(),
     }
     .with_filter(LevelFilter::INFO);
@@ -105,8 +104,6 @@ impl KnockdFile {
 struct KnockdLayer {
     file: Option<KnockdFile>,
     syslog: bool,
-    /// Which Stage lines a flood leaves out.
-    limiter: Mutex<StageLines>,
     /// knockd's time prefix, formatted once per minute.
     prefix: Mutex<CachedPrefix>,
 }
@@ -118,11 +115,9 @@ impl<S: Subscriber> Layer<S> for KnockdLayer {
         let unix = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        // Which Stage lines a flood leaves out.
         let mut lines = Vec::new();
-        self.limiter
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .admit(unix, &message.0, &mut lines);
+        stage_lines::admit(unix, &message.0, &mut lines);
         let priority = if *event.metadata().level() == Level::ERROR {
             syslog::ERR
         } else {

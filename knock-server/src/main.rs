@@ -39,7 +39,7 @@ use crate::engine::{Engine, Exit, Msg, Settings};
 
 /// Batches of hits (and other messages) waiting for the engine; beyond this the capture
 /// thread drops and counts them. Each batch holds up to `capture::MAX_BATCH` hits.
-const QUEUE: usize = 1024;
+const QUEUE: usize = 4096;
 
 /// Exit status for usage, config and startup errors (knockd users' scripts test for non-zero).
 const EXIT_USAGE: u8 = 2;

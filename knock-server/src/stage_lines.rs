@@ -16,8 +16,44 @@
 //!   one summary line saying how many.
 //!
 //! Every other line (`OPEN SESAME`, commands, errors, start and stop) passes untouched.
+//!
+//! One limiter serves the process ([`admit`]), so the engine can ask, before it formats a
+//! `Stage 1` line at all, whether one would be written ([`wants_first_stage`]): under a flood
+//! the line that would be left out costs nothing.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+/// The process's limiter.
+static LIMITER: Mutex<StageLines> = Mutex::new(StageLines::new());
+
+/// Now, in Unix seconds.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// [`StageLines::admit`] on the process's limiter, at `now` (Unix seconds).
+pub fn admit(now: u64, line: &str, out: &mut Vec<String>) {
+    LIMITER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .admit(now, line, out);
+}
+
+/// Whether a `Stage 1` line logged now would be written; if not, it is counted as left out
+/// and the caller need not log it.
+pub fn wants_first_stage() -> bool {
+    let mut l = LIMITER.lock().unwrap_or_else(|e| e.into_inner());
+    l.tick(unix_now());
+    if l.first_spent < FIRST_STAGE_PER_SECOND {
+        return true;
+    }
+    l.omitted += 1;
+    false
+}
 
 /// `Stage 1` lines written per second at most.
 pub const FIRST_STAGE_PER_SECOND: u32 = 20;
@@ -64,10 +100,26 @@ pub struct StageLines {
     /// A summary is due before the next line.
     pending_summary: u64,
     /// Per `WHO: DOOR`: the last stage written and the second it was written.
-    written: HashMap<String, (u8, u64)>,
+    written: Option<HashMap<String, (u8, u64)>>,
 }
 
 impl StageLines {
+    /// An empty limiter (`const`, for the process's static one).
+    pub const fn new() -> StageLines {
+        StageLines {
+            second: 0,
+            first_spent: 0,
+            progress_spent: 0,
+            omitted: 0,
+            pending_summary: 0,
+            written: None,
+        }
+    }
+
+    fn written(&mut self) -> &mut HashMap<String, (u8, u64)> {
+        self.written.get_or_insert_with(HashMap::new)
+    }
+
     /// Decides on `line`, logged at `now` (Unix seconds): appends to `out` the lines to
     /// write, in order (none, the line itself, or a summary and earlier stages before it).
     pub fn admit(&mut self, now: u64, line: &str, out: &mut Vec<String>) {
@@ -87,7 +139,7 @@ impl StageLines {
                     self.remember(key, 1, now);
                     write(self, line.to_owned());
                 } else {
-                    self.written.remove(key);
+                    self.written().remove(key);
                     self.omitted += 1;
                 }
             }
@@ -97,7 +149,7 @@ impl StageLines {
                     return;
                 }
                 self.progress_spent += 1;
-                let last = self.written.get(key).map_or(0, |&(s, _)| s);
+                let last = self.written().get(key).map_or(0, |&(s, _)| s);
                 for missed in last.saturating_add(1)..n {
                     write(self, format!("{key}: Stage {missed}"));
                 }
@@ -105,7 +157,7 @@ impl StageLines {
                 write(self, line.to_owned());
             }
             Kind::Timeout(key, n) => {
-                if self.written.remove(key).is_some() || n >= 2 {
+                if self.written().remove(key).is_some() || n >= 2 {
                     write(self, line.to_owned());
                 } else {
                     self.omitted += 1;
@@ -126,16 +178,16 @@ impl StageLines {
     }
 
     fn remember(&mut self, key: &str, stage: u8, now: u64) {
-        if self.written.len() >= REMEMBERED && !self.written.contains_key(key) {
+        let written = self.written();
+        if written.len() >= REMEMBERED && !written.contains_key(key) {
             // Forget the knockers not heard of in a minute; failing that, everyone (at worst
             // a Stage line is written twice).
-            self.written
-                .retain(|_, &mut (_, at)| now.saturating_sub(at) < 60);
-            if self.written.len() >= REMEMBERED {
-                self.written.clear();
+            written.retain(|_, &mut (_, at)| now.saturating_sub(at) < 60);
+            if written.len() >= REMEMBERED {
+                written.clear();
             }
         }
-        self.written.insert(key.to_owned(), (stage, now));
+        written.insert(key.to_owned(), (stage, now));
     }
 }
 

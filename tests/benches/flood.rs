@@ -607,33 +607,24 @@ fn wait_idle(pid: u32, limit: Duration) {
     }
 }
 
-/// User plus system CPU time of all the process's threads, in clock ticks.
+/// CPU time of all the process's threads so far, in nanoseconds: the scheduler's own
+/// accounting (`/proc/PID/task/TID/schedstat`, first field), precise where `/proc/PID/stat`'s
+/// clock ticks (10 ms) would round tcpdump's few milliseconds to zero. Threads that already
+/// exited are not counted (none of ours do during a run).
 fn cpu_ticks(pid: u32) -> u64 {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };
-    // Fields after the command name (which may hold spaces) start at field 3, `state`;
-    // utime and stime are fields 14 and 15.
-    let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
-        return 0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
+    tasks
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
+/// Units of [`cpu_ticks`] per second.
 fn clock_ticks() -> f64 {
-    let out = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output();
-    out.ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
+    1e9
 }
 
 /// Peak resident memory (VmHWM) in kB.
