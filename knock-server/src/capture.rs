@@ -321,7 +321,9 @@ pub fn spawn(
 fn run(opened: &mut Opened, shared: &Shared) -> anyhow::Result<()> {
     let mut decoder = Decoder::new(opened.link, host::read());
     let watch = host::Watch::open();
-    let mut recent = Recent::default();
+    // Only a capture on all devices (`any`, cooked) sees one packet more than once.
+    let mut recent =
+        matches!(opened.link, LinkType::LinuxSll | LinkType::LinuxSll2).then(Recent::default);
     let mut batch = Vec::with_capacity(64);
     let mut fds = [
         pollfd(opened.cap.as_raw_fd()),
@@ -330,7 +332,7 @@ fn run(opened: &mut Opened, shared: &Shared) -> anyhow::Result<()> {
     ];
     loop {
         // Read first: packets may have arrived before the first poll.
-        let full = read_batch(opened, &decoder, &mut recent, &mut batch, shared)?;
+        let full = read_batch(opened, &decoder, recent.as_mut(), &mut batch, shared)?;
         if !batch.is_empty() {
             let hits = std::mem::replace(&mut batch, Vec::with_capacity(64));
             deliver(shared, hits)?;
@@ -368,11 +370,12 @@ fn run(opened: &mut Opened, shared: &Shared) -> anyhow::Result<()> {
 fn read_batch(
     opened: &mut Opened,
     decoder: &Decoder,
-    recent: &mut Recent,
+    recent: Option<&mut Recent>,
     batch: &mut Vec<(Timestamp, knock_proto::wire::Hit)>,
     shared: &Shared,
 ) -> anyhow::Result<bool> {
     let mut now = None;
+    let mut recent = recent;
     for _ in 0..MAX_BATCH {
         let packet = match opened.cap.next_packet() {
             Ok(p) => p,
@@ -394,7 +397,10 @@ fn read_batch(
         let micros = i64::from(ts.tv_sec)
             .saturating_mul(1_000_000)
             .saturating_add(i64::from(ts.tv_usec));
-        if recent.seen(decoded.identity, micros) {
+        if recent
+            .as_deref_mut()
+            .is_some_and(|r| r.seen(decoded.identity, micros))
+        {
             shared.counters.duplicates.fetch_add(1, Ordering::Relaxed);
             continue;
         }
