@@ -74,6 +74,9 @@ pub struct Counters {
     pub queue_full: AtomicU64,
     /// The same packet seen again on another device (bridge, VLAN) and counted once.
     pub duplicates: AtomicU64,
+    /// Packets the kernel dropped because the capture ring was full (libpcap's `ps_drop`),
+    /// read at most once a second while packets arrive.
+    pub kernel_dropped: AtomicU64,
     /// Packets the filter let through that were not knocks, by reason (index: `Skip as usize`).
     pub skipped: [AtomicU64; Skip::ALL.len()],
 }
@@ -83,6 +86,11 @@ impl Counters {
         if let Some(c) = self.skipped.get(why as usize) {
             c.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Takes and resets the count of packets the kernel dropped.
+    pub fn take_kernel_dropped(&self) -> u64 {
+        self.kernel_dropped.swap(0, Ordering::Relaxed)
     }
 
     /// Takes and resets the counts: (hits, queue_full, duplicates, skipped by reason).
@@ -325,6 +333,7 @@ fn run(opened: &mut Opened, shared: &Shared) -> anyhow::Result<()> {
     let mut recent =
         matches!(opened.link, LinkType::LinuxSll | LinkType::LinuxSll2).then(Recent::default);
     let mut batch = Vec::with_capacity(64);
+    let mut drops = KernelDrops::default();
     let mut fds = [
         pollfd(opened.cap.as_raw_fd()),
         pollfd(shared.wake.as_raw_fd()),
@@ -334,8 +343,10 @@ fn run(opened: &mut Opened, shared: &Shared) -> anyhow::Result<()> {
         // Read first: packets may have arrived before the first poll.
         let full = read_batch(opened, &decoder, recent.as_mut(), &mut batch, shared)?;
         if !batch.is_empty() {
+            let at = batch.first().map_or(Timestamp::ZERO, |&(t, _)| t);
             let hits = std::mem::replace(&mut batch, Vec::with_capacity(64));
             deliver(shared, hits)?;
+            drops.check(opened, at, &shared.counters);
         }
         if full {
             continue; // More waiting: no need to ask poll.
@@ -409,6 +420,29 @@ fn read_batch(
         batch.push((at, decoded.hit));
     }
     Ok(true)
+}
+
+/// Reads libpcap's count of packets the kernel dropped, at most once a second (a syscall).
+#[derive(Debug, Default)]
+struct KernelDrops {
+    next: Timestamp,
+    seen: u32,
+}
+
+impl KernelDrops {
+    fn check(&mut self, opened: &mut Opened, now: Timestamp, counters: &Counters) {
+        if now < self.next {
+            return;
+        }
+        self.next = now + std::time::Duration::from_secs(1);
+        if let Ok(stats) = opened.cap.stats() {
+            let new = stats.dropped.wrapping_sub(self.seen);
+            self.seen = stats.dropped;
+            counters
+                .kernel_dropped
+                .fetch_add(u64::from(new), Ordering::Relaxed);
+        }
+    }
 }
 
 fn pollfd(fd: RawFd) -> libc::pollfd {

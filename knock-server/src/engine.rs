@@ -471,10 +471,11 @@ impl Engine {
 
     fn summary(&mut self) {
         let (hits, queue_full, duplicates, skipped) = self.counters.take();
+        let kernel_dropped = self.counters.take_kernel_dropped();
         let stats = self.tracker.stats();
         let evicted = stats.evicted - self.evicted_reported;
         self.evicted_reported = stats.evicted;
-        if queue_full == 0 && skipped.is_empty() && evicted == 0 {
+        if queue_full == 0 && kernel_dropped == 0 && skipped.is_empty() && evicted == 0 {
             return;
         }
         let skipped: Vec<String> = skipped
@@ -482,7 +483,7 @@ impl Engine {
             .map(|(why, n)| format!("{n} {}", why.as_str()))
             .collect();
         tracing::info!(
-            "last {}s: {hits} knock packets ({duplicates} more seen twice, on a bridge or VLAN), {queue_full} dropped (engine busy), ignored: [{}], {evicted} attempts evicted (cap {}){}",
+            "last {}s: {hits} knock packets ({duplicates} more seen twice, on a bridge or VLAN), {queue_full} dropped (engine busy), {kernel_dropped} dropped by the kernel (capture ring full), ignored: [{}], {evicted} attempts evicted (cap {}){}",
             SUMMARY_EVERY.as_secs(),
             skipped.join(", "),
             self.config.options.max_attempts,
