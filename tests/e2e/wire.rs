@@ -130,3 +130,53 @@ fn ten_thousand_doors_get_a_filter_the_kernel_runs() {
     let log = server.log();
     assert!(!log.contains("refused the capture filter"), "{log}");
 }
+
+#[test]
+fn an_address_added_after_start_is_knocked_on_and_a_mapped_source_is_not() {
+    let Some(link) = Link::up() else { return };
+    let dir = scratch();
+    let conf = write(
+        dir.path(),
+        "knockd.conf",
+        "[door]\n    sequence = 7000,8000\n[canary]\n    sequence = 7100,8100\n",
+    );
+    let mut server = KnockServer::start(&link, dir.path(), &conf, "server.log", Some("eth0"), &[]);
+    // Forged: an IPv4-mapped IPv6 source must never open anything, not even for its IPv4
+    // address. Sent first, then a canary knock that must open: so it was seen and refused.
+    in_netns(&link.client.name, || {
+        let sock = Socket::new(
+            Domain::IPV6,
+            Type::RAW,
+            Some(Protocol::from(libc::IPPROTO_RAW)),
+        )?;
+        let server: Ipv6Addr = SERVER_V6.parse().expect("an address");
+        let mapped: Ipv6Addr = "::ffff:198.18.0.60".parse().expect("an address");
+        let to = SockAddr::from(SocketAddrV6::new(server, 0, 0, 0));
+        for (i, port) in [7000u16, 8000].into_iter().enumerate() {
+            let mut packet = vec![0u8; 40];
+            packet[0] = 0x60;
+            packet[4..6].copy_from_slice(&20u16.to_be_bytes());
+            packet[6] = 6; // TCP
+            packet[7] = 64;
+            packet[8..24].copy_from_slice(&mapped.octets());
+            packet[24..40].copy_from_slice(&server.octets());
+            packet.extend_from_slice(&syn(45_000, port, 7 + u32::try_from(i).expect("two")));
+            sock.send_to(&packet, &to)?;
+        }
+        Ok(())
+    })
+    .expect("the forged knock was sent");
+    // The server gains an address while running: doors without a target knock on it too.
+    link.server
+        .ok("ip", ["addr", "add", "198.18.0.5/24", "dev", "eth0"]);
+    knock_e2e::wait_until("the new address answers", knock_e2e::PATIENCE, || {
+        let out = link.client.run("knock", ["198.18.0.5", "7100", "8100"]);
+        out.status.success() && server.log().contains("198.18.0.1: canary: OPEN SESAME")
+    });
+    let out = link.client.run("knock", ["198.18.0.5", "7000", "8000"]);
+    assert!(out.status.success());
+    server.wait_log("198.18.0.1: door: OPEN SESAME");
+    let log = server.log();
+    assert!(!log.contains("198.18.0.60"), "{log}");
+    assert!(!log.contains("::ffff:"), "{log}");
+}
