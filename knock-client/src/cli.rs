@@ -11,6 +11,7 @@ use clap::{ArgAction, CommandFactory, Parser, ValueEnum, ValueHint};
 use clap_complete::engine::{ArgValueCandidates, ArgValueCompleter};
 
 use crate::complete;
+use crate::profiles::MAX_DELAY_MS;
 
 const ABOUT: &str =
     "Send a port-knock sequence: a named one from your profiles, or knockd-style ports";
@@ -68,8 +69,13 @@ pub struct Cli {
     #[arg(short = 'u', long)]
     pub udp: bool,
 
-    /// Wait MS milliseconds between hits (overrides the profile's delay_ms).
-    #[arg(short = 'd', long, value_name = "MS")]
+    /// Wait MS milliseconds between hits, 0 to 3600000 (overrides the profile's delay_ms).
+    #[arg(
+        short = 'd',
+        long,
+        value_name = "MS",
+        value_parser = clap::value_parser!(u64).range(0..=MAX_DELAY_MS)
+    )]
     pub delay: Option<u64>,
 
     /// Knock each port N times, telnet-style (overrides the profile's hits; default 1).

@@ -30,7 +30,7 @@ use clap::parser::ValueSource;
 
 use crate::cli::Cli;
 use crate::plan::{Family, Overrides, Profiles};
-use crate::profiles::{Location, Origin, SAMPLE};
+use crate::profiles::{LoadError, Location, Origin, SAMPLE};
 
 fn main() -> ExitCode {
     complete::handle_request();
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
                 // `knock --list | head` is not a failure.
                 return ExitCode::SUCCESS;
             }
-            eprintln!("knock: {err:#}");
+            report(&err);
             ExitCode::from(2)
         }
     }
@@ -69,14 +69,7 @@ fn run(cli: &Cli, config_origin: Origin) -> anyhow::Result<()> {
         man::write(&mut out)?;
         return Ok(out.flush()?);
     }
-    let location = Location::find(cli.config.clone().map(|p| (p, config_origin)))?;
-    let profiles = match profiles::load(&location)? {
-        Some(config) => Profiles::Loaded(config),
-        None if location.origin != Origin::Default => {
-            bail!("the config file {location} does not exist; create it, for example:\n\n{SAMPLE}")
-        }
-        None => Profiles::Missing(location),
-    };
+    let profiles = read_profiles(cli.config.clone().map(|p| (p, config_origin)));
     if cli.list {
         return list(&profiles, &mut out);
     }
@@ -94,6 +87,12 @@ fn run(cli: &Cli, config_origin: Origin) -> anyhow::Result<()> {
         },
     };
     let plan = plan::build(target, &cli.rest, &profiles, overrides)?;
+    if let Profiles::Broken(e) = &profiles {
+        // knockd mode needs no profile; one line says the config was passed over.
+        let first = e.to_string();
+        let first = first.lines().next().unwrap_or_default();
+        eprintln!("knock: warning: profiles not read ({first}); knocking `{target}` as a host");
+    }
     let dst = resolve::resolve(&plan.host, plan.family)?;
     if cli.dry_run {
         knocker::dry_run(&plan, dst, &mut out)?;
@@ -101,6 +100,37 @@ fn run(cli: &Cli, config_origin: Origin) -> anyhow::Result<()> {
         knocker::send(&plan, dst, cli.verbose, &mut out)?;
     }
     Ok(out.flush()?)
+}
+
+/// The config, in whatever state it is: knockd mode needs none, so nothing here is an error yet.
+fn read_profiles(explicit: Option<(std::path::PathBuf, Origin)>) -> Profiles {
+    let location = match Location::find(explicit) {
+        Ok(l) => l,
+        Err(e) => return Profiles::Broken(LoadError::Unreadable(format!("{e:#}"))),
+    };
+    match profiles::load(&location) {
+        Ok(Some(config)) => Profiles::Loaded(config),
+        Ok(None) if location.origin != Origin::Default => {
+            Profiles::Broken(LoadError::Unreadable(format!(
+                "the config file {location} does not exist; create it, for example:\n\n{SAMPLE}"
+            )))
+        }
+        Ok(None) => Profiles::Missing(location),
+        Err(e) => Profiles::Broken(e),
+    }
+}
+
+/// Prints an error once: config problems as the server prints them (each starting with
+/// `file:line:column`), anything else after `knock: `, with its causes.
+fn report(err: &anyhow::Error) {
+    if let Some(LoadError::Invalid(diagnostics)) = err.downcast_ref::<LoadError>() {
+        eprintln!("{diagnostics}");
+    } else if err.downcast_ref::<plan::CommaSeparatedPorts>().is_some() {
+        let args = std::iter::once("knock".to_owned()).chain(std::env::args().skip(1));
+        eprintln!("knock: {err}:\n  {}", plan::split_commas(args));
+    } else {
+        eprintln!("knock: {err:#}");
+    }
 }
 
 /// `knock --list`.
@@ -115,6 +145,7 @@ fn list(profiles: &Profiles, out: &mut impl io::Write) -> anyhow::Result<()> {
             Ok(())
         }
         Profiles::Loaded(config) => Ok(profiles::write_list(config, out)?),
+        Profiles::Broken(e) => Err(e.clone().into()),
     }
 }
 
