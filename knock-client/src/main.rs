@@ -6,6 +6,7 @@
 //! - [`plan`]: profile or ports plus overrides, to the exact hits to send;
 //! - [`resolve`]: host to address; [`send`]: packets on the wire; [`knocker`]: the sending
 //!   loop with pacing, `-v` and `--dry-run`; [`progress`]: the progress bar;
+//! - [`proxy`]: `--proxy`, connecting through the door just opened (ssh's ProxyCommand);
 //! - [`complete`]: shell completion that reads the profiles at TAB time; [`man`]: knock(1).
 //!
 //! Every error is printed once, here, and exits with status 2.
@@ -17,6 +18,7 @@ mod man;
 mod plan;
 mod profiles;
 mod progress;
+mod proxy;
 mod resolve;
 mod send;
 
@@ -96,6 +98,11 @@ fn run(cli: &Cli, config_origin: Origin) -> anyhow::Result<()> {
     let dst = resolve::resolve(&plan.host, plan.family)?;
     if cli.dry_run {
         knocker::dry_run(&plan, dst, &mut out)?;
+    } else if let Some(target) = &cli.proxy {
+        // Standard output carries the connection: `-v` lines go to standard error.
+        drop(out);
+        knocker::send(&plan, dst, cli.verbose, &mut io::stderr())?;
+        return proxy::run(target, plan.family, Duration::from_secs(cli.wait));
     } else {
         knocker::send(&plan, dst, cli.verbose, &mut out)?;
     }

@@ -342,3 +342,61 @@ fn usage_errors_exit_2() {
     let out = home.knock(&["--hits", "0", "h", "1"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn proxy_knocks_then_relays_standard_input_and_output() {
+    use std::io::{Read as _, Write as _};
+    use std::process::Stdio;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("address").port();
+    let echo = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).expect("read");
+        s.write_all(b"echo: ").and_then(|()| s.write_all(&got))
+    });
+    let home = Home::new(None);
+    let proxy = format!("127.0.0.1:{port}");
+    // A UDP knock to the discard port: the knock itself needs no listener.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_knock"))
+        .args(["-u", "127.0.0.2", "9", "--proxy", &proxy, "--wait", "5"])
+        .env_clear()
+        .env("HOME", home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run knock");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"over the door\n").expect("write");
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    echo.join().expect("echo thread").expect("echo");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "echo: over the door\n"
+    );
+}
+
+#[test]
+fn proxy_gives_up_after_wait_and_checks_its_target() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let home = Home::new(None);
+    let proxy = format!("127.0.0.1:{closed}");
+    let stderr = home.fails(&["-u", "127.0.0.2", "9", "--proxy", &proxy, "--wait", "1"]);
+    assert!(
+        stderr.contains(&format!(
+            "could not connect to 127.0.0.1:{closed} within 1 s"
+        )),
+        "{stderr}"
+    );
+    let stderr = home.fails(&["-u", "127.0.0.2", "9", "--proxy", "127.0.0.1"]);
+    assert!(stderr.contains("has no port"), "{stderr}");
+    let stderr = home.fails(&["-n", "127.0.0.2", "9", "--proxy", "127.0.0.1:22"]);
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+}
