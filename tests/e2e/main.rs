@@ -7,3 +7,4 @@ mod harness_selftest;
 mod proxy;
 mod server;
 mod together;
+mod windows;
