@@ -36,12 +36,13 @@ use crate::profiles::{LoadError, Location, Origin, SAMPLE};
 
 fn main() -> ExitCode {
     complete::handle_request();
-    let matches = cli::command().get_matches();
+    let mut matches = cli::command().get_matches();
     let origin = match matches.value_source("config") {
         Some(ValueSource::EnvVariable) => Origin::Env,
         _ => Origin::Flag,
     };
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // `_mut` takes the values out instead of copying every match first.
+    let cli = Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.exit());
     init_logging();
     match run(&cli, origin) {
         Ok(()) => ExitCode::SUCCESS,
@@ -157,9 +158,12 @@ fn list(profiles: &Profiles, out: &mut impl io::Write) -> anyhow::Result<()> {
 }
 
 /// Diagnostics for developers (`KNOCK_LOG=debug`); users see errors through `main` only.
+/// Without `KNOCK_LOG` nothing is installed: the client emits only debug events, and setting
+/// up a subscriber for none would cost every knock a noticeable share of its CPU.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KNOCK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("KNOCK_LOG") else {
+        return;
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
