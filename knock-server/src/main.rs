@@ -1,27 +1,7 @@
 //! knock-server: the port-knocking daemon, a drop-in replacement for knockd.
 //!
-//! `main` only parses arguments, reads the config, opens the capture and wires the pieces:
-//! - [`capture`]: the pcap thread (packets in, hits out, never blocks);
-//! - [`engine`]: the state machine's owner (hits, signals and timers in, log lines and
-//!   actions out);
-//! - [`exec`], [`perform`] and [`actions`]: what a door does when it opens;
-//! - [`filter`]: the kernel BPF filter compiled from the doors;
-//! - [`log`]: knockd's log lines to LogFile, syslog and stderr.
-
-mod actions;
-mod capture;
-mod cli;
-#[allow(dead_code)] // The engine and the `status`/`close` subcommands use it (being built).
-mod control;
-mod engine;
-mod exec;
-mod filter;
-mod journal;
-mod load;
-mod log;
-mod man;
-mod perform;
-mod pidfile;
+//! `main` only parses arguments, reads the config, opens the capture and wires the pieces
+//! of the library (see `lib.rs` for the layout).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -32,8 +12,9 @@ use clap::Parser as _;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::cli::Args;
-use crate::engine::{Engine, Exit, Msg, Settings};
+use knock_server::cli::Args;
+use knock_server::engine::{self, Engine, Exit, Msg, Settings};
+use knock_server::{capture, journal, load, log, man, perform, pidfile};
 
 /// Hits waiting for the engine; beyond this the capture thread drops and counts them.
 const QUEUE: usize = 65_536;
