@@ -18,6 +18,7 @@ pub mod cli;
 pub mod control;
 pub mod engine;
 pub mod exec;
+pub mod executor;
 pub mod filter;
 pub mod journal;
 pub mod load;

@@ -14,6 +14,7 @@ use tracing_subscriber::filter::LevelFilter;
 
 use knock_server::cli::Args;
 use knock_server::engine::{self, Engine, Exit, Msg, Settings};
+use knock_server::executor::{self, Executor};
 use knock_server::{capture, journal, load, log, man, perform, pidfile};
 
 /// Hits waiting for the engine; beyond this the capture thread drops and counts them.
@@ -89,11 +90,17 @@ fn run() -> anyhow::Result<ExitCode> {
         ipv4_only: args.only_ipv4,
         lookup: args.lookup,
         ethernet: opened.is_ethernet(),
+        instance: "knock-server".to_owned(),
     };
-    let filter = engine::build_filter(&loaded.config, &loaded.one_time, &local, &settings);
+    let filter = engine::build_filter(
+        &loaded.config,
+        &loaded.one_time,
+        &local,
+        settings.ethernet,
+        settings.ipv4_only,
+    );
     opened.set_filter(&filter)?;
     let performer = perform::Performer::new(&loaded.config)?;
-
     if args.daemon {
         daemonize()?;
     }
@@ -102,6 +109,8 @@ fn run() -> anyhow::Result<ExitCode> {
         .map(pidfile::PidFile::create)
         .transpose()?;
     log::install(&sinks)?;
+    // A state file that cannot be read stops us here (exit 2): its stops must not be lost.
+    let (journal, adopted) = journal::Journal::open(&args.state_file)?;
     let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
     forward_signals(tx.clone())?;
 
@@ -112,11 +121,29 @@ fn run() -> anyhow::Result<ExitCode> {
     tracing::debug!("capture filter: {filter}");
     let clock = capture::Clock::start();
     let counters = Arc::new(capture::Counters::default());
-    let running = capture::spawn(opened, clock, tx, counters.clone())?;
-    let journal = journal::Journal::open(&args.state_file);
-    let mut engine = Engine::new(settings, clock, loaded, local, counters, performer, journal);
-    let exit = engine.run(&rx, &running);
-    tracing::info!("shutting down");
+    let engine = Engine::new(
+        clock.now(),
+        engine::Start {
+            loaded,
+            local,
+            adopted,
+            wall: executor::wall(),
+            ethernet: settings.ethernet,
+            ipv4_only: settings.ipv4_only,
+        },
+    );
+    let running = capture::spawn(opened, clock, tx.clone(), counters.clone())?;
+    let executor = Executor::new(executor::Parts {
+        engine,
+        settings,
+        clock,
+        capture: &running,
+        counters,
+        journal,
+        performer,
+        tx,
+    })?;
+    let exit = executor.run(&rx);
     running.stop();
     Ok(match exit {
         Exit::Signal => ExitCode::SUCCESS,
