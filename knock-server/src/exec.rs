@@ -8,7 +8,7 @@
 //! logs a non-zero exit status (knockd's wording) and what it wrote to stderr, and reports
 //! the outcome (a failed start command leaves its door closed).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::Read as _;
 use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
@@ -30,6 +30,9 @@ pub enum Kind {
     Stop,
 }
 
+/// The process groups of running commands (= their pids), with their kind.
+pub type Groups = Arc<Mutex<HashMap<i32, Kind>>>;
+
 /// Called with a command's id and whether it succeeded, from the thread that reaped it (or
 /// at once when it could not start).
 pub type Outcome = Arc<dyn Fn(u64, bool) + Send + Sync>;
@@ -38,8 +41,8 @@ pub type Outcome = Arc<dyn Fn(u64, bool) + Send + Sync>;
 /// shutdown can end it with everything it started ([`Runner::kill_all`]).
 pub struct Runner {
     running_starts: Arc<AtomicUsize>,
-    /// Process groups (= the command's pid) of the commands still running.
-    groups: Arc<Mutex<HashSet<i32>>>,
+    /// Process groups (= the command's pid) of the commands still running, and their kind.
+    groups: Groups,
     reapers: Vec<JoinHandle<()>>,
     outcome: Outcome,
 }
@@ -65,7 +68,7 @@ impl Runner {
 
     /// The set of running commands' process groups, to wait for or kill them from another
     /// thread.
-    pub fn groups(&self) -> Arc<Mutex<HashSet<i32>>> {
+    pub fn groups(&self) -> Groups {
         self.groups.clone()
     }
 
@@ -108,7 +111,7 @@ impl Runner {
             }
         };
         let pid = i32::try_from(child.id()).unwrap_or(0);
-        lock(&self.groups).insert(pid);
+        lock(&self.groups).insert(pid, kind);
         let starts = (kind == Kind::Start).then(|| self.running_starts.clone());
         if let Some(s) = &starts {
             s.fetch_add(1, Ordering::Relaxed);
@@ -138,10 +141,13 @@ impl Runner {
     }
 }
 
-/// Kills every process group in `groups` (SIGKILL): what is left of the commands when the
-/// shutdown grace is over.
-pub fn kill_all(groups: &Mutex<HashSet<i32>>) {
-    for &pid in lock(groups).iter() {
+/// Kills the process groups in `groups` (SIGKILL) of commands of kind `only`, or all: what
+/// is left of the commands when the shutdown grace is over.
+pub fn kill(groups: &Mutex<HashMap<i32, Kind>>, only: Option<Kind>) {
+    for (&pid, &kind) in lock(groups).iter() {
+        if only.is_some_and(|k| k != kind) {
+            continue;
+        }
         let Some(pid) = rustix::process::Pid::from_raw(pid) else {
             continue;
         };

@@ -8,9 +8,10 @@
 //! never delays the hits of another knocker: they keep their capture time, and an attempt is
 //! never expired while its next hit is waiting in the queue (hits first, then the clock).
 //!
-//! Shutdown (SIGTERM or SIGINT) cannot hang: every door is closed at once, running commands
-//! get [`GRACE`] to finish, then their process groups are killed; a second signal skips the
-//! grace.
+//! Shutdown (SIGTERM or SIGINT) cannot hang: every door is closed at once (stop commands
+//! started, the nftables table removed), running commands get [`GRACE`] to finish, then their
+//! process groups are killed. A second signal kills the start commands at once; stop commands,
+//! which close doors, keep what is left of the grace.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -102,6 +103,35 @@ pub enum Exit {
     Signal,
     /// The capture failed.
     CaptureFailed,
+}
+
+/// Where a new capture filter goes: the capture thread (or a test's recorder).
+pub trait Filters {
+    /// Installs `filter` (asynchronously).
+    fn set_filter(&self, filter: String);
+}
+
+impl Filters for capture::Running {
+    fn set_filter(&self, filter: String) {
+        capture::Running::set_filter(self, filter);
+    }
+}
+
+/// Command outcomes on their way to the engine. A reaper never blocks on a full queue (hits
+/// fill it under a flood): what does not fit waits in `overflow`, which the executor reads
+/// on every turn.
+#[derive(Clone)]
+struct Outcomes {
+    tx: SyncSender<Msg>,
+    overflow: Arc<Mutex<Vec<(u64, bool)>>>,
+}
+
+impl Outcomes {
+    fn report(&self, id: u64, ok: bool) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(Msg::CommandDone { id, ok }) {
+            lock(&self.overflow).push((id, ok));
+        }
+    }
 }
 
 /// What the commands worker does, in order.
@@ -209,10 +239,11 @@ pub struct Executor<'a> {
     settings: Settings,
     clock: Clock,
     started: Instant,
-    capture: &'a capture::Running,
+    capture: &'a dyn Filters,
     counters: Arc<Counters>,
+    overflow: Arc<Mutex<Vec<(u64, bool)>>>,
     commands: Worker<Job>,
-    groups: Arc<Mutex<std::collections::HashSet<i32>>>,
+    groups: crate::exec::Groups,
     actions: Worker<Action>,
     resolver: Option<Worker<LogLine>>,
     summary: Tally,
@@ -234,7 +265,7 @@ pub struct Parts<'a> {
     /// The daemon's clock.
     pub clock: Clock,
     /// The running capture (for filters).
-    pub capture: &'a capture::Running,
+    pub capture: &'a dyn Filters,
     /// The capture's counters.
     pub counters: Arc<Counters>,
     /// The journal of pending stops.
@@ -248,10 +279,12 @@ pub struct Parts<'a> {
 impl<'a> Executor<'a> {
     /// Starts the workers.
     pub fn new(parts: Parts<'a>) -> anyhow::Result<Executor<'a>> {
-        let tx = parts.tx.clone();
-        let outcome: crate::exec::Outcome = Arc::new(move |id, ok| {
-            let _ = tx.send(Msg::CommandDone { id, ok });
-        });
+        let outcomes = Outcomes {
+            tx: parts.tx.clone(),
+            overflow: Arc::default(),
+        };
+        let overflow = outcomes.overflow.clone();
+        let outcome: crate::exec::Outcome = Arc::new(move |id, ok| outcomes.report(id, ok));
         let mut runner = Runner::new(outcome);
         let groups = runner.groups();
         let mut journal = parts.journal;
@@ -293,6 +326,7 @@ impl<'a> Executor<'a> {
             started: Instant::now(),
             capture: parts.capture,
             counters: parts.counters,
+            overflow,
             commands,
             groups,
             actions,
@@ -330,6 +364,10 @@ impl<'a> Executor<'a> {
             };
             if let Some(exit) = msg.and_then(|m| self.handle(m)) {
                 break exit;
+            }
+            let overflow = std::mem::take(&mut *lock(&self.overflow));
+            for (id, ok) in overflow {
+                self.engine.command_finished(id, ok);
             }
             self.on_time(drained);
             if self.perform_effects() {
@@ -608,11 +646,16 @@ impl<'a> Executor<'a> {
     }
 
     /// Closes every door (already asked of the engine), lets running commands finish for
-    /// [`GRACE`] (or until a second signal), kills what is left, removes the firewall table.
+    /// [`GRACE`] (a second signal kills start commands at once), then kills what is left.
     fn shutdown(mut self, rx: &Receiver<Msg>) {
         tracing::info!("shutting down");
+        // Every stop command is started and the table (every port opened) removed at once;
+        // only then do running commands get their grace.
         self.commands.finish();
+        self.actions.send(Action::Perform(Effect::Exit));
+        self.actions.finish();
         let deadline = Instant::now() + GRACE;
+        let mut hurried = false;
         while !lock(&self.groups).is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -623,9 +666,12 @@ impl<'a> Executor<'a> {
                 break;
             }
             match rx.recv_timeout(left.min(Duration::from_millis(50))) {
-                Ok(Msg::Signal(SIGTERM | SIGINT)) => {
-                    tracing::warn!("second signal: killing the commands still running");
-                    break;
+                Ok(Msg::Signal(SIGTERM | SIGINT)) if !hurried => {
+                    // Start commands are killed at once; stop commands close doors, so they
+                    // keep what is left of the grace.
+                    tracing::warn!("second signal: killing the start commands still running");
+                    crate::exec::kill(&self.groups, Some(Kind::Start));
+                    hurried = true;
                 }
                 Ok(_) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
@@ -633,9 +679,7 @@ impl<'a> Executor<'a> {
                 }
             }
         }
-        crate::exec::kill_all(&self.groups);
-        self.actions.send(Action::Perform(Effect::Exit));
-        self.actions.finish();
+        crate::exec::kill(&self.groups, None);
         if let Some(r) = &mut self.resolver {
             r.finish();
         }
@@ -724,3 +768,6 @@ pub fn compiles(filter: &str, ethernet: bool) -> Result<(), String> {
 pub fn wall() -> SystemTime {
     SystemTime::now()
 }
+
+#[cfg(test)]
+mod tests;
