@@ -12,14 +12,18 @@ use std::collections::HashMap;
 use std::io::Read as _;
 use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-/// Most start commands running at once. A burst of successful knocks beyond this is refused
-/// (and logged) instead of exhausting the host (knockd issue #86). Stop commands are never
-/// refused: they close what a start command opened.
+/// Most start commands of one door running at once. A burst of successful knocks beyond
+/// this is refused (and logged) instead of exhausting the host (knockd issue #86); the cap is
+/// per door, so that a flood of completions of one sniffed sequence never keeps another
+/// door's commands from running. Stop commands are never refused: they close what a start
+/// command opened.
 pub const MAX_RUNNING_START_COMMANDS: usize = 64;
+
+/// Most start commands running at once, all doors together.
+pub const MAX_RUNNING_START_COMMANDS_TOTAL: usize = 256;
 
 /// Which kind of command, for the limit above.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +44,8 @@ pub type Outcome = Arc<dyn Fn(u64, bool) + Send + Sync>;
 /// Spawns commands and keeps track of them: each runs in a process group of its own, so that
 /// shutdown can end it with everything it started ([`Runner::kill_all`]).
 pub struct Runner {
-    running_starts: Arc<AtomicUsize>,
+    /// Start commands running, per door.
+    running_starts: Arc<Mutex<HashMap<String, usize>>>,
     /// Process groups (= the command's pid) of the commands still running, and their kind.
     groups: Groups,
     reapers: Vec<JoinHandle<()>>,
@@ -81,14 +86,18 @@ impl Runner {
     /// reported as `id`.
     pub fn run(&mut self, id: u64, door: &str, kind: Kind, argv: Vec<String>, text: &str) {
         self.reapers.retain(|h| !h.is_finished());
-        if kind == Kind::Start
-            && self.running_starts.load(Ordering::Relaxed) >= MAX_RUNNING_START_COMMANDS
-        {
-            tracing::error!(
-                "{door}: not running command: {MAX_RUNNING_START_COMMANDS} commands are still running"
-            );
-            (self.outcome)(id, false);
-            return;
+        if kind == Kind::Start {
+            let starts = lock(&self.running_starts);
+            let total: usize = starts.values().sum();
+            let mine = starts.get(door).copied().unwrap_or(0);
+            if mine >= MAX_RUNNING_START_COMMANDS || total >= MAX_RUNNING_START_COMMANDS_TOTAL {
+                drop(starts);
+                tracing::error!(
+                    "{door}: not running command: {mine} of its commands ({total} in all) are still running"
+                );
+                (self.outcome)(id, false);
+                return;
+            }
         }
         tracing::info!("{door}: running command: {text}");
         let Some((program, args)) = argv.split_first() else {
@@ -114,7 +123,7 @@ impl Runner {
         lock(&self.groups).insert(pid, kind);
         let starts = (kind == Kind::Start).then(|| self.running_starts.clone());
         if let Some(s) = &starts {
-            s.fetch_add(1, Ordering::Relaxed);
+            *lock(s).entry(door.to_owned()).or_default() += 1;
         }
         let (groups, outcome, name) = (self.groups.clone(), self.outcome.clone(), door.to_owned());
         let reaper = std::thread::Builder::new()
@@ -123,7 +132,13 @@ impl Runner {
                 let ok = reap(child, &name);
                 lock(&groups).remove(&pid);
                 if let Some(s) = starts {
-                    s.fetch_sub(1, Ordering::Relaxed);
+                    let mut s = lock(&s);
+                    if let Some(n) = s.get_mut(&name) {
+                        *n -= 1;
+                        if *n == 0 {
+                            s.remove(&name);
+                        }
+                    }
                 }
                 outcome(id, ok);
             });

@@ -399,6 +399,15 @@ impl Journal {
     }
 }
 
+impl Drop for Journal {
+    /// At exit the file is left compact: only what is still pending (nothing after SIGTERM).
+    fn drop(&mut self) {
+        if self.dead > 0 {
+            let _ = self.compact();
+        }
+    }
+}
+
 fn open_append(path: &Path) -> anyhow::Result<File> {
     OpenOptions::new()
         .append(true)
