@@ -66,12 +66,23 @@ pub struct Engine {
     /// Start commands running, and the window each opened.
     starting: HashMap<CommandId, WindowId>,
     next_command: CommandId,
-    /// Attempts in progress per door, followed from the tracker's events (for status).
-    attempts: Vec<u64>,
+    /// Per door, followed from the tracker's events (for status).
+    door_counts: Vec<DoorCounts>,
     effects: VecDeque<Effect>,
     events: Vec<Event>,
     /// SIGTERM came: every door is closed, nothing opens any more.
     stopping: bool,
+}
+
+/// What status says about one door, followed from the tracker's events.
+#[derive(Debug, Clone, Default)]
+struct DoorCounts {
+    /// Attempts in progress.
+    attempts: u64,
+    /// Attempts evicted to make room, since start.
+    evicted: u64,
+    /// The latest broken attempt, as `IP: sequence broken at stage N`.
+    last_broken: Option<String>,
 }
 
 /// What the engine is built from.
@@ -108,7 +119,7 @@ impl Engine {
             clock: now,
             ethernet: start.ethernet,
             ipv4_only: start.ipv4_only,
-            attempts: vec![0; loaded.config.doors.len()],
+            door_counts: vec![DoorCounts::default(); loaded.config.doors.len()],
             config: loaded.config,
             one_time: loaded.one_time,
             tracker,
@@ -403,8 +414,8 @@ impl Engine {
         self.events.clear();
     }
 
-    /// Keeps [`Engine::attempts`] in step: a stage-1 event starts an attempt, an opening of
-    /// a multi-knock door and every failure, expiry or eviction ends one.
+    /// Keeps the door's counts in step: a stage-1 event starts an attempt, an opening of a
+    /// multi-knock door and every failure, expiry or eviction ends one.
     fn follow_attempts(&mut self, ev: &Event) {
         let (door, delta) = match *ev {
             Event::Stage { door, stage, .. } => (door, i64::from(stage == 1)),
@@ -413,8 +424,16 @@ impl Engine {
             | Event::Expired { door, .. }
             | Event::Evicted { door, .. } => (door, -1),
         };
-        if let Some(n) = self.attempts.get_mut(door) {
-            *n = n.saturating_add_signed(delta);
+        let Some(c) = self.door_counts.get_mut(door) else {
+            return;
+        };
+        c.attempts = c.attempts.saturating_add_signed(delta);
+        match *ev {
+            Event::Evicted { .. } => c.evicted += 1,
+            Event::Failed { source, stage, .. } => {
+                c.last_broken = Some(format!("{source}: sequence broken at stage {stage}"));
+            }
+            _ => {}
         }
     }
 
@@ -607,8 +626,8 @@ impl Engine {
             );
         }
         self.tracker.set_sequence(id, next);
-        if let Some(n) = self.attempts.get_mut(id) {
-            *n = 0;
+        if let Some(c) = self.door_counts.get_mut(id) {
+            c.attempts = 0;
         }
         self.effects.push_back(Effect::SetFilter(self.filter()));
     }
@@ -649,16 +668,19 @@ impl Engine {
                 (old_specs.get(old) == Some(spec)).then_some(old)
             })
             .collect();
-        let attempts = carry
+        let counts = carry
             .iter()
-            .map(|c| c.and_then(|o| self.attempts.get(o).copied()).unwrap_or(0))
+            .map(|c| {
+                c.and_then(|o| self.door_counts.get(o).cloned())
+                    .unwrap_or_default()
+            })
             .collect();
         let old = std::mem::replace(&mut self.tracker, Tracker::new(Vec::new(), 1));
         let mut tracker = old.reload(specs, loaded.config.options.max_attempts, &carry);
         tracker.set_local_addresses(&self.local);
         set_stop_on_open(&mut tracker, &loaded.config);
         self.tracker = tracker;
-        self.attempts = attempts;
+        self.door_counts = counts;
         self.effects
             .push_back(Effect::Reconfigure(Box::new(loaded.config.clone())));
         self.config = loaded.config;

@@ -76,12 +76,15 @@ impl Engine {
             .doors
             .iter()
             .enumerate()
-            .map(|(i, d)| DoorStatus {
-                name: d.name.clone(),
-                enabled: self.sequence_len(i).is_some(),
-                attempts: self.attempts.get(i).copied().unwrap_or(0),
-                evicted: 0,
-                last_broken: None,
+            .map(|(i, d)| {
+                let counts = self.door_counts.get(i).cloned().unwrap_or_default();
+                DoorStatus {
+                    name: d.name.clone(),
+                    enabled: self.sequence_len(i).is_some(),
+                    attempts: counts.attempts,
+                    evicted: counts.evicted,
+                    last_broken: counts.last_broken,
+                }
             })
             .collect();
         Status {

@@ -331,6 +331,14 @@ fn status_lists_open_windows_attempts_per_door_and_counters() {
     };
     assert_eq!(s.doors[0].attempts, 0, "expired");
     assert!(s.open.is_empty());
+    let mut e = engine("[d]\n    sequence = 1,2,3\n");
+    knock(&mut e, ms(0), A, &[1, 2, 1]);
+    let Response::Status(s) = e.control(ms(0), &Request::Status, Status::default()) else {
+        panic!()
+    };
+    let broken = format!("{A}: sequence broken at stage 2");
+    assert_eq!(s.doors[0].last_broken.as_deref(), Some(broken.as_str()));
+    assert_eq!(s.doors[0].attempts, 1, "restarted at stage 1");
 }
 
 #[test]
