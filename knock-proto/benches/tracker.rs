@@ -91,6 +91,8 @@ fn hit(source: IpAddr, knock: Knock) -> Hit {
         destination: HOST,
         knock,
         tcp_flags: 0x02, // SYN
+        src_port: 40000,
+        tcp_seq: 1,
     }
 }
 

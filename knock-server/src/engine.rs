@@ -319,8 +319,10 @@ impl Engine {
                     tracing::info!("{who}: {name}: OPEN SESAME");
                     self.open(now, door, source);
                 }
-                Event::Failed { stage, .. } => {
-                    tracing::debug!("{who}: {name}: sequence broken (stage {stage})");
+                Event::Failed { .. } => {
+                    if let Some(why) = ev.broken() {
+                        tracing::debug!("{who}: {name}: {why}");
+                    }
                 }
                 Event::Expired { stage, .. } => {
                     tracing::info!("{who}: {name}: sequence timeout (stage {stage})");
