@@ -13,8 +13,10 @@
 //!   carries nothing new. If the next expected knock is that same knock (`02,02,02`), it counts
 //!   as that knock; otherwise it is ignored: it neither breaks nor restarts the attempt. So a
 //!   door written `2,1,2010` and one written `02,02,02,01,01,01,2010,2010,2010` both open for a
-//!   sender that hits each port three times, and a repeat never gets a source further than
-//!   knocking each port once would.
+//!   sender that hits each port three times. A repeat only ever stands for a knock the door
+//!   expects next, so it makes no door easier to guess: wrong ports, wrong order and late
+//!   knocks fail as they did without repeats (see the proptests). Repeats ignored are counted
+//!   ([`Stats::repeats`]).
 //! - Any other counted hit fails the attempt ([`Event::Failed`], with the knock expected and
 //!   the one received); if that hit is the door's first knock, a new attempt starts at stage 1
 //!   in the same call (knockd drops the breaking packet instead).
@@ -185,6 +187,8 @@ pub struct Stats {
     pub evicted: u64,
     /// Attempts dropped because their door got a new sequence, in total.
     pub dropped: u64,
+    /// Hits ignored as repeats of the knock that last advanced their attempt, in total.
+    pub repeats: u64,
 }
 
 /// The state machine; see the module documentation.
@@ -353,6 +357,7 @@ impl Tracker {
             return;
         }
         if is_repeat(knocks, stage, knock) {
+            self.stats.repeats += 1;
             return;
         }
         events.push(Event::Failed {

@@ -247,6 +247,7 @@ fn a_retransmission_and_a_new_connection_attempt_are_both_repeats() {
         ..first
     };
     assert_eq!(r.hit(1100, again), [], "a second telnet to the same port");
+    assert_eq!(r.tracker.stats().repeats, 2);
     assert_eq!(r.knock(1200, A, "8000"), [stage(A, 0, 2)]);
     assert_eq!(r.knock(1300, A, "9000"), [opened(A, 0)]);
 }
