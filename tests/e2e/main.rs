@@ -5,5 +5,6 @@ mod actions;
 mod client;
 mod harness_selftest;
 mod lifecycle;
+mod retransmissions;
 mod server;
 mod together;

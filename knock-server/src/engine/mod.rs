@@ -375,17 +375,11 @@ impl Engine {
                     self.door_log(Level::INFO, source, door, "OPEN SESAME".into());
                     self.open(now, door, source);
                 }
-                Event::Failed {
-                    source,
-                    door,
-                    stage,
-                    ..
-                } => self.door_log(
-                    Level::DEBUG,
-                    source,
-                    door,
-                    format!("sequence broken (stage {stage})"),
-                ),
+                Event::Failed { source, door, .. } => {
+                    if let Some(why) = ev.broken() {
+                        self.door_log(Level::DEBUG, source, door, why.to_string());
+                    }
+                }
                 Event::Expired {
                     source,
                     door,
@@ -430,8 +424,10 @@ impl Engine {
         c.attempts = c.attempts.saturating_add_signed(delta);
         match *ev {
             Event::Evicted { .. } => c.evicted += 1,
-            Event::Failed { source, stage, .. } => {
-                c.last_broken = Some(format!("{source}: sequence broken at stage {stage}"));
+            Event::Failed { source, .. } => {
+                if let Some(why) = ev.broken() {
+                    c.last_broken = Some(format!("{source}: {why}"));
+                }
             }
             _ => {}
         }

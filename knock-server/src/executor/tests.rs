@@ -22,6 +22,8 @@ fn hit(source: &str, port: u16) -> Hit {
         destination: "198.18.0.2".parse().unwrap(),
         knock: port.to_string().parse().unwrap(),
         tcp_flags: 0x02,
+        src_port: 40000,
+        tcp_seq: 1,
     }
 }
 
