@@ -21,6 +21,7 @@ pub const SAMPLE: &str = r#"[profiles.home]
 host = "home.example.net"   # name or address, IPv4 or IPv6
 hits = 3                     # telnet-style: each port is knocked 3 times (default 1)
 delay_ms = 200               # pause between knocks
+hit_delay_ms = 500           # pause between the hits of one port (default: delay_ms, at least 20)
 protocol = "tcp"             # default for ports written without :proto
 
 [profiles.home.sequences]
@@ -93,6 +94,9 @@ pub struct Profile {
     pub hits: u8,
     /// Pause between hits.
     pub delay: Duration,
+    /// Pause between the hits of one port (one connection attempt sent again); `None`: the
+    /// pause between hits, at least [`MIN_HIT_DELAY`].
+    pub hit_delay: Option<Duration>,
     /// Protocol for ports written without one.
     pub protocol: Proto,
     /// Sequences by name, sorted.
@@ -195,6 +199,18 @@ impl Profile {
     }
 }
 
+/// The least pause between the hits of one port: a daemon capturing on several devices
+/// (knock-server on `any`) counts copies of one packet that arrive within a few milliseconds as
+/// one packet, and the hits of one port are the same packet sent again.
+pub const MIN_HIT_DELAY: Duration = Duration::from_millis(MIN_HIT_DELAY_MS);
+/// [`MIN_HIT_DELAY`] in milliseconds, as `hit_delay_ms` is written.
+pub const MIN_HIT_DELAY_MS: u64 = 20;
+
+/// The longest pause between the hits of one port, in milliseconds: a kernel retransmits a
+/// SYN after 1 s, then 2 s, 4 s...; past 10 s a knock would outlast knockd's default 25 s
+/// sequence timeout.
+pub const MAX_HIT_DELAY_MS: u64 = 10_000;
+
 /// The name in `names` closest to `wanted`, if one is close enough to be a likely typo.
 pub fn closest<'a>(wanted: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     names
@@ -270,6 +286,7 @@ mod tests {
         let home = &c.profiles["home"];
         assert_eq!(home.host, "home.example.net");
         assert_eq!((home.hits, home.delay), (3, Duration::from_millis(200)));
+        assert_eq!(home.hit_delay, Some(Duration::from_millis(500)));
         let wake = &home.sequences["wake-laptop"];
         assert_eq!(
             wake.knocks.knocks(),
@@ -291,7 +308,7 @@ mod tests {
         )
         .unwrap();
         let p = &c.profiles["p"];
-        assert_eq!((p.hits, p.delay), (1, Duration::ZERO));
+        assert_eq!((p.hits, p.delay, p.hit_delay), (1, Duration::ZERO, None));
         assert_eq!(
             p.sequences["s"].knocks.knocks(),
             [k(1, Proto::Udp), k(2, Proto::Tcp)]
@@ -331,6 +348,26 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn hit_delay_is_bounded() {
+        let with = |ms: i64| {
+            Config::from_toml(&format!(
+                "[profiles.p]\nhost = \"::1\"\nhit_delay_ms = {ms}\n[profiles.p.sequences]\ns = \"1\"\n"
+            ))
+            .map(|c| c.profiles["p"].hit_delay)
+        };
+        assert_eq!(with(20), Ok(Some(Duration::from_millis(20))));
+        assert_eq!(with(10_000), Ok(Some(Duration::from_secs(10))));
+        for ms in [-1, 0, 19, 10_001] {
+            let err = with(ms).unwrap_err();
+            assert_eq!(
+                err.0[0].message,
+                format!("hit_delay_ms = {ms} is out of range: use 20 to 10000 milliseconds")
+            );
+            assert_eq!((err.0[0].line, err.0[0].column), (3, Some(16)));
+        }
     }
 
     #[test]

@@ -14,10 +14,17 @@ use knock_proto::Proto;
 use knock_proto::config::Diagnostics;
 use knock_proto::config::walk::{DeTable, DeValue, Key, NamedTables, Val, Walker, in_file_order};
 
-use super::{Config, MAX_DELAY_MS, NamedSequence, Profile};
+use super::{Config, MAX_DELAY_MS, MAX_HIT_DELAY_MS, MIN_HIT_DELAY_MS, NamedSequence, Profile};
 
 /// The keys of a `[profiles.NAME]` table.
-const PROFILE_KEYS: [&str; 5] = ["host", "hits", "delay_ms", "protocol", "sequences"];
+const PROFILE_KEYS: [&str; 6] = [
+    "host",
+    "hits",
+    "delay_ms",
+    "hit_delay_ms",
+    "protocol",
+    "sequences",
+];
 /// The keys of a sequence written as a table.
 const SEQUENCE_KEYS: [&str; 3] = ["sequence", "hits", "delay_ms"];
 
@@ -72,12 +79,19 @@ fn profile(w: &mut Walker<'_>, name_key: &Key<'_>, val: &Val<'_>) -> Option<Prof
     let mut host = None;
     let mut settings = Settings::default();
     let mut protocol = Proto::Tcp;
+    let mut hit_delay = None;
     let mut sequences_val = None;
     for (key, val) in in_file_order(table) {
         let k = key.get_ref().as_ref();
         match k {
             "host" => host = w.string(val, k).and_then(|h| host_value(w, val, h)),
             "hits" | "delay_ms" => settings.read(w, key, val),
+            "hit_delay_ms" => {
+                let range = MIN_HIT_DELAY_MS..=MAX_HIT_DELAY_MS;
+                hit_delay = w
+                    .integer_in(val, k, range, "milliseconds")
+                    .map(Duration::from_millis);
+            }
             "protocol" => {
                 if let Some(p) = w.string(val, k) {
                     match p.parse::<Proto>() {
@@ -118,6 +132,7 @@ fn profile(w: &mut Walker<'_>, name_key: &Key<'_>, val: &Val<'_>) -> Option<Prof
         host: host.unwrap_or_default(),
         hits: settings.hits.unwrap_or(1),
         delay: settings.delay.unwrap_or_default(),
+        hit_delay,
         protocol,
         sequences,
     })
