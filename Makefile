@@ -17,14 +17,22 @@ SHAREDIR   = $(DESTDIR)$(PREFIX)/share
 UNITDIR    = $(DESTDIR)/lib/systemd/system
 ETCDIR     = $(DESTDIR)/etc/knock
 
+# The client is linked statically against musl when that Rust target is installed
+# (`rustup target add x86_64-unknown-linux-musl`, as scripts/setup-debian does): with no
+# dynamic loader and a lighter libc start-up, a knock costs less CPU than Debian's C client
+# (BENCHMARKS.md, "One knock"). Without it, the usual glibc build.
+CLIENT_TARGET ?= $(shell rustup target list --installed 2>/dev/null | grep -x '$(shell uname -m)-unknown-linux-musl')
+CLIENT_BIN     = target/$(if $(CLIENT_TARGET),$(CLIENT_TARGET)/)release/knock
+
 .PHONY: all install uninstall demo test
 
 all:
-	$(CARGO) build --release --locked -p knock-server -p knock-client
+	$(CARGO) build --release --locked -p knock-server
+	$(CARGO) build --release --locked -p knock-client $(if $(CLIENT_TARGET),--target $(CLIENT_TARGET))
 
 install: all
 	install -Dm755 target/release/knock-server $(BINDIR)/knock-server
-	install -Dm755 target/release/knock $(BINDIR)/knock
+	install -Dm755 $(CLIENT_BIN) $(BINDIR)/knock
 	install -Dm644 man/knock.1 $(MANDIR)/man1/knock.1
 	install -Dm644 man/knock-server.8 $(MANDIR)/man8/knock-server.8
 	install -Dm644 completions/knock.bash $(SHAREDIR)/bash-completion/completions/knock
