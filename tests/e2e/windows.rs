@@ -235,6 +235,9 @@ fn knock_exe_under_wine_opens_doors_and_reports_errors() {
         stderr.contains("config.toml:2:1: unknown key `hots`, did you mean `host`?"),
         "{stderr}"
     );
+    // knockd-style needs no profile: the broken one does not stop it.
+    wine.ok(&link, &[SERVER_V4, "7000", "8000", "9000"]);
+    server.wait_log_count(&format!("{CLIENT_V4}: tcp: OPEN SESAME"), 2);
     let stderr = wine.fails(&link, &["--hits", "0", "home", "door"]);
     assert!(stderr.contains("--hits"), "{stderr}");
 }
