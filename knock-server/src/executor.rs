@@ -207,16 +207,7 @@ impl<'a> Executor<'a> {
             }
         })?;
         let resolver = if parts.settings.lookup {
-            let mut names: HashMap<IpAddr, Option<String>> = HashMap::new();
-            Some(Worker::start("resolver", LOOKUPS, move |line: LogLine| {
-                let name = line.who.and_then(|ip| {
-                    if names.len() >= NAME_CACHE {
-                        names.clear();
-                    }
-                    names.entry(ip).or_insert_with(|| lookup(ip)).clone()
-                });
-                emit(&line, name.as_deref());
-            })?)
+            Some(resolver(lookup)?)
         } else {
             None
         };
@@ -586,6 +577,24 @@ impl<'a> Executor<'a> {
             r.finish();
         }
     }
+}
+
+/// The `-l` worker: logs each line it is given with the knocker's name, looked up with
+/// `lookup` (cached). Its queue holds [`LOOKUPS`] lines; the executor logs a line without the
+/// name rather than wait when it is full.
+fn resolver(
+    lookup: impl Fn(IpAddr) -> Option<String> + Send + 'static,
+) -> std::io::Result<Worker<LogLine>> {
+    let mut names: HashMap<IpAddr, Option<String>> = HashMap::new();
+    Worker::start("resolver", LOOKUPS, move |line: LogLine| {
+        let name = line.who.and_then(|ip| {
+            if names.len() >= NAME_CACHE {
+                names.clear();
+            }
+            names.entry(ip).or_insert_with(|| lookup(ip)).clone()
+        });
+        emit(&line, name.as_deref());
+    })
 }
 
 /// Whether libpcap compiles `filter` (checked before a reload commits to a config).
