@@ -76,6 +76,9 @@ pub struct Engine {
     events: Vec<Event>,
     /// SIGTERM came: every door is closed, nothing opens any more.
     stopping: bool,
+    /// The capture filter last asked for: an unchanged one is not installed again (libpcap
+    /// drops the packets already queued when a filter is set, a knock in flight among them).
+    installed_filter: String,
 }
 
 /// What status says about one door, followed from the tracker's events.
@@ -134,7 +137,9 @@ impl Engine {
             effects: VecDeque::new(),
             events: Vec::new(),
             stopping: false,
+            installed_filter: String::new(),
         };
+        engine.installed_filter = engine.filter();
         engine.adopt(now, start.adopted);
         engine
     }
@@ -177,6 +182,14 @@ impl Engine {
             self.ethernet,
             self.ipv4_only,
         )
+    }
+
+    /// Asks for `filter` to be installed, unless it is the one in place.
+    fn set_filter(&mut self, filter: String) {
+        if filter != self.installed_filter {
+            self.installed_filter = filter.clone();
+            self.effects.push_back(Effect::SetFilter(filter));
+        }
     }
 
     /// Moves the effects produced so far to the end of `into`, in order.
@@ -330,7 +343,7 @@ impl Engine {
         }
         self.tracker.set_local_addresses(&local);
         self.local = local;
-        self.effects.push_back(Effect::SetFilter(self.filter()));
+        self.set_filter(self.filter());
     }
 
     /// The nftables table was deleted behind our back: put it back with the ports still

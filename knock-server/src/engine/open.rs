@@ -192,6 +192,6 @@ impl Engine {
         if let Some(c) = self.door_counts.get_mut(id) {
             c.attempts = 0;
         }
-        self.effects.push_back(Effect::SetFilter(self.filter()));
+        self.set_filter(self.filter());
     }
 }

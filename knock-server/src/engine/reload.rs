@@ -66,7 +66,7 @@ impl Engine {
             .push_back(Effect::Reconfigure(Box::new(loaded.config.clone())));
         self.config = loaded.config;
         self.one_time = loaded.one_time;
-        self.effects.push_back(Effect::SetFilter(filter));
+        self.set_filter(filter);
         true
     }
 }
