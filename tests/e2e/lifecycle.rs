@@ -147,6 +147,7 @@ fn a_failed_start_command_leaves_the_door_closed_and_knocking_again_retries_it()
     server.wait_log("door: start command failed");
     knock(&link, &[SERVER_V4, "7000", "8000"]);
     server.wait_log_count("door: running command: /bin/false", 2);
+    server.wait_log_count("door: start command failed", 2);
     assert!(!server.log().contains("already open"), "{}", server.log());
     // Neither failed opening leaves a stop command pending.
     server.daemon.signal("TERM");
