@@ -1,27 +1,7 @@
 //! knock-server: the port-knocking daemon, a drop-in replacement for knockd.
 //!
-//! `main` only parses arguments, reads the config, opens the capture and wires the pieces:
-//! - [`capture`]: the pcap thread (packets in, hits out, never blocks);
-//! - [`engine`]: the state machine's owner (hits, signals and timers in, log lines and
-//!   actions out);
-//! - [`exec`], [`perform`] and [`actions`]: what a door does when it opens;
-//! - [`filter`]: the kernel BPF filter compiled from the doors;
-//! - [`log`]: knockd's log lines to LogFile, syslog and stderr.
-
-mod actions;
-mod capture;
-mod cli;
-#[allow(dead_code)] // The engine and the `status`/`close` subcommands use it (being built).
-mod control;
-mod engine;
-mod exec;
-mod filter;
-mod journal;
-mod load;
-mod log;
-mod man;
-mod perform;
-mod pidfile;
+//! `main` only parses arguments, reads the config, opens the capture and wires the pieces
+//! of the library (see `lib.rs` for the layout).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -32,8 +12,10 @@ use clap::Parser as _;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::cli::Args;
-use crate::engine::{Engine, Exit, Msg, Settings};
+use knock_server::cli::Args;
+use knock_server::engine::{self, Engine, Exit, Msg, Settings};
+use knock_server::executor::{self, Executor};
+use knock_server::{capture, journal, load, log, man, perform, pidfile};
 
 /// Hits waiting for the engine; beyond this the capture thread drops and counts them.
 const QUEUE: usize = 65_536;
@@ -108,11 +90,17 @@ fn run() -> anyhow::Result<ExitCode> {
         ipv4_only: args.only_ipv4,
         lookup: args.lookup,
         ethernet: opened.is_ethernet(),
+        instance: "knock-server".to_owned(),
     };
-    let filter = engine::build_filter(&loaded.config, &loaded.one_time, &local, &settings);
+    let filter = engine::build_filter(
+        &loaded.config,
+        &loaded.one_time,
+        &local,
+        settings.ethernet,
+        settings.ipv4_only,
+    );
     opened.set_filter(&filter)?;
     let performer = perform::Performer::new(&loaded.config)?;
-
     if args.daemon {
         daemonize()?;
     }
@@ -121,6 +109,8 @@ fn run() -> anyhow::Result<ExitCode> {
         .map(pidfile::PidFile::create)
         .transpose()?;
     log::install(&sinks)?;
+    // A state file that cannot be read stops us here (exit 2): its stops must not be lost.
+    let (journal, adopted) = journal::Journal::open(&args.state_file)?;
     let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
     forward_signals(tx.clone())?;
 
@@ -131,11 +121,29 @@ fn run() -> anyhow::Result<ExitCode> {
     tracing::debug!("capture filter: {filter}");
     let clock = capture::Clock::start();
     let counters = Arc::new(capture::Counters::default());
-    let running = capture::spawn(opened, clock, tx, counters.clone())?;
-    let journal = journal::Journal::open(&args.state_file);
-    let mut engine = Engine::new(settings, clock, loaded, local, counters, performer, journal);
-    let exit = engine.run(&rx, &running);
-    tracing::info!("shutting down");
+    let engine = Engine::new(
+        clock.now(),
+        engine::Start {
+            loaded,
+            local,
+            adopted,
+            wall: executor::wall(),
+            ethernet: settings.ethernet,
+            ipv4_only: settings.ipv4_only,
+        },
+    );
+    let running = capture::spawn(opened, clock, tx.clone(), counters.clone())?;
+    let executor = Executor::new(executor::Parts {
+        engine,
+        settings,
+        clock,
+        capture: &running,
+        counters,
+        journal,
+        performer,
+        tx,
+    })?;
+    let exit = executor.run(&rx);
     running.stop();
     Ok(match exit {
         Exit::Signal => ExitCode::SUCCESS,

@@ -4,5 +4,6 @@
 mod actions;
 mod client;
 mod harness_selftest;
+mod lifecycle;
 mod server;
 mod together;
