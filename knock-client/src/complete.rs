@@ -31,6 +31,11 @@ const SHELLS: Shells<'static> = Shells(&[&Bash, &Elvish, &Fish, &Powershell, &Zs
 /// Answers a completion request and exits, if this run is one; returns otherwise.
 /// Must run before anything is printed.
 pub fn handle_request() {
+    // The common case, a knock, pays one environment lookup: clap_complete would first
+    // collect the arguments and ask for the working directory.
+    if std::env::var_os(VAR).is_none() {
+        return;
+    }
     CompleteEnv::with_factory(completion_command)
         .var(VAR)
         .bin(BIN)

@@ -5,6 +5,8 @@ mod actions;
 mod client;
 mod harness_selftest;
 mod lifecycle;
+mod proxy;
 mod retransmissions;
 mod server;
 mod together;
+mod windows;
