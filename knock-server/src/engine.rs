@@ -502,6 +502,8 @@ fn door_sequence(door: &Door, one_time: Option<&OneTimeSequences>) -> Option<Seq
     match &door.sequence {
         SequenceSource::Fixed(s) => Some(s.clone()),
         SequenceSource::OneTime { .. } => one_time.and_then(|o| o.current().cloned()),
+        // Rotating doors are not the tracker's: their sequences change every step.
+        SequenceSource::Rotating(_) => None,
     }
 }
 

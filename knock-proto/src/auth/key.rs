@@ -70,6 +70,18 @@ impl FromStr for Key {
     }
 }
 
+/// Why a key file's permission bits (`st_mode`) make it unusable: anyone but its owner may read
+/// or write it, as ssh refuses private keys. `None` when only the owner has access.
+pub fn mode_problem(file: &str, mode: u32) -> Option<String> {
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "{file} is mode {:04o}: anyone but its owner can read or write it, so the key must be \
+             taken as known; run `chmod 600 {file}` (and make a new key if others may have read it)",
+            mode & 0o7777
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +99,18 @@ mod tests {
         assert_eq!("".parse::<Key>(), Err(KeyError::Empty));
         assert_eq!("not base64!".parse::<Key>(), Err(KeyError::NotBase64));
         assert_eq!("AAEC".parse::<Key>(), Err(KeyError::WrongLength(3)));
+    }
+
+    #[test]
+    fn only_owner_only_modes_are_fine() {
+        assert_eq!(mode_problem("k", 0o100600), None);
+        assert_eq!(mode_problem("k", 0o400), None);
+        assert_eq!(
+            mode_problem("/k", 0o100640).unwrap(),
+            "/k is mode 0640: anyone but its owner can read or write it, so the key must be \
+             taken as known; run `chmod 600 /k` (and make a new key if others may have read it)"
+        );
+        assert!(mode_problem("k", 0o602).is_some());
     }
 
     #[test]
