@@ -17,6 +17,7 @@ mod engine;
 mod exec;
 mod filter;
 mod journal;
+mod keys;
 mod load;
 mod log;
 mod man;
@@ -32,14 +33,14 @@ use clap::Parser as _;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::cli::Args;
+use crate::cli::Cli;
 use crate::engine::{Engine, Exit, Msg, Settings};
 
 /// Hits waiting for the engine; beyond this the capture thread drops and counts them.
 const QUEUE: usize = 65_536;
 
 /// Exit status for usage, config and startup errors (knockd users' scripts test for non-zero).
-const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     match run() {
@@ -53,7 +54,11 @@ fn main() -> ExitCode {
 
 /// Errors returned from here happen before the daemon runs: they exit with status 2.
 fn run() -> anyhow::Result<ExitCode> {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    if let Some(command) = cli.command {
+        return keys::run(command);
+    }
+    let args = cli.daemon;
     if args.man {
         print_stdout(&man::render()?)?;
         return Ok(ExitCode::SUCCESS);
@@ -144,7 +149,7 @@ fn run() -> anyhow::Result<ExitCode> {
 }
 
 /// Writes to stdout; a reader that went away (`--check | head`) is not an error.
-fn print_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn print_stdout(bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {
