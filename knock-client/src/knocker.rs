@@ -22,6 +22,9 @@ pub fn send(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let mut sender = Sender::new(dst, plan.has_tcp());
+    if let Some(sealing) = &plan.sealing {
+        sender.seal(sealing.clone())?;
+    }
     let mut verbose = verbose;
     if verbose && plan.has_tcp() {
         verbose = writeln!(out, "{}", sender.describe()).is_ok();

@@ -18,6 +18,7 @@ mod plan;
 mod profiles;
 mod progress;
 mod resolve;
+mod rotating;
 mod send;
 
 use std::io::{self, Write as _};
@@ -83,6 +84,14 @@ fn run(cli: &Cli, config_origin: Origin) -> anyhow::Result<()> {
     let Some(target) = &cli.target else {
         bail!("nothing to knock: give PROFILE SEQUENCE or HOST PORT... (see knock --help)");
     };
+    if cli.show {
+        let config = match &profiles {
+            Profiles::Loaded(c) => Some(c),
+            Profiles::Missing(_) => None,
+        };
+        rotating::show(config, target, &cli.rest, &mut out)?;
+        return Ok(out.flush()?);
+    }
     let overrides = Overrides {
         udp: cli.udp,
         hits: cli.hits,

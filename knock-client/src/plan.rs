@@ -58,6 +58,8 @@ pub struct Plan {
     pub hits: usize,
     /// Pause between two hits.
     pub delay: Duration,
+    /// For a sealed rotating door: what the TCP sequence numbers must carry.
+    pub sealing: Option<crate::rotating::Sealing>,
 }
 
 /// One packet to send.
@@ -161,6 +163,9 @@ fn from_profile(
             extra.join(" ")
         ),
     };
+    if let Some(entry) = profile.rotating.get(seq_name) {
+        return from_rotating(profile, entry, overrides);
+    }
     let Some(seq) = profile.sequences.get(seq_name) else {
         let hint = match profiles::closest(seq_name, profile.sequence_names()) {
             Some(near) => format!("; did you mean `{near}`?"),
@@ -171,6 +176,37 @@ fn from_profile(
     let hits = overrides.hits.or(seq.hits).unwrap_or(profile.hits);
     let delay = overrides.delay.or(seq.delay).unwrap_or(profile.delay);
     finish(&profile.host, seq.knocks.clone(), hits, delay, overrides)
+}
+
+/// A rotating sequence: the ports of the current step, TCP, sealed if the door is.
+fn from_rotating(
+    profile: &profiles::Profile,
+    entry: &crate::rotating::RotatingEntry,
+    overrides: Overrides,
+) -> anyhow::Result<Plan> {
+    if overrides.udp {
+        bail!("rotating doors are knocked with TCP only: drop -u");
+    }
+    let door = entry.rotating.door()?;
+    let (ports, sealing, _) = crate::rotating::current(&door, crate::rotating::now_millis()?);
+    let knocks = ports
+        .into_iter()
+        .map(|p| Knock::new(p, Proto::Tcp))
+        .collect();
+    let hits = overrides.hits.or(entry.hits).unwrap_or(profile.hits);
+    let delay = overrides
+        .delay
+        .or(entry.delay_ms.map(Duration::from_millis))
+        .unwrap_or(profile.delay);
+    let mut plan = finish(
+        &profile.host,
+        Sequence::new(knocks)?,
+        hits,
+        delay,
+        overrides,
+    )?;
+    plan.sealing = entry.rotating.sealed.then_some(sealing);
+    Ok(plan)
 }
 
 fn finish(
@@ -199,6 +235,7 @@ fn finish(
         sequence,
         hits,
         delay,
+        sealing: None,
     })
 }
 

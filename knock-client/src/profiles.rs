@@ -97,6 +97,8 @@ pub struct Profile {
     pub protocol: Proto,
     /// Sequences by name, sorted.
     pub sequences: BTreeMap<String, NamedSequence>,
+    /// Rotating sequences by name, sorted (none of them in `sequences`).
+    pub rotating: BTreeMap<String, crate::rotating::RotatingEntry>,
 }
 
 /// One sequence of a profile, with its overrides.
@@ -173,9 +175,12 @@ impl Config {
 }
 
 impl Profile {
-    /// The sequence names, sorted.
+    /// The sequence names, fixed and rotating, sorted.
     pub fn sequence_names(&self) -> impl Iterator<Item = &str> {
-        self.sequences.keys().map(String::as_str)
+        let mut names: Vec<&str> = self.sequences.keys().map(String::as_str).collect();
+        names.extend(self.rotating.keys().map(String::as_str));
+        names.sort_unstable();
+        names.into_iter()
     }
 }
 
@@ -257,9 +262,21 @@ fn check_profile(name: &str, raw: RawProfile, problems: &mut Problems) -> Option
         );
     }
     let mut sequences = BTreeMap::new();
+    let mut rotating = BTreeMap::new();
     for (seq_name, value) in raw.sequences {
         let at = value.span().start;
         let context = format!("profile `{name}`, sequence `{seq_name}`");
+        match crate::rotating::check(&seq_name, value.get_ref()) {
+            Some(Ok(entry)) => {
+                rotating.insert(seq_name, entry);
+                continue;
+            }
+            Some(Err(e)) => {
+                problems.add(at, format_args!("{context}: {e}"));
+                continue;
+            }
+            None => {}
+        }
         match check_sequence(value.into_inner(), protocol.unwrap_or_default(), hits) {
             Ok(seq) => {
                 sequences.insert(seq_name, seq);
@@ -276,6 +293,7 @@ fn check_profile(name: &str, raw: RawProfile, problems: &mut Problems) -> Option
         delay: delay?,
         protocol: protocol?,
         sequences,
+        rotating,
     })
 }
 
@@ -385,6 +403,13 @@ pub fn write_list(config: &Config, out: &mut impl io::Write) -> io::Result<()> {
                 (hits, delay) => settings(hits.unwrap_or(p.hits), delay.unwrap_or(p.delay), None),
             };
             writeln!(out, "  {seq_name:width$}  {}{extra}", s.written)?;
+        }
+        for (seq_name, e) in &p.rotating {
+            writeln!(
+                out,
+                "  {seq_name:width$}  {}",
+                crate::rotating::describe(&e.rotating)
+            )?;
         }
     }
     Ok(())
