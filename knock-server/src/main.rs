@@ -23,6 +23,8 @@ mod log;
 mod man;
 mod perform;
 mod pidfile;
+#[allow(dead_code)] // Wired into the engine once its rewrite lands (issue 12).
+mod rotating;
 
 use std::process::ExitCode;
 use std::sync::Arc;
