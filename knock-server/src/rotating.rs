@@ -1,10 +1,12 @@
 //! Rotating doors on the daemon's side: the engine hands every TCP hit to [`RotatingDoors`]
-//! first; what belongs to a rotating door is verified (one MAC per packet for sealed doors),
-//! counted per source by the gate, and logged; the rest goes on to the tracker.
+//! first; what belongs to a rotating door is verified (one MAC per packet for sealed doors)
+//! and counted per source by the gate, with the line to log; the rest goes on to the tracker.
 //!
-//! The replay record is saved next to the pending stops (`STATE-FILE.replay`) whenever it
-//! changes, so a restart between a knock and its replay still refuses the replay. The clock
-//! is read by the caller: `now` (monotonic) for attempts, `unix` (wall clock, seconds) for steps.
+//! No I/O but reading the saved record at start: the caller logs the lines, and writes the
+//! replay record ([`RotatingDoors::take_record`]) next to the pending stops
+//! (`STATE-FILE.replay`) whenever it changed, so a restart between a knock and its replay
+//! still refuses the replay. The clock is read by the caller too: `now` (monotonic) for
+//! attempts, `unix` (wall clock, seconds) for steps.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -15,7 +17,12 @@ use knock_proto::config::{Config, SequenceSource};
 use knock_proto::flags::bits;
 use knock_proto::{Knock, Port, Proto, Timestamp};
 
-use crate::load::{Loaded, write_atomically};
+use tracing::Level;
+
+use crate::load::Loaded;
+
+/// A line to log: its level and the text after `IP: `.
+pub type Line = (Level, String);
 
 /// What [`RotatingDoors::handle`] did with a hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,9 +44,7 @@ pub struct RotatingDoors {
     gate: Gate,
     /// Index in the config of each of the verifier's doors.
     config_ids: Vec<usize>,
-    /// Where the record is saved; `None`: not saved (tests).
-    record_file: Option<PathBuf>,
-    /// The record's text as last saved, to write only on change.
+    /// The record's text as last taken for saving, to save only on change.
     saved: String,
 }
 
@@ -53,11 +58,11 @@ pub fn record_file(state_file: &Path) -> PathBuf {
 impl RotatingDoors {
     /// The rotating doors of `loaded` (with their keys), the record read from `record_file`
     /// (a missing file is an empty record; a bad one is logged and replaced).
-    pub fn new(loaded: &Loaded, record_file: Option<PathBuf>, unix: u64) -> RotatingDoors {
+    pub fn new(loaded: &Loaded, record_file: Option<&Path>, unix: u64) -> RotatingDoors {
         let (doors, config_ids) = rotating_doors(loaded);
         let mut verifier = Verifier::new(doors);
         verifier.roll(unix);
-        let record = record_file.as_deref().map(read_record).unwrap_or_default();
+        let record = record_file.map(read_record).unwrap_or_default();
         let mut gate = Gate::new(loaded.config.options.max_attempts, record);
         let names: Vec<&str> = verifier.doors().iter().map(|d| d.name.as_str()).collect();
         gate.record.keep_doors(&names);
@@ -66,7 +71,6 @@ impl RotatingDoors {
             verifier,
             gate,
             config_ids,
-            record_file,
         }
     }
 
@@ -100,7 +104,6 @@ impl RotatingDoors {
     pub fn roll(&mut self, now: Timestamp, unix: u64) -> bool {
         let changed = self.verifier.roll(unix);
         self.gate.expire(now, &self.verifier);
-        self.save();
         changed
     }
 
@@ -112,35 +115,43 @@ impl RotatingDoors {
         ))
     }
 
-    /// Judges one hit from `source` (`who` is how the log names it) on `knock` with these TCP
-    /// flags and sequence number.
+    /// Judges one hit from `source` on `knock` with these TCP flags and sequence number: what
+    /// it did, and the line to log (after `IP: `), if any.
     pub fn handle(
         &mut self,
         now: Timestamp,
-        who: &str,
         source: IpAddr,
         knock: Knock,
         tcp_flags: u8,
         tcp_seq: u32,
-    ) -> Handled {
+    ) -> (Handled, Option<Line>) {
         // A knock is a SYN: only a SYN's sequence number is the sender's to choose.
         let syn = tcp_flags & bits::SYN != 0 && tcp_flags & bits::ACK == 0;
         if self.is_empty() || knock.proto != Proto::Tcp || !syn {
-            return Handled::NotOurs;
+            return (Handled::NotOurs, None);
         }
         let verdict = self.verifier.verify(knock.port, Some(tcp_seq), source);
         let outcome = self.gate.handle(now, &self.verifier, source, verdict);
-        self.log(who, knock.port, &outcome);
-        match outcome {
+        let line = self.line(knock.port, &outcome);
+        let handled = match outcome {
             Outcome::NotOurs => Handled::NotOurs,
-            Outcome::Open { door, .. } => {
-                self.save();
-                Handled::Open {
-                    door: self.config_ids[door],
-                }
-            }
+            Outcome::Open { door, .. } => Handled::Open {
+                door: self.config_ids[door],
+            },
             _ => Handled::Taken,
+        };
+        (handled, line)
+    }
+
+    /// The replay record's text if it changed since the last call: the caller saves it
+    /// (atomically) to [`record_file`].
+    pub fn take_record(&mut self) -> Option<String> {
+        let text = self.gate.record.to_text();
+        if text == self.saved {
+            return None;
         }
+        self.saved = text.clone();
+        Some(text)
     }
 
     fn name(&self, door: usize) -> &str {
@@ -150,62 +161,70 @@ impl RotatingDoors {
             .map_or("?", |d| d.name.as_str())
     }
 
-    fn log(&self, who: &str, port: Port, outcome: &Outcome) {
-        match *outcome {
-            Outcome::NotOurs | Outcome::Repeat { .. } => {}
+    fn line(&self, port: Port, outcome: &Outcome) -> Option<Line> {
+        let name = |door: usize| self.name(door).to_owned();
+        let step = |door: usize| self.verifier.doors()[door].step_seconds.get();
+        Some(match *outcome {
+            Outcome::NotOurs | Outcome::Repeat { .. } | Outcome::Refused(Refusal::NotOurs) => {
+                return None;
+            }
             Outcome::Progress { door, done, .. } => {
-                tracing::info!("{who}: {}: Stage {done}", self.name(door));
+                (Level::INFO, format!("{}: Stage {done}", name(door)))
             }
             Outcome::Open { door, offset } => {
-                let name = self.name(door);
-                tracing::info!(
-                    "{who}: {name}: Stage {}",
-                    self.verifier.doors()[door].knocks
-                );
-                if offset != 0 {
-                    let step = self.verifier.doors()[door].step_seconds.get();
-                    tracing::debug!("{who}: {name}: {}", clock_off(offset, step));
-                }
-            }
-            Outcome::Replayed { door } => tracing::info!(
-                "{who}: {}: replayed knock refused: this sequence already opened the door in its \
-                 step{}",
-                self.name(door),
-                if self.sealed(door) {
-                    ""
+                let knocks = self.verifier.doors()[door].knocks;
+                let skew = if offset == 0 {
+                    String::new()
                 } else {
-                    " (for another address)"
-                }
+                    format!(" ({})", clock_off(offset, step(door)))
+                };
+                (Level::INFO, format!("{}: Stage {knocks}{skew}", name(door)))
+            }
+            Outcome::Replayed { door } => (
+                Level::INFO,
+                format!(
+                    "{}: replayed knock refused: this sequence already opened the door in its \
+                     step{}",
+                    name(door),
+                    if self.sealed(door) {
+                        ""
+                    } else {
+                        " (for another address)"
+                    }
+                ),
             ),
-            Outcome::Refused(Refusal::WrongSeal { door }) => tracing::debug!(
-                "{who}: {}: knock on port {port} refused: wrong seal in the TCP sequence number \
-                 (a guess, a spoof, a client without raw sockets, or a firewall that rewrites \
-                 sequence numbers)",
-                self.name(door)
+            Outcome::Refused(Refusal::WrongSeal { door }) => (
+                Level::DEBUG,
+                format!(
+                    "{}: knock on port {port} refused: wrong seal in the TCP sequence number (a \
+                     guess, a spoof, a client without raw sockets, or a firewall that rewrites \
+                     sequence numbers)",
+                    name(door)
+                ),
             ),
             Outcome::Refused(Refusal::OffStep { door, offset }) => {
-                let step = self.verifier.doors()[door].step_seconds.get();
-                let line = format!(
-                    "{who}: {}: knock for another time step refused: {}",
-                    self.name(door),
-                    clock_off(offset, step)
-                );
                 // Only the key holder can make a sealed knock: worth saying without -v.
-                if self.sealed(door) {
-                    tracing::info!("{line}");
+                let level = if self.sealed(door) {
+                    Level::INFO
                 } else {
-                    tracing::debug!("{line}");
-                }
-            }
-            Outcome::Refused(Refusal::NotOurs) => {}
-            Outcome::OutOfOrder { door } => {
-                tracing::debug!(
-                    "{who}: {}: sequence broken (knock out of order)",
-                    self.name(door)
+                    Level::DEBUG
+                };
+                let text = format!(
+                    "{}: knock for another time step refused: {}",
+                    name(door),
+                    clock_off(offset, step(door))
                 );
+                (level, text)
             }
-            Outcome::Full => tracing::debug!("{who}: too many attempts in progress, not tracked"),
-        }
+            Outcome::OutOfOrder { door } => (
+                Level::DEBUG,
+                format!("{}: sequence broken (knock out of order)", name(door)),
+            ),
+            Outcome::Full => (
+                Level::DEBUG,
+                "too many attempts in progress, not tracked".to_owned(),
+            ),
+        })
     }
 
     fn sealed(&self, door: usize) -> bool {
@@ -213,21 +232,6 @@ impl RotatingDoors {
             .doors()
             .get(door)
             .is_some_and(|d| d.seal != knock_proto::auth::Seal::Off)
-    }
-
-    /// Writes the record if it changed since the last save.
-    fn save(&mut self) {
-        let Some(path) = &self.record_file else {
-            return;
-        };
-        let text = self.gate.record.to_text();
-        if text == self.saved {
-            return;
-        }
-        match write_atomically(path, &text) {
-            Ok(()) => self.saved = text,
-            Err(e) => tracing::error!("cannot save the replay record: {e:#}"),
-        }
     }
 }
 
@@ -321,7 +325,7 @@ mod tests {
     fn knock(doors: &mut RotatingDoors, source: IpAddr, ks: &[(Knock, u32)]) -> Handled {
         let mut last = Handled::NotOurs;
         for (k, seq) in ks {
-            last = doors.handle(Timestamp::ZERO, "x", source, *k, bits::SYN, *seq);
+            last = doors.handle(Timestamp::ZERO, source, *k, bits::SYN, *seq).0;
         }
         last
     }
@@ -331,24 +335,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = record_file(&dir.path().join("pending-stops"));
         let me: IpAddr = "198.18.0.1".parse().unwrap();
-        let mut doors = RotatingDoors::new(&loaded(), Some(file.clone()), UNIX);
+        let mut doors = RotatingDoors::new(&loaded(), Some(&file), UNIX);
         let ks = knocks(&doors, 7, me);
-        assert!(
-            ks.iter().all(|(k, _)| k.port.get() != 7001),
-            "other doors' ports are out"
-        );
+        let other_doors_port = ks.iter().any(|(k, _)| k.port.get() == 7001);
+        assert!(!other_doors_port, "other doors' ports are taken out");
         assert_eq!(knock(&mut doors, me, &ks), Handled::Open { door: 1 });
-        assert!(
-            std::fs::read_to_string(&file)
-                .unwrap()
-                .starts_with("used ssh ")
-        );
-        let mut restarted = RotatingDoors::new(&loaded(), Some(file), UNIX);
-        assert_eq!(
-            knock(&mut restarted, me, &ks),
-            Handled::Taken,
-            "replay refused"
-        );
+        let saved = doors.take_record().unwrap();
+        assert!(saved.starts_with("used ssh "), "{saved}");
+        assert_eq!(doors.take_record(), None, "saved once");
+        std::fs::write(&file, saved).unwrap();
+        let mut restarted = RotatingDoors::new(&loaded(), Some(&file), UNIX);
+        assert_eq!(knock(&mut restarted, me, &ks), Handled::Taken, "replay");
         let fresh = knocks(&restarted, 8, me);
         assert_eq!(knock(&mut restarted, me, &fresh), Handled::Open { door: 1 });
     }
@@ -359,20 +356,18 @@ mod tests {
         let mut doors = RotatingDoors::new(&loaded(), None, UNIX);
         let (k, seq) = knocks(&doors, 7, me)[0];
         let udp = Knock::new(k.port, Proto::Udp);
-        assert_eq!(
-            doors.handle(Timestamp::ZERO, "x", me, udp, 0, seq),
-            Handled::NotOurs
-        );
+        let not_ours = (Handled::NotOurs, None);
+        assert_eq!(doors.handle(Timestamp::ZERO, me, udp, 0, seq), not_ours);
         let ack = bits::SYN | bits::ACK;
-        assert_eq!(
-            doors.handle(Timestamp::ZERO, "x", me, k, ack, seq),
-            Handled::NotOurs
-        );
+        assert_eq!(doors.handle(Timestamp::ZERO, me, k, ack, seq), not_ours);
         let other = Knock::new(Port::new(9999).unwrap(), Proto::Tcp);
         assert_eq!(
-            doors.handle(Timestamp::ZERO, "x", me, other, bits::SYN, seq),
-            Handled::NotOurs
+            doors.handle(Timestamp::ZERO, me, other, bits::SYN, seq),
+            not_ours
         );
+        let (handled, line) = doors.handle(Timestamp::ZERO, me, k, bits::SYN, seq ^ 1);
+        assert_eq!(handled, Handled::Taken);
+        assert!(line.unwrap().1.contains("wrong seal"));
         let filter = doors.filter_knocks(&loaded().config);
         assert!(filter[0].is_empty() && filter[1].contains(&k));
     }
