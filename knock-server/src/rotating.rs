@@ -46,6 +46,9 @@ pub struct RotatingDoors {
     config_ids: Vec<usize>,
     /// The record's text as last taken for saving, to save only on change.
     saved: String,
+    /// When attempts past their timeout are next dropped (at most once a second: the engine
+    /// calls [`RotatingDoors::roll`] after every batch of hits).
+    next_expire: Timestamp,
 }
 
 /// The replay record's file for a state file: `pending-stops.replay` beside `pending-stops`.
@@ -68,6 +71,7 @@ impl RotatingDoors {
         gate.record.keep_doors(&names);
         RotatingDoors {
             saved: gate.record.to_text(),
+            next_expire: Timestamp::ZERO,
             verifier,
             gate,
             config_ids,
@@ -103,7 +107,10 @@ impl RotatingDoors {
     /// no longer accepted.
     pub fn roll(&mut self, now: Timestamp, unix: u64) -> bool {
         let changed = self.verifier.roll(unix);
-        self.gate.expire(now, &self.verifier);
+        if changed || now >= self.next_expire {
+            self.gate.expire(now, &self.verifier);
+            self.next_expire = now + Duration::from_secs(1);
+        }
         changed
     }
 
