@@ -43,6 +43,20 @@ pub struct PairArgs {
     pub key_path: String,
 }
 
+/// Exit status for usage and config errors, as the daemon's.
+const EXIT_USAGE: u8 = 2;
+
+/// Writes to stdout; a reader that went away (`pair DOOR | head`) is not an error.
+fn print_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to stdout")
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Runs a subcommand.
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
@@ -69,7 +83,7 @@ fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
     rand::fill(&mut bytes);
     let text = format!("{}\n", Key::from_bytes(bytes).to_text());
     let Some(path) = args.file.as_deref().filter(|p| *p != Path::new("-")) else {
-        crate::print_stdout(text.as_bytes())?;
+        print_stdout(text.as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     };
     // O_EXCL: never overwrite (nor follow a symlink planted where the key goes); the mode is
@@ -107,7 +121,7 @@ fn pair(args: &PairArgs) -> anyhow::Result<ExitCode> {
         Ok(l) => l,
         Err(diagnostics) => {
             eprintln!("{diagnostics}");
-            return Ok(ExitCode::from(crate::EXIT_USAGE));
+            return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
     let config = &loaded.config;
@@ -153,7 +167,7 @@ fn pair(args: &PairArgs) -> anyhow::Result<ExitCode> {
         text.push_str(", bind_source = true");
     }
     text.push_str(" }\n");
-    crate::print_stdout(text.as_bytes())?;
+    print_stdout(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 

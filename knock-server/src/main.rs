@@ -1,30 +1,7 @@
 //! knock-server: the port-knocking daemon, a drop-in replacement for knockd.
 //!
-//! `main` only parses arguments, reads the config, opens the capture and wires the pieces:
-//! - [`capture`]: the pcap thread (packets in, hits out, never blocks);
-//! - [`engine`]: the state machine's owner (hits, signals and timers in, log lines and
-//!   actions out);
-//! - [`exec`], [`perform`] and [`actions`]: what a door does when it opens;
-//! - [`filter`]: the kernel BPF filter compiled from the doors;
-//! - [`log`]: knockd's log lines to LogFile, syslog and stderr.
-
-mod actions;
-mod capture;
-mod cli;
-#[allow(dead_code)] // The engine and the `status`/`close` subcommands use it (being built).
-mod control;
-mod engine;
-mod exec;
-mod filter;
-mod journal;
-mod keys;
-mod load;
-mod log;
-mod man;
-mod perform;
-mod pidfile;
-#[allow(dead_code)] // Wired into the engine once its rewrite lands (issue 12).
-mod rotating;
+//! `main` only parses arguments, reads the config, opens the capture and wires the pieces
+//! of the library (see `lib.rs` for the layout).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -35,14 +12,16 @@ use clap::Parser as _;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::cli::Cli;
-use crate::engine::{Engine, Exit, Msg, Settings};
+use knock_server::cli::Cli;
+use knock_server::engine::{self, Engine, Exit, Msg, Settings};
+use knock_server::executor::{self, Executor};
+use knock_server::{capture, journal, load, log, man, perform, pidfile, rotating};
 
 /// Hits waiting for the engine; beyond this the capture thread drops and counts them.
 const QUEUE: usize = 65_536;
 
 /// Exit status for usage, config and startup errors (knockd users' scripts test for non-zero).
-pub(crate) const EXIT_USAGE: u8 = 2;
+const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     match run() {
@@ -58,7 +37,7 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     if let Some(command) = cli.command {
-        return keys::run(command);
+        return knock_server::keys::run(command);
     }
     let args = cli.daemon;
     if args.man {
@@ -115,11 +94,26 @@ fn run() -> anyhow::Result<ExitCode> {
         ipv4_only: args.only_ipv4,
         lookup: args.lookup,
         ethernet: opened.is_ethernet(),
+        instance: "knock-server".to_owned(),
     };
-    let filter = engine::build_filter(&loaded.config, &loaded.one_time, &local, &settings);
+    let replay = rotating::Replay {
+        record: rotating::read_record(&rotating::record_file(&args.state_file)),
+        file: rotating::record_file(&args.state_file),
+    };
+    let unix = executor::wall()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let doors = rotating::RotatingDoors::new(&loaded, replay.record.clone(), unix);
+    let filter = engine::build_filter(
+        &loaded.config,
+        &loaded.one_time,
+        &doors.filter_knocks(&loaded.config),
+        &local,
+        settings.ethernet,
+        settings.ipv4_only,
+    );
     opened.set_filter(&filter)?;
     let performer = perform::Performer::new(&loaded.config)?;
-
     if args.daemon {
         daemonize()?;
     }
@@ -128,6 +122,8 @@ fn run() -> anyhow::Result<ExitCode> {
         .map(pidfile::PidFile::create)
         .transpose()?;
     log::install(&sinks)?;
+    // A state file that cannot be read stops us here (exit 2): its stops must not be lost.
+    let (journal, adopted) = journal::Journal::open(&args.state_file)?;
     let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
     forward_signals(tx.clone())?;
 
@@ -138,11 +134,30 @@ fn run() -> anyhow::Result<ExitCode> {
     tracing::debug!("capture filter: {filter}");
     let clock = capture::Clock::start();
     let counters = Arc::new(capture::Counters::default());
-    let running = capture::spawn(opened, clock, tx, counters.clone())?;
-    let journal = journal::Journal::open(&args.state_file);
-    let mut engine = Engine::new(settings, clock, loaded, local, counters, performer, journal);
-    let exit = engine.run(&rx, &running);
-    tracing::info!("shutting down");
+    let engine = Engine::new(
+        clock.now(),
+        engine::Start {
+            loaded,
+            local,
+            adopted,
+            wall: executor::wall(),
+            ethernet: settings.ethernet,
+            ipv4_only: settings.ipv4_only,
+            replay: Some(replay),
+        },
+    );
+    let running = capture::spawn(opened, clock, tx.clone(), counters.clone())?;
+    let executor = Executor::new(executor::Parts {
+        engine,
+        settings,
+        clock,
+        capture: &running,
+        counters,
+        journal,
+        performer,
+        tx,
+    })?;
+    let exit = executor.run(&rx);
     running.stop();
     Ok(match exit {
         Exit::Signal => ExitCode::SUCCESS,
@@ -151,7 +166,7 @@ fn run() -> anyhow::Result<ExitCode> {
 }
 
 /// Writes to stdout; a reader that went away (`--check | head`) is not an error.
-pub(crate) fn print_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+fn print_stdout(bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {

@@ -51,6 +51,15 @@ pub struct RotatingDoors {
     next_expire: Timestamp,
 }
 
+/// The replay record as saved, and where it is saved.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The record read at start ([`read_record`]).
+    pub record: ReplayRecord,
+    /// Its file ([`record_file`]).
+    pub file: PathBuf,
+}
+
 /// The replay record's file for a state file: `pending-stops.replay` beside `pending-stops`.
 pub fn record_file(state_file: &Path) -> PathBuf {
     let mut name = state_file.as_os_str().to_owned();
@@ -59,13 +68,12 @@ pub fn record_file(state_file: &Path) -> PathBuf {
 }
 
 impl RotatingDoors {
-    /// The rotating doors of `loaded` (with their keys), the record read from `record_file`
-    /// (a missing file is an empty record; a bad one is logged and replaced).
-    pub fn new(loaded: &Loaded, record_file: Option<&Path>, unix: u64) -> RotatingDoors {
+    /// The rotating doors of `loaded` (with their keys), with the replay record so far, at
+    /// the steps in force at `unix`.
+    pub fn new(loaded: &Loaded, record: ReplayRecord, unix: u64) -> RotatingDoors {
         let (doors, config_ids) = rotating_doors(loaded);
         let mut verifier = Verifier::new(doors);
         verifier.roll(unix);
-        let record = record_file.map(read_record).unwrap_or_default();
         let mut gate = Gate::new(loaded.config.options.max_attempts, record);
         let names: Vec<&str> = verifier.doors().iter().map(|d| d.name.as_str()).collect();
         gate.record.keep_doors(&names);
@@ -148,6 +156,11 @@ impl RotatingDoors {
             _ => Handled::Taken,
         };
         (handled, line)
+    }
+
+    /// The replay record (to carry over a reload).
+    pub fn record(&self) -> &ReplayRecord {
+        &self.gate.record
     }
 
     /// The replay record's text if it changed since the last call: the caller saves it
@@ -276,7 +289,9 @@ fn rotating_doors(loaded: &Loaded) -> (Vec<RotatingDoor>, Vec<usize>) {
     (doors, ids)
 }
 
-fn read_record(path: &Path) -> ReplayRecord {
+/// Reads a saved record: a missing file is an empty record; a bad one is logged and
+/// replaced by an empty one (refusing to start would lock the key holder out too).
+pub fn read_record(path: &Path) -> ReplayRecord {
     match std::fs::read_to_string(path) {
         Ok(text) => ReplayRecord::from_text(&text).unwrap_or_else(|e| {
             tracing::warn!(
@@ -342,7 +357,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = record_file(&dir.path().join("pending-stops"));
         let me: IpAddr = "198.18.0.1".parse().unwrap();
-        let mut doors = RotatingDoors::new(&loaded(), Some(&file), UNIX);
+        let mut doors = RotatingDoors::new(&loaded(), read_record(&file), UNIX);
         let ks = knocks(&doors, 7, me);
         let other_doors_port = ks.iter().any(|(k, _)| k.port.get() == 7001);
         assert!(!other_doors_port, "other doors' ports are taken out");
@@ -351,7 +366,7 @@ mod tests {
         assert!(saved.starts_with("used ssh "), "{saved}");
         assert_eq!(doors.take_record(), None, "saved once");
         std::fs::write(&file, saved).unwrap();
-        let mut restarted = RotatingDoors::new(&loaded(), Some(&file), UNIX);
+        let mut restarted = RotatingDoors::new(&loaded(), read_record(&file), UNIX);
         assert_eq!(knock(&mut restarted, me, &ks), Handled::Taken, "replay");
         let fresh = knocks(&restarted, 8, me);
         assert_eq!(knock(&mut restarted, me, &fresh), Handled::Open { door: 1 });
@@ -360,7 +375,7 @@ mod tests {
     #[test]
     fn udp_acks_and_other_ports_are_the_trackers() {
         let me: IpAddr = "198.18.0.1".parse().unwrap();
-        let mut doors = RotatingDoors::new(&loaded(), None, UNIX);
+        let mut doors = RotatingDoors::new(&loaded(), ReplayRecord::default(), UNIX);
         let (k, seq) = knocks(&doors, 7, me)[0];
         let udp = Knock::new(k.port, Proto::Udp);
         let not_ours = (Handled::NotOurs, None);

@@ -2,7 +2,10 @@
 //! see tests/src/lib.rs for the harness.
 
 mod actions;
+mod auth;
 mod client;
 mod harness_selftest;
+mod lifecycle;
+mod retransmissions;
 mod server;
 mod together;
