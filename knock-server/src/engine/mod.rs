@@ -21,6 +21,8 @@ pub mod windows;
 
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod rotating_tests;
 mod status;
 #[cfg(test)]
 mod tests;
