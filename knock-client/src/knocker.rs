@@ -61,6 +61,9 @@ pub fn send(
         progress.inc();
     }
     progress.finish();
+    if let Some(sealing) = &plan.sealing {
+        crate::rotating::wait_for_fresh_nonce(sealing)?;
+    }
     Ok(())
 }
 

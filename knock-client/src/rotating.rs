@@ -162,6 +162,21 @@ pub struct Sealing {
     pub nonce: Nonce,
 }
 
+/// Waits until the nonce `sealing` used can no longer be picked (at most `step_seconds / 256`,
+/// 117 ms for 30-second steps), so that a second `knock` right after this one carries a fresh
+/// nonce and opens again instead of reading as a replay.
+pub fn wait_for_fresh_nonce(sealing: &Sealing) -> anyhow::Result<()> {
+    let step = sealing.door.step_seconds.get();
+    let now = now_millis()?;
+    let start = sealing.step.0.saturating_mul(u64::from(step) * 1000);
+    let slot_start = start + (u64::from(sealing.nonce.0) * u64::from(step) * 1000).div_ceil(256);
+    let end = Nonce::slot_end(slot_start, step);
+    if now < end {
+        std::thread::sleep(std::time::Duration::from_millis(end - now));
+    }
+    Ok(())
+}
+
 /// Now on the wall clock, in ms since 1970, shifted by [`CLOCK_SKEW_VAR`].
 pub fn now_millis() -> anyhow::Result<u64> {
     let now = SystemTime::now()

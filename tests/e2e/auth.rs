@@ -137,9 +137,20 @@ impl Setup {
             .count()
     }
 
+    /// Waits until `door` has opened `n` times; on a timeout the panic shows the `-v` output
+    /// too (why a knock did not count).
     fn wait_opened(&mut self, door: &str, n: usize) {
-        self.server
-            .wait_log_count(&format!(": {door}: OPEN SESAME"), n);
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while self.opened(door) < n {
+            self.server.daemon.assert_running();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {door} to open {n} times:\n{}\n--- -v output:\n{}",
+                self.server.log(),
+                self.verbose_log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// Knocks the canary with Debian's knock and waits for it: every earlier hit has then

@@ -30,6 +30,15 @@ impl Nonce {
         Nonce(u8::try_from((unix_millis % len) * 256 / len).unwrap_or(u8::MAX))
     }
 
+    /// When (Unix milliseconds) the slot of [`Nonce::for_time`] at `unix_millis` ends: a
+    /// client that does not return before then never gives two knocks in a row one nonce.
+    pub fn slot_end(unix_millis: u64, step_seconds: u32) -> u64 {
+        let len = u64::from(step_seconds.max(1)) * 1000;
+        let start = unix_millis - unix_millis % len;
+        let slot = (unix_millis % len) * 256 / len;
+        start + ((slot + 1) * len).div_ceil(256)
+    }
+
     /// The nonce a sequence number carries.
     pub fn of_seq(seq: u32) -> Nonce {
         Nonce(seq.to_be_bytes()[0])
@@ -165,6 +174,16 @@ mod tests {
         ];
         for v in variants {
             assert_ne!(v.seq(&key) & 0xff_ffff, seq & 0xff_ffff, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn a_slot_ends_where_the_next_nonce_starts() {
+        for t in [0, 1, 116, 117, 29_999, 45_000, 1_790_000_020_123] {
+            let end = Nonce::slot_end(t, 30);
+            assert!(end > t);
+            assert_ne!(Nonce::for_time(end, 30), Nonce::for_time(t, 30), "{t}");
+            assert_eq!(Nonce::for_time(end - 1, 30), Nonce::for_time(t, 30), "{t}");
         }
     }
 

@@ -214,16 +214,22 @@ impl Verifier {
         self.ports_within(ACCEPTED_STEPS)
     }
 
-    /// The ports of every step recognised, accepted or diagnosed, sorted.
+    /// The ports a capture filter must let through, sorted: every port of the accepted steps,
+    /// and the first port of each diagnosed step (enough to say how far off a clock is while
+    /// keeping the kernel filter small).
     pub fn ports_watched(&self) -> Vec<Port> {
-        self.ports_within(DIAGNOSED_STEPS)
+        self.ports_where(|c| c.offset.abs() <= ACCEPTED_STEPS || c.index == 0)
     }
 
     fn ports_within(&self, steps: i64) -> Vec<Port> {
+        self.ports_where(|c| c.offset.abs() <= steps)
+    }
+
+    fn ports_where(&self, keep: impl Fn(&Candidate) -> bool) -> Vec<Port> {
         let mut ports: Vec<Port> = self
             .by_port
             .iter()
-            .filter(|(_, cs)| cs.iter().any(|c| c.offset.abs() <= steps))
+            .filter(|(_, cs)| cs.iter().any(&keep))
             .map(|(p, _)| *p)
             .collect();
         ports.sort();
