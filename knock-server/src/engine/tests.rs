@@ -466,6 +466,13 @@ fn reload_keeps_knocks_in_progress_on_unchanged_doors() {
     let fx = effects(&mut e);
     assert!(fx.iter().any(|f| matches!(f, Effect::SetFilter(_))));
     assert!(fx.iter().any(|f| matches!(f, Effect::Reconfigure(_))));
+    // The same doors again: the filter in place stays (setting one drops queued packets).
+    assert!(e.reload(loaded(&with_new_door), |_| Ok(())));
+    let fx = effects(&mut e);
+    assert!(
+        !fx.iter().any(|f| matches!(f, Effect::SetFilter(_))),
+        "{fx:?}"
+    );
     knock(&mut e, ms(100), A, &[8000]);
     assert!(lines(&effects(&mut e)).contains(&format!("{A}: d0: OPEN SESAME")));
 }
