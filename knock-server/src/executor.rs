@@ -32,7 +32,8 @@ use crate::journal::Journal;
 use crate::load;
 use crate::perform::Performer;
 use workers::{
-    Action, Job, Outcomes, Worker, emit, enabled, lock, lookup, perform, write_one_time,
+    Action, Job, Outcomes, Worker, emit, enabled, lock, lookup, perform, save_replay,
+    write_one_time,
 };
 
 mod workers;
@@ -194,6 +195,7 @@ impl<'a> Executor<'a> {
             Job::Journal(r) => journal.write(&r),
             Job::Run(r) => runner.run(r.id, &r.door, r.kind, r.argv, &r.text),
             Job::WriteOneTime { door, path, text } => write_one_time(&door, &path, &text),
+            Job::SaveReplay { path, text } => save_replay(&path, &text),
         })?;
         let mut performer = parts.performer;
         let guards = performer.guards();
@@ -511,6 +513,7 @@ impl<'a> Executor<'a> {
                 self.commands.send(Job::WriteOneTime { door, path, text })
             }
             Effect::SetFilter(f) => self.capture.set_filter(f),
+            Effect::SaveReplay { path, text } => self.commands.send(Job::SaveReplay { path, text }),
             Effect::Exit => return true,
             e @ Effect::Perform { .. } => {
                 if let Err(Action::Perform(Effect::Perform { door, .. })) =

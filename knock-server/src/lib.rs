@@ -8,6 +8,8 @@
 //! - [`executor`]: performs the engine's effects (commands, nftables, mail, the journal);
 //! - [`exec`], [`perform`] and [`actions`]: what a door does when it opens;
 //! - [`journal`]: pending stop commands on disk, so a crash never leaves a door open;
+//! - [`rotating`]: rotating doors (authenticated knocks, PROTOCOL.md) beside the tracker;
+//! - [`keys`]: `keygen` and `pair`, and reading key files;
 //! - [`control`]: the control socket's requests and answers;
 //! - [`filter`]: the kernel BPF filter compiled from the doors;
 //! - [`log`]: knockd's log lines to LogFile, syslog and stderr.
@@ -21,8 +23,10 @@ pub mod exec;
 pub mod executor;
 pub mod filter;
 pub mod journal;
+pub mod keys;
 pub mod load;
 pub mod log;
 pub mod man;
 pub mod perform;
 pub mod pidfile;
+pub mod rotating;

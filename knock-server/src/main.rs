@@ -12,10 +12,10 @@ use clap::Parser as _;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tracing_subscriber::filter::LevelFilter;
 
-use knock_server::cli::Args;
+use knock_server::cli::Cli;
 use knock_server::engine::{self, Engine, Exit, Msg, Settings};
 use knock_server::executor::{self, Executor};
-use knock_server::{capture, journal, load, log, man, perform, pidfile};
+use knock_server::{capture, journal, load, log, man, perform, pidfile, rotating};
 
 /// Hits waiting for the engine; beyond this the capture thread drops and counts them.
 const QUEUE: usize = 65_536;
@@ -35,7 +35,11 @@ fn main() -> ExitCode {
 
 /// Errors returned from here happen before the daemon runs: they exit with status 2.
 fn run() -> anyhow::Result<ExitCode> {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    if let Some(command) = cli.command {
+        return knock_server::keys::run(command);
+    }
+    let args = cli.daemon;
     if args.man {
         print_stdout(&man::render()?)?;
         return Ok(ExitCode::SUCCESS);
@@ -92,9 +96,18 @@ fn run() -> anyhow::Result<ExitCode> {
         ethernet: opened.is_ethernet(),
         instance: "knock-server".to_owned(),
     };
+    let replay = rotating::Replay {
+        record: rotating::read_record(&rotating::record_file(&args.state_file)),
+        file: rotating::record_file(&args.state_file),
+    };
+    let unix = executor::wall()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let doors = rotating::RotatingDoors::new(&loaded, replay.record.clone(), unix);
     let filter = engine::build_filter(
         &loaded.config,
         &loaded.one_time,
+        &doors.filter_knocks(&loaded.config),
         &local,
         settings.ethernet,
         settings.ipv4_only,
@@ -130,6 +143,7 @@ fn run() -> anyhow::Result<ExitCode> {
             wall: executor::wall(),
             ethernet: settings.ethernet,
             ipv4_only: settings.ipv4_only,
+            replay: Some(replay),
         },
     );
     let running = capture::spawn(opened, clock, tx.clone(), counters.clone())?;

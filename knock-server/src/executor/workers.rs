@@ -41,6 +41,10 @@ pub(super) enum Job {
         path: PathBuf,
         text: String,
     },
+    SaveReplay {
+        path: PathBuf,
+        text: String,
+    },
 }
 
 /// What the actions worker does.
@@ -148,6 +152,13 @@ pub(super) fn write_one_time(door: &str, path: &Path, text: &str) {
             "{door}: cannot update one-time sequence file {}: {e:#}",
             path.display()
         );
+    }
+}
+
+/// Saves the rotating doors' replay record (atomically).
+pub(super) fn save_replay(path: &Path, text: &str) {
+    if let Err(e) = load::write_atomically(path, text) {
+        tracing::error!("cannot save the replay record {}: {e:#}", path.display());
     }
 }
 
