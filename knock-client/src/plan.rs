@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::bail;
 use knock_proto::{Knock, Proto, Sequence};
 
-use crate::profiles::{self, Config, Location, SAMPLE};
+use crate::profiles::{self, Config, LoadError, Location, SAMPLE};
 
 /// Which address family to knock over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,6 +32,8 @@ pub struct Overrides {
     pub hits: Option<u8>,
     /// `-d MS`.
     pub delay: Option<Duration>,
+    /// `--hit-delay MS`.
+    pub hit_delay: Option<Duration>,
     /// `-4` / `-6`.
     pub family: Family,
 }
@@ -43,7 +45,30 @@ pub enum Profiles {
     Loaded(Config),
     /// There is no config file at this location.
     Missing(Location),
+    /// The config cannot be used (unreadable, invalid, or no home directory to find it in).
+    /// Only profile mode needs it: knockd mode goes on without.
+    Broken(LoadError),
 }
+
+/// A knockd-style port written as a comma-separated list (`7000,8000,9000`), as a knockd.conf
+/// sequence is: the command line wants one port per word. `main` adds the corrected command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommaSeparatedPorts {
+    /// The word as given.
+    pub word: String,
+}
+
+impl std::fmt::Display for CommaSeparatedPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` is not a port: separate the ports with spaces, one port per word",
+            self.word
+        )
+    }
+}
+
+impl std::error::Error for CommaSeparatedPorts {}
 
 /// Everything needed to send one knock sequence.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,8 +81,12 @@ pub struct Plan {
     pub sequence: Sequence,
     /// How many consecutive hits belong to one knock (they share a source port when raw).
     pub hits: usize,
-    /// Pause between two hits.
+    /// Pause between two hits of different knocks.
     pub delay: Duration,
+    /// Pause between two hits of one knock (the same connection attempt sent again).
+    pub hit_delay: Duration,
+    /// For a sealed rotating door: what the TCP sequence numbers must carry.
+    pub sealing: Option<crate::rotating::Sealing>,
 }
 
 /// One packet to send.
@@ -95,8 +124,13 @@ impl Plan {
 
     /// How long sending takes, from the pauses between hits.
     pub fn duration(&self) -> Duration {
-        let gaps = u32::try_from(self.len().saturating_sub(1)).unwrap_or(u32::MAX);
-        self.delay.saturating_mul(gaps)
+        let knocks = self.len() / self.hits.max(1);
+        let gaps = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let between_knocks = gaps(knocks.saturating_sub(1));
+        let within_knocks = gaps(self.len().saturating_sub(knocks));
+        self.delay
+            .saturating_mul(between_knocks)
+            .saturating_add(self.hit_delay.saturating_mul(within_knocks))
     }
 }
 
@@ -123,23 +157,69 @@ pub fn build(
         _ => false,
     };
     if looks_like_profile {
+        if let Profiles::Broken(e) = profiles {
+            return Err(e.clone().into());
+        }
         bail!("{}", not_a_profile(target, profiles));
     }
     let knocks = rest
         .iter()
-        .map(|word| {
-            word.parse::<Knock>()
-                .map_err(|e| anyhow::anyhow!("bad knock `{word}`: {e}"))
-        })
+        .map(|word| knockd_port(word))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let sequence = Sequence::new(knocks)?;
+    let delay = overrides.delay.unwrap_or_default();
+    let pacing = (
+        delay,
+        overrides.hit_delay.unwrap_or(default_hit_delay(delay)),
+    );
     finish(
         target,
         sequence,
         overrides.hits.unwrap_or(1),
-        overrides.delay.unwrap_or_default(),
+        pacing,
         overrides,
     )
+}
+
+/// One knockd-style port word, `PORT[:PROTO]`.
+fn knockd_port(word: &str) -> anyhow::Result<Knock> {
+    word.parse::<Knock>().map_err(|e| {
+        let list = word.contains(',')
+            && word
+                .split(',')
+                .all(|p| p.trim().is_empty() || p.trim().parse::<Knock>().is_ok());
+        if list {
+            anyhow::Error::new(CommaSeparatedPorts {
+                word: word.to_owned(),
+            })
+        } else {
+            anyhow::anyhow!("bad knock `{word}`: {e}")
+        }
+    })
+}
+
+/// The command line with every comma-separated port word split into words: what to type
+/// instead, for [`CommaSeparatedPorts`]. Words with spaces or quotes are shown quoted.
+pub fn split_commas(args: impl IntoIterator<Item = String>) -> String {
+    let mut out = Vec::new();
+    for arg in args {
+        let is_list = arg.contains(',') && !arg.starts_with('-');
+        if is_list {
+            out.extend(
+                arg.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned),
+            );
+        } else if arg.is_empty()
+            || arg.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"')
+        {
+            out.push(format!("'{}'", arg.replace('\'', "'\\''")));
+        } else {
+            out.push(arg);
+        }
+    }
+    out.join(" ")
 }
 
 fn from_profile(
@@ -161,6 +241,9 @@ fn from_profile(
             extra.join(" ")
         ),
     };
+    if let Some(entry) = profile.rotating.get(seq_name) {
+        return from_rotating(profile, entry, overrides);
+    }
     let Some(seq) = profile.sequences.get(seq_name) else {
         let hint = match profiles::closest(seq_name, profile.sequence_names()) {
             Some(near) => format!("; did you mean `{near}`?"),
@@ -170,14 +253,62 @@ fn from_profile(
     };
     let hits = overrides.hits.or(seq.hits).unwrap_or(profile.hits);
     let delay = overrides.delay.or(seq.delay).unwrap_or(profile.delay);
-    finish(&profile.host, seq.knocks.clone(), hits, delay, overrides)
+    let hit_delay = overrides
+        .hit_delay
+        .or(profile.hit_delay)
+        .unwrap_or(default_hit_delay(delay));
+    finish(
+        &profile.host,
+        seq.knocks.clone(),
+        hits,
+        (delay, hit_delay),
+        overrides,
+    )
 }
 
+/// A rotating sequence: the ports of the current step, TCP, sealed if the door is.
+fn from_rotating(
+    profile: &profiles::Profile,
+    entry: &crate::rotating::RotatingEntry,
+    overrides: Overrides,
+) -> anyhow::Result<Plan> {
+    if overrides.udp {
+        bail!("rotating doors are knocked with TCP only: drop -u");
+    }
+    let door = entry.rotating.door()?;
+    let (ports, sealing, _) = crate::rotating::current(&door, crate::rotating::now_millis()?);
+    let knocks = ports
+        .into_iter()
+        .map(|p| Knock::new(p, Proto::Tcp))
+        .collect();
+    let hits = overrides.hits.or(entry.hits).unwrap_or(profile.hits);
+    let delay = overrides
+        .delay
+        .or(entry.delay_ms.map(Duration::from_millis))
+        .unwrap_or(profile.delay);
+    let hit_delay = overrides
+        .hit_delay
+        .or(profile.hit_delay)
+        .unwrap_or(default_hit_delay(delay));
+    let sequence = Sequence::new(knocks)?;
+    let mut plan = finish(&profile.host, sequence, hits, (delay, hit_delay), overrides)?;
+    plan.sealing = entry.rotating.sealed.then_some(sealing);
+    Ok(plan)
+}
+
+/// The pause between the hits of one knock when none is given: the pause between hits, but at
+/// least [`profiles::MIN_HIT_DELAY`].
+fn default_hit_delay(delay: Duration) -> Duration {
+    delay.max(profiles::MIN_HIT_DELAY)
+}
+
+/// The plan for `sequence`, each knock `hits` times, paced by (delay between knocks, delay
+/// between the hits of one knock).
 fn finish(
     host: &str,
     sequence: Sequence,
     hits: u8,
-    delay: Duration,
+    (delay, hit_delay): (Duration, Duration),
     overrides: Overrides,
 ) -> anyhow::Result<Plan> {
     let sequence = if overrides.udp {
@@ -199,6 +330,8 @@ fn finish(
         sequence,
         hits,
         delay,
+        hit_delay,
+        sealing: None,
     })
 }
 
@@ -206,6 +339,7 @@ fn finish(
 fn not_a_profile(target: &str, profiles: &Profiles) -> String {
     match profiles {
         Profiles::Missing(location) => missing_config(location, target),
+        Profiles::Broken(e) => e.to_string(),
         Profiles::Loaded(config) => {
             let hint = match profiles::closest(target, config.profile_names()) {
                 Some(near) => format!("; did you mean `{near}`?"),
@@ -275,7 +409,9 @@ mod tests {
                 (3, t, 2)
             ]
         );
-        assert_eq!(plan.duration(), Duration::from_millis(1600));
+        assert_eq!(plan.hit_delay, Duration::from_millis(500));
+        // 2 pauses between ports, 6 between the hits of one port.
+        assert_eq!(plan.duration(), Duration::from_millis(2 * 200 + 6 * 500));
     }
 
     #[test]
@@ -292,12 +428,18 @@ mod tests {
             udp: true,
             hits: Some(1),
             delay: Some(Duration::from_millis(7)),
+            hit_delay: Some(Duration::from_millis(50)),
             family: Family::V6,
         };
         let plan = build("home", &words(&["enable-vpn"]), &loaded(), o).unwrap();
         assert_eq!(
-            (plan.hits, plan.delay, plan.family),
-            (1, Duration::from_millis(7), Family::V6)
+            (plan.hits, plan.delay, plan.hit_delay, plan.family),
+            (
+                1,
+                Duration::from_millis(7),
+                Duration::from_millis(50),
+                Family::V6
+            )
         );
         assert_eq!(plan.sequence.to_string(), "2:udp,1:udp,2010:udp");
     }
@@ -314,6 +456,11 @@ mod tests {
         assert_eq!(plan.host, "198.18.0.2");
         assert_eq!(plan.sequence.to_string(), "7000:tcp,8000:udp,9000:tcp");
         assert_eq!((plan.hits, plan.delay), (1, Duration::ZERO));
+        assert_eq!(
+            plan.hit_delay,
+            profiles::MIN_HIT_DELAY,
+            "the least, by default"
+        );
         assert!(plan.has_tcp());
         let missing = Profiles::Missing(Location {
             path: "/nowhere".into(),

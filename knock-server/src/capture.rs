@@ -11,6 +11,9 @@
 //! message, with `try_send`: it never waits on the engine, on commands or on logging. When
 //! the engine falls behind, hits are dropped and counted rather than queued without bound.
 //! The kernel BPF filter does most of the dropping before any copy (`filter.rs`).
+//! The one exception is `-v`, where each hit is printed as it is handed over (as knockd -v
+//! prints each packet), with its source port and TCP sequence number: a retransmitted SYN
+//! repeats both, a new connection attempt does not.
 
 use std::io::{Read as _, Write as _};
 use std::net::IpAddr;
@@ -24,9 +27,9 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use knock_proto::Timestamp;
-use knock_proto::wire::{Decoder, Identity, LinkType, Skip};
+use knock_proto::wire::{Decoder, Hit, Identity, LinkType, Skip};
 
-use crate::engine::Msg;
+use crate::executor::Msg;
 use crate::filter::BPF_MAXINSNS;
 use crate::host;
 
@@ -52,6 +55,11 @@ impl Clock {
     /// A clock whose epoch is now.
     pub fn start() -> Clock {
         Clock(Instant::now())
+    }
+
+    /// A clock whose epoch was `epoch` (tests: a clock that started a while ago).
+    pub fn since(epoch: Instant) -> Clock {
+        Clock(epoch)
     }
 
     /// Now, on this clock.
@@ -145,6 +153,8 @@ pub struct Opened {
     link: LinkType,
     /// The interface name.
     pub interface: String,
+    /// The filter asked for last (empty: none yet).
+    filter: String,
 }
 
 impl Opened {
@@ -167,6 +177,7 @@ impl Opened {
             .filter(filter, true)
             .with_context(|| format!("cannot compile the capture filter `{filter}`"))?;
         let attached = attached_filter_len(self.cap.as_raw_fd());
+        filter.clone_into(&mut self.filter);
         Ok(FilterReport {
             instructions,
             in_kernel: instructions <= BPF_MAXINSNS && attached == Some(instructions),
@@ -239,6 +250,7 @@ pub fn open(interface: &str) -> anyhow::Result<Opened> {
         cap,
         link,
         interface: interface.to_owned(),
+        filter: String::new(),
     })
 }
 
@@ -342,16 +354,11 @@ fn run(opened: &mut Opened, shared: &Shared) -> anyhow::Result<()> {
     loop {
         // Read first: packets may have arrived before the first poll.
         let full = read_batch(opened, &decoder, recent.as_mut(), &mut batch, shared)?;
-        if !batch.is_empty() {
-            let at = batch.first().map_or(Timestamp::ZERO, |&(t, _)| t);
-            let hits = std::mem::replace(&mut batch, Vec::with_capacity(64));
-            deliver(shared, hits)?;
-            drops.check(opened, at, &shared.counters);
-        }
+        hand_over(opened, &mut batch, &mut drops, shared)?;
         if full {
             continue; // More waiting: no need to ask poll.
         }
-        poll(&mut fds)?;
+        poll(&mut fds, -1)?;
         if fds[1].revents != 0 {
             let mut sink = [0u8; 64];
             while matches!((&shared.wake).read(&mut sink), Ok(n) if n > 0) {}
@@ -360,20 +367,67 @@ fn run(opened: &mut Opened, shared: &Shared) -> anyhow::Result<()> {
             }
             let filter = shared.new_filter.lock().ok().and_then(|mut g| g.take());
             if let Some(f) = filter {
-                match opened.set_filter(&f) {
-                    Ok(report) => report.log(),
-                    Err(e) => tracing::error!("{e:#}"),
-                }
+                // libpcap re-filters the packets already queued when a filter is set:
+                // everything waiting is read and handed over first.
+                drain(
+                    opened,
+                    &decoder,
+                    &mut recent,
+                    &mut batch,
+                    &mut drops,
+                    shared,
+                )?;
+                install(opened, &f);
             }
         }
         if let Some(w) = &watch {
             if fds[2].revents != 0 && w.drain() {
                 decoder.set_host(host::read());
                 let local = host::local_addresses(&opened.interface);
-                let _ = shared.tx.send(Msg::Addresses(local));
+                let _ = shared.tx.send(Msg::LocalAddresses(local));
             }
         }
     }
+}
+
+/// Reads and hands over every packet waiting, before a filter is set.
+fn drain(
+    opened: &mut Opened,
+    decoder: &Decoder,
+    recent: &mut Option<Recent>,
+    batch: &mut Vec<(Timestamp, Hit)>,
+    drops: &mut KernelDrops,
+    shared: &Shared,
+) -> anyhow::Result<()> {
+    while read_batch(opened, decoder, recent.as_mut(), batch, shared)? {
+        hand_over(opened, batch, drops, shared)?;
+    }
+    hand_over(opened, batch, drops, shared)
+}
+
+/// Sets `filter` and logs what became of it.
+fn install(opened: &mut Opened, filter: &str) {
+    match opened.set_filter(filter) {
+        Ok(report) => report.log(),
+        Err(e) => tracing::error!("{e:#}"),
+    }
+}
+
+/// Hands the batch (if any) to the engine, and reads the kernel's drop count now and then.
+fn hand_over(
+    opened: &mut Opened,
+    batch: &mut Vec<(Timestamp, Hit)>,
+    drops: &mut KernelDrops,
+    shared: &Shared,
+) -> anyhow::Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let at = batch.first().map_or(Timestamp::ZERO, |&(t, _)| t);
+    let hits = std::mem::replace(batch, Vec::with_capacity(64));
+    deliver(shared, hits)?;
+    drops.check(opened, at, &shared.counters);
+    Ok(())
 }
 
 /// Reads the packets waiting (at most [`MAX_BATCH`]) into `batch`; returns whether it
@@ -382,7 +436,7 @@ fn read_batch(
     opened: &mut Opened,
     decoder: &Decoder,
     recent: Option<&mut Recent>,
-    batch: &mut Vec<(Timestamp, knock_proto::wire::Hit)>,
+    batch: &mut Vec<(Timestamp, Hit)>,
     shared: &Shared,
 ) -> anyhow::Result<bool> {
     let mut now = None;
@@ -453,12 +507,13 @@ fn pollfd(fd: RawFd) -> libc::pollfd {
     }
 }
 
-/// Sleeps until one of `fds` is readable (a negative fd is ignored), however long that is.
+/// Sleeps until one of `fds` is readable (a negative fd is ignored) or `timeout_ms` passed
+/// (-1: however long that is).
 #[allow(unsafe_code)]
-fn poll(fds: &mut [libc::pollfd; 3]) -> anyhow::Result<()> {
+fn poll(fds: &mut [libc::pollfd; 3], timeout_ms: i32) -> anyhow::Result<()> {
     loop {
         // SAFETY: `fds` is a valid array of pollfd for its length during the call.
-        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
         if rc >= 0 {
             return Ok(());
         }
@@ -511,9 +566,14 @@ impl<K: Copy + Eq> Recent<K> {
 }
 
 /// Hands a batch to the engine, or drops and counts it when the engine's queue is full.
-fn deliver(shared: &Shared, hits: Vec<(Timestamp, knock_proto::wire::Hit)>) -> anyhow::Result<()> {
+fn deliver(shared: &Shared, hits: Vec<(Timestamp, Hit)>) -> anyhow::Result<()> {
     let n = hits.len() as u64;
     shared.counters.hits.fetch_add(n, Ordering::Relaxed);
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        for (_, hit) in &hits {
+            tracing::debug!("{}", Described(hit));
+        }
+    }
     match shared.tx.try_send(Msg::Hits(hits)) {
         Ok(()) => Ok(()),
         Err(TrySendError::Full(_)) => {
@@ -524,9 +584,53 @@ fn deliver(shared: &Shared, hits: Vec<(Timestamp, knock_proto::wire::Hit)>) -> a
     }
 }
 
+/// A hit as `-v` prints it: `hit: tcp 198.18.0.1:40000 -> 198.18.0.2:7000 seq 1234 flags
+/// 0x02`, or `hit: udp 198.18.0.1:40000 -> 198.18.0.2:8000`. Formatted only when printed.
+struct Described<'a>(&'a Hit);
+
+impl std::fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let h = self.0;
+        let to = std::net::SocketAddr::new(h.destination, h.knock.port.get());
+        let from = std::net::SocketAddr::new(h.source, h.src_port);
+        write!(f, "hit: {} {from} -> {to}", h.knock.proto)?;
+        if h.knock.proto == knock_proto::Proto::Tcp {
+            write!(f, " seq {} flags {:#04x}", h.tcp_seq, h.tcp_flags)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hit_is_described_with_its_source_port_and_sequence_number() {
+        let hit = Hit {
+            source: "198.18.0.1".parse().unwrap(),
+            destination: "198.18.0.2".parse().unwrap(),
+            knock: "7000".parse().unwrap(),
+            tcp_flags: 0x02,
+            src_port: 40000,
+            tcp_seq: 1234,
+        };
+        assert_eq!(
+            Described(&hit).to_string(),
+            "hit: tcp 198.18.0.1:40000 -> 198.18.0.2:7000 seq 1234 flags 0x02"
+        );
+        let udp = Hit {
+            source: "fd00::1".parse().unwrap(),
+            knock: "8000:udp".parse().unwrap(),
+            tcp_flags: 0,
+            tcp_seq: 0,
+            ..hit
+        };
+        assert_eq!(
+            Described(&udp).to_string(),
+            "hit: udp [fd00::1]:40000 -> 198.18.0.2:8000"
+        );
+    }
 
     #[test]
     fn the_same_packet_within_the_window_is_a_duplicate_and_a_later_repeat_is_not() {

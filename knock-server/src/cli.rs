@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
+use clap::{Args as ClapArgs, Parser, Subcommand};
 
 /// Where knock-server looks for its config when `-c` is not given, in order.
 pub const DEFAULT_CONFIGS: [&str; 2] = ["/etc/knock/server.toml", "/etc/knockd.conf"];
@@ -18,7 +18,27 @@ pub const DEFAULT_CONFIGS: [&str; 2] = ["/etc/knock/server.toml", "/etc/knockd.c
 /// port to that one address for a while. Reads knockd.conf unchanged, or its own TOML format.
 #[derive(Debug, Parser)]
 #[command(name = "knock-server", version, about, long_about)]
-#[command(after_long_help = AFTER_HELP)]
+#[command(after_long_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; none: run the daemon.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The daemon's flags (knockd's).
+    #[command(flatten)]
+    pub daemon: Args,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a new 256-bit key for a rotating door (to FILE, created mode 600, or to stdout)
+    Keygen(crate::keys::KeygenArgs),
+    /// Print a rotating door's settings for a client's profile, with its key to copy
+    Pair(crate::keys::PairArgs),
+}
+
+/// The daemon's flags.
+#[derive(Debug, ClapArgs)]
 pub struct Args {
     /// Network interface to listen on [default: the config's Interface, else `any`: every
     /// interface, IPv4 and IPv6]
@@ -51,7 +71,8 @@ pub struct Args {
     #[arg(short = 'g', long = "logfile", value_name = "FILE")]
     pub logfile: Option<PathBuf>,
 
-    /// Be verbose: log failed attempts, ignored packets and command output
+    /// Be verbose: log each hit (with source port and TCP sequence number), why attempts broke,
+    /// ignored packets and command output
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
 
@@ -106,12 +127,12 @@ mod tests {
 
     #[test]
     fn cli_definition_is_consistent() {
-        Args::command().debug_assert();
+        Cli::command().debug_assert();
     }
 
     #[test]
     fn knockd_flags_parse() {
-        let a = Args::try_parse_from([
+        let a = Cli::try_parse_from([
             "knock-server",
             "-i",
             "eth0",
@@ -127,7 +148,8 @@ mod tests {
             "-v",
             "-4",
         ])
-        .unwrap();
+        .unwrap()
+        .daemon;
         assert_eq!(a.interface.as_deref(), Some("eth0"));
         assert!(a.daemon && a.debug && a.lookup && a.verbose && a.only_ipv4);
         assert_eq!(a.config_path(), PathBuf::from("/x.conf"));

@@ -8,9 +8,14 @@ use knock_proto::config::{self, Config, Diagnostics, SequenceSource};
 
 pub use knock_proto::config::Loaded;
 
-/// Reads and checks the config at `path` and the one-time sequence files it names.
+/// Reads and checks the config at `path` and the one-time sequence and key files it names
+/// (refusing key files others can read or write).
 pub fn load(path: &Path) -> Result<Loaded, Diagnostics> {
-    config::load(path, |p| std::fs::read_to_string(p))
+    config::load_with_keys(
+        path,
+        |p| std::fs::read_to_string(p),
+        crate::keys::read_key_file,
+    )
 }
 
 /// What is worth a warning in a valid config, one line each: doors whose one-time sequence

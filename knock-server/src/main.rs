@@ -1,29 +1,7 @@
 //! knock-server: the port-knocking daemon, a drop-in replacement for knockd.
 //!
-//! `main` only parses arguments, reads the config, opens the capture and wires the pieces:
-//! - [`capture`]: the pcap thread (packets in, hits out, never blocks);
-//! - [`engine`]: the state machine's owner (hits, signals and timers in, log lines and
-//!   actions out);
-//! - [`exec`], [`perform`] and [`actions`]: what a door does when it opens;
-//! - [`filter`]: the kernel BPF filter compiled from the doors;
-//! - [`log`]: knockd's log lines to LogFile, syslog and stderr.
-
-mod actions;
-mod capture;
-mod cli;
-#[allow(dead_code)] // The engine and the `status`/`close` subcommands use it (being built).
-mod control;
-mod engine;
-mod exec;
-mod filter;
-mod host;
-mod journal;
-mod load;
-mod log;
-mod man;
-mod perform;
-mod pidfile;
-mod stage_lines;
+//! `main` only parses arguments, reads the config, opens the capture and wires the pieces
+//! of the library (see `lib.rs` for the layout).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -34,8 +12,10 @@ use clap::Parser as _;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::cli::Args;
-use crate::engine::{Engine, Exit, Msg, Settings};
+use knock_server::cli::Cli;
+use knock_server::engine::{self, Engine, Exit, Msg, Settings};
+use knock_server::executor::{self, Executor};
+use knock_server::{capture, filter, journal, load, log, man, perform, pidfile, rotating};
 
 /// Batches of hits (and other messages) waiting for the engine; beyond this the capture
 /// thread drops and counts them. Each batch holds up to `capture::MAX_BATCH` hits.
@@ -56,7 +36,11 @@ fn main() -> ExitCode {
 
 /// Errors returned from here happen before the daemon runs: they exit with status 2.
 fn run() -> anyhow::Result<ExitCode> {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    if let Some(command) = cli.command {
+        return knock_server::keys::run(command);
+    }
+    let args = cli.daemon;
     if args.man {
         print_stdout(&man::render()?)?;
         return Ok(ExitCode::SUCCESS);
@@ -112,11 +96,26 @@ fn run() -> anyhow::Result<ExitCode> {
         ipv4_only: args.only_ipv4,
         lookup: args.lookup,
         ethernet: opened.is_ethernet(),
+        instance: "knock-server".to_owned(),
     };
-    let filter = engine::build_filter(&loaded.config, &loaded.one_time, &local, &settings);
+    let replay = rotating::Replay {
+        record: rotating::read_record(&rotating::record_file(&args.state_file)),
+        file: rotating::record_file(&args.state_file),
+    };
+    let unix = executor::wall()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let doors = rotating::RotatingDoors::new(&loaded, replay.record.clone(), unix);
+    let filter = engine::build_filter(
+        &loaded.config,
+        &loaded.one_time,
+        &doors.filter_knocks(&loaded.config),
+        &local,
+        settings.ethernet,
+        settings.ipv4_only,
+    );
     let report = opened.set_filter(&filter)?;
     let performer = perform::Performer::new(&loaded.config)?;
-
     if args.daemon {
         daemonize()?;
     }
@@ -125,6 +124,8 @@ fn run() -> anyhow::Result<ExitCode> {
         .map(pidfile::PidFile::create)
         .transpose()?;
     log::install(&sinks)?;
+    // A state file that cannot be read stops us here (exit 2): its stops must not be lost.
+    let (journal, adopted) = journal::Journal::open(&args.state_file)?;
     let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
     forward_signals(tx.clone())?;
 
@@ -136,11 +137,30 @@ fn run() -> anyhow::Result<ExitCode> {
     report.log();
     let clock = capture::Clock::start();
     let counters = Arc::new(capture::Counters::default());
-    let running = capture::spawn(opened, clock, tx, counters.clone())?;
-    let journal = journal::Journal::open(&args.state_file);
-    let mut engine = Engine::new(settings, clock, loaded, local, counters, performer, journal);
-    let exit = engine.run(&rx, &running);
-    tracing::info!("shutting down");
+    let engine = Engine::new(
+        clock.now(),
+        engine::Start {
+            loaded,
+            local,
+            adopted,
+            wall: executor::wall(),
+            ethernet: settings.ethernet,
+            ipv4_only: settings.ipv4_only,
+            replay: Some(replay),
+        },
+    );
+    let running = capture::spawn(opened, clock, tx.clone(), counters.clone())?;
+    let executor = Executor::new(executor::Parts {
+        engine,
+        settings,
+        clock,
+        capture: &running,
+        counters,
+        journal,
+        performer,
+        tx,
+    })?;
+    let exit = executor.run(&rx);
     running.stop();
     Ok(match exit {
         Exit::Signal => ExitCode::SUCCESS,
@@ -151,14 +171,18 @@ fn run() -> anyhow::Result<ExitCode> {
 /// `--check`: the size of the kernel filter for this config, on Ethernet (with its VLAN
 /// variants, the largest case) and with no local address known (any destination).
 fn report_filter_size(loaded: &load::Loaded, ipv4_only: bool) -> anyhow::Result<()> {
-    let settings = Settings {
-        config_path: Default::default(),
-        interface: String::new(),
+    let unix = executor::wall()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let doors = rotating::RotatingDoors::new(loaded, Default::default(), unix);
+    let filter = engine::build_filter(
+        &loaded.config,
+        &loaded.one_time,
+        &doors.filter_knocks(&loaded.config),
+        &[],
+        true,
         ipv4_only,
-        lookup: false,
-        ethernet: true,
-    };
-    let filter = engine::build_filter(&loaded.config, &loaded.one_time, &[], &settings);
+    );
     let size = capture::filter_size(&filter, 1)?;
     let line = format!(
         "\ncapture filter: {size} BPF instructions on Ethernet (kernel limit {})\n  {filter}\n",

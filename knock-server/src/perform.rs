@@ -2,8 +2,10 @@
 //! knocker, a mail notice) and owns their state: the nftables table lives from start to
 //! exit and follows reloads.
 //!
-//! Nothing here blocks the engine for long: the magic packet is one datagram, the firewall
-//! change one `nft` transaction, and mail is delivered by a thread of its own.
+//! It runs on a worker thread of its own (the executor's), never on the engine's: each
+//! firewall change is one `nft` transaction, the magic packet one datagram, and mail goes to a
+//! bounded queue served by [`MAIL_THREADS`] threads, so a slow MTA and a flood of openings
+//! cost at most [`MAIL_QUEUE`] waiting notices (the others are dropped and logged).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -14,9 +16,54 @@ use knock_proto::config::{Config, Door};
 
 use crate::actions::{firewall::Firewall, mail, wol};
 
+/// Threads delivering mail notices.
+pub const MAIL_THREADS: usize = 4;
+/// Mail notices waiting for a thread at most.
+pub const MAIL_QUEUE: usize = 64;
+
+/// A notice waiting to be delivered: (door, recipients, message).
+type Notice = (String, String, String);
+
+/// The mail threads' queue.
+#[derive(Debug)]
+struct Mailer {
+    tx: std::sync::mpsc::SyncSender<(PathBuf, Notice)>,
+}
+
+impl Mailer {
+    fn start() -> Mailer {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(PathBuf, Notice)>(MAIL_QUEUE);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for _ in 0..MAIL_THREADS {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name("mail".into())
+                .spawn(move || {
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok((sendmail, (name, to, message))) = job else {
+                            break;
+                        };
+                        match mail::deliver(&sendmail, &message) {
+                            Ok(()) => tracing::info!("{name}: mailed {to}"),
+                            Err(e) => tracing::error!("{name}: cannot mail {to}: {e}"),
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start a mail thread: {e}");
+            }
+        }
+        Mailer { tx }
+    }
+}
+
 /// The built-in actions' runtime state.
 #[derive(Debug)]
 pub struct Performer {
+    mailer: Option<Mailer>,
+    /// Mail notices dropped because the queue was full, since start.
+    mail_dropped: u64,
     firewall: Option<Firewall>,
     /// The ports the table guards, to put it back if it is deleted.
     guarded: Vec<Knock>,
@@ -63,6 +110,8 @@ impl Performer {
             Some(fw)
         };
         Ok(Performer {
+            mailer: None,
+            mail_dropped: 0,
             firewall,
             guarded: ports,
             sendmail: config.options.sendmail.clone(),
@@ -72,6 +121,23 @@ impl Performer {
                 .clone()
                 .unwrap_or_else(mail::default_from),
         })
+    }
+
+    /// A performer that never touches nftables (for tests, and configs without `open`
+    /// doors that must leave a table alone).
+    pub fn without_firewall(config: &Config) -> Performer {
+        Performer {
+            mailer: None,
+            mail_dropped: 0,
+            firewall: None,
+            guarded: Vec::new(),
+            sendmail: config.options.sendmail.clone(),
+            mail_from: config
+                .options
+                .mail_from
+                .clone()
+                .unwrap_or_else(mail::default_from),
+        }
     }
 
     /// Runs `door`'s built-in actions for `source`. `ran` lists the commands the engine
@@ -116,7 +182,7 @@ impl Performer {
         }
     }
 
-    fn mail(&self, door: &Door, source: IpAddr, done: &[String]) {
+    fn mail(&mut self, door: &Door, source: IpAddr, done: &[String]) {
         let message = mail::compose(
             &self.mail_from,
             &door.actions.mail_to,
@@ -125,17 +191,71 @@ impl Performer {
             chrono::Local::now().fixed_offset(),
             done,
         );
-        let sendmail = self.sendmail.clone();
-        let name = door.name.clone();
         let to = door.actions.mail_to.join(", ");
-        let spawned = std::thread::Builder::new()
-            .name("mail".into())
-            .spawn(move || match mail::deliver(&sendmail, &message) {
-                Ok(()) => tracing::info!("{name}: mailed {to}"),
-                Err(e) => tracing::error!("{name}: cannot mail {to}: {e}"),
-            });
-        if let Err(e) = spawned {
-            tracing::error!("{}: cannot start a mail thread: {e}", door.name);
+        let notice = (door.name.clone(), to.clone(), message);
+        let mailer = self.mailer.get_or_insert_with(Mailer::start);
+        if mailer.tx.try_send((self.sendmail.clone(), notice)).is_err() {
+            self.mail_dropped += 1;
+            tracing::error!(
+                "{}: cannot mail {to}: {MAIL_QUEUE} notices are waiting for the mail program",
+                door.name
+            );
+        }
+    }
+
+    /// Mail notices dropped because [`MAIL_QUEUE`] were already waiting, since start.
+    pub fn mail_dropped(&self) -> u64 {
+        self.mail_dropped
+    }
+
+    /// Closes `ports` to `source` now (a close request).
+    pub fn revoke(&mut self, door: &str, source: IpAddr, ports: &[Knock]) {
+        let Some(fw) = &self.firewall else { return };
+        match fw.revoke(source, ports) {
+            Ok(()) => tracing::info!("{source}: {door}: closed {}", port_list(ports)),
+            Err(e) => tracing::error!("{source}: {door}: cannot close {}: {e}", port_list(ports)),
+        }
+    }
+
+    /// Opens `ports` to `source` again for `open_for` (after the table was put back).
+    pub fn allow(
+        &mut self,
+        door: &str,
+        source: IpAddr,
+        ports: &[Knock],
+        open_for: std::time::Duration,
+    ) {
+        let Some(fw) = &self.firewall else { return };
+        if let Err(e) = fw.allow(source, ports, open_for) {
+            tracing::error!(
+                "{source}: {door}: cannot open {} again: {e}",
+                port_list(ports)
+            );
+        }
+    }
+
+    /// Whether the nftables table is missing (deleted behind our back); false when this
+    /// config needs none.
+    pub fn firewall_gone(&self) -> bool {
+        self.firewall.as_ref().is_some_and(|fw| !fw.is_present())
+    }
+
+    /// Whether this config has a firewall table to watch.
+    pub fn guards(&self) -> bool {
+        self.firewall.is_some()
+    }
+
+    /// Puts the deleted nftables table back.
+    pub fn reinstall_firewall(&mut self) {
+        let Some(fw) = &self.firewall else { return };
+        match fw.reinstall(&self.guarded) {
+            Ok(()) => tracing::warn!(
+                "the nftables table knock_server was deleted (nft flush ruleset?): put it back, \
+                 with the ports still open to their knockers"
+            ),
+            Err(e) => tracing::error!(
+                "the nftables table knock_server was deleted and cannot be put back: {e}"
+            ),
         }
     }
 
@@ -163,23 +283,6 @@ impl Performer {
         }
     }
 
-    /// Puts the nftables table back if it vanished (`nft flush ruleset`, which Debian's
-    /// nftables.service runs on restart): without it the guarded ports would be open to
-    /// whatever the host's own rules allow. The engine calls this every few seconds.
-    pub fn check_firewall(&mut self) {
-        let Some(fw) = &self.firewall else { return };
-        match fw.reinstall_if_gone(&self.guarded) {
-            Ok(false) => {}
-            Ok(true) => tracing::warn!(
-                "the nftables table knock_server was deleted (nft flush ruleset?): put it back; \
-                 doors that were open must be knocked again"
-            ),
-            Err(e) => tracing::error!(
-                "the nftables table knock_server was deleted and cannot be put back: {e}"
-            ),
-        }
-    }
-
     /// Removes the nftables table: every port it guarded is as the host's own rules say.
     pub fn shutdown(&mut self) {
         if let Some(fw) = self.firewall.take() {
@@ -201,5 +304,57 @@ mod tests {
             knock_proto::config::toml::parse(std::path::Path::new("t.toml"), text).unwrap();
         let ports = guarded(&config);
         assert_eq!(port_list(&ports), "22/tcp, 500/udp");
+    }
+
+    #[test]
+    fn a_slow_mail_program_costs_a_bounded_queue_and_threads_never_one_per_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let (go, count) = (dir.path().join("go"), dir.path().join("count"));
+        // Each sendmail notes that it started, then waits until the test lets it finish.
+        let script = format!(
+            "#!/bin/sh\necho x >> '{}'\nwhile [ ! -e '{}' ]; do sleep 0.05; done\ncat > /dev/null\n",
+            count.display(),
+            go.display()
+        );
+        let sendmail = dir.path().join("sendmail");
+        // Written by another process: no thread of ours holds it open for writing when one
+        // of our forks executes it (ETXTBSY).
+        let mut writer = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "cat > '{0}' && chmod 755 '{0}'",
+                sendmail.display()
+            ))
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut writer.stdin.take().unwrap(), script.as_bytes()).unwrap();
+        assert!(writer.wait().unwrap().success());
+        let text = format!(
+            "[options]\nsendmail = \"{}\"\n[doors.d]\nsequence = \"1\"\nmail_to = \"a@b\"\n",
+            sendmail.display()
+        );
+        let config =
+            knock_proto::config::toml::parse(std::path::Path::new("t.toml"), &text).unwrap();
+        let mut p = Performer::without_firewall(&config);
+        let door = &config.doors[0];
+        for i in 0..200u32 {
+            p.perform(door, std::net::Ipv4Addr::from(0xC613_0000 + i).into(), &[]);
+        }
+        let dropped = p.mail_dropped();
+        assert!(
+            dropped >= 200 - (MAIL_QUEUE + MAIL_THREADS) as u64,
+            "{dropped}"
+        );
+        std::fs::write(&go, "").unwrap();
+        let delivered = 200 - dropped as usize;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::fs::read_to_string(&count).map_or(0, |c| c.lines().count()) < delivered {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the queued notices were not sent"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }

@@ -2,8 +2,13 @@
 //! see tests/src/lib.rs for the harness.
 
 mod actions;
+mod auth;
 mod client;
 mod harness_selftest;
+mod lifecycle;
+mod proxy;
+mod retransmissions;
 mod server;
 mod together;
+mod windows;
 mod wire;

@@ -10,7 +10,7 @@
 //! - `link`: Ethernet II (with 802.1Q / 802.1ad / QinQ tags), Linux cooked capture v1 and v2
 //!   (`any`), raw IP and BSD NULL/LOOP, down to an IPv4 or IPv6 datagram.
 //! - `ip`: IPv4 and IPv6 (walking extension headers) down to the transport header.
-//! - `transport`: TCP and UDP, down to the destination port and TCP flags.
+//! - `transport`: TCP and UDP, down to the ports, and for TCP the flags and sequence number.
 //!
 //! pnet's views only check the minimum length of a header when they are built (and for some,
 //! like Linux cooked capture, that minimum is shorter than the header). Every length is checked
@@ -44,6 +44,9 @@ use std::net::IpAddr;
 use crate::sequence::{Knock, Proto};
 
 /// A packet that could be a knock: who sent it, to where, and with which TCP flags.
+///
+/// `src_port` and `tcp_seq` tell a retransmission (the kernel sending the same SYN again: same
+/// source port, same sequence number) from a new connection attempt to the same port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hit {
     /// The knocker.
@@ -54,6 +57,10 @@ pub struct Hit {
     pub knock: Knock,
     /// The TCP flags byte (0 for UDP).
     pub tcp_flags: u8,
+    /// The TCP or UDP source port (0 is possible: the sender chose it).
+    pub src_port: u16,
+    /// The TCP sequence number (0 for UDP).
+    pub tcp_seq: u32,
 }
 
 /// Why a captured frame is not a [`Hit`]. Small and `Copy`: it is returned once per skipped
@@ -302,6 +309,8 @@ impl Decoder {
                 destination: datagram.destination,
                 knock,
                 tcp_flags: ports.flags,
+                src_port: ports.source,
+                tcp_seq: ports.seq,
             },
             identity: Identity {
                 source: datagram.source,

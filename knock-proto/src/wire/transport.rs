@@ -1,4 +1,4 @@
-//! Transport layer: the destination port (and, for TCP, the flags byte) of a knock.
+//! Transport layer: the ports of a knock and, for TCP, its flags byte and sequence number.
 //!
 //! Only the fixed part of the header has to be captured; options and payload may have been cut
 //! by the snap length. What the header declares must still fit in the datagram.
@@ -9,19 +9,21 @@ use pnet_packet::udp::UdpPacket;
 use super::{Skip, Span};
 use crate::sequence::Port;
 
-/// What a transport header says of a knock.
+/// What a knock's TCP or UDP header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Ports {
-    pub(super) source: u16,
+pub(super) struct Segment {
+    /// The port knocked on (never 0).
     pub(super) destination: Port,
-    /// TCP's sequence number (0 for UDP).
-    pub(super) seq: u32,
-    /// TCP's flags byte (0 for UDP).
+    /// The sender's port.
+    pub(super) source: u16,
+    /// The TCP flags byte; 0 for UDP.
     pub(super) flags: u8,
+    /// The TCP sequence number; 0 for UDP.
+    pub(super) seq: u32,
 }
 
-/// Ports, sequence number and flags byte of a TCP header.
-pub(super) fn tcp(span: Span<'_>) -> Result<Ports, Skip> {
+/// Ports, flags byte and sequence number of a TCP header.
+pub(super) fn tcp(span: Span<'_>) -> Result<Segment, Skip> {
     let fixed = TcpPacket::minimum_packet_size();
     let header = TcpPacket::new(span.need(fixed)?).ok_or(Skip::Truncated)?;
     let header_len = usize::from(header.get_data_offset()) * 4;
@@ -29,11 +31,11 @@ pub(super) fn tcp(span: Span<'_>) -> Result<Ports, Skip> {
         return Err(Skip::Malformed);
     }
     span.declares(header_len)?;
-    Ok(Ports {
-        source: header.get_source(),
+    Ok(Segment {
         destination: Port::new(header.get_destination()).ok_or(Skip::Malformed)?,
-        seq: header.get_sequence(),
+        source: header.get_source(),
         flags: header.get_flags(),
+        seq: header.get_sequence(),
     })
 }
 
@@ -41,7 +43,7 @@ pub(super) fn tcp(span: Span<'_>) -> Result<Ports, Skip> {
 ///
 /// A length below the header's own 8 bytes is refused, including 0 (which only IPv6
 /// jumbograms use, and those are refused below us anyway).
-pub(super) fn udp(span: Span<'_>) -> Result<Ports, Skip> {
+pub(super) fn udp(span: Span<'_>) -> Result<Segment, Skip> {
     let fixed = UdpPacket::minimum_packet_size();
     let header = UdpPacket::new(span.need(fixed)?).ok_or(Skip::Truncated)?;
     let length = usize::from(header.get_length());
@@ -49,11 +51,11 @@ pub(super) fn udp(span: Span<'_>) -> Result<Ports, Skip> {
         return Err(Skip::Malformed);
     }
     span.declares(length)?;
-    Ok(Ports {
-        source: header.get_source(),
+    Ok(Segment {
         destination: Port::new(header.get_destination()).ok_or(Skip::Malformed)?,
-        seq: 0,
+        source: header.get_source(),
         flags: 0,
+        seq: 0,
     })
 }
 
@@ -71,25 +73,48 @@ mod tests {
         assert_eq!(UdpPacket::minimum_packet_size(), 8);
     }
 
+    /// A TCP header from port 40000 to port 7000, sequence number 0xdeadbeef, SYN.
+    fn tcp_syn() -> [u8; 24] {
+        let mut header = [0u8; 24];
+        header[..2].copy_from_slice(&40000u16.to_be_bytes());
+        header[2..4].copy_from_slice(&7000u16.to_be_bytes());
+        header[4..8].copy_from_slice(&0xdead_beef_u32.to_be_bytes());
+        header[13] = 0x02;
+        header
+    }
+
+    #[test]
+    fn tcp_ports_flags_and_sequence_number() {
+        let mut header = tcp_syn();
+        header[12] = 5 << 4;
+        let want = Segment {
+            destination: Port::new(7000).unwrap(),
+            source: 40000,
+            flags: 0x02,
+            seq: 0xdead_beef,
+        };
+        assert_eq!(tcp(span(&header)), Ok(want));
+    }
+
     #[test]
     fn tcp_data_offset() {
-        let mut header = [0u8; 24];
-        header[2..4].copy_from_slice(&7000u16.to_be_bytes());
-        header[13] = 0x02;
-        header[4..8].copy_from_slice(&0x0102_0304u32.to_be_bytes());
-        header[12] = 5 << 4;
-        assert_eq!(tcp(span(&header[..20])).map(|p| p.seq), Ok(0x0102_0304));
+        let mut header = tcp_syn();
+        let syn = Ok(Segment {
+            destination: Port::new(7000).unwrap(),
+            source: 40000,
+            flags: 0x02,
+            seq: 0xdead_beef,
+        });
         for (offset, want) in [
             (0u8, Err(Skip::Malformed)),
             (4, Err(Skip::Malformed)),
-            (5, Ok((Port::new(7000).unwrap(), 0x02))),
-            (6, Ok((Port::new(7000).unwrap(), 0x02))),
+            (5, syn),
+            (6, syn),
             (7, Err(Skip::Malformed)),
             (15, Err(Skip::Malformed)),
         ] {
             header[12] = offset << 4;
-            let got = tcp(span(&header)).map(|p| (p.destination, p.flags));
-            assert_eq!(got, want, "data offset {offset}");
+            assert_eq!(tcp(span(&header)), want, "data offset {offset}");
         }
         // Options declared but cut by the capture: the fixed header is enough.
         header[12] = 6 << 4;
@@ -100,17 +125,23 @@ mod tests {
     #[test]
     fn udp_length() {
         let mut header = [0u8; 10];
+        header[..2].copy_from_slice(&5353u16.to_be_bytes());
         header[2..4].copy_from_slice(&53u16.to_be_bytes());
+        let datagram = Ok(Segment {
+            destination: Port::new(53).unwrap(),
+            source: 5353,
+            flags: 0,
+            seq: 0,
+        });
         for (length, want) in [
             (0u16, Err(Skip::Malformed)),
             (7, Err(Skip::Malformed)),
-            (8, Ok(Port::new(53).unwrap())),
-            (10, Ok(Port::new(53).unwrap())),
+            (8, datagram),
+            (10, datagram),
             (11, Err(Skip::Malformed)),
         ] {
             header[4..6].copy_from_slice(&length.to_be_bytes());
-            let got = udp(span(&header)).map(|p| p.destination);
-            assert_eq!(got, want, "length {length}");
+            assert_eq!(udp(span(&header)), want, "length {length}");
         }
     }
 

@@ -5,16 +5,23 @@ use std::path::PathBuf;
 
 use toml::de::{DeTable, DeValue};
 
+use super::rotating::{ROTATING_KEYS, RotatingDraft};
 use super::{Cx, Key, Val, sorted};
 use crate::config::model::*;
-use crate::config::value::{self, ValueError};
+use crate::config::value;
 use crate::flags::TcpFlags;
 use crate::sequence::{Knock, Proto};
 
 /// The keys of a door table.
-pub(super) const DOOR_KEYS: [&str; 16] = [
+pub(super) const DOOR_KEYS: [&str; 22] = [
     "sequence",
     "one_time_sequences",
+    "secret_file",
+    "knocks",
+    "ports",
+    "step_seconds",
+    "sealed",
+    "bind_source",
     "seq_timeout",
     "tcpflags",
     "command",
@@ -41,6 +48,8 @@ struct Draft {
     /// the value given was valid.
     sequence: Option<(usize, bool)>,
     one_time: Option<(usize, bool)>,
+    /// `secret_file` and the other keys of a rotating door.
+    rotating: RotatingDraft,
     /// Where `open_seconds` was, to refuse it without `open`.
     open_seconds: Option<usize>,
     /// Whether `open` was given, valid or not.
@@ -93,17 +102,24 @@ impl Cx<'_> {
             },
             sequence: None,
             one_time: None,
+            rotating: RotatingDraft::default(),
             open_seconds: None,
             open_seen: false,
             start_key: None,
             start6_key: None,
         };
-        let errors_before = self.diags.0.len();
+        let errors_before = self.error_count();
         for (key, val) in sorted(table) {
             self.door_key(&mut d, key, val);
         }
-        let complete = self.door_complete(name_key, &d);
-        (name_ok && complete && self.diags.0.len() == errors_before).then_some(d.door)
+        let mut complete = self.door_complete(name_key, &d);
+        if complete && d.rotating.secret_file.is_some() {
+            match self.rotating(&d.rotating) {
+                Some(r) => d.door.sequence = SequenceSource::Rotating(r),
+                None => complete = false,
+            }
+        }
+        (name_ok && complete && self.error_count() == errors_before).then_some(d.door)
     }
 
     /// The checks that need the whole table: exactly one kind of sequence, `open_seconds`
@@ -119,31 +135,50 @@ impl Cx<'_> {
                 );
             }
         }
-        match (d.sequence, d.one_time) {
-            (Some((a, _)), Some((b, _))) => {
-                let (first, second) = (a.min(b), a.max(b));
-                let lines = (self.line_of(first), self.line_of(second));
+        if let (Some((at, key)), None) = (d.rotating.first_key, &d.rotating.secret_file) {
+            self.err(
+                at..at,
+                format!(
+                    "`{key}` belongs to rotating doors: add `secret_file = \"keys/{name}.key\"` \
+                     (and drop `sequence`), or remove it"
+                ),
+            );
+            return false;
+        }
+        let sources = [
+            d.sequence.map(|(at, ok)| (at, ok, "sequence")),
+            d.one_time.map(|(at, ok)| (at, ok, "one_time_sequences")),
+            d.rotating
+                .secret_file
+                .as_ref()
+                .map(|(at, f)| (*at, f.is_some(), "secret_file")),
+        ];
+        let mut given: Vec<(usize, bool, &str)> = sources.into_iter().flatten().collect();
+        given.sort();
+        match given.as_slice() {
+            [] => {
                 self.err(
-                    second..second,
+                    name_key.span(),
                     format!(
-                        "door `{name}` has both `sequence` and `one_time_sequences` (lines {} \
-                         and {}): keep one of them",
+                        "door `{name}` has no sequence: add `sequence = \"7000,8000,9000\"`, \
+                         `one_time_sequences = \"/path/to/file\"` or `secret_file = \"PATH\"`"
+                    ),
+                );
+                false
+            }
+            [(_, ok, _)] => *ok,
+            [(a, _, first), (b, _, second), ..] => {
+                let lines = (self.line_of(*a), self.line_of(*b));
+                self.err(
+                    *b..*b,
+                    format!(
+                        "door `{name}` has both `{first}` and `{second}` (lines {} and {}): \
+                         keep one of them",
                         lines.0, lines.1
                     ),
                 );
                 false
             }
-            (None, None) => {
-                self.err(
-                    name_key.span(),
-                    format!(
-                        "door `{name}` has no sequence: add `sequence = \"7000,8000,9000\"` or \
-                         `one_time_sequences = \"/path/to/file\"`"
-                    ),
-                );
-                false
-            }
-            (Some((_, ok)), None) | (None, Some((_, ok))) => ok,
         }
     }
 
@@ -152,6 +187,8 @@ impl Cx<'_> {
         let at = key.span().start;
         match name {
             "sequence" | "one_time_sequences" => self.sequence_key(d, key, val),
+            "secret_file" => self.rotating_key(&mut d.rotating, key, val),
+            _ if ROTATING_KEYS.contains(&name) => self.rotating_key(&mut d.rotating, key, val),
             "seq_timeout" => {
                 if let Some(t) = self.timeout(val, name, 1) {
                     d.door.seq_timeout = t;
@@ -204,7 +241,7 @@ impl Cx<'_> {
     fn sequence_key(&mut self, d: &mut Draft, key: &Key<'_>, val: &Val<'_>) {
         let at = key.span().start;
         if key.get_ref() == "sequence" {
-            let s = self.sequence(val);
+            let s = self.sequence(val, "sequence", Proto::Tcp);
             d.sequence = Some((at, s.is_some()));
             if let Some(s) = s {
                 d.door.sequence = SequenceSource::Fixed(s);
@@ -257,75 +294,6 @@ impl Cx<'_> {
                 "stop_command" => d.door.stop_command = c,
                 _ => d.door.stop_command_6 = c,
             },
-        }
-    }
-
-    /// `sequence`: a knockd string, or an array of strings (each `port[:proto]` or a knockd
-    /// string) and port numbers, concatenated.
-    fn sequence(&mut self, val: &Val<'_>) -> Option<crate::sequence::Sequence> {
-        let items: Vec<&Val<'_>> = match val.get_ref() {
-            DeValue::Array(a) => a.iter().collect(),
-            _ => vec![val],
-        };
-        let mut knocks = Vec::new();
-        let mut ok = true;
-        for item in items {
-            match self.knocks_item(item, "sequence", Proto::Tcp, ',') {
-                Some(k) => knocks.extend(k),
-                None => ok = false,
-            }
-        }
-        if !ok {
-            return None;
-        }
-        value::sequence(knocks)
-            .map_err(|m| self.err(val.span(), m))
-            .ok()
-    }
-
-    /// One string or port number of a `sequence` or `open` list.
-    fn knocks_item(
-        &mut self,
-        item: &Val<'_>,
-        key: &str,
-        default: Proto,
-        separator: char,
-    ) -> Option<Vec<Knock>> {
-        match item.get_ref() {
-            DeValue::String(s) => {
-                // `open` also takes `1723/tcp`; the `/` is only a spelling of `:`.
-                let normalized = s.replace('/', ":");
-                let parsed = if separator == ',' {
-                    value::knocks(&normalized, default)
-                } else {
-                    Knock::parse_with_default(value::c_trim(&normalized), default)
-                        .map(|k| vec![k])
-                        .map_err(|e| ValueError {
-                            message: format!(
-                                "{e} (write ports to open like `22/tcp` or `1194/udp`)"
-                            ),
-                            at: 0,
-                        })
-                };
-                parsed.map_err(|e| self.value_error(item, s, e)).ok()
-            }
-            DeValue::Integer(_) => {
-                let n = self.integer(item, key)?;
-                match u16::try_from(n).ok().and_then(crate::sequence::Port::new) {
-                    Some(p) => Some(vec![Knock::new(p, default)]),
-                    None => {
-                        self.err(
-                            item.span(),
-                            format!("port {n} is out of range: ports go from 1 to 65535"),
-                        );
-                        None
-                    }
-                }
-            }
-            _ => {
-                self.type_error(item, key, "a string like \"7000:udp\" or a port number");
-                None
-            }
         }
     }
 

@@ -55,7 +55,7 @@ use std::time::Duration;
 use knock_proto::sequence::Knock;
 use nftables::schema::Nftables;
 
-use ruleset::{TABLE, allow_batch, guard_batch, install_batch, remove_batch};
+use ruleset::{TABLE, allow_batch, guard_batch, install_batch, remove_batch, revoke_batch};
 
 /// Why the firewall could not be changed.
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +214,25 @@ impl Firewall {
         }
         self.nft
             .apply(&allow_batch(ip, ports, for_), "open the door")
+    }
+
+    /// Closes `ports` to `ip` now (a close request), whether or not they were open.
+    pub fn revoke(&self, ip: IpAddr, ports: &[Knock]) -> Result<(), FirewallError> {
+        if ports.is_empty() {
+            return Ok(());
+        }
+        self.nft.apply(&revoke_batch(ip, ports), "close the door")
+    }
+
+    /// Whether our table is still in the kernel.
+    pub fn is_present(&self) -> bool {
+        self.nft.has_table()
+    }
+
+    /// Puts the table back, guarding `guarded` (after something deleted it).
+    pub fn reinstall(&self, guarded: &[Knock]) -> Result<(), FirewallError> {
+        self.nft
+            .apply(&install_batch(guarded), "reinstall the knock_server table")
     }
 
     /// Deletes the table: every guarded port is as the rest of the firewall leaves it.

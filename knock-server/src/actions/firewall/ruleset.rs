@@ -147,6 +147,27 @@ pub fn allow_batch(ip: IpAddr, ports: &[Knock], for_: Duration) -> Nftables<'sta
     b.to_nftables()
 }
 
+/// The batch that takes back what [`allow_batch`] let in: each element is added bare, then
+/// deleted, so that it is gone whether or not it was still there (or had timed out).
+pub fn revoke_batch(ip: IpAddr, ports: &[Knock]) -> Nftables<'static> {
+    let ip = ip.to_canonical();
+    let allow = if ip.is_ipv4() { ALLOW4 } else { ALLOW6 };
+    let keys: Vec<Expression<'static>> = ports
+        .iter()
+        .map(|k| {
+            concat(vec![
+                Expression::String(ip.to_string().into()),
+                Expression::String(k.proto.as_str().into()),
+                Expression::Number(u32::from(k.port.get())),
+            ])
+        })
+        .collect();
+    let mut b = Batch::new();
+    b.add(element(allow, keys.clone()));
+    b.delete(element(allow, keys));
+    b.to_nftables()
+}
+
 /// The batch that deletes our table, whether or not it exists.
 pub fn remove_batch() -> Nftables<'static> {
     let mut b = Batch::new();
