@@ -81,14 +81,10 @@ impl Engine {
             return;
         };
         c.attempts = c.attempts.saturating_add_signed(delta);
-        match *ev {
-            Event::Evicted { .. } => c.evicted += 1,
-            Event::Failed { source, .. } => {
-                if let Some(why) = ev.broken() {
-                    c.last_broken = Some(format!("{source}: {why}"));
-                }
+        if let Event::Failed { source, .. } = *ev {
+            if let Some(why) = ev.broken() {
+                c.last_broken = Some(format!("{source}: {why}"));
             }
-            _ => {}
         }
     }
 

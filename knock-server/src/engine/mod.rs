@@ -116,8 +116,6 @@ impl Default for LogGate {
 struct DoorCounts {
     /// Attempts in progress.
     attempts: u64,
-    /// Attempts evicted to make room, since start.
-    evicted: u64,
     /// The latest broken attempt, as `IP: sequence broken at stage N: expected K, got L`.
     last_broken: Option<String>,
 }
@@ -454,9 +452,9 @@ impl Engine {
         self.config
             .doors
             .iter()
-            .zip(&self.door_counts)
-            .filter(|(_, c)| c.evicted > 0)
-            .map(|(d, c)| (d.name.clone(), c.evicted))
+            .enumerate()
+            .map(|(id, d)| (d.name.clone(), self.tracker.evicted_on(id)))
+            .filter(|&(_, n)| n > 0)
             .collect()
     }
 
