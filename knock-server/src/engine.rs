@@ -11,8 +11,8 @@ use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
-use std::time::{Duration, SystemTime};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use knock_proto::config::{Config, Door, SequenceSource};
 use knock_proto::onetime::OneTimeSequences;
@@ -21,6 +21,7 @@ use knock_proto::wire::Hit;
 use knock_proto::{Sequence, Timestamp};
 
 use crate::capture::{self, Clock, Counters};
+use crate::control::{self, OpenWindow, Request, Response};
 use crate::exec::{Kind, Runner};
 use crate::filter::{self, DoorFilter};
 use crate::journal::{self, Entry, Journal};
@@ -34,8 +35,9 @@ const NAME_CACHE: usize = 4096;
 /// tracker overlaps their memory reads (`Tracker::handle_batch`).
 const BATCH: usize = 64;
 
-/// How often the engine checks that the nftables table of `open` doors is still there.
-const FIREWALL_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// How often the engine checks that the nftables table of `open` doors is still there, in
+/// case `nft monitor` (which reports a deletion at once) is not running.
+const FIREWALL_CHECK_EVERY: Duration = Duration::from_secs(30);
 
 /// How often the engine logs a summary of ignored and dropped packets (when there were any).
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
@@ -49,6 +51,12 @@ pub enum Msg {
     Signal(i32),
     /// The capture thread stopped with this error.
     CaptureFailed(String),
+    /// An operator's request from the control socket, and where to send the answer.
+    Control(Request, Sender<Response>),
+    /// The host's addresses changed (netlink): these are the addresses knocks go to now.
+    LocalAddresses(Vec<IpAddr>),
+    /// Something changed in nftables (`nft monitor`): check that our table is still there.
+    FirewallChanged,
 }
 
 /// Fixed for the daemon's lifetime.
@@ -64,6 +72,8 @@ pub struct Settings {
     pub lookup: bool,
     /// Whether the capture's link is Ethernet (VLAN variants in the filter).
     pub ethernet: bool,
+    /// `--instance`, for `status`.
+    pub instance: String,
 }
 
 /// A stop command waiting for its time.
@@ -98,6 +108,8 @@ pub struct Engine {
     filter_dirty: bool,
     /// `-l`: knockers' names, looked up once.
     names: HashMap<IpAddr, Option<String>>,
+    /// When the engine started, for `status`.
+    started: Instant,
 }
 
 /// How the engine stopped.
@@ -142,6 +154,7 @@ impl Engine {
             batch: Vec::with_capacity(BATCH),
             filter_dirty: false,
             names: HashMap::new(),
+            started: Instant::now(),
         };
         engine.adopt(leftovers);
         engine
@@ -196,8 +209,17 @@ impl Engine {
             match msg {
                 Some(Msg::Hit(..)) | None => {}
                 Some(Msg::Signal(sig)) if sig == signal_hook::consts::SIGHUP => {
+                    crate::log::reopen();
                     self.reload(capture)
                 }
+                Some(Msg::Signal(sig)) if sig == signal_hook::consts::SIGUSR1 => {
+                    crate::log::reopen();
+                }
+                Some(Msg::Control(request, reply)) => {
+                    let _ = reply.send(self.control(request));
+                }
+                Some(Msg::LocalAddresses(addrs)) => self.set_local_addresses(addrs, capture),
+                Some(Msg::FirewallChanged) => self.performer.check_firewall(),
                 Some(Msg::Signal(_)) => break Exit::Signal,
                 Some(Msg::CaptureFailed(e)) => {
                     tracing::error!("{e}");
@@ -414,7 +436,7 @@ impl Engine {
         vec![text]
     }
 
-    /// Marks the used one-time sequence in its file (atomically) and arms the next one.
+    /// Marks the used one-time sequence in its file (in place) and arms the next one.
     fn next_one_time(&mut self, id: usize, door: &Door) {
         let SequenceSource::OneTime { path, .. } = &door.sequence else {
             return;
@@ -422,14 +444,11 @@ impl Engine {
         let Some(Some(seqs)) = self.one_time.get_mut(id) else {
             return;
         };
-        if let Some(text) = seqs.consume() {
-            if let Err(e) = load::write_atomically(path, &text) {
-                tracing::error!(
-                    "{}: cannot update one-time sequence file {}: {e:#}",
-                    door.name,
-                    path.display()
-                );
-            }
+        if let Err(e) = crate::onetime_file::mark_used(path, seqs) {
+            tracing::error!(
+                "{}: cannot mark the used one-time sequence: {e:#}",
+                door.name
+            );
         }
         let next: Option<Sequence> = seqs.current().cloned();
         if next.is_none() {
@@ -546,4 +565,142 @@ pub fn build_filter(
         })
         .collect();
     filter::build(&doors, local, settings.ipv4_only, settings.ethernet)
+}
+
+/// Operator control (`status`, `close`) and the host's addresses, on the engine as it is;
+/// kept in one place so that it moves onto the state-machine engine in one piece.
+impl Engine {
+    /// Follows the host's addresses: knocks to a new address count, a gone one's do not.
+    fn set_local_addresses(&mut self, addrs: Vec<IpAddr>, capture: &capture::Running) {
+        if addrs == self.local {
+            return;
+        }
+        tracing::info!(
+            "local addresses changed: {}",
+            addrs
+                .iter()
+                .map(IpAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        self.local = addrs;
+        self.tracker.set_local_addresses(&self.local);
+        capture.set_filter(self.filter());
+    }
+
+    fn control(&mut self, request: Request) -> Response {
+        match request {
+            Request::Status => Response::Status(self.status()),
+            Request::Close { door, .. } if !self.config.doors.iter().any(|d| d.name == door) => {
+                Response::Error {
+                    message: format!(
+                        "no door named `{door}` in {} (doors: {})",
+                        self.settings.config_path.display(),
+                        self.config
+                            .doors
+                            .iter()
+                            .map(|d| d.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }
+            }
+            Request::Close { door, source } => Response::Closed {
+                closed: self.close_now(Some(&door), source),
+            },
+            Request::CloseAll => Response::Closed {
+                closed: self.close_now(None, None),
+            },
+        }
+    }
+
+    fn status(&mut self) -> control::Status {
+        let wall = SystemTime::now();
+        let stats = self.tracker.stats();
+        let mut open: Vec<OpenWindow> = self
+            .open_until
+            .iter()
+            .map(|((door, source), &at)| {
+                let length = self.door_cmd_timeout(door);
+                let left = self.clock.until(at);
+                let closes = wall + left;
+                window(door, *source, closes - length, left, "stop command")
+            })
+            .collect();
+        for (door, source, since, left) in self.performer.open_windows() {
+            open.push(window(&door, source, since, left, "nftables"));
+        }
+        open.sort_by_key(|w| w.closes_in_secs);
+        control::Status {
+            instance: self.settings.instance.clone(),
+            pid: std::process::id(),
+            config: self.settings.config_path.display().to_string(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            doors: self
+                .config
+                .doors
+                .iter()
+                .enumerate()
+                .map(|(id, d)| control::DoorStatus {
+                    name: d.name.clone(),
+                    enabled: self.sequence_len(id).is_some(),
+                    ..control::DoorStatus::default()
+                })
+                .collect(),
+            open,
+            counters: control::Counters {
+                evicted: stats.evicted,
+                ..control::Counters::default()
+            },
+        }
+    }
+
+    fn door_cmd_timeout(&self, name: &str) -> Duration {
+        self.config
+            .doors
+            .iter()
+            .find(|d| d.name == name)
+            .map_or(Duration::ZERO, |d| d.cmd_timeout)
+    }
+
+    /// Closes now: pending stop commands of matching windows run (once: they leave the
+    /// schedule and the state file), and `open` ports are revoked.
+    fn close_now(&mut self, door: Option<&str>, source: Option<IpAddr>) -> Vec<OpenWindow> {
+        let matches =
+            |d: &str, s: IpAddr| door.is_none_or(|x| x == d) && source.is_none_or(|x| x == s);
+        let wall = SystemTime::now();
+        let mut closed = Vec::new();
+        let (due, kept): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|Reverse(p)| p)
+            .partition(|p| matches(&p.entry.door, p.entry.source));
+        self.pending = kept.into_iter().map(Reverse).collect();
+        for p in due {
+            let key = (p.entry.door.clone(), p.entry.source);
+            // Superseded entries (a re-knock moved the window) are dropped without running.
+            if self.open_until.get(&key) == Some(&p.at) {
+                let left = self.clock.until(p.at);
+                let since = wall + left - self.door_cmd_timeout(&key.0);
+                closed.push(window(&key.0, key.1, since, left, "stop command"));
+                tracing::info!("{}: {}: closed by the operator", key.1, key.0);
+                self.run_stop(p, false);
+            }
+        }
+        self.journal
+            .save(self.pending.iter().map(|Reverse(p)| &p.entry));
+        for (d, s, since, left) in self.performer.close(door, source) {
+            closed.push(window(&d, s, since, left, "nftables"));
+        }
+        closed
+    }
+}
+
+fn window(door: &str, source: IpAddr, since: SystemTime, left: Duration, how: &str) -> OpenWindow {
+    OpenWindow {
+        door: door.to_owned(),
+        source,
+        since_unix: since.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        closes_in_secs: left.as_secs(),
+        how: how.to_owned(),
+    }
 }

@@ -15,9 +15,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::load::write_atomically;
 
-/// The default state file (systemd's StateDirectory for the unit).
-pub const DEFAULT_PATH: &str = "/var/lib/knock-server/pending-stops";
-
 /// A stop command as stored.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Entry {

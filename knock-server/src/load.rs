@@ -10,7 +10,15 @@ pub use knock_proto::config::Loaded;
 
 /// Reads and checks the config at `path` and the one-time sequence files it names.
 pub fn load(path: &Path) -> Result<Loaded, Diagnostics> {
-    config::load(path, |p| std::fs::read_to_string(p))
+    // The config itself may be a link (/etc/knockd.conf -> a managed copy): the daemon only
+    // reads it. One-time files it also writes, so those must not be (see `onetime_file`).
+    config::load(path, |p| {
+        if p == path {
+            std::fs::read_to_string(p)
+        } else {
+            crate::onetime_file::read_nofollow(p)
+        }
+    })
 }
 
 /// What is worth a warning in a valid config, one line each: doors whose one-time sequence

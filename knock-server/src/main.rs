@@ -6,20 +6,30 @@
 //!   actions out);
 //! - [`exec`], [`perform`] and [`actions`]: what a door does when it opens;
 //! - [`filter`]: the kernel BPF filter compiled from the doors;
-//! - [`log`]: knockd's log lines to LogFile, syslog and stderr.
+//! - [`log`]: knockd's log lines to LogFile, syslog and stderr;
+//! - [`instance`]: what one of several daemons on a host owns, and its lock;
+//! - [`control`], [`control_socket`] and [`operator`]: `status` and `close`, from the
+//!   command line to the engine and back;
+//! - [`files`]: paths made absolute, files opened without following symlinks.
 
 mod actions;
 mod capture;
 mod cli;
 #[allow(dead_code)] // The engine and the `status`/`close` subcommands use it (being built).
 mod control;
+mod control_socket;
 mod engine;
 mod exec;
+mod files;
 mod filter;
+mod host_watch;
+mod instance;
 mod journal;
 mod load;
 mod log;
 mod man;
+mod onetime_file;
+mod operator;
 mod perform;
 mod pidfile;
 
@@ -29,10 +39,10 @@ use std::sync::mpsc;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::cli::Args;
+use crate::cli::{Args, Cli, Command};
 use crate::engine::{Engine, Exit, Msg, Settings};
 
 /// Hits waiting for the engine; beyond this the capture thread drops and counts them.
@@ -53,11 +63,23 @@ fn main() -> ExitCode {
 
 /// Errors returned from here happen before the daemon runs: they exit with status 2.
 fn run() -> anyhow::Result<ExitCode> {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Status(a)) => operator::status(&a),
+        Some(Command::Close(a)) => operator::close(&a),
+        None => daemon(cli.daemon),
+    }
+}
+
+/// Runs the daemon (no subcommand: knockd's command line).
+fn daemon(args: Args) -> anyhow::Result<ExitCode> {
     if args.man {
         print_stdout(&man::render()?)?;
         return Ok(ExitCode::SUCCESS);
     }
+    // Absolute before anything uses them: `-d` changes directory to `/`, and SIGHUP re-reads
+    // the config long after.
+    let args = files::absolute_args(args)?;
     let config_path = args.config_path();
     let loaded = match load::load(&config_path) {
         Ok(l) => l,
@@ -94,16 +116,27 @@ fn run() -> anyhow::Result<ExitCode> {
         file: log_file,
         syslog: options.use_syslog,
     };
+    let instance = &args.instance;
     let pid_path = args
         .pidfile
         .clone()
-        .or_else(|| options.pid_file.clone())
-        .or_else(|| args.daemon.then(|| "/var/run/knockd.pid".into()));
+        .or_else(|| options.pid_file.clone().map(files::absolute))
+        .or_else(|| {
+            args.daemon
+                .then(|| instance.instance.pid_file(&instance.runtime_dir))
+        });
+    let state_path = args.state_path();
+    files::refuse_symlink(&state_path, "state file")?;
+    // Before anything of the instance's is touched (its table above all): a second daemon
+    // of the same instance stops here.
+    let mut lock = instance::Lock::acquire(&instance.instance, &instance.runtime_dir)?;
+    let control = control_socket::Listener::bind(&instance.instance.socket(&instance.runtime_dir))?;
 
     let mut opened = capture::open(&interface)?;
     let local = capture::local_addresses(&interface);
     let settings = Settings {
-        config_path,
+        config_path: config_path.clone(),
+        instance: instance.instance.to_string(),
         interface: interface.clone(),
         ipv4_only: args.only_ipv4,
         lookup: args.lookup,
@@ -111,10 +144,11 @@ fn run() -> anyhow::Result<ExitCode> {
     };
     let filter = engine::build_filter(&loaded.config, &loaded.one_time, &local, &settings);
     opened.set_filter(&filter)?;
-    let performer = perform::Performer::new(&loaded.config)?;
+    let performer = perform::Performer::new(&loaded.config, &instance.instance.table())?;
 
     if args.daemon {
         daemonize()?;
+        lock.update_pid();
     }
     let _pid = pid_path
         .as_deref()
@@ -123,8 +157,34 @@ fn run() -> anyhow::Result<ExitCode> {
     log::install(&sinks)?;
     let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
     forward_signals(tx.clone())?;
+    control.spawn(tx.clone())?;
+    if let Err(e) =
+        host_watch::watch_addresses(interface.clone(), capture::local_addresses, tx.clone())
+    {
+        tracing::warn!("{e:#}; new addresses count after SIGHUP");
+    }
+    let _monitor = if performer.guards() {
+        host_watch::watch_table(&instance.instance.table(), tx.clone())
+            .map_err(|e| tracing::warn!("{e:#}; checking the table every few seconds instead"))
+            .ok()
+    } else {
+        None
+    };
 
     tracing::info!("starting up, listening on {interface}");
+    tracing::info!(
+        "instance {}: config {}, {} door(s): {}",
+        instance.instance,
+        config_path.display(),
+        loaded.config.doors.len(),
+        loaded
+            .config
+            .doors
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -132,11 +192,12 @@ fn run() -> anyhow::Result<ExitCode> {
     let clock = capture::Clock::start();
     let counters = Arc::new(capture::Counters::default());
     let running = capture::spawn(opened, clock, tx, counters.clone())?;
-    let journal = journal::Journal::open(&args.state_file);
+    let journal = journal::Journal::open(&state_path);
     let mut engine = Engine::new(settings, clock, loaded, local, counters, performer, journal);
     let exit = engine.run(&rx, &running);
     tracing::info!("shutting down");
     running.stop();
+    drop(lock);
     Ok(match exit {
         Exit::Signal => ExitCode::SUCCESS,
         Exit::CaptureFailed => ExitCode::FAILURE,
@@ -155,10 +216,10 @@ fn print_stdout(bytes: &[u8]) -> anyhow::Result<()> {
     }
 }
 
-/// Delivers SIGHUP, SIGTERM and SIGINT to the engine as messages: the handlers only write to
+/// Delivers SIGHUP, SIGTERM, SIGINT and SIGUSR1 to the engine as messages: the handlers only write to
 /// a pipe (signal-hook), and all the work happens on the engine thread.
 fn forward_signals(tx: mpsc::SyncSender<Msg>) -> anyhow::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT, SIGUSR1])
         .context("cannot install signal handlers")?;
     std::thread::Builder::new()
         .name("signals".into())

@@ -5,7 +5,7 @@
 use clap::CommandFactory as _;
 use clap_mangen::roff::{Roff, bold, italic, roman};
 
-use crate::cli::Args;
+use crate::cli::Cli;
 
 /// (key in knockd.conf, key in TOML, what it does)
 const OPTION_KEYS: &[(&str, &str, &str)] = &[
@@ -121,7 +121,7 @@ const DOOR_KEYS: &[(&str, &str, &str)] = &[
 
 /// Renders the page.
 pub fn render() -> std::io::Result<Vec<u8>> {
-    let man = clap_mangen::Man::new(Args::command())
+    let man = clap_mangen::Man::new(Cli::command())
         .section("8")
         .manual("System Administration")
         .source(format!("knock {}", env!("CARGO_PKG_VERSION")));
@@ -180,7 +180,11 @@ fn extra() -> Roff {
     )]);
     r.control("SH", ["SIGNALS"]);
     r.control("TP", []).text([bold("SIGHUP")]).text([roman(
-        "Re-read the config. A broken config is logged and the running one is kept.",
+        "Re-read the config. A broken config is logged and the running one is kept. The log \
+         file is reopened too.",
+    )]);
+    r.control("TP", []).text([bold("SIGUSR1")]).text([roman(
+        "Reopen the log file (after logrotate moved it away), nothing else.",
     )]);
     r.control("TP", [])
         .text([bold("SIGTERM, SIGINT")])
@@ -192,12 +196,33 @@ fn extra() -> Roff {
         ("/etc/knock/server.toml", "The config, if it exists."),
         ("/etc/knockd.conf", "The config otherwise."),
         (
-            "/var/lib/knock-server/pending-stops",
-            "Stop commands not yet run (--state-file).",
+            "/var/lib/knock-server/INSTANCE.state",
+            "Stop commands not yet run (--state-file). Never followed if a symbolic link.",
+        ),
+        (
+            "/run/knock-server/INSTANCE.sock",
+            "The control socket of status and close (root only, mode 0600).",
+        ),
+        (
+            "/run/knock-server/INSTANCE.lock",
+            "Held (flock) while the instance runs; holds its pid. A second daemon of the \
+             same instance refuses to start.",
+        ),
+        (
+            "/etc/knock/INSTANCE.toml",
+            "The config of knock-server@INSTANCE.service (the systemd template unit).",
         ),
     ] {
         r.control("TP", []).text([italic(file)]).text([roman(what)]);
     }
+    r.control("SH", ["INSTANCES"]).text([roman(
+        "--instance NAME (default knock-server) names what a daemon owns: its state file, \
+         control socket, lock, pid file with -d (RUNTIME-DIR/NAME.pid; knockd's \
+         /var/run/knockd.pid for the default instance) and nftables table (inet \
+         knock_server_NAME with - as _; knock_server for the default instance). Several \
+         instances run side by side, e.g. one per interface, and never touch each other's \
+         table, state or ports. status and close take the same --instance.",
+    )]);
     r.control("SH", ["EXIT STATUS"]).text([roman(
         "0 after SIGTERM or SIGINT, or a valid --check; 2 for usage, config and startup errors \
          (no such interface, no capture permission); 1 when capture fails while running.",

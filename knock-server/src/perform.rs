@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use knock_proto::Knock;
@@ -18,10 +19,26 @@ use crate::actions::{firewall::Firewall, mail, wol};
 #[derive(Debug)]
 pub struct Performer {
     firewall: Option<Firewall>,
+    /// Our instance's nftables table.
+    table: String,
+    /// Ports opened to knockers and not yet closed by the kernel: for `status`, `close`,
+    /// and to let them in again if the table is deleted behind our back.
+    windows: Vec<Window>,
     /// The ports the table guards, to put it back if it is deleted.
     guarded: Vec<Knock>,
     sendmail: PathBuf,
     mail_from: String,
+}
+
+/// Ports opened to one knocker by one door.
+#[derive(Debug)]
+struct Window {
+    door: String,
+    source: IpAddr,
+    ports: Vec<Knock>,
+    since: SystemTime,
+    /// When the kernel's timeout closes them.
+    until: Instant,
 }
 
 /// Every port any door opens: the ports our table guards.
@@ -46,24 +63,27 @@ fn port_list(ports: &[Knock]) -> String {
 }
 
 impl Performer {
-    /// Sets up what the config's actions need: the nftables table when a door has `open`
-    /// (any table a crashed run left behind is replaced).
-    pub fn new(config: &Config) -> anyhow::Result<Performer> {
+    /// Sets up what the config's actions need: the nftables `table` when a door has `open`
+    /// (any table a crashed run of this instance left behind is replaced).
+    pub fn new(config: &Config, table: &str) -> anyhow::Result<Performer> {
         let ports = guarded(config);
         let firewall = if ports.is_empty() {
             // A run that crashed with `open` doors left its table (still guarding, so its
             // ports stay closed); this config guards nothing.
-            if let Err(e) = crate::actions::firewall::remove_stale() {
+            if let Err(e) = crate::actions::firewall::remove_stale(table) {
                 tracing::debug!("no stale nftables table removed: {e}");
             }
             None
         } else {
-            let fw = Firewall::install(&ports)
-                .context("cannot set up the nftables table for `open` doors")?;
+            let fw = Firewall::install(table, &ports).with_context(|| {
+                format!("cannot set up the nftables table {table} for `open` doors")
+            })?;
             Some(fw)
         };
         Ok(Performer {
             firewall,
+            table: table.to_owned(),
+            windows: Vec::new(),
             guarded: ports,
             sendmail: config.options.sendmail.clone(),
             mail_from: config
@@ -72,6 +92,11 @@ impl Performer {
                 .clone()
                 .unwrap_or_else(mail::default_from),
         })
+    }
+
+    /// Whether the config has `open` doors (we own an nftables table).
+    pub fn guards(&self) -> bool {
+        self.firewall.is_some()
     }
 
     /// Runs `door`'s built-in actions for `source`. `ran` lists the commands the engine
@@ -89,6 +114,7 @@ impl Performer {
             {
                 Some(Ok(())) => {
                     tracing::info!("{source}: {}: opened {ports} for {secs}s", door.name);
+                    self.remember(door, source);
                     done.push(format!("opened {ports} to {source} for {secs} s"));
                 }
                 Some(Err(e)) => {
@@ -155,7 +181,7 @@ impl Performer {
                     tracing::error!("cannot update the guarded ports: {e}");
                 }
             }
-            None if !ports.is_empty() => match Firewall::install(&ports) {
+            None if !ports.is_empty() => match Firewall::install(&self.table, &ports) {
                 Ok(fw) => self.firewall = Some(fw),
                 Err(e) => tracing::error!("cannot set up the nftables table for `open` doors: {e}"),
             },
@@ -167,17 +193,86 @@ impl Performer {
     /// nftables.service runs on restart): without it the guarded ports would be open to
     /// whatever the host's own rules allow. The engine calls this every few seconds.
     pub fn check_firewall(&mut self) {
+        self.forget_closed();
         let Some(fw) = &self.firewall else { return };
-        match fw.reinstall_if_gone(&self.guarded) {
+        let now = Instant::now();
+        let allowed: Vec<_> = self
+            .windows
+            .iter()
+            .map(|w| (w.source, w.ports.clone(), w.until - now))
+            .collect();
+        match fw.reinstall_if_gone(&self.guarded, &allowed) {
             Ok(false) => {}
             Ok(true) => tracing::warn!(
-                "the nftables table knock_server was deleted (nft flush ruleset?): put it back; \
-                 doors that were open must be knocked again"
+                "the nftables table {} was deleted (nft flush ruleset?): put it back, with the {} \
+                 door(s) it held open",
+                self.table,
+                allowed.len()
             ),
             Err(e) => tracing::error!(
-                "the nftables table knock_server was deleted and cannot be put back: {e}"
+                "the nftables table {} was deleted and cannot be put back: {e}",
+                self.table
             ),
         }
+    }
+
+    fn remember(&mut self, door: &Door, source: IpAddr) {
+        let a = &door.actions;
+        let until = Instant::now() + a.open_for;
+        self.windows
+            .retain(|w| !(w.door == door.name && w.source == source));
+        self.windows.push(Window {
+            door: door.name.clone(),
+            source,
+            ports: a.open.clone(),
+            since: SystemTime::now(),
+            until,
+        });
+    }
+
+    /// Drops windows the kernel has closed by now.
+    fn forget_closed(&mut self) {
+        let now = Instant::now();
+        self.windows.retain(|w| w.until > now);
+    }
+
+    /// The ports open to knockers now: (door, knocker, since, closes in).
+    pub fn open_windows(&mut self) -> Vec<(String, IpAddr, SystemTime, Duration)> {
+        self.forget_closed();
+        let now = Instant::now();
+        self.windows
+            .iter()
+            .map(|w| (w.door.clone(), w.source, w.since, w.until - now))
+            .collect()
+    }
+
+    /// Closes now the ports `door` opened (to `source` only, or to everyone; every door
+    /// when `door` is `None`); returns what was closed: (door, knocker, since, was to close in).
+    pub fn close(
+        &mut self,
+        door: Option<&str>,
+        source: Option<IpAddr>,
+    ) -> Vec<(String, IpAddr, SystemTime, Duration)> {
+        self.forget_closed();
+        let now = Instant::now();
+        let (hit, kept): (Vec<Window>, Vec<Window>) = std::mem::take(&mut self.windows)
+            .into_iter()
+            .partition(|w| {
+                door.is_none_or(|d| d == w.door) && source.is_none_or(|s| s == w.source)
+            });
+        self.windows = kept;
+        let mut closed = Vec::new();
+        for w in hit {
+            if let Some(fw) = &self.firewall {
+                if let Err(e) = fw.revoke(w.source, &w.ports) {
+                    tracing::error!("{}: {}: cannot close: {e}", w.source, w.door);
+                    continue;
+                }
+            }
+            tracing::info!("{}: {}: closed by the operator", w.source, w.door);
+            closed.push((w.door, w.source, w.since, w.until - now));
+        }
+        closed
     }
 
     /// Removes the nftables table: every port it guarded is as the host's own rules say.
