@@ -127,7 +127,8 @@ impl Performer {
         if let Some(w) = &actions.wake_on_lan {
             let to = format!("{} via {}:{}", w.mac, w.address, w.port);
             match wol::wake(w) {
-                Ok(()) => {
+                Ok(sent) => {
+                    let to = format!("{} at {}", w.mac, sent.join(", "));
                     tracing::info!("{}: sent Wake-on-LAN to {to}", door.name);
                     done.push(format!("sent Wake-on-LAN to {to}"));
                 }

@@ -4,5 +4,6 @@
 mod actions;
 mod client;
 mod harness_selftest;
+mod operate;
 mod server;
 mod together;
