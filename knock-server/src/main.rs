@@ -102,20 +102,7 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| options.interface.clone())
         .unwrap_or_else(|| "any".to_owned());
-    let log_file = args.logfile.clone().or_else(|| options.log_file.clone());
-    let sinks = log::Sinks {
-        stderr: !args.daemon
-            && (args.verbose || args.debug || (log_file.is_none() && !options.use_syslog)),
-        stderr_level: if args.debug {
-            LevelFilter::TRACE
-        } else if args.verbose {
-            LevelFilter::DEBUG
-        } else {
-            LevelFilter::INFO
-        },
-        file: log_file,
-        syslog: options.use_syslog,
-    };
+    let sinks = log_sinks(&args, options);
     let instance = &args.instance;
     let pid_path = args
         .pidfile
@@ -130,7 +117,8 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
     // Before anything of the instance's is touched (its table above all): a second daemon
     // of the same instance stops here.
     let mut lock = instance::Lock::acquire(&instance.instance, &instance.runtime_dir)?;
-    let control = control_socket::Listener::bind(&instance.instance.socket(&instance.runtime_dir))?;
+    let socket_path = instance.instance.socket(&instance.runtime_dir);
+    let control = control_socket::Listener::bind(&socket_path)?;
 
     let mut opened = capture::open(&interface)?;
     let local = capture::local_addresses(&interface);
@@ -158,33 +146,14 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
     let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
     forward_signals(tx.clone())?;
     control.spawn(tx.clone())?;
-    if let Err(e) =
-        host_watch::watch_addresses(interface.clone(), capture::local_addresses, tx.clone())
-    {
-        tracing::warn!("{e:#}; new addresses count after SIGHUP");
-    }
-    let _monitor = if performer.guards() {
-        host_watch::watch_table(&instance.instance.table(), tx.clone())
-            .map_err(|e| tracing::warn!("{e:#}; checking the table every few seconds instead"))
-            .ok()
-    } else {
-        None
-    };
+    let _monitor = watch_host(
+        &interface,
+        performer.guards().then(|| instance.instance.table()),
+        &tx,
+    );
 
     tracing::info!("starting up, listening on {interface}");
-    tracing::info!(
-        "instance {}: config {}, {} door(s): {}",
-        instance.instance,
-        config_path.display(),
-        loaded.config.doors.len(),
-        loaded
-            .config
-            .doors
-            .iter()
-            .map(|d| d.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    tracing::info!("{}", loaded_line(&instance.instance, &config_path, &loaded));
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -197,11 +166,68 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
     let exit = engine.run(&rx, &running);
     tracing::info!("shutting down");
     running.stop();
+    // Still holding the lock: no other daemon of this instance has bound it since.
+    let _ = std::fs::remove_file(&socket_path);
     drop(lock);
     Ok(match exit {
         Exit::Signal => ExitCode::SUCCESS,
         Exit::CaptureFailed => ExitCode::FAILURE,
     })
+}
+
+/// Where the log goes: knockd's rules (see [`log`]).
+fn log_sinks(args: &Args, options: &knock_proto::config::Options) -> log::Sinks {
+    let file = args.logfile.clone().or_else(|| options.log_file.clone());
+    log::Sinks {
+        stderr: !args.daemon
+            && (args.verbose || args.debug || (file.is_none() && !options.use_syslog)),
+        stderr_level: if args.debug {
+            LevelFilter::TRACE
+        } else if args.verbose {
+            LevelFilter::DEBUG
+        } else {
+            LevelFilter::INFO
+        },
+        file,
+        syslog: options.use_syslog,
+    }
+}
+
+/// The start line after knockd's: which instance, config and doors.
+fn loaded_line(
+    instance: &instance::Instance,
+    config: &std::path::Path,
+    loaded: &load::Loaded,
+) -> String {
+    let doors: Vec<&str> = loaded
+        .config
+        .doors
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    format!(
+        "instance {instance}: config {}, {} door(s): {}",
+        config.display(),
+        doors.len(),
+        doors.join(", ")
+    )
+}
+
+/// Starts following the host's addresses, and `table` (when we own one) through
+/// `nft monitor`; what cannot start is logged, and the daemon runs on without it.
+fn watch_host(
+    interface: &str,
+    table: Option<String>,
+    tx: &mpsc::SyncSender<Msg>,
+) -> Option<host_watch::NftMonitor> {
+    let addresses =
+        host_watch::watch_addresses(interface.to_owned(), capture::local_addresses, tx.clone());
+    if let Err(e) = addresses {
+        tracing::warn!("{e:#}; new addresses count after SIGHUP");
+    }
+    host_watch::watch_table(&table?, tx.clone())
+        .map_err(|e| tracing::warn!("{e:#}; checking the table every 30 s instead"))
+        .ok()
 }
 
 /// Writes to stdout; a reader that went away (`--check | head`) is not an error.
