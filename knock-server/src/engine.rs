@@ -644,6 +644,7 @@ impl Engine {
                 .map(|(id, d)| control::DoorStatus {
                     name: d.name.clone(),
                     enabled: self.sequence_len(id).is_some(),
+                    attempts: self.tracker.attempts_on(id) as u64,
                     ..control::DoorStatus::default()
                 })
                 .collect(),

@@ -145,6 +145,9 @@ fn status_shows_knocked_doors_and_close_shuts_them_running_the_stop_once() {
     wait_until("the start command", PATIENCE, || {
         read(&marker).contains("start")
     });
+    // An attempt in progress on `late`.
+    knock(&link, &[SERVER_V4, "7200"]);
+    server.wait_log(&format!("{CLIENT_V4}: late: Stage 1"));
 
     let out = operator(&link, d, &["status"]);
     assert!(out.status.success(), "{out:?}");
@@ -157,6 +160,7 @@ fn status_shows_knocked_doors_and_close_shuts_them_running_the_stop_once() {
     };
     assert!(row("web").contains("nftables"), "{text}");
     assert!(row("cmd").contains("stop command"), "{text}");
+    assert!(text.contains("late: 1 attempt(s) in progress"), "{text}");
     let json: serde_json::Value =
         serde_json::from_slice(&operator(&link, d, &["status", "--json"]).stdout).unwrap();
     assert_eq!(json["open"].as_array().map(Vec::len), Some(2), "{json}");
