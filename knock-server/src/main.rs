@@ -15,7 +15,6 @@
 mod actions;
 mod capture;
 mod cli;
-#[allow(dead_code)] // The engine and the `status`/`close` subcommands use it (being built).
 mod control;
 mod control_socket;
 mod engine;

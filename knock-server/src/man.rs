@@ -131,6 +131,7 @@ pub fn render() -> std::io::Result<Vec<u8>> {
     man.render_synopsis_section(&mut out)?;
     man.render_description_section(&mut out)?;
     man.render_options_section(&mut out)?;
+    operator_control().to_writer(&mut out)?;
     extra().to_writer(&mut out)?;
     man.render_version_section(&mut out)?;
     Ok(out)
@@ -147,6 +148,33 @@ fn keys(roff: &mut Roff, keys: &[(&str, &str, &str)]) {
         head.push(roman(" (TOML)"));
         roff.control("TP", []).text(head).text([roman(*what)]);
     }
+}
+
+/// `status` and `close`, which clap lists by name only.
+fn operator_control() -> Roff {
+    let mut r = Roff::new();
+    r.control("SH", ["OPERATOR CONTROL"]).text([roman(
+        "A running daemon answers on its control socket, RUNTIME-DIR/INSTANCE.sock (root only). \
+         Both subcommands take --instance NAME and --runtime-dir DIR to find it; without a \
+         running daemon they say which socket they tried and exit 2.",
+    )]);
+    for (usage, what) in [
+        (
+            "knock-server status [--json]",
+            "Open doors (door, knocker, since, closes in, how: stop command or nftables), \
+             attempts in progress per door, and counters. --json prints the daemon's answer as \
+             one JSON object.",
+        ),
+        (
+            "knock-server close DOOR [IP]",
+            "Close DOOR now, for IP only or for everyone it is open to: its pending stop command \
+             runs now (once) and its nftables elements are deleted. Exit 2 for an unknown door.",
+        ),
+        ("knock-server close --all", "Close every open door."),
+    ] {
+        r.control("TP", []).text([bold(usage)]).text([roman(what)]);
+    }
+    r
 }
 
 fn extra() -> Roff {
