@@ -80,7 +80,15 @@ impl Listener {
 
     fn serve(self, tx: &SyncSender<Msg>) {
         for conn in self.listener.incoming() {
-            let Ok(stream) = conn else { continue };
+            let stream = match conn {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of descriptors, say: wait a little instead of spinning on it.
+                    tracing::debug!("control socket {}: {e}", self.path.display());
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            };
             if let Err(e) = answer(stream, tx) {
                 tracing::debug!("control socket {}: {e:#}", self.path.display());
             }

@@ -74,7 +74,9 @@ impl Drop for NftMonitor {
 
 /// Starts `nft monitor tables` and tells the engine whenever `table` is deleted.
 pub fn watch_table(table: &str, tx: SyncSender<Msg>) -> anyhow::Result<NftMonitor> {
-    let mut child = Command::new("nft")
+    let mut command = Command::new("nft");
+    die_with_parent(&mut command);
+    let mut child = command
         .args(["monitor", "tables"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -96,6 +98,21 @@ pub fn watch_table(table: &str, tx: SyncSender<Msg>) -> anyhow::Result<NftMonito
         })
         .context("cannot start the nft monitor thread")?;
     Ok(NftMonitor(child))
+}
+
+/// Makes the child get SIGKILL when we die, however we die: after a `kill -9` of the daemon
+/// no `nft monitor` is left waiting for a table event to notice.
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: the closure runs between fork and exec and makes one system call (prctl), which
+    // is async-signal-safe; it allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                .map_err(std::io::Error::from)
+        });
+    }
 }
 
 /// Whether a `nft monitor` line says our table went (`delete table inet NAME`, maybe with a

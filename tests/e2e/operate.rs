@@ -104,9 +104,14 @@ fn two_instances_guard_their_own_ports_and_a_kill_9_of_one_leaves_the_other_alon
     b.wait_log(&format!("{CLIENT_V4}: b: opened 4200/tcp"));
     assert_eq!(reach(&link, CLIENT_V4, 4200), Reach::Connected);
 
+    assert_eq!(nft_monitors(&link), 2, "one `nft monitor` per instance");
     a.daemon.signal("KILL");
     a.daemon.wait_exit();
     drop(a);
+    // Its `nft monitor` goes with it.
+    wait_until("the killed one's nft monitor to go", PATIENCE, || {
+        nft_monitors(&link) == 1
+    });
     // The other instance's table, allow and guard are untouched.
     assert_eq!(reach(&link, CLIENT_V4, 4200), Reach::Connected);
     assert_eq!(reach(&link, OTHER_V4, 4200), Reach::Refused);
@@ -123,6 +128,21 @@ fn two_instances_guard_their_own_ports_and_a_kill_9_of_one_leaves_the_other_alon
         tables.contains("inet knock_server_one") && tables.contains("inet knock_server_two"),
         "{tables}"
     );
+}
+
+/// How many `nft monitor` processes run in the server namespace.
+fn nft_monitors(link: &Link) -> usize {
+    let pids = std::process::Command::new("ip")
+        .args(["netns", "pids", &link.server.name])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&pids.stdout)
+        .split_whitespace()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.starts_with(b"nft\0monitor\0"))
+        })
+        .count()
 }
 
 #[test]
