@@ -265,3 +265,23 @@ fn an_invalid_instance_name_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("invalid instance name"));
 }
+
+#[test]
+fn a_symlinked_one_time_file_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = write(dir.path(), "real", " 1,2\n");
+    let link = dir.path().join("seqs");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let conf = write(
+        dir.path(),
+        "k.conf",
+        &format!("[otp]\n  one_time_sequences = {}\n", link.display()),
+    );
+    let out = server(&["--check", "-c", &conf]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&link.display().to_string()) && err.contains("symbolic link"),
+        "{err}"
+    );
+}

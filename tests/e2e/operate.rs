@@ -394,3 +394,31 @@ fn wake_on_lan_without_address_goes_out_of_every_link_to_its_subnet_broadcast() 
     assert_eq!(&frame.payload[..6], &[0xff; 6]);
     assert!(frame.src.to_string() == "198.19.5.1", "{}", frame.src);
 }
+
+#[test]
+fn a_one_time_file_keeps_lines_appended_while_running_and_they_open_next() {
+    let Some(link) = Link::up() else { return };
+    let dir = scratch();
+    let d = dir.path();
+    let seqs = write(d, "sequences", " 1001,1002\n");
+    let marker = d.join("opened");
+    let config = format!(
+        "[otp]\n    one_time_sequences = {}\n    command = /bin/sh -c 'echo %IP% >> {}'\n",
+        seqs.display(),
+        marker.display()
+    );
+    let conf = write(d, "knockd.conf", &config);
+    let mut server = KnockServer::start(&link, d, &conf, "server.log", Some("eth0"), &[]);
+    // The admin adds a sequence while the daemon runs, without a reload.
+    write(d, "sequences", " 1001,1002\n 2001,2002\n");
+    knock(&link, &[SERVER_V4, "1001", "1002"]);
+    server.wait_log("otp: OPEN SESAME");
+    wait_until("the used line to be marked", PATIENCE, || {
+        read(&seqs) == "#1001,1002\n 2001,2002\n"
+    });
+    knock(&link, &[SERVER_V4, "2001", "2002"]);
+    server.wait_log_count("otp: OPEN SESAME", 2);
+    wait_until("the second line to be marked", PATIENCE, || {
+        read(&seqs) == "#1001,1002\n#2001,2002\n"
+    });
+}
