@@ -110,6 +110,8 @@ pub struct Engine {
     names: HashMap<IpAddr, Option<String>>,
     /// When the engine started, for `status`.
     started: Instant,
+    /// Capture counts up to the last summary, for `status` (which adds what came since).
+    counted: control::Counters,
 }
 
 /// How the engine stopped.
@@ -155,6 +157,7 @@ impl Engine {
             filter_dirty: false,
             names: HashMap::new(),
             started: Instant::now(),
+            counted: control::Counters::default(),
         };
         engine.adopt(leftovers);
         engine
@@ -487,6 +490,7 @@ impl Engine {
 
     fn summary(&mut self) {
         let (hits, queue_full, duplicates, skipped) = self.counters.take();
+        self.tally(hits, queue_full, &skipped);
         let stats = self.tracker.stats();
         let evicted = stats.evicted - self.evicted_reported;
         self.evicted_reported = stats.evicted;
@@ -649,11 +653,39 @@ impl Engine {
                 })
                 .collect(),
             open,
-            counters: control::Counters {
-                evicted: stats.evicted,
-                ..control::Counters::default()
-            },
+            counters: self.counters_now(stats.evicted),
         }
+    }
+
+    /// Adds counts taken from the capture's counters (which `take` resets) to the totals.
+    fn tally(&mut self, hits: u64, queue_full: u64, skipped: &[(knock_proto::wire::Skip, u64)]) {
+        let c = &mut self.counted;
+        c.packets += hits;
+        c.dropped += queue_full;
+        for (why, n) in skipped {
+            add_ignored(&mut c.ignored, why.as_str(), *n);
+        }
+    }
+
+    /// The totals since start: those up to the last summary plus what the capture counted
+    /// since (read, not taken, so the next summary still sees it).
+    fn counters_now(&self, evicted: u64) -> control::Counters {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut c = self.counted.clone();
+        c.packets += self.counters.hits.load(Relaxed);
+        c.dropped += self.counters.queue_full.load(Relaxed);
+        for why in knock_proto::wire::Skip::ALL {
+            let n = self
+                .counters
+                .skipped
+                .get(why as usize)
+                .map_or(0, |a| a.load(Relaxed));
+            if n > 0 {
+                add_ignored(&mut c.ignored, why.as_str(), n);
+            }
+        }
+        c.evicted = evicted;
+        c
     }
 
     fn door_cmd_timeout(&self, name: &str) -> Duration {
@@ -693,6 +725,13 @@ impl Engine {
             closed.push(window(&d, s, since, left, "nftables"));
         }
         closed
+    }
+}
+
+fn add_ignored(ignored: &mut Vec<(String, u64)>, why: &str, n: u64) {
+    match ignored.iter_mut().find(|(w, _)| w == why) {
+        Some((_, total)) => *total += n,
+        None => ignored.push((why.to_owned(), n)),
     }
 }
 

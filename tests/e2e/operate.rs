@@ -184,6 +184,9 @@ fn status_shows_knocked_doors_and_close_shuts_them_running_the_stop_once() {
     let json: serde_json::Value =
         serde_json::from_slice(&operator(&link, d, &["status", "--json"]).stdout).unwrap();
     assert_eq!(json["open"].as_array().map(Vec::len), Some(2), "{json}");
+    // Five knocks so far (two doors of two, one of one), each one packet.
+    let packets = json["counters"]["packets"].as_u64().unwrap_or(0);
+    assert!(packets >= 5, "{json}");
 
     let out = operator(&link, d, &["close", "web"]);
     assert!(out.status.success(), "{out:?}");
