@@ -8,7 +8,7 @@
 //! costs only this thread's time, a few seconds at most, and nothing of the engine's.
 //!
 //! The socket is created 0600 (umask while binding, chmod after) in a directory only root
-//! writes. Who can connect can close every door; that is the same person who could kill the
+//! writes, and a peer that is neither root nor the daemon's user is refused (`SO_PEERCRED`). Who can connect can close every door; that is the same person who could kill the
 //! daemon. A stale socket from a killed run is removed before binding: only the holder of the
 //! instance lock does that ([`crate::instance::Lock`] is taken first), so a running daemon's
 //! socket is never taken from it.
@@ -102,7 +102,9 @@ fn answer(stream: UnixStream, tx: &SyncSender<Msg>) -> anyhow::Result<()> {
     stream.set_write_timeout(Some(CLIENT_DEADLINE))?;
     let mut line = String::new();
     BufReader::new((&stream).take(MAX_LINE + 1)).read_line(&mut line)?;
-    let response = if line.len() as u64 > MAX_LINE {
+    let response = if !trusted(&stream) {
+        error("permission denied: only root (or the daemon's own user) may ask".into())
+    } else if line.len() as u64 > MAX_LINE {
         error(format!("request longer than {MAX_LINE} bytes"))
     } else {
         match serde_json::from_str::<Request>(line.trim()) {
@@ -114,6 +116,14 @@ fn answer(stream: UnixStream, tx: &SyncSender<Msg>) -> anyhow::Result<()> {
     text.push('\n');
     (&stream).write_all(text.as_bytes())?;
     Ok(())
+}
+
+/// Whether the peer is root or the daemon's own user (`SO_PEERCRED`). The socket's mode
+/// already keeps others out; this holds even if someone loosens it.
+fn trusted(stream: &UnixStream) -> bool {
+    let me = rustix::process::geteuid();
+    rustix::net::sockopt::socket_peercred(stream)
+        .is_ok_and(|cred| cred.uid.is_root() || cred.uid == me)
 }
 
 fn ask_engine(request: Request, tx: &SyncSender<Msg>) -> Response {
