@@ -35,6 +35,9 @@ install: all
 	sed 's|/usr/bin/knock-server|$(PREFIX)/bin/knock-server|' dist/knock-server.service > knock-server.service.tmp
 	install -Dm644 knock-server.service.tmp $(UNITDIR)/knock-server.service
 	rm -f knock-server.service.tmp
+	sed 's|/usr/bin/knock-server|$(PREFIX)/bin/knock-server|' 'dist/knock-server@.service' > knock-server@.service.tmp
+	install -Dm644 knock-server@.service.tmp '$(UNITDIR)/knock-server@.service'
+	rm -f knock-server@.service.tmp
 	install -d $(ETCDIR)
 	install -Dm644 examples/server.toml $(SHAREDIR)/doc/knock/examples/server.toml
 	install -Dm644 examples/knockd.conf $(SHAREDIR)/doc/knock/examples/knockd.conf
@@ -44,6 +47,7 @@ uninstall:
 	rm -f $(BINDIR)/knock-server $(BINDIR)/knock $(MANDIR)/man1/knock.1 $(MANDIR)/man8/knock-server.8
 	rm -f $(SHAREDIR)/bash-completion/completions/knock $(SHAREDIR)/zsh/vendor-completions/_knock
 	rm -f $(SHAREDIR)/fish/vendor_completions.d/knock.fish $(UNITDIR)/knock-server.service
+	rm -f '$(UNITDIR)/knock-server@.service'
 	rm -rf $(SHAREDIR)/knock $(SHAREDIR)/doc/knock
 
 demo:
