@@ -32,6 +32,23 @@ pub fn absolute_args(mut args: Args) -> anyhow::Result<Args> {
     Ok(args)
 }
 
+/// Where releases before instances kept the default instance's pending stop commands.
+pub const LEGACY_STATE: &str = "/var/lib/knock-server/pending-stops";
+
+/// Moves the state file of a release before instances to `state` (the default instance's),
+/// so that stop commands it left pending still run after an upgrade.
+pub fn adopt_legacy_state(state: &Path) {
+    adopt_legacy_state_from(Path::new(LEGACY_STATE), state);
+}
+
+fn adopt_legacy_state_from(legacy: &Path, state: &Path) {
+    let is_file = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_file());
+    if is_file(legacy) && std::fs::symlink_metadata(state).is_err() {
+        // Same directory: a rename is atomic, the file is never missing from both names.
+        let _ = std::fs::rename(legacy, state);
+    }
+}
+
 /// Fails, naming `path` as `what`, if `path` is a symlink.
 pub fn refuse_symlink(path: &Path, what: &str) -> anyhow::Result<()> {
     match std::fs::symlink_metadata(path) {
@@ -88,6 +105,20 @@ mod tests {
         let plain = dir.path().join("plain");
         create_nofollow(&plain, "pid file").unwrap();
         refuse_symlink(&plain, "state file").unwrap();
+    }
+
+    #[test]
+    fn the_state_file_of_a_release_before_instances_is_taken_over_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (legacy, state) = (dir.path().join("pending-stops"), dir.path().join("k.state"));
+        std::fs::write(&legacy, "old\n").unwrap();
+        adopt_legacy_state_from(&legacy, &state);
+        assert_eq!(std::fs::read_to_string(&state).unwrap(), "old\n");
+        assert!(!legacy.exists());
+        // With both present, the current one wins and nothing moves.
+        std::fs::write(&legacy, "older\n").unwrap();
+        adopt_legacy_state_from(&legacy, &state);
+        assert_eq!(std::fs::read_to_string(&state).unwrap(), "old\n");
     }
 
     #[test]

@@ -113,6 +113,9 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         });
     let state_path = args.state_path();
     files::refuse_symlink(&state_path, "state file")?;
+    if args.state_file.is_none() && instance.instance.is_default() {
+        files::adopt_legacy_state(&state_path);
+    }
     // Before anything of the instance's is touched (its table above all): a second daemon
     // of the same instance stops here.
     let mut lock = instance::Lock::acquire(&instance.instance, &instance.runtime_dir)?;
