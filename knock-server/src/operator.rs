@@ -103,10 +103,14 @@ pub fn render_status(s: &Status) -> String {
     let _ = writeln!(out, "\ndoors:");
     for d in &s.doors {
         let state = if d.enabled { "" } else { " (disabled)" };
+        let evicted = match d.evicted {
+            0 => String::new(),
+            n => format!(", {n} evicted"),
+        };
         let _ = writeln!(
             out,
-            "  {}{state}: {} attempt(s) in progress, {} evicted",
-            d.name, d.attempts, d.evicted
+            "  {}{state}: {} attempt(s) in progress{evicted}",
+            d.name, d.attempts
         );
         if let Some(why) = &d.last_broken {
             let _ = writeln!(out, "    last broken: {why}");
