@@ -34,6 +34,11 @@ impl Clock {
         Clock(Instant::now())
     }
 
+    /// A clock whose epoch was `epoch` (tests: a clock that started a while ago).
+    pub fn since(epoch: Instant) -> Clock {
+        Clock(epoch)
+    }
+
     /// Now, on this clock.
     pub fn now(&self) -> Timestamp {
         Timestamp::from_millis(u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX))

@@ -5,18 +5,25 @@
 //! and the program is executed directly. A config written for knockd as
 //! `/bin/sh -c 'iptables ... %IP% ...'` still runs its shell, by its own choice, with the
 //! address as plain text inside one argument. Each child is reaped by a small thread that
-//! logs a non-zero exit status (knockd's wording) and what it wrote to stderr.
+//! logs a non-zero exit status (knockd's wording) and what it wrote to stderr, and reports
+//! the outcome (a failed start command leaves its door closed).
 
+use std::collections::HashMap;
 use std::io::Read as _;
+use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-/// Most start commands running at once. A burst of successful knocks beyond this is refused
-/// (and logged) instead of exhausting the host (knockd issue #86). Stop commands are never
-/// refused: they close what a start command opened.
+/// Most start commands of one door running at once. A burst of successful knocks beyond
+/// this is refused (and logged) instead of exhausting the host (knockd issue #86); the cap is
+/// per door, so that a flood of completions of one sniffed sequence never keeps another
+/// door's commands from running. Stop commands are never refused: they close what a start
+/// command opened.
 pub const MAX_RUNNING_START_COMMANDS: usize = 64;
+
+/// Most start commands running at once, all doors together.
+pub const MAX_RUNNING_START_COMMANDS_TOTAL: usize = 256;
 
 /// Which kind of command, for the limit above.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,26 +34,74 @@ pub enum Kind {
     Stop,
 }
 
-/// Spawns commands and keeps track of the reaper threads.
-#[derive(Debug, Default)]
+/// The process groups of running commands (= their pids), with their kind.
+pub type Groups = Arc<Mutex<HashMap<i32, Kind>>>;
+
+/// Called with a command's id and whether it succeeded, from the thread that reaped it (or
+/// at once when it could not start).
+pub type Outcome = Arc<dyn Fn(u64, bool) + Send + Sync>;
+
+/// Spawns commands and keeps track of them: each runs in a process group of its own, so that
+/// shutdown can end it with everything it started ([`Runner::kill_all`]).
 pub struct Runner {
-    running: Arc<AtomicUsize>,
+    /// Start commands running, per door.
+    running_starts: Arc<Mutex<HashMap<String, usize>>>,
+    /// Process groups (= the command's pid) of the commands still running, and their kind.
+    groups: Groups,
     reapers: Vec<JoinHandle<()>>,
+    outcome: Outcome,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("running", &self.running())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Runner {
-    /// Logs knockd's `door: running command: TEXT` and starts `argv`.
-    pub fn run(&mut self, door: &str, kind: Kind, argv: Vec<String>, text: &str) {
+    /// A runner that reports each command's outcome to `outcome`.
+    pub fn new(outcome: Outcome) -> Runner {
+        Runner {
+            running_starts: Arc::default(),
+            groups: Arc::default(),
+            reapers: Vec::new(),
+            outcome,
+        }
+    }
+
+    /// The set of running commands' process groups, to wait for or kill them from another
+    /// thread.
+    pub fn groups(&self) -> Groups {
+        self.groups.clone()
+    }
+
+    /// Commands running now.
+    pub fn running(&self) -> usize {
+        lock(&self.groups).len()
+    }
+
+    /// Logs knockd's `door: running command: TEXT` and starts `argv`; its outcome is
+    /// reported as `id`.
+    pub fn run(&mut self, id: u64, door: &str, kind: Kind, argv: Vec<String>, text: &str) {
         self.reapers.retain(|h| !h.is_finished());
-        if kind == Kind::Start && self.running.load(Ordering::Relaxed) >= MAX_RUNNING_START_COMMANDS
-        {
-            tracing::error!(
-                "{door}: not running command: {MAX_RUNNING_START_COMMANDS} commands are still running"
-            );
-            return;
+        if kind == Kind::Start {
+            let starts = lock(&self.running_starts);
+            let total: usize = starts.values().sum();
+            let mine = starts.get(door).copied().unwrap_or(0);
+            if mine >= MAX_RUNNING_START_COMMANDS || total >= MAX_RUNNING_START_COMMANDS_TOTAL {
+                drop(starts);
+                tracing::error!(
+                    "{door}: not running command: {mine} of its commands ({total} in all) are still running"
+                );
+                (self.outcome)(id, false);
+                return;
+            }
         }
         tracing::info!("{door}: running command: {text}");
         let Some((program, args)) = argv.split_first() else {
+            (self.outcome)(id, false);
             return;
         };
         let child = Command::new(program)
@@ -54,40 +109,38 @@ impl Runner {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
+            .process_group(0)
             .spawn();
-        let mut child = match child {
+        let child = match child {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("{door}: cannot run {program}: {e}");
+                (self.outcome)(id, false);
                 return;
             }
         };
-        let running = self.running.clone();
-        running.fetch_add(1, Ordering::Relaxed);
-        let door_name = door.to_owned();
+        let pid = i32::try_from(child.id()).unwrap_or(0);
+        lock(&self.groups).insert(pid, kind);
+        let starts = (kind == Kind::Start).then(|| self.running_starts.clone());
+        if let Some(s) = &starts {
+            *lock(s).entry(door.to_owned()).or_default() += 1;
+        }
+        let (groups, outcome, name) = (self.groups.clone(), self.outcome.clone(), door.to_owned());
         let reaper = std::thread::Builder::new()
             .name("reaper".into())
             .spawn(move || {
-                let door = door_name;
-                let mut stderr = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = e.read_to_string(&mut stderr);
-                }
-                let status = child.wait();
-                running.fetch_sub(1, Ordering::Relaxed);
-                match status {
-                    Ok(s) if s.success() => {}
-                    Ok(s) => match s.code() {
-                        Some(code) => {
-                            tracing::warn!("{door}: command returned non-zero status code ({code})")
+                let ok = reap(child, &name);
+                lock(&groups).remove(&pid);
+                if let Some(s) = starts {
+                    let mut s = lock(&s);
+                    if let Some(n) = s.get_mut(&name) {
+                        *n -= 1;
+                        if *n == 0 {
+                            s.remove(&name);
                         }
-                        None => tracing::warn!("{door}: command was killed ({s})"),
-                    },
-                    Err(e) => tracing::error!("{door}: cannot wait for command: {e}"),
+                    }
                 }
-                for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
-                    tracing::debug!("{door}: command stderr: {line}");
-                }
+                outcome(id, ok);
             });
         match reaper {
             Ok(h) => self.reapers.push(h),
@@ -95,11 +148,59 @@ impl Runner {
         }
     }
 
-    /// Waits for every command started so far (at shutdown, so that stop commands finish
-    /// before the daemon exits).
+    /// Waits for every command started so far.
     pub fn wait_all(&mut self) {
         for h in self.reapers.drain(..) {
             let _ = h.join();
         }
     }
+}
+
+/// Kills the process groups in `groups` (SIGKILL) of commands of kind `only`, or all: what
+/// is left of the commands when the shutdown grace is over.
+pub fn kill(groups: &Mutex<HashMap<i32, Kind>>, only: Option<Kind>) {
+    for (&pid, &kind) in lock(groups).iter() {
+        if only.is_some_and(|k| k != kind) {
+            continue;
+        }
+        let Some(pid) = rustix::process::Pid::from_raw(pid) else {
+            continue;
+        };
+        if let Err(e) = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL) {
+            tracing::debug!("cannot kill process group {pid:?}: {e}");
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits for `child`, logging a failure in knockd's words and its stderr; true on success.
+fn reap(mut child: std::process::Child, door: &str) -> bool {
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    let status = child.wait();
+    let ok = match status {
+        Ok(s) if s.success() => true,
+        Ok(s) => {
+            match s.code() {
+                Some(code) => {
+                    tracing::warn!("{door}: command returned non-zero status code ({code})")
+                }
+                None => tracing::warn!("{door}: command was killed ({s})"),
+            }
+            false
+        }
+        Err(e) => {
+            tracing::error!("{door}: cannot wait for command: {e}");
+            false
+        }
+    };
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        tracing::debug!("{door}: command stderr: {line}");
+    }
+    ok
 }

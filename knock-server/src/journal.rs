@@ -1,23 +1,53 @@
 //! Pending stop commands on disk, so that a crash never leaves a door open.
 //!
 //! knockd keeps the stop command in a forked child's memory: if the daemon dies between the
-//! start and the stop command, the door stays open for good. We write every scheduled stop
-//! command to a state file (atomically, on every change) and, at start, take over what a
-//! previous run left: each stop command runs at its original time, or at once if that has
-//! passed.
+//! start and the stop command, the door stays open for good. We append every opening to a
+//! state file before its start command runs, and at start take over what a previous run
+//! left: each stop command runs at its original time, or at once if that has passed.
 //!
-//! One line per stop command, shell-quoted words: due time (Unix seconds), door, knocker,
-//! the command as logged, then its arguments.
+//! The file is an append-only journal, one record per line, shell-quoted words:
+//!
+//! ```text
+//! open ID DUE DOOR KNOCKER TEXT ARGV...   an opening and its stop command (DUE: Unix seconds)
+//! extend ID DUE                           a re-knock moved the window's end
+//! close ID                                the stop command ran (or the start failed)
+//! ```
+//!
+//! so an opening costs one appended line and one `fdatasync` whatever the number of pending
+//! stops; the file is rewritten (atomically: temp file, fsync, rename) only when closed
+//! records outnumber the live ones, and at start. Lines of the older format (`DUE DOOR KNOCKER
+//! TEXT ARGV...`, one per scheduled stop) are read as openings.
+//!
+//! Nothing read is ever lost: a line that cannot be read (bad UTF-8, not a record) is copied
+//! to `FILE.corrupt` and logged, and the readable ones are adopted; a file that cannot be
+//! read at all stops the daemon with an error, rather than being taken as empty and saved
+//! over. The file is opened without following symlinks. Openings of one door by one knocker
+//! are adopted once, at their latest time: an extended window closes once.
+//!
+//! The one place where a close cannot be exact: the stop command is started before its
+//! `close` record is written (the other order could lose the close). A crash between the
+//! two runs that stop command once more at the next start: at most one extra run.
 
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Write as _};
 use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::{Context as _, bail};
+
 use crate::load::write_atomically;
 
-/// A stop command as stored.
+/// Closed records tolerated before the file is compacted (and at least as many as live ones).
+const COMPACT_AFTER: usize = 64;
+
+/// An opening's stop command as stored.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Entry {
+    /// The opening's number, unique within the file.
+    pub id: u64,
     /// When it is due, as Unix seconds.
     pub due_unix: u64,
     /// The door's name.
@@ -31,43 +61,98 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn to_line(&self) -> String {
-        let mut words = vec![
-            self.due_unix.to_string(),
-            self.door.clone(),
-            self.source.to_string(),
-            self.text.clone(),
-        ];
-        words.extend(self.argv.iter().cloned());
-        shell_words::join(words.iter().map(|w| escape_newlines(w)))
-    }
-
-    fn from_line(line: &str) -> Option<Entry> {
-        let words: Vec<String> = shell_words::split(line)
-            .ok()?
-            .iter()
-            .map(|w| unescape_newlines(w))
-            .collect();
-        let [due, door, source, text, argv @ ..] = words.as_slice() else {
-            return None;
-        };
-        if argv.is_empty() {
-            return None;
-        }
-        Some(Entry {
-            due_unix: due.parse().ok()?,
-            door: door.clone(),
-            source: source.parse().ok()?,
-            text: text.clone(),
-            argv: argv.to_vec(),
-        })
-    }
-
     /// How long from `now` until it is due (zero if overdue).
     pub fn remaining(&self, now: SystemTime) -> Duration {
         let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         Duration::from_secs(self.due_unix.saturating_sub(now))
     }
+}
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// A door opened; its stop command is due at `due_unix`.
+    Open(Entry),
+    /// The window `id` now ends at `due_unix`.
+    Extend {
+        /// The opening.
+        id: u64,
+        /// Its new end, Unix seconds.
+        due_unix: u64,
+    },
+    /// The window `id` is closed: nothing is pending for it any more.
+    Close {
+        /// The opening.
+        id: u64,
+    },
+}
+
+impl Record {
+    /// The record as one line, without the newline.
+    pub fn to_line(&self) -> String {
+        let words: Vec<String> = match self {
+            Record::Open(e) => {
+                let mut w = vec![
+                    "open".to_owned(),
+                    e.id.to_string(),
+                    e.due_unix.to_string(),
+                    e.door.clone(),
+                    e.source.to_string(),
+                    e.text.clone(),
+                ];
+                w.extend(e.argv.iter().cloned());
+                w
+            }
+            Record::Extend { id, due_unix } => {
+                vec!["extend".into(), id.to_string(), due_unix.to_string()]
+            }
+            Record::Close { id } => vec!["close".into(), id.to_string()],
+        };
+        shell_words::join(words.iter().map(|w| escape_newlines(w)))
+    }
+
+    /// Reads a line; `None` if it is not a record. A line of the older format is an `Open`
+    /// with id 0 (the reader numbers them).
+    pub fn from_line(line: &str) -> Option<Record> {
+        let words: Vec<String> = shell_words::split(line)
+            .ok()?
+            .iter()
+            .map(|w| unescape_newlines(w))
+            .collect();
+        match words.as_slice() {
+            [kw, id, due] if kw == "extend" => Some(Record::Extend {
+                id: id.parse().ok()?,
+                due_unix: due.parse().ok()?,
+            }),
+            [kw, id] if kw == "close" => Some(Record::Close {
+                id: id.parse().ok()?,
+            }),
+            [kw, id, rest @ ..] if kw == "open" => {
+                let mut e = entry(rest)?;
+                e.id = id.parse().ok()?;
+                Some(Record::Open(e))
+            }
+            words => entry(words).map(Record::Open),
+        }
+    }
+}
+
+/// `DUE DOOR KNOCKER TEXT ARGV...` (at least one argument).
+fn entry(words: &[String]) -> Option<Entry> {
+    let [due, door, source, text, argv @ ..] = words else {
+        return None;
+    };
+    if argv.is_empty() {
+        return None;
+    }
+    Some(Entry {
+        id: 0,
+        due_unix: due.parse().ok()?,
+        door: door.clone(),
+        source: source.parse().ok()?,
+        text: text.clone(),
+        argv: argv.to_vec(),
+    })
 }
 
 /// One entry is one line, so newlines inside words (a multi-line `sh -c` script from TOML)
@@ -103,49 +188,173 @@ pub fn due_unix(now: SystemTime, after: Duration) -> u64 {
         .as_secs()
 }
 
-/// The state file.
+/// What a journal's lines say is still pending.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// Pending stop commands, one per (door, knocker) at its latest time, by id.
+    pub entries: Vec<Entry>,
+    /// Lines that could not be read, as they were.
+    pub corrupt: Vec<Vec<u8>>,
+}
+
+/// Replays the journal's bytes: opens, extends and closes applied in order, unreadable lines
+/// set aside, then openings of one door by one knocker merged into the latest. Pure.
+pub fn replay(bytes: &[u8]) -> Replayed {
+    let mut live: BTreeMap<u64, Entry> = BTreeMap::new();
+    let mut legacy = Vec::new();
+    let mut corrupt = Vec::new();
+    // Old-format lines are numbered above every id the file ever used.
+    let mut max_id = 0;
+    for raw in bytes.split(|&b| b == b'\n') {
+        let record = std::str::from_utf8(raw)
+            .ok()
+            .map(|l| (l.trim().is_empty(), l));
+        let record = match record {
+            Some((true, _)) => continue,
+            Some((false, line)) => Record::from_line(line),
+            None => None,
+        };
+        if let Some(
+            Record::Open(Entry { id, .. }) | Record::Extend { id, .. } | Record::Close { id },
+        ) = &record
+        {
+            max_id = max_id.max(*id);
+        }
+        match record {
+            Some(Record::Open(e)) if e.id == 0 => legacy.push(e),
+            Some(Record::Open(e)) => {
+                live.insert(e.id, e);
+            }
+            Some(Record::Extend { id, due_unix }) => {
+                if let Some(e) = live.get_mut(&id) {
+                    e.due_unix = due_unix;
+                }
+            }
+            Some(Record::Close { id }) => {
+                live.remove(&id);
+            }
+            None => corrupt.push(raw.to_vec()),
+        }
+    }
+    for (id, mut e) in (max_id + 1..).zip(legacy) {
+        e.id = id;
+        live.insert(id, e);
+    }
+    // One window per (door, knocker): the latest end wins, the others are its older copies.
+    let mut latest: HashMap<(String, IpAddr), Entry> = HashMap::new();
+    for e in live.into_values() {
+        let key = (e.door.clone(), e.source);
+        match latest.get(&key) {
+            Some(kept) if kept.due_unix >= e.due_unix => {}
+            _ => {
+                latest.insert(key, e);
+            }
+        }
+    }
+    let mut entries: Vec<Entry> = latest.into_values().collect();
+    entries.sort_by_key(|e| e.id);
+    Replayed { entries, corrupt }
+}
+
+/// Live entries as a compact journal.
+fn compacted<'a>(entries: impl Iterator<Item = &'a Entry>) -> String {
+    entries
+        .map(|e| Record::Open(e.clone()).to_line() + "\n")
+        .collect()
+}
+
+/// The state file, open for appending.
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
+    file: Option<File>,
+    live: HashMap<u64, Entry>,
+    /// Lines in the file that no longer describe a live opening.
+    dead: usize,
     /// Set after a failed write, so the error is logged once, not on every knock.
     failing: bool,
 }
 
+/// Opens `path` for reading, never through a symlink; `None` if it does not exist.
+fn open_nofollow(path: &Path) -> anyhow::Result<Option<File>> {
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => bail!(
+            "the state file {} is a symbolic link: refusing to follow it (pending stop commands \
+             could be read from or written to another file); replace it with a regular file or \
+             pass --state-file",
+            path.display()
+        ),
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "cannot read the state file {} (pending stop commands of a previous run): \
+                 fix its permissions or pass another --state-file; starting anyway could leave \
+                 doors open",
+                path.display()
+            )
+        }),
+    }
+}
+
 impl Journal {
-    /// Opens the journal at `path` and returns what a previous run left in it.
-    pub fn open(path: &Path) -> (Journal, Vec<Entry>) {
-        let leftovers = match std::fs::read_to_string(path) {
-            Ok(text) => text
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .filter_map(|l| {
-                    let e = Entry::from_line(l);
-                    if e.is_none() {
-                        tracing::error!("{}: ignoring unreadable line: {l}", path.display());
-                    }
-                    e
-                })
-                .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => {
-                tracing::error!("cannot read {}: {e}", path.display());
-                Vec::new()
-            }
-        };
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+    /// Opens the journal at `path` and returns what a previous run left pending in it. Lines
+    /// that cannot be read go to `PATH.corrupt` (logged); a file that cannot be read is an
+    /// error, never an empty list.
+    pub fn open(path: &Path) -> anyhow::Result<(Journal, Vec<Entry>)> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let journal = Journal {
+        let mut bytes = Vec::new();
+        if let Some(mut f) = open_nofollow(path)? {
+            f.read_to_end(&mut bytes)
+                .with_context(|| format!("cannot read the state file {}", path.display()))?;
+        }
+        let replayed = replay(&bytes);
+        if !replayed.corrupt.is_empty() {
+            keep_corrupt(path, &replayed.corrupt)?;
+        }
+        let mut journal = Journal {
             path: path.to_owned(),
+            file: None,
+            live: replayed.entries.iter().map(|e| (e.id, e.clone())).collect(),
+            dead: 0,
             failing: false,
         };
-        (journal, leftovers)
+        journal
+            .compact()
+            .with_context(|| format!("cannot write the state file {}", path.display()))?;
+        Ok((journal, replayed.entries))
     }
 
-    /// Replaces the file's content with `entries`.
-    pub fn save<'a>(&mut self, entries: impl Iterator<Item = &'a Entry>) {
-        let text: String = entries.map(|e| e.to_line() + "\n").collect();
-        match write_atomically(&self.path, &text) {
+    /// Appends `record`; openings and extensions reach the disk before this returns.
+    pub fn write(&mut self, record: &Record) {
+        match record {
+            Record::Open(e) => {
+                self.live.insert(e.id, e.clone());
+            }
+            Record::Extend { id, due_unix } => {
+                if let Some(e) = self.live.get_mut(id) {
+                    e.due_unix = *due_unix;
+                }
+                self.dead += 1;
+            }
+            Record::Close { id } => {
+                self.live.remove(id);
+                self.dead += 2;
+            }
+        }
+        let result = if self.dead > COMPACT_AFTER.max(self.live.len()) {
+            self.compact()
+        } else {
+            self.append(record)
+        };
+        match result {
             Ok(()) => self.failing = false,
             Err(e) if !self.failing => {
                 self.failing = true;
@@ -157,54 +366,79 @@ impl Journal {
             Err(_) => {}
         }
     }
+
+    fn append(&mut self, record: &Record) -> anyhow::Result<()> {
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => self.file.insert(open_append(&self.path)?),
+        };
+        file.write_all((record.to_line() + "\n").as_bytes())?;
+        if !matches!(record, Record::Close { .. }) {
+            // A close that does not reach the disk costs at most one extra stop command.
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the file with the live entries only.
+    fn compact(&mut self) -> anyhow::Result<()> {
+        let mut live: Vec<&Entry> = self.live.values().collect();
+        live.sort_by_key(|e| e.id);
+        write_atomically(&self.path, &compacted(live.into_iter()))?;
+        self.file = Some(open_append(&self.path)?);
+        self.dead = 0;
+        Ok(())
+    }
+
+    /// Entries still pending, as this journal knows them.
+    pub fn live(&self) -> usize {
+        self.live.len()
+    }
+}
+
+impl Drop for Journal {
+    /// At exit the file is left compact: only what is still pending (nothing after SIGTERM).
+    fn drop(&mut self) {
+        if self.dead > 0 {
+            let _ = self.compact();
+        }
+    }
+}
+
+fn open_append(path: &Path) -> anyhow::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("cannot open {} for appending", path.display()))
+}
+
+/// Adds unreadable lines to `PATH.corrupt`, so that nothing read is lost, and says so.
+fn keep_corrupt(path: &Path, lines: &[Vec<u8>]) -> anyhow::Result<()> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".corrupt");
+    let aside = PathBuf::from(name);
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&aside)
+        .with_context(|| format!("cannot keep unreadable lines aside in {}", aside.display()))?;
+    for l in lines {
+        f.write_all(l)?;
+        f.write_all(b"\n")?;
+    }
+    f.sync_all()?;
+    tracing::error!(
+        "{}: {} unreadable line(s) kept aside in {}: their stop commands will not run by \
+         themselves; check those doors and run what is needed by hand",
+        path.display(),
+        lines.len(),
+        aside.display()
+    );
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry() -> Entry {
-        Entry {
-            due_unix: 1_800_000_000,
-            door: "open SSH".into(),
-            source: "fd00::1".parse().unwrap(),
-            text: "/bin/sh -c 'echo stop fd00::1'".into(),
-            argv: vec![
-                "/bin/sh".into(),
-                "-c".into(),
-                "echo 'stop' \"fd00::1\"\n".into(),
-            ],
-        }
-    }
-
-    #[test]
-    fn entries_round_trip_through_a_line() {
-        let e = entry();
-        assert_eq!(Entry::from_line(&e.to_line()), Some(e));
-        assert_eq!(Entry::from_line("garbage"), None);
-        assert_eq!(
-            Entry::from_line("1 door 198.18.0.1 text"),
-            None,
-            "no command"
-        );
-    }
-
-    #[test]
-    fn leftovers_are_returned_and_overdue_ones_are_due_now() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state/pending");
-        let (mut j, left) = Journal::open(&path);
-        assert!(left.is_empty());
-        j.save([entry()].iter());
-        let (_, left) = Journal::open(&path);
-        assert_eq!(left, vec![entry()]);
-        assert_eq!(
-            left[0].remaining(UNIX_EPOCH + Duration::from_secs(1_900_000_000)),
-            Duration::ZERO
-        );
-        assert_eq!(
-            left[0].remaining(UNIX_EPOCH + Duration::from_secs(1_799_999_990)),
-            Duration::from_secs(10)
-        );
-    }
-}
+mod tests;

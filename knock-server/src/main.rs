@@ -1,36 +1,8 @@
 //! knock-server: the port-knocking daemon, a drop-in replacement for knockd.
 //!
-//! `main` only parses arguments, reads the config, opens the capture and wires the pieces:
-//! - [`capture`]: the pcap thread (packets in, hits out, never blocks);
-//! - [`engine`]: the state machine's owner (hits, signals and timers in, log lines and
-//!   actions out);
-//! - [`exec`], [`perform`] and [`actions`]: what a door does when it opens;
-//! - [`filter`]: the kernel BPF filter compiled from the doors;
-//! - [`log`]: knockd's log lines to LogFile, syslog and stderr;
-//! - [`instance`]: what one of several daemons on a host owns, and its lock;
-//! - [`control`], [`control_socket`] and [`operator`]: `status` and `close`, from the
-//!   command line to the engine and back;
-//! - [`files`]: paths made absolute, files opened without following symlinks.
-
-mod actions;
-mod capture;
-mod cli;
-mod control;
-mod control_socket;
-mod engine;
-mod exec;
-mod files;
-mod filter;
-mod host_watch;
-mod instance;
-mod journal;
-mod load;
-mod log;
-mod man;
-mod onetime_file;
-mod operator;
-mod perform;
-mod pidfile;
+//! `main` only parses arguments (the daemon's, or an operator's `status` and `close`), reads
+//! the config, takes the instance's lock, opens the capture and wires the pieces of the
+//! library (see `lib.rs` for the layout).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -41,8 +13,13 @@ use clap::Parser as _;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::cli::{Args, Cli, Command};
-use crate::engine::{Engine, Exit, Msg, Settings};
+use knock_server::cli::{Args, Cli, Command};
+use knock_server::engine::{self, Engine, Exit, Msg, Settings};
+use knock_server::executor::{self, Executor};
+use knock_server::{
+    capture, control_socket, files, host_watch, instance, journal, load, log, man, operator,
+    perform, pidfile,
+};
 
 /// Hits waiting for the engine; beyond this the capture thread drops and counts them.
 const QUEUE: usize = 65_536;
@@ -124,18 +101,24 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
 
     let mut opened = capture::open(&interface)?;
     let local = capture::local_addresses(&interface);
-    let settings = Settings {
+    let mut settings = Settings {
         config_path: config_path.clone(),
         instance: instance.instance.to_string(),
         interface: interface.clone(),
         ipv4_only: args.only_ipv4,
         lookup: args.lookup,
         ethernet: opened.is_ethernet(),
+        table_watched: false,
     };
-    let filter = engine::build_filter(&loaded.config, &loaded.one_time, &local, &settings);
+    let filter = engine::build_filter(
+        &loaded.config,
+        &loaded.one_time,
+        &local,
+        settings.ethernet,
+        settings.ipv4_only,
+    );
     opened.set_filter(&filter)?;
     let performer = perform::Performer::new(&loaded.config, &instance.instance.table())?;
-
     if args.daemon {
         daemonize()?;
         lock.update_pid();
@@ -145,14 +128,17 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         .map(pidfile::PidFile::create)
         .transpose()?;
     log::install(&sinks)?;
+    // A state file that cannot be read stops us here (exit 2): its stops must not be lost.
+    let (journal, adopted) = journal::Journal::open(&state_path)?;
     let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
     forward_signals(tx.clone())?;
     control.spawn(tx.clone())?;
-    let _monitor = watch_host(
+    let monitor = watch_host(
         &interface,
         performer.guards().then(|| instance.instance.table()),
         &tx,
     );
+    settings.table_watched = monitor.is_some();
 
     tracing::info!("starting up, listening on {interface}");
     tracing::info!("{}", loaded_line(&instance.instance, &config_path, &loaded));
@@ -162,11 +148,30 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
     tracing::debug!("capture filter: {filter}");
     let clock = capture::Clock::start();
     let counters = Arc::new(capture::Counters::default());
-    let running = capture::spawn(opened, clock, tx, counters.clone())?;
-    let journal = journal::Journal::open(&state_path);
-    let mut engine = Engine::new(settings, clock, loaded, local, counters, performer, journal);
-    let exit = engine.run(&rx, &running);
-    tracing::info!("shutting down");
+    let engine = Engine::new(
+        clock.now(),
+        engine::Start {
+            loaded,
+            local,
+            adopted,
+            wall: executor::wall(),
+            ethernet: settings.ethernet,
+            ipv4_only: settings.ipv4_only,
+        },
+    );
+    let running = capture::spawn(opened, clock, tx.clone(), counters.clone())?;
+    let executor = Executor::new(executor::Parts {
+        engine,
+        settings,
+        clock,
+        capture: &running,
+        counters,
+        journal,
+        performer,
+        tx,
+    })?;
+    let exit = executor.run(&rx);
+    drop(monitor);
     running.stop();
     // Still holding the lock: no other daemon of this instance has bound it since.
     let _ = std::fs::remove_file(&socket_path);
@@ -228,7 +233,7 @@ fn watch_host(
         tracing::warn!("{e:#}; new addresses count after SIGHUP");
     }
     host_watch::watch_table(&table?, tx.clone())
-        .map_err(|e| tracing::warn!("{e:#}; checking the table every 30 s instead"))
+        .map_err(|e| tracing::warn!("{e:#}; checking the table every 5 s instead"))
         .ok()
 }
 

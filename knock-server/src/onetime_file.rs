@@ -17,6 +17,7 @@ use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 use std::path::Path;
 
 use anyhow::Context as _;
+use knock_proto::Sequence;
 use knock_proto::onetime::{self, OneTimeSequences};
 
 /// Reads `path`, refusing a symlink with an error that says so.
@@ -46,36 +47,23 @@ fn open(path: &Path, write: bool) -> io::Result<std::fs::File> {
         })
 }
 
-/// Marks the current sequence of `seqs` used in its file, in place, and takes the
-/// sequences from the file as it is now (lines added meanwhile included). On any failure
-/// the sequence is still used up in memory, so it never opens twice.
-pub fn mark_used(path: &Path, seqs: &mut OneTimeSequences) -> anyhow::Result<()> {
-    let Some(used) = seqs.current().cloned() else {
-        return Ok(());
-    };
-    let fresh = update(path, &used);
-    match fresh {
-        Ok(Some(fresh)) if fresh.current() != Some(&used) => {
-            *seqs = fresh;
-            Ok(())
-        }
-        Ok(_) => {
-            seqs.consume();
-            anyhow::bail!(
-                "{}: the used sequence {used} is no longer an unused line of the file (edited \
-                 meanwhile?); not marked there",
-                path.display()
-            )
-        }
-        Err(e) => {
-            seqs.consume();
-            Err(e)
-        }
+/// Marks `used` used in its file, in place, and returns the file's sequences as they are
+/// now (lines added meanwhile included). Fails when the file cannot be opened, read or
+/// written, or no longer holds `used` as an unused line; the caller has moved on from `used`
+/// in memory either way, so it never opens twice.
+pub fn mark_used(path: &Path, used: &Sequence) -> anyhow::Result<OneTimeSequences> {
+    match update(path, used)? {
+        Some(fresh) if fresh.current() != Some(used) => Ok(fresh),
+        _ => anyhow::bail!(
+            "{}: the used sequence {used} is no longer an unused line of the file (edited \
+             meanwhile?); not marked there",
+            path.display()
+        ),
     }
 }
 
 /// Re-reads `path`, overwrites the first character of `used`'s line, returns the file parsed.
-fn update(path: &Path, used: &knock_proto::Sequence) -> anyhow::Result<Option<OneTimeSequences>> {
+fn update(path: &Path, used: &Sequence) -> anyhow::Result<Option<OneTimeSequences>> {
     let what = || format!("one-time sequence file {}", path.display());
     let file = open(path, true).with_context(|| format!("cannot open {}", what()))?;
     let mut text = String::new();
@@ -111,12 +99,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("seqs");
         std::fs::write(&p, " 1,2\n 3,4\n").unwrap();
-        let mut seqs = load(&p);
+        let seqs = load(&p);
         // The admin appends while the daemon runs.
         std::fs::write(&p, " 1,2\n 3,4\n 5,6\n").unwrap();
-        mark_used(&p, &mut seqs).unwrap();
+        let seqs = mark_used(&p, seqs.current().unwrap()).unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "#1,2\n 3,4\n 5,6\n");
-        mark_used(&p, &mut seqs).unwrap();
+        let seqs = mark_used(&p, seqs.current().unwrap()).unwrap();
         assert_eq!(seqs.current(), Some(&"5,6".parse().unwrap()));
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "#1,2\n#3,4\n 5,6\n");
     }
@@ -130,14 +118,11 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).unwrap();
         let e = read_nofollow(&link).unwrap_err().to_string();
         assert!(e.contains("symbolic link"), "{e}");
-        let mut seqs = OneTimeSequences::parse(&link, " 1,2\n 3,4\n").unwrap();
-        let e = format!("{:#}", mark_used(&link, &mut seqs).unwrap_err());
-        assert!(e.contains("symbolic link") && e.contains("seqs"), "{e}");
-        assert_eq!(
-            seqs.current(),
-            Some(&"3,4".parse().unwrap()),
-            "used up anyway"
+        let e = format!(
+            "{:#}",
+            mark_used(&link, &"1,2".parse().unwrap()).unwrap_err()
         );
+        assert!(e.contains("symbolic link") && e.contains("seqs"), "{e}");
         assert!(
             std::fs::symlink_metadata(&link)
                 .unwrap()

@@ -2,12 +2,13 @@
 //! knocker, a mail notice) and owns their state: the nftables table lives from start to
 //! exit and follows reloads.
 //!
-//! Nothing here blocks the engine for long: the magic packet is one datagram, the firewall
-//! change one `nft` transaction, and mail is delivered by a thread of its own.
+//! It runs on a worker thread of its own (the executor's), never on the engine's: each
+//! firewall change is one `nft` transaction, the magic packet one datagram, and mail goes to a
+//! bounded queue served by [`MAIL_THREADS`] threads, so a slow MTA and a flood of openings
+//! cost at most [`MAIL_QUEUE`] waiting notices (the others are dropped and logged).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use knock_proto::Knock;
@@ -15,30 +16,59 @@ use knock_proto::config::{Config, Door};
 
 use crate::actions::{firewall::Firewall, mail, wol};
 
+/// Threads delivering mail notices.
+pub const MAIL_THREADS: usize = 4;
+/// Mail notices waiting for a thread at most.
+pub const MAIL_QUEUE: usize = 64;
+
+/// A notice waiting to be delivered: (door, recipients, message).
+type Notice = (String, String, String);
+
+/// The mail threads' queue.
+#[derive(Debug)]
+struct Mailer {
+    tx: std::sync::mpsc::SyncSender<(PathBuf, Notice)>,
+}
+
+impl Mailer {
+    fn start() -> Mailer {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(PathBuf, Notice)>(MAIL_QUEUE);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for _ in 0..MAIL_THREADS {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name("mail".into())
+                .spawn(move || {
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok((sendmail, (name, to, message))) = job else {
+                            break;
+                        };
+                        match mail::deliver(&sendmail, &message) {
+                            Ok(()) => tracing::info!("{name}: mailed {to}"),
+                            Err(e) => tracing::error!("{name}: cannot mail {to}: {e}"),
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start a mail thread: {e}");
+            }
+        }
+        Mailer { tx }
+    }
+}
+
 /// The built-in actions' runtime state.
 #[derive(Debug)]
 pub struct Performer {
+    mailer: Option<Mailer>,
     firewall: Option<Firewall>,
     /// Our instance's nftables table.
     table: String,
-    /// Ports opened to knockers and not yet closed by the kernel: for `status`, `close`,
-    /// and to let them in again if the table is deleted behind our back.
-    windows: Vec<Window>,
     /// The ports the table guards, to put it back if it is deleted.
     guarded: Vec<Knock>,
     sendmail: PathBuf,
     mail_from: String,
-}
-
-/// Ports opened to one knocker by one door.
-#[derive(Debug)]
-struct Window {
-    door: String,
-    source: IpAddr,
-    ports: Vec<Knock>,
-    since: SystemTime,
-    /// When the kernel's timeout closes them.
-    until: Instant,
 }
 
 /// Every port any door opens: the ports our table guards.
@@ -81,9 +111,9 @@ impl Performer {
             Some(fw)
         };
         Ok(Performer {
+            mailer: None,
             firewall,
             table: table.to_owned(),
-            windows: Vec::new(),
             guarded: ports,
             sendmail: config.options.sendmail.clone(),
             mail_from: config
@@ -94,9 +124,21 @@ impl Performer {
         })
     }
 
-    /// Whether the config has `open` doors (we own an nftables table).
-    pub fn guards(&self) -> bool {
-        self.firewall.is_some()
+    /// A performer that never touches nftables (for tests, and configs without `open`
+    /// doors that must leave a table alone).
+    pub fn without_firewall(config: &Config) -> Performer {
+        Performer {
+            mailer: None,
+            firewall: None,
+            table: crate::instance::Instance::default().table(),
+            guarded: Vec::new(),
+            sendmail: config.options.sendmail.clone(),
+            mail_from: config
+                .options
+                .mail_from
+                .clone()
+                .unwrap_or_else(mail::default_from),
+        }
     }
 
     /// Runs `door`'s built-in actions for `source`. `ran` lists the commands the engine
@@ -114,7 +156,6 @@ impl Performer {
             {
                 Some(Ok(())) => {
                     tracing::info!("{source}: {}: opened {ports} for {secs}s", door.name);
-                    self.remember(door, source);
                     done.push(format!("opened {ports} to {source} for {secs} s"));
                 }
                 Some(Err(e)) => {
@@ -143,7 +184,7 @@ impl Performer {
         }
     }
 
-    fn mail(&self, door: &Door, source: IpAddr, done: &[String]) {
+    fn mail(&mut self, door: &Door, source: IpAddr, done: &[String]) {
         let message = mail::compose(
             &self.mail_from,
             &door.actions.mail_to,
@@ -152,17 +193,69 @@ impl Performer {
             chrono::Local::now().fixed_offset(),
             done,
         );
-        let sendmail = self.sendmail.clone();
-        let name = door.name.clone();
         let to = door.actions.mail_to.join(", ");
-        let spawned = std::thread::Builder::new()
-            .name("mail".into())
-            .spawn(move || match mail::deliver(&sendmail, &message) {
-                Ok(()) => tracing::info!("{name}: mailed {to}"),
-                Err(e) => tracing::error!("{name}: cannot mail {to}: {e}"),
-            });
-        if let Err(e) = spawned {
-            tracing::error!("{}: cannot start a mail thread: {e}", door.name);
+        let notice = (door.name.clone(), to.clone(), message);
+        let mailer = self.mailer.get_or_insert_with(Mailer::start);
+        if mailer.tx.try_send((self.sendmail.clone(), notice)).is_err() {
+            tracing::error!(
+                "{}: cannot mail {to}: {MAIL_QUEUE} notices are waiting for the mail program",
+                door.name
+            );
+        }
+    }
+
+    /// Closes `ports` to `source` now (a close request).
+    pub fn revoke(&mut self, door: &str, source: IpAddr, ports: &[Knock]) {
+        let Some(fw) = &self.firewall else { return };
+        match fw.revoke(source, ports) {
+            Ok(()) => tracing::info!("{source}: {door}: closed {}", port_list(ports)),
+            Err(e) => tracing::error!("{source}: {door}: cannot close {}: {e}", port_list(ports)),
+        }
+    }
+
+    /// Opens `ports` to `source` again for `open_for` (after the table was put back).
+    pub fn allow(
+        &mut self,
+        door: &str,
+        source: IpAddr,
+        ports: &[Knock],
+        open_for: std::time::Duration,
+    ) {
+        let Some(fw) = &self.firewall else { return };
+        let list = port_list(ports);
+        match fw.allow(source, ports, open_for) {
+            Ok(()) => tracing::info!(
+                "{source}: {door}: opened {list} again for {}s",
+                open_for.as_secs()
+            ),
+            Err(e) => tracing::error!("{source}: {door}: cannot open {list} again: {e}"),
+        }
+    }
+
+    /// Whether the nftables table is missing (deleted behind our back); false when this
+    /// config needs none.
+    pub fn firewall_gone(&self) -> bool {
+        self.firewall.as_ref().is_some_and(|fw| !fw.is_present())
+    }
+
+    /// Whether this config has a firewall table to watch.
+    pub fn guards(&self) -> bool {
+        self.firewall.is_some()
+    }
+
+    /// Puts the deleted nftables table back.
+    pub fn reinstall_firewall(&mut self) {
+        let Some(fw) = &self.firewall else { return };
+        match fw.reinstall(&self.guarded) {
+            Ok(()) => tracing::warn!(
+                "the nftables table {} was deleted (nft flush ruleset?): put it back, with the \
+                 ports still open to their knockers",
+                self.table
+            ),
+            Err(e) => tracing::error!(
+                "the nftables table {} was deleted and cannot be put back: {e}",
+                self.table
+            ),
         }
     }
 
@@ -188,92 +281,6 @@ impl Performer {
             },
             None => {}
         }
-    }
-
-    /// Puts the nftables table back if it vanished (`nft flush ruleset`, which Debian's
-    /// nftables.service runs on restart): without it the guarded ports would be open to
-    /// whatever the host's own rules allow. The engine calls this every few seconds.
-    pub fn check_firewall(&mut self) {
-        self.forget_closed();
-        let Some(fw) = &self.firewall else { return };
-        let now = Instant::now();
-        let allowed: Vec<_> = self
-            .windows
-            .iter()
-            .map(|w| (w.source, w.ports.clone(), w.until - now))
-            .collect();
-        match fw.reinstall_if_gone(&self.guarded, &allowed) {
-            Ok(false) => {}
-            Ok(true) => tracing::warn!(
-                "the nftables table {} was deleted (nft flush ruleset?): put it back, with the {} \
-                 door(s) it held open",
-                self.table,
-                allowed.len()
-            ),
-            Err(e) => tracing::error!(
-                "the nftables table {} was deleted and cannot be put back: {e}",
-                self.table
-            ),
-        }
-    }
-
-    fn remember(&mut self, door: &Door, source: IpAddr) {
-        let a = &door.actions;
-        let until = Instant::now() + a.open_for;
-        self.windows
-            .retain(|w| !(w.door == door.name && w.source == source));
-        self.windows.push(Window {
-            door: door.name.clone(),
-            source,
-            ports: a.open.clone(),
-            since: SystemTime::now(),
-            until,
-        });
-    }
-
-    /// Drops windows the kernel has closed by now.
-    fn forget_closed(&mut self) {
-        let now = Instant::now();
-        self.windows.retain(|w| w.until > now);
-    }
-
-    /// The ports open to knockers now: (door, knocker, since, closes in).
-    pub fn open_windows(&mut self) -> Vec<(String, IpAddr, SystemTime, Duration)> {
-        self.forget_closed();
-        let now = Instant::now();
-        self.windows
-            .iter()
-            .map(|w| (w.door.clone(), w.source, w.since, w.until - now))
-            .collect()
-    }
-
-    /// Closes now the ports `door` opened (to `source` only, or to everyone; every door
-    /// when `door` is `None`); returns what was closed: (door, knocker, since, was to close in).
-    pub fn close(
-        &mut self,
-        door: Option<&str>,
-        source: Option<IpAddr>,
-    ) -> Vec<(String, IpAddr, SystemTime, Duration)> {
-        self.forget_closed();
-        let now = Instant::now();
-        let (hit, kept): (Vec<Window>, Vec<Window>) = std::mem::take(&mut self.windows)
-            .into_iter()
-            .partition(|w| {
-                door.is_none_or(|d| d == w.door) && source.is_none_or(|s| s == w.source)
-            });
-        self.windows = kept;
-        let mut closed = Vec::new();
-        for w in hit {
-            if let Some(fw) = &self.firewall {
-                if let Err(e) = fw.revoke(w.source, &w.ports) {
-                    tracing::error!("{}: {}: cannot close: {e}", w.source, w.door);
-                    continue;
-                }
-            }
-            tracing::info!("{}: {}: closed by the operator", w.source, w.door);
-            closed.push((w.door, w.source, w.since, w.until - now));
-        }
-        closed
     }
 
     /// Removes the nftables table: every port it guarded is as the host's own rules say.

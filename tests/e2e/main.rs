@@ -4,6 +4,7 @@
 mod actions;
 mod client;
 mod harness_selftest;
+mod lifecycle;
 mod operate;
 mod server;
 mod together;

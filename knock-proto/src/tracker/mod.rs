@@ -35,6 +35,7 @@ mod index;
 mod model;
 #[cfg(test)]
 mod proptests;
+mod reload;
 #[cfg(test)]
 mod tests;
 

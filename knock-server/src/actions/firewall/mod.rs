@@ -199,25 +199,25 @@ impl Firewall {
         })
     }
 
-    /// Puts the table back if something deleted it (`nft flush ruleset`), guarding
-    /// `guarded` again and letting in again every knocker in `allowed` (address, ports,
-    /// remaining time); returns whether it had to.
-    pub fn reinstall_if_gone(
-        &self,
-        guarded: &[Knock],
-        allowed: &[(IpAddr, Vec<Knock>, Duration)],
-    ) -> Result<bool, FirewallError> {
-        if self.nft.has_table(&self.table) {
-            return Ok(false);
-        }
+    /// Whether our table is in the kernel now; `nft flush ruleset`, as nftables.service runs
+    /// on restart, deletes it behind our back.
+    pub fn is_present(&self) -> bool {
+        self.nft.has_table(&self.table)
+    }
+
+    /// Puts the table back (after something deleted it), guarding `guarded` again. The ports
+    /// still open to knockers are let in again with [`Firewall::allow`], for what is left of
+    /// their time (the engine knows which: `Effect::Allow`).
+    pub fn reinstall(&self, guarded: &[Knock]) -> Result<(), FirewallError> {
         self.nft.apply(
             &install_batch(&self.table, guarded),
             "reinstall the nftables table",
-        )?;
-        for (ip, ports, left) in allowed {
-            self.allow(*ip, ports, *left)?;
-        }
-        Ok(true)
+        )
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
     }
 
     /// Closes `ports` to `ip` now (whether or not they were open).

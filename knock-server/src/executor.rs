@@ -1,0 +1,823 @@
+//! The executor: the engine's thread. It feeds the [`Engine`] its inputs (hits, time,
+//! signals, command outcomes, control requests) and performs the [`Effect`]s it returns.
+//!
+//! Slow work never runs here: commands and journal records go, in order, to a commands
+//! worker (so a stop command is on disk before its start command runs); nftables changes,
+//! Wake-on-LAN and mail to an actions worker; `-l` name lookups to a resolver. Each has a
+//! bounded queue whose depth is reported as `queued_effects`. A flood of openings therefore
+//! never delays the hits of another knocker: they keep their capture time, and an attempt is
+//! never expired while its next hit is waiting in the queue (hits first, then the clock).
+//!
+//! Shutdown (SIGTERM or SIGINT) cannot hang: every door is closed at once (stop commands
+//! started, the nftables table removed), running commands get [`GRACE`] to finish, then their
+//! process groups are killed. A second signal kills the start commands at once; stop commands,
+//! which close doors, keep what is left of the grace.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use knock_proto::onetime::OneTimeSequences;
+use knock_proto::wire::Hit;
+use knock_proto::{Sequence, Timestamp};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+
+use crate::capture::{self, Clock, Counters};
+use crate::control::{self, Request, Response, Status};
+use crate::engine::{Effect, Engine, LogLine, Run};
+use crate::exec::{Kind, Runner};
+use crate::journal::{Journal, Record};
+use crate::load;
+use crate::perform::Performer;
+
+/// How long running commands may finish after SIGTERM before they are killed.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// Hits handed to the engine at once at most.
+const BATCH: usize = 64;
+/// Hits handled before the clock is looked at again, under a flood.
+const DRAIN: usize = 4096;
+/// Jobs waiting for the commands worker, and for the actions worker.
+const JOBS: usize = 1024;
+/// Lines waiting for a name lookup (`-l`); beyond it lines are logged without the name.
+const LOOKUPS: usize = 256;
+/// How many knockers' names `-l` remembers.
+const NAME_CACHE: usize = 4096;
+/// How often the nftables table is checked while a door guards ports, when nothing reports
+/// its deletion at once.
+const FIREWALL_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// How often it is checked when `nft monitor` follows it ([`Settings::table_watched`]): a
+/// fallback in case the monitor dies.
+const FIREWALL_CHECK_WATCHED: Duration = Duration::from_secs(30);
+/// How often the summary of ignored and dropped packets is logged, when there were any.
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// What the engine's thread reacts to.
+#[derive(Debug)]
+pub enum Msg {
+    /// A possible knock, stamped by the capture thread.
+    Hit(Timestamp, Hit),
+    /// A signal (SIGHUP, SIGTERM, SIGINT).
+    Signal(i32),
+    /// The capture thread stopped with this error.
+    CaptureFailed(String),
+    /// A command finished (`ok`: it ran and succeeded).
+    CommandDone {
+        /// The id the engine gave it.
+        id: u64,
+        /// Whether it succeeded.
+        ok: bool,
+    },
+    /// This host's addresses changed (netlink, or a re-read).
+    LocalAddresses(Vec<IpAddr>),
+    /// The nftables table was deleted behind our back (checked).
+    FirewallGone,
+    /// Something happened to our nftables table (`nft monitor`): check it now.
+    FirewallChanged,
+    /// Reopen the LogFile (logrotate).
+    ReopenLog,
+    /// A one-time sequence file was marked and read again ([`Engine::one_time_marked`]).
+    OneTimeMarked {
+        /// The file.
+        path: PathBuf,
+        /// Its sequences now, if it could be marked and read.
+        fresh: Option<OneTimeSequences>,
+    },
+    /// A control request, and where its answer goes.
+    Control(Request, mpsc::Sender<Response>),
+}
+
+/// Fixed for the daemon's lifetime.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The config file, re-read on SIGHUP.
+    pub config_path: PathBuf,
+    /// Where we capture.
+    pub interface: String,
+    /// `-4`.
+    pub ipv4_only: bool,
+    /// `-l`: log knockers' DNS names.
+    pub lookup: bool,
+    /// Whether the capture's link is Ethernet (VLAN variants in the filter).
+    pub ethernet: bool,
+    /// The instance's name, for status.
+    pub instance: String,
+    /// `nft monitor` reports our table's deletion ([`Msg::FirewallChanged`]), so the periodic
+    /// check is only a fallback.
+    pub table_watched: bool,
+}
+
+impl Settings {
+    /// How often the nftables table is checked while a door guards ports.
+    fn firewall_check_every(&self) -> Duration {
+        if self.table_watched {
+            FIREWALL_CHECK_WATCHED
+        } else {
+            FIREWALL_CHECK_EVERY
+        }
+    }
+}
+
+/// How the engine stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// SIGTERM or SIGINT.
+    Signal,
+    /// The capture failed.
+    CaptureFailed,
+}
+
+/// Where a new capture filter goes: the capture thread (or a test's recorder).
+pub trait Filters {
+    /// Installs `filter` (asynchronously).
+    fn set_filter(&self, filter: String);
+}
+
+impl Filters for capture::Running {
+    fn set_filter(&self, filter: String) {
+        capture::Running::set_filter(self, filter);
+    }
+}
+
+/// Command outcomes and marked one-time files on their way to the engine. A worker never
+/// blocks on a full queue (hits fill it under a flood): what does not fit waits in
+/// `overflow`, which the executor reads on every turn.
+#[derive(Clone)]
+struct Outcomes {
+    tx: SyncSender<Msg>,
+    overflow: Arc<Mutex<Vec<Msg>>>,
+}
+
+impl Outcomes {
+    fn report(&self, id: u64, ok: bool) {
+        self.send(Msg::CommandDone { id, ok });
+    }
+
+    fn send(&self, msg: Msg) {
+        if let Err(TrySendError::Full(msg)) = self.tx.try_send(msg) {
+            lock(&self.overflow).push(msg);
+        }
+    }
+}
+
+/// What the commands worker does, in order.
+enum Job {
+    Journal(Record),
+    Run(Run),
+    MarkOneTime {
+        door: String,
+        path: PathBuf,
+        used: Sequence,
+    },
+}
+
+/// What the actions worker does.
+enum Action {
+    Perform(Effect),
+    CheckFirewall,
+}
+
+/// A worker thread with a bounded queue and its depth.
+struct Worker<T> {
+    tx: Option<SyncSender<T>>,
+    depth: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl<T: Send + 'static> Worker<T> {
+    fn start(
+        name: &str,
+        capacity: usize,
+        mut work: impl FnMut(T) + Send + 'static,
+    ) -> std::io::Result<Worker<T>> {
+        let (tx, rx) = mpsc::sync_channel::<T>(capacity);
+        let depth = Arc::new(AtomicUsize::new(0));
+        let d = depth.clone();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                for job in rx {
+                    work(job);
+                    d.fetch_sub(1, Ordering::Relaxed);
+                }
+            })?;
+        Ok(Worker {
+            tx: Some(tx),
+            depth,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `job`, waiting for room: for what must never be dropped (stops, journal).
+    fn send(&self, job: T) {
+        if let Some(tx) = &self.tx {
+            self.depth.fetch_add(1, Ordering::Relaxed);
+            if tx.send(job).is_err() {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Queues `job` unless the queue is full; gives it back then.
+    fn try_send(&self, job: T) -> Result<(), T> {
+        let Some(tx) = &self.tx else { return Err(job) };
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        match tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+                Err(j)
+            }
+        }
+    }
+
+    fn depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Lets the worker finish its queue and waits for it.
+    fn finish(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Counts the capture's counters into the summary and the totals since start.
+#[derive(Default)]
+struct Tally {
+    hits: u64,
+    queue_full: u64,
+    duplicates: u64,
+    skipped: HashMap<&'static str, u64>,
+}
+
+impl Tally {
+    fn is_empty(&self) -> bool {
+        self.queue_full == 0 && self.skipped.is_empty()
+    }
+}
+
+/// The engine's thread and its workers.
+pub struct Executor<'a> {
+    engine: Engine,
+    settings: Settings,
+    clock: Clock,
+    started: Instant,
+    capture: &'a dyn Filters,
+    counters: Arc<Counters>,
+    overflow: Arc<Mutex<Vec<Msg>>>,
+    commands: Worker<Job>,
+    groups: crate::exec::Groups,
+    actions: Worker<Action>,
+    resolver: Option<Worker<LogLine>>,
+    summary: Tally,
+    totals: Tally,
+    evicted_reported: u64,
+    next_summary: Option<Timestamp>,
+    next_firewall_check: Option<Timestamp>,
+    guards: bool,
+    batch: Vec<(Timestamp, Hit)>,
+    effects: Vec<Effect>,
+}
+
+/// What the executor is built from.
+pub struct Parts<'a> {
+    /// The engine, adopted stops included.
+    pub engine: Engine,
+    /// Fixed settings.
+    pub settings: Settings,
+    /// The daemon's clock.
+    pub clock: Clock,
+    /// The running capture (for filters).
+    pub capture: &'a dyn Filters,
+    /// The capture's counters.
+    pub counters: Arc<Counters>,
+    /// The journal of pending stops.
+    pub journal: Journal,
+    /// The built-in actions.
+    pub performer: Performer,
+    /// Where workers send command outcomes and firewall events.
+    pub tx: SyncSender<Msg>,
+}
+
+impl<'a> Executor<'a> {
+    /// Starts the workers.
+    pub fn new(parts: Parts<'a>) -> anyhow::Result<Executor<'a>> {
+        let outcomes = Outcomes {
+            tx: parts.tx.clone(),
+            overflow: Arc::default(),
+        };
+        let overflow = outcomes.overflow.clone();
+        let marked = outcomes.clone();
+        let outcome: crate::exec::Outcome = Arc::new(move |id, ok| outcomes.report(id, ok));
+        let mut runner = Runner::new(outcome);
+        let groups = runner.groups();
+        let mut journal = parts.journal;
+        let commands = Worker::start("commands", JOBS, move |job| match job {
+            Job::Journal(r) => journal.write(&r),
+            Job::Run(r) => runner.run(r.id, &r.door, r.kind, r.argv, &r.text),
+            Job::MarkOneTime { door, path, used } => {
+                let fresh = mark_one_time(&door, &path, &used);
+                marked.send(Msg::OneTimeMarked { path, fresh });
+            }
+        })?;
+        let mut performer = parts.performer;
+        let guards = performer.guards();
+        let tx = parts.tx.clone();
+        let actions = Worker::start("actions", JOBS, move |job| match job {
+            Action::Perform(e) => perform(&mut performer, e),
+            Action::CheckFirewall => {
+                if performer.firewall_gone() {
+                    let _ = tx.send(Msg::FirewallGone);
+                }
+            }
+        })?;
+        let resolver = if parts.settings.lookup {
+            let mut names: HashMap<IpAddr, Option<String>> = HashMap::new();
+            Some(Worker::start("resolver", LOOKUPS, move |line: LogLine| {
+                let name = line.who.and_then(|ip| {
+                    if names.len() >= NAME_CACHE {
+                        names.clear();
+                    }
+                    names.entry(ip).or_insert_with(|| lookup(ip)).clone()
+                });
+                emit(&line, name.as_deref());
+            })?)
+        } else {
+            None
+        };
+        let now = parts.clock.now();
+        let check_every = parts.settings.firewall_check_every();
+        Ok(Executor {
+            engine: parts.engine,
+            settings: parts.settings,
+            clock: parts.clock,
+            started: Instant::now(),
+            capture: parts.capture,
+            counters: parts.counters,
+            overflow,
+            commands,
+            groups,
+            actions,
+            resolver,
+            summary: Tally::default(),
+            totals: Tally::default(),
+            evicted_reported: 0,
+            next_summary: None,
+            next_firewall_check: guards.then(|| now + check_every),
+            guards,
+            batch: Vec::with_capacity(BATCH),
+            effects: Vec::new(),
+        })
+    }
+
+    /// Runs until SIGTERM/SIGINT or a capture failure, then closes every door and stops.
+    pub fn run(mut self, rx: &Receiver<Msg>) -> Exit {
+        self.perform_effects();
+        let exit = loop {
+            let deadline = self.deadline();
+            let msg = match deadline {
+                Some(t) => match rx.recv_timeout(self.clock.until(t)) {
+                    Ok(m) => Some(m),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break Exit::CaptureFailed,
+                },
+                None => match rx.recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => break Exit::CaptureFailed,
+                },
+            };
+            let (msg, drained) = match msg {
+                Some(Msg::Hit(at, hit)) => self.drain_hits(rx, (at, hit)),
+                other => (other, true),
+            };
+            if let Some(exit) = msg.and_then(|m| self.handle(m)) {
+                break exit;
+            }
+            let overflow = std::mem::take(&mut *lock(&self.overflow));
+            for msg in overflow {
+                // Only outcomes and marked files wait there: never an exit.
+                let _ = self.handle(msg);
+            }
+            self.on_time(drained);
+            if self.perform_effects() {
+                break Exit::Signal;
+            }
+        };
+        self.shutdown(rx);
+        exit
+    }
+
+    /// Handles `first` and the hits waiting behind it (up to [`DRAIN`]); returns the message
+    /// that stopped it, if it was not a hit, and whether the queue was emptied.
+    fn drain_hits(&mut self, rx: &Receiver<Msg>, first: (Timestamp, Hit)) -> (Option<Msg>, bool) {
+        let mut handled = 0;
+        let mut next = Some(first);
+        loop {
+            self.batch.clear();
+            self.batch.extend(next.take());
+            let mut stop = None;
+            while self.batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(Msg::Hit(at, hit)) => self.batch.push((at, hit)),
+                    Ok(other) => {
+                        stop = Some(other);
+                        break;
+                    }
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            let full = self.batch.len() == BATCH;
+            let batch = std::mem::take(&mut self.batch);
+            self.engine.hits(&batch);
+            handled += batch.len();
+            self.batch = batch;
+            self.perform_effects_quietly();
+            if stop.is_some() || !full {
+                // Hits may wait behind a message that is not one.
+                let drained = stop.is_none() && !full;
+                return (stop, drained);
+            }
+            if handled >= DRAIN {
+                return (None, false);
+            }
+            match rx.try_recv() {
+                Ok(Msg::Hit(at, hit)) => next = Some((at, hit)),
+                Ok(other) => return (Some(other), false),
+                Err(_) => return (None, true),
+            }
+        }
+    }
+
+    /// Performs effects without looking for the exit (hits never produce it).
+    fn perform_effects_quietly(&mut self) {
+        let _ = self.perform_effects();
+    }
+
+    /// Handles a message other than a hit; `Some` ends the loop.
+    fn handle(&mut self, msg: Msg) -> Option<Exit> {
+        let now = self.clock.now();
+        match msg {
+            Msg::Hit(at, hit) => self.engine.hits(&[(at, hit)]),
+            Msg::Signal(SIGHUP) => {
+                // logrotate's postrotate often sends SIGHUP: the LogFile is reopened first.
+                self.engine.reopen_log();
+                self.perform_effects_quietly();
+                self.reload();
+            }
+            Msg::Signal(SIGUSR1) | Msg::ReopenLog => self.engine.reopen_log(),
+            Msg::Signal(_) => {
+                self.engine.terminate(now);
+                let _ = self.perform_effects();
+                return Some(Exit::Signal);
+            }
+            Msg::CaptureFailed(e) => {
+                tracing::error!("{e}");
+                self.engine.terminate(now);
+                let _ = self.perform_effects();
+                return Some(Exit::CaptureFailed);
+            }
+            Msg::CommandDone { id, ok } => self.engine.command_finished(id, ok),
+            Msg::LocalAddresses(addrs) => self.engine.set_local_addresses(addrs),
+            Msg::FirewallGone => self.engine.firewall_gone(now),
+            // Checked on the actions worker, which reports `FirewallGone` if it is.
+            Msg::FirewallChanged => {
+                let _ = self.actions.try_send(Action::CheckFirewall);
+            }
+            Msg::OneTimeMarked { path, fresh } => self.engine.one_time_marked(&path, fresh),
+            Msg::Control(request, reply) => {
+                let outside = self.outside();
+                let response = self.engine.control(now, &request, outside);
+                let _ = reply.send(response);
+            }
+        }
+        None
+    }
+
+    /// What status reports that the engine does not know.
+    fn outside(&mut self) -> Status {
+        self.tally();
+        let mut ignored: Vec<(String, u64)> = self
+            .totals
+            .skipped
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect();
+        ignored.sort();
+        let queued = self.commands.depth()
+            + self.actions.depth()
+            + self.resolver.as_ref().map_or(0, Worker::depth);
+        Status {
+            instance: self.settings.instance.clone(),
+            pid: std::process::id(),
+            config: self.settings.config_path.display().to_string(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            counters: control::Counters {
+                packets: self.totals.hits,
+                ignored,
+                dropped: self.totals.queue_full,
+                queued_effects: queued as u64,
+                ..control::Counters::default()
+            },
+            ..Status::default()
+        }
+    }
+
+    fn reload(&mut self) {
+        let path = self.settings.config_path.clone();
+        tracing::info!("re-reading config file: {}", path.display());
+        let loaded = match load::load(&path) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("config error, keeping the running config:\n{e}");
+                return;
+            }
+        };
+        for w in load::warnings(&loaded) {
+            tracing::warn!("{w}");
+        }
+        let guards = loaded
+            .config
+            .doors
+            .iter()
+            .any(|d| !d.actions.open.is_empty());
+        let ethernet = self.settings.ethernet;
+        if self.engine.reload(loaded, |f| compiles(f, ethernet)) && guards != self.guards {
+            self.guards = guards;
+            self.next_firewall_check =
+                guards.then(|| self.clock.now() + self.settings.firewall_check_every());
+        }
+    }
+
+    /// When to wake up: the engine's next deadline, the summary, the firewall check.
+    fn deadline(&self) -> Option<Timestamp> {
+        [
+            self.engine.poll_at(),
+            self.next_summary,
+            self.next_firewall_check,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Time passed. When hits are still waiting (`drained` false) the engine's clock goes only
+    /// as far as the last hit handled, so no attempt expires before its waiting hit counts.
+    fn on_time(&mut self, drained: bool) {
+        let now = self.clock.now();
+        let engine_now = if drained {
+            now
+        } else {
+            self.batch.last().map_or(now, |&(t, _)| t.min(now))
+        };
+        self.engine.tick(engine_now);
+        if self.next_firewall_check.is_some_and(|t| t <= now) {
+            let _ = self.actions.try_send(Action::CheckFirewall);
+            self.next_firewall_check = Some(now + self.settings.firewall_check_every());
+        }
+        let something = self.tally();
+        match self.next_summary {
+            Some(t) if t <= now => {
+                self.log_summary();
+                self.next_summary = None;
+            }
+            None if something => self.next_summary = Some(now + SUMMARY_EVERY),
+            _ => {}
+        }
+    }
+
+    /// Takes the capture's counters into the summary and the totals; whether there is
+    /// something to summarize.
+    fn tally(&mut self) -> bool {
+        let (hits, queue_full, duplicates, skipped) = self.counters.take();
+        for t in [&mut self.summary, &mut self.totals] {
+            t.hits += hits;
+            t.queue_full += queue_full;
+            t.duplicates += duplicates;
+            for &(why, n) in &skipped {
+                *t.skipped.entry(why.as_str()).or_default() += n;
+            }
+        }
+        !self.summary.is_empty() || self.engine.evicted() > self.evicted_reported
+    }
+
+    fn log_summary(&mut self) {
+        let s = std::mem::take(&mut self.summary);
+        let evicted = self.engine.evicted() - self.evicted_reported;
+        self.evicted_reported = self.engine.evicted();
+        if s.is_empty() && evicted == 0 {
+            return;
+        }
+        let mut skipped: Vec<String> = s
+            .skipped
+            .iter()
+            .map(|(why, n)| format!("{n} {why}"))
+            .collect();
+        skipped.sort();
+        tracing::info!(
+            "last {}s: {} knock packets ({} more seen twice, on a bridge or VLAN), {} dropped (engine busy), ignored: [{}], {evicted} attempts evicted (cap {})",
+            SUMMARY_EVERY.as_secs(),
+            s.hits,
+            s.duplicates,
+            s.queue_full,
+            skipped.join(", "),
+            self.engine.max_attempts()
+        );
+    }
+
+    /// Performs what the engine asked for, in order; true once it asked to exit.
+    fn perform_effects(&mut self) -> bool {
+        let mut exit = false;
+        loop {
+            self.engine.take_effects(&mut self.effects);
+            if self.effects.is_empty() {
+                return exit;
+            }
+            for effect in std::mem::take(&mut self.effects) {
+                exit |= self.perform(effect);
+            }
+        }
+    }
+
+    fn perform(&mut self, effect: Effect) -> bool {
+        match effect {
+            Effect::Log(line) => self.log(line),
+            Effect::Journal(r) => self.commands.send(Job::Journal(r)),
+            Effect::Run(r) if r.kind == Kind::Start => {
+                let id = r.id;
+                if let Err(Job::Run(r)) = self.commands.try_send(Job::Run(r)) {
+                    tracing::error!(
+                        "{}: not running command: {JOBS} commands are waiting to start",
+                        r.door
+                    );
+                    self.engine.command_finished(id, false);
+                }
+            }
+            Effect::Run(r) => self.commands.send(Job::Run(r)),
+            Effect::MarkOneTime { door, path, used } => {
+                self.commands.send(Job::MarkOneTime { door, path, used })
+            }
+            Effect::ReopenLog => crate::log::reopen(),
+            Effect::SetFilter(f) => self.capture.set_filter(f),
+            Effect::Exit => return true,
+            e @ Effect::Perform { .. } => {
+                if let Err(Action::Perform(Effect::Perform { door, .. })) =
+                    self.actions.try_send(Action::Perform(e))
+                {
+                    tracing::error!("{}: actions not performed: {JOBS} are waiting", door.name);
+                }
+            }
+            e => self.actions.send(Action::Perform(e)),
+        }
+        false
+    }
+
+    fn log(&mut self, line: LogLine) {
+        if let (Some(r), Some(_)) = (&self.resolver, line.who) {
+            if enabled(line.level) {
+                match r.try_send(line) {
+                    Ok(()) => return,
+                    // The resolver is behind: the line goes out now, without the name.
+                    Err(line) => return emit(&line, None),
+                }
+            }
+            return;
+        }
+        emit(&line, None);
+    }
+
+    /// Closes every door (already asked of the engine), lets running commands finish for
+    /// [`GRACE`] (a second signal kills start commands at once), then kills what is left.
+    fn shutdown(mut self, rx: &Receiver<Msg>) {
+        tracing::info!("shutting down");
+        // Every stop command is started and the table (every port opened) removed at once;
+        // only then do running commands get their grace.
+        self.commands.finish();
+        self.actions.send(Action::Perform(Effect::Exit));
+        self.actions.finish();
+        let deadline = Instant::now() + GRACE;
+        let mut hurried = false;
+        while !lock(&self.groups).is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::warn!(
+                    "commands still running after {}s: killing them",
+                    GRACE.as_secs()
+                );
+                break;
+            }
+            match rx.recv_timeout(left.min(Duration::from_millis(50))) {
+                Ok(Msg::Signal(SIGTERM | SIGINT)) if !hurried => {
+                    // Start commands are killed at once; stop commands close doors, so they
+                    // keep what is left of the grace.
+                    tracing::warn!("second signal: killing the start commands still running");
+                    crate::exec::kill(&self.groups, Some(Kind::Start));
+                    hurried = true;
+                }
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+            }
+        }
+        crate::exec::kill(&self.groups, None);
+        if let Some(r) = &mut self.resolver {
+            r.finish();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Performs a built-in action on the actions worker.
+fn perform(performer: &mut Performer, effect: Effect) {
+    match effect {
+        Effect::Perform { door, source, ran } => performer.perform(&door, source, &ran),
+        Effect::Allow {
+            door,
+            source,
+            ports,
+            open_for,
+        } => performer.allow(&door, source, &ports, open_for),
+        Effect::Revoke {
+            door,
+            source,
+            ports,
+        } => performer.revoke(&door, source, &ports),
+        Effect::ReinstallFirewall => performer.reinstall_firewall(),
+        Effect::Reconfigure(config) => performer.reconfigure(&config),
+        Effect::Exit => performer.shutdown(),
+        _ => {}
+    }
+}
+
+/// Marks `used` in its one-time file (on the commands worker); the file's sequences now.
+fn mark_one_time(door: &str, path: &Path, used: &Sequence) -> Option<OneTimeSequences> {
+    match crate::onetime_file::mark_used(path, used) {
+        Ok(fresh) => Some(fresh),
+        Err(e) => {
+            tracing::error!("{door}: cannot mark the used one-time sequence: {e:#}");
+            None
+        }
+    }
+}
+
+/// Whether a line at `level` reaches any log sink.
+fn enabled(level: tracing::Level) -> bool {
+    match level {
+        tracing::Level::ERROR => tracing::enabled!(tracing::Level::ERROR),
+        tracing::Level::WARN => tracing::enabled!(tracing::Level::WARN),
+        tracing::Level::INFO => tracing::enabled!(tracing::Level::INFO),
+        tracing::Level::DEBUG => tracing::enabled!(tracing::Level::DEBUG),
+        tracing::Level::TRACE => tracing::enabled!(tracing::Level::TRACE),
+    }
+}
+
+/// Logs `line` at its level, with the knocker's `name` if known.
+fn emit(line: &LogLine, name: Option<&str>) {
+    let text = line.render(name);
+    match line.level {
+        tracing::Level::ERROR => tracing::error!("{text}"),
+        tracing::Level::WARN => tracing::warn!("{text}"),
+        tracing::Level::INFO => tracing::info!("{text}"),
+        tracing::Level::DEBUG => tracing::debug!("{text}"),
+        tracing::Level::TRACE => tracing::trace!("{text}"),
+    }
+}
+
+/// The knocker's DNS name (`-l`), if it has one other than its address.
+fn lookup(ip: IpAddr) -> Option<String> {
+    dns_lookup::lookup_addr(&ip)
+        .ok()
+        .filter(|n| *n != ip.to_string())
+}
+
+/// Whether libpcap compiles `filter` (checked before a reload commits to a config).
+pub fn compiles(filter: &str, ethernet: bool) -> Result<(), String> {
+    let link = if ethernet {
+        pcap::Linktype::ETHERNET
+    } else {
+        pcap::Linktype(113) // LINUX_SLL, what `any` captures
+    };
+    let cap = pcap::Capture::dead(link).map_err(|e| e.to_string())?;
+    cap.compile(filter, true)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The wall-clock time now, for the engine (the journal and status use wall times).
+pub fn wall() -> SystemTime {
+    SystemTime::now()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,162 @@
+//! The executor with real channels, workers and commands, but no capture and no root:
+//! queued hits count before the clock, shutdown cannot hang, bad filters are refused.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use knock_proto::Timestamp;
+use knock_proto::wire::Hit;
+
+use super::*;
+use crate::engine::Start;
+
+struct NoCapture;
+
+impl Filters for NoCapture {
+    fn set_filter(&self, _: String) {}
+}
+
+fn hit(source: &str, port: u16) -> Hit {
+    Hit {
+        source: source.parse().unwrap(),
+        destination: "198.18.0.2".parse().unwrap(),
+        knock: port.to_string().parse().unwrap(),
+        tcp_flags: 0x02,
+    }
+}
+
+/// Runs an executor for `config` (knockd format) on the messages in `msgs` (which must end
+/// with a signal), with a clock that started `age` ago.
+fn run(dir: &Path, config: &str, age: Duration, msgs: Vec<Msg>) -> Exit {
+    // The log shows in a failing test's output.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_max_level(tracing::Level::DEBUG)
+        .try_init();
+    let config = knock_proto::config::knockd::parse(Path::new("k.conf"), config).unwrap();
+    let one_time = vec![None; config.doors.len()];
+    let performer = Performer::without_firewall(&config);
+    let clock = Clock::since(Instant::now().checked_sub(age).unwrap());
+    // The daemon started at 0 on this clock; `age` passed since (the engine was busy).
+    let engine = Engine::new(
+        Timestamp::ZERO,
+        Start {
+            loaded: crate::load::Loaded { config, one_time },
+            local: Vec::new(),
+            adopted: Vec::new(),
+            wall: SystemTime::now(),
+            ethernet: true,
+            ipv4_only: false,
+        },
+    );
+    let (journal, _) = Journal::open(&dir.join("pending")).unwrap();
+    let (tx, rx) = mpsc::sync_channel(msgs.len() + 16);
+    for m in msgs {
+        tx.send(m).unwrap();
+    }
+    let executor = Executor::new(Parts {
+        engine,
+        settings: Settings {
+            config_path: dir.join("k.conf"),
+            interface: "any".into(),
+            ipv4_only: false,
+            lookup: false,
+            ethernet: true,
+            instance: "test".into(),
+            table_watched: false,
+        },
+        clock,
+        capture: &NoCapture,
+        counters: Arc::default(),
+        journal,
+        performer,
+        tx,
+    })
+    .unwrap();
+    executor.run(&rx)
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_knock_behind_a_flood_counts_at_its_capture_time_not_when_the_engine_gets_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("opened");
+    let config = format!(
+        "[legit]\n    sequence = 7000,8000\n    seq_timeout = 5\n    command = /bin/sh -c 'echo %IP% >> {}'\n",
+        marker.display()
+    );
+    // The clock says 60 s; the knock was captured at 0 s and 0.1 s, with 5000 spoofed
+    // first knocks in between still waiting in the queue.
+    let mut msgs = vec![Msg::Hit(Timestamp::ZERO, hit("198.18.0.1", 7000))];
+    for i in 0..5000u32 {
+        let spoofed = std::net::Ipv4Addr::from(0xC613_0000 + i).to_string();
+        msgs.push(Msg::Hit(Timestamp::ZERO, hit(&spoofed, 7000)));
+    }
+    msgs.push(Msg::Hit(
+        Timestamp::from_millis(100),
+        hit("198.18.0.1", 8000),
+    ));
+    msgs.push(Msg::Signal(SIGTERM));
+    assert_eq!(
+        run(dir.path(), &config, Duration::from_secs(60), msgs),
+        Exit::Signal
+    );
+    wait_for("the command", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| m == "198.18.0.1\n")
+    });
+}
+
+/// Processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| String::from_utf8_lossy(c).contains(needle))
+        .count()
+}
+
+#[test]
+fn sigterm_closes_doors_at_once_and_a_second_signal_kills_a_start_command_that_never_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("stopped");
+    // A unique duration, to find this very process.
+    let forever = format!("1000.{}", std::process::id());
+    let config = format!(
+        "[door]\n    sequence = 7000\n    start_command = /bin/sleep {forever}\n    stop_command = /bin/sh -c 'echo stop %IP% >> {}'\n",
+        marker.display()
+    );
+    let msgs = vec![
+        Msg::Hit(Timestamp::ZERO, hit("198.18.0.1", 7000)),
+        Msg::Signal(SIGTERM),
+        Msg::Signal(SIGINT),
+    ];
+    let started = Instant::now();
+    assert_eq!(run(dir.path(), &config, Duration::ZERO, msgs), Exit::Signal);
+    assert!(
+        started.elapsed() < GRACE,
+        "the second signal skipped the grace"
+    );
+    wait_for("the stop command", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| m == "stop 198.18.0.1\n")
+    });
+    wait_for("the start command to be killed", || {
+        processes_with(&forever) == 0
+    });
+}
+
+#[test]
+fn a_filter_that_does_not_compile_is_refused_before_a_reload_commits() {
+    assert!(compiles("tcp dst port 22", true).is_ok());
+    assert!(compiles("tcp dst port 22", false).is_ok());
+    let e = compiles("tcp dst port 99999999 and", true).unwrap_err();
+    assert!(!e.is_empty());
+}

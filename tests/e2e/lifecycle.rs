@@ -1,0 +1,268 @@
+//! A door's lifecycle with the real daemon (issue 9): what opens is closed exactly once,
+//! across kill -9, SIGTERM with a command that never ends, SIGHUP in the middle of a knock, a
+//! failed start command, an unreadable state file, and a flood of completions of a sniffed
+//! sequence from spoofed sources.
+
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsFd as _;
+use std::path::Path;
+
+use knock_e2e::{
+    CLIENT_V4, KnockServer, Link, PATIENCE, SERVER_V4, read, scratch, wait_until, write,
+};
+use pnet_packet::ip::IpNextHeaderProtocols;
+use pnet_packet::ipv4::{self, Ipv4Flags, MutableIpv4Packet};
+use pnet_packet::tcp::{self, MutableTcpPacket, TcpFlags};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+/// Debian's knockd client.
+const DEBIAN_KNOCK: &str = "/usr/bin/knock";
+
+/// Proves that every earlier knock was handled (hits are handled in order).
+const CANARY: &str = "[canary]\n    sequence = 60001,60002\n";
+
+fn knock(link: &Link, args: &[&str]) {
+    let out = link.client.run(DEBIAN_KNOCK, args);
+    assert!(out.status.success(), "knock {args:?}: {out:?}");
+}
+
+fn canary(link: &Link, server: &mut KnockServer, n: usize) {
+    knock(link, &[SERVER_V4, "60001", "60002"]);
+    wait_until("the canary to open", PATIENCE, || {
+        server.log().matches("canary: OPEN SESAME").count() >= n
+    });
+}
+
+/// A door whose start and stop commands append `start IP` / `stop IP` to `marker`.
+fn door(name: &str, sequence: &str, cmd_timeout: u64, start: &str, marker: &Path) -> String {
+    format!(
+        "[{name}]\n    sequence = {sequence}\n    cmd_timeout = {cmd_timeout}\n    start_command = {start}\n    stop_command = /bin/sh -c 'echo stop %IP% >> {}'\n",
+        marker.display()
+    )
+}
+
+fn echo_start(marker: &Path) -> String {
+    format!("/bin/sh -c 'echo start %IP% >> {}'", marker.display())
+}
+
+fn start(link: &Link, dir: &Path, config: &Path, log: &str) -> KnockServer {
+    KnockServer::start(link, dir, config, log, Some("eth0"), &[])
+}
+
+#[test]
+fn a_stop_command_that_ran_does_not_run_again_after_kill_9() {
+    let Some(link) = Link::up() else { return };
+    let dir = scratch();
+    let marker = dir.path().join("marks");
+    let config = door("door", "7000,8000", 1, &echo_start(&marker), &marker) + CANARY;
+    let conf = write(dir.path(), "knockd.conf", &config);
+    let mut server = start(&link, dir.path(), &conf, "first.log");
+    knock(&link, &[SERVER_V4, "7000", "8000"]);
+    wait_until("the stop command", PATIENCE, || {
+        read(&marker).contains("stop ")
+    });
+    for round in 0..2 {
+        server.daemon.signal("KILL");
+        server.daemon.wait_exit();
+        server = start(&link, dir.path(), &conf, &format!("restart{round}.log"));
+        canary(&link, &mut server, 1);
+    }
+    assert_eq!(
+        read(&marker),
+        format!("start {CLIENT_V4}\nstop {CLIENT_V4}\n")
+    );
+}
+
+#[test]
+fn sigterm_closes_the_door_and_does_not_wait_for_a_start_command_that_never_ends() {
+    let Some(link) = Link::up() else { return };
+    let dir = scratch();
+    let marker = dir.path().join("marks");
+    let config = door("door", "7000,8000", 3600, "/bin/sleep 1000", &marker);
+    let conf = write(dir.path(), "knockd.conf", &config);
+    let mut server = start(&link, dir.path(), &conf, "server.log");
+    knock(&link, &[SERVER_V4, "7000", "8000"]);
+    server.wait_log("door: running command: /bin/sleep 1000");
+    server.daemon.signal("TERM");
+    wait_until("the stop command, at once", PATIENCE, || {
+        read(&marker) == format!("stop {CLIENT_V4}\n")
+    });
+    let status = server.daemon.wait_exit();
+    assert!(status.success(), "{status}\n{}", server.log());
+    assert!(server.log().contains("killing them"), "{}", server.log());
+    // The killed command is gone (a moment as a zombie, reaped by init, is allowed).
+    wait_until("no process left in the namespace", PATIENCE, || {
+        let pids = std::process::Command::new("ip")
+            .args(["netns", "pids", &link.server.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&pids.stdout).trim().is_empty()
+    });
+    assert!(read(&dir.path().join("pending-stops")).is_empty());
+}
+
+#[test]
+fn a_knock_in_progress_survives_a_reload() {
+    let Some(link) = Link::up() else { return };
+    let dir = scratch();
+    let conf = write(
+        dir.path(),
+        "knockd.conf",
+        "[door]\n    sequence = 7000,8000\n    seq_timeout = 60\n",
+    );
+    let mut server = start(&link, dir.path(), &conf, "server.log");
+    knock(&link, &[SERVER_V4, "7000"]);
+    server.wait_log(&format!("{CLIENT_V4}: door: Stage 1"));
+    // A door added by the reload; the knocked one is unchanged.
+    std::fs::write(
+        &conf,
+        "[door]\n    sequence = 7000,8000\n    seq_timeout = 60\n[other]\n    sequence = 9000,9001\n",
+    )
+    .unwrap();
+    server.daemon.signal("HUP");
+    server.wait_log("re-reading config file");
+    knock(&link, &[SERVER_V4, "8000"]);
+    server.wait_log(&format!("{CLIENT_V4}: door: OPEN SESAME"));
+}
+
+#[test]
+fn a_failed_start_command_leaves_the_door_closed_and_knocking_again_retries_it() {
+    let Some(link) = Link::up() else { return };
+    let dir = scratch();
+    let marker = dir.path().join("marks");
+    let conf = write(
+        dir.path(),
+        "knockd.conf",
+        &door("door", "7000,8000", 3600, "/bin/false", &marker),
+    );
+    let mut server = start(&link, dir.path(), &conf, "server.log");
+    knock(&link, &[SERVER_V4, "7000", "8000"]);
+    server.wait_log("door: start command failed");
+    knock(&link, &[SERVER_V4, "7000", "8000"]);
+    server.wait_log_count("door: running command: /bin/false", 2);
+    assert!(!server.log().contains("already open"), "{}", server.log());
+    // Neither failed opening leaves a stop command pending.
+    server.daemon.signal("TERM");
+    server.daemon.wait_exit();
+    assert!(read(&marker).is_empty(), "{}", read(&marker));
+}
+
+#[test]
+fn a_state_file_that_cannot_be_read_stops_the_daemon_with_exit_2_and_is_left_alone() {
+    let Some(link) = Link::up() else { return };
+    let dir = scratch();
+    let conf = write(
+        dir.path(),
+        "knockd.conf",
+        "[door]\n    sequence = 7000,8000\n",
+    );
+    // A directory where the state file should be: it cannot be read as one.
+    let state = dir.path().join("pending-stops");
+    std::fs::create_dir(&state).unwrap();
+    let out = link
+        .server
+        .command(knock_e2e::bin("knock-server"))
+        .args(["-i", "eth0", "-c"])
+        .arg(&conf)
+        .arg("--state-file")
+        .arg(&state)
+        .arg("--runtime-dir")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&state.display().to_string()), "{stderr}");
+    assert!(state.is_dir());
+}
+
+/// Sends, from the client namespace, `n` completions of `sequence` from spoofed sources in
+/// 198.19.0.0/16 (inside 198.18.0.0/15, never the link's own /24), as raw TCP SYNs.
+fn spoofed_completions(netns: &str, n: u32, sequence: &[u16]) {
+    let netns = netns.to_owned();
+    let sequence = sequence.to_vec();
+    std::thread::spawn(move || -> std::io::Result<()> {
+        let ns = File::open(format!("/var/run/netns/{netns}"))?;
+        rustix::thread::move_into_link_name_space(
+            ns.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )?;
+        let sock = Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(Protocol::from(libc::IPPROTO_RAW)),
+        )?;
+        let server: Ipv4Addr = SERVER_V4.parse().expect("an address");
+        let to = SockAddr::from(SocketAddrV4::new(server, 0));
+        let mut pkt = [0u8; 40];
+        for i in 0..n {
+            let src = Ipv4Addr::from(0xC613_0000 + i);
+            for &port in &sequence {
+                syn(&mut pkt, (src, 40_000), (server, port), i);
+                sock.send_to(&pkt, &to)?;
+            }
+        }
+        Ok(())
+    })
+    .join()
+    .expect("the sender thread")
+    .expect("raw packets sent");
+}
+
+/// Writes an IPv4 TCP SYN (20 + 20 bytes) with correct checksums into `buf`.
+fn syn(buf: &mut [u8; 40], src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), seq: u32) {
+    {
+        let mut tcp = MutableTcpPacket::new(&mut buf[20..]).expect("room for a TCP header");
+        tcp.set_source(src.1);
+        tcp.set_destination(dst.1);
+        tcp.set_sequence(seq);
+        tcp.set_data_offset(5);
+        tcp.set_flags(TcpFlags::SYN);
+        tcp.set_window(64_240);
+        tcp.set_checksum(0);
+        let sum = tcp::ipv4_checksum(&tcp.to_immutable(), &src.0, &dst.0);
+        tcp.set_checksum(sum);
+    }
+    let mut ip = MutableIpv4Packet::new(&mut buf[..]).expect("room for an IPv4 header");
+    ip.set_version(4);
+    ip.set_header_length(5);
+    ip.set_total_length(40);
+    ip.set_identification(seq as u16);
+    ip.set_flags(Ipv4Flags::DontFragment);
+    ip.set_ttl(64);
+    ip.set_next_level_protocol(IpNextHeaderProtocols::Tcp);
+    ip.set_source(src.0);
+    ip.set_destination(dst.0);
+    ip.set_checksum(0);
+    let sum = ipv4::checksum(&ip.to_immutable());
+    ip.set_checksum(sum);
+}
+
+#[test]
+fn a_flood_of_completions_of_a_sniffed_sequence_never_keeps_another_knock_out() {
+    let Some(link) = Link::up() else { return };
+    let dir = scratch();
+    let marker = dir.path().join("opened");
+    // The sniffed door opens a port in nftables and runs a slow command for each of the 500
+    // spoofed completions; the legit door must still open for the real knocker.
+    let config = format!(
+        "[doors.sniffed]\nsequence = \"7000,8000\"\nopen = \"2222/tcp\"\n\
+         command = \"/bin/sleep 2\"\n\
+         [doors.legit]\nsequence = \"7100,8100\"\nseq_timeout = 5\n\
+         command = \"/bin/sh -c 'echo %IP% >> {}'\"\n",
+        marker.display()
+    );
+    let conf = write(dir.path(), "server.toml", &config);
+    let mut server = start(&link, dir.path(), &conf, "server.log");
+    spoofed_completions(&link.client.name, 500, &[7000, 8000]);
+    knock(&link, &[SERVER_V4, "7100", "8100"]);
+    server.wait_log(&format!("{CLIENT_V4}: legit: OPEN SESAME"));
+    wait_until("the legit command", PATIENCE, || {
+        read(&marker) == format!("{CLIENT_V4}\n")
+    });
+    assert!(
+        server.log().contains("198.19.0.0: sniffed: OPEN SESAME"),
+        "the flood was handled"
+    );
+}
