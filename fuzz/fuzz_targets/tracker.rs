@@ -4,7 +4,8 @@
 //! Besides "never panics", it replays the events into a shadow map of (source, door) -> stage
 //! and checks that they tell a consistent story: a stage only ever moves up by one from the
 //! previous (or starts at 1 with no attempt), every attempt that ends is ended once with the
-//! stage it had, a door opens only from its last stage, and the shadow's size is the tracker's
+//! stage it had, a door opens only from its last stage, a failure names the knock that was due
+//! and one that was neither it nor a repeat of the last one, and the shadow's size is the tracker's
 //! attempt count, which never exceeds the cap; `poll_at` has a deadline exactly when attempts
 //! are in progress.
 #![no_main]
@@ -120,8 +121,19 @@ impl Shadow {
                     source,
                     door,
                     stage,
+                    expected,
+                    got,
+                } => {
+                    let before = self.stages.remove(&(source, door));
+                    assert_eq!(before, Some(stage), "{event:?}");
+                    let knocks = self.sequences[door].as_ref().map_or(&[][..], |s| s.knocks());
+                    let stage = usize::from(stage);
+                    assert_eq!(knocks.get(stage), Some(&expected), "{event:?}");
+                    assert_ne!(got, expected, "{event:?}");
+                    let last = stage.checked_sub(1).and_then(|s| knocks.get(s));
+                    assert_ne!(Some(&got), last, "a repeat: {event:?}");
                 }
-                | Event::Expired {
+                Event::Expired {
                     source,
                     door,
                     stage,
@@ -158,6 +170,7 @@ fuzz_target!(|data: &[u8]| {
         tracker.set_local_addresses(&[IpAddr::from([198, 18, 0, 2])]);
     }
     let mut now = 0u64;
+    let mut previous: Option<Hit> = None;
     let mut events = Vec::new();
     while !input.is_empty() {
         let op = input.byte();
@@ -169,14 +182,23 @@ fuzz_target!(|data: &[u8]| {
         let now = Timestamp::from_millis(now);
         events.clear();
         match op % 8 {
+            // The previous hit again: a retransmission.
+            5 if previous.is_some() => {
+                if let Some(hit) = previous {
+                    tracker.handle(now, &hit, &mut events);
+                }
+            }
             0..=5 => {
                 let hit = Hit {
                     source: source(input.byte()),
                     destination: destination(op),
                     knock: knock(input.byte()),
                     tcp_flags: input.byte(),
+                    src_port: u16::from(input.byte()),
+                    tcp_seq: u32::from(input.byte()),
                 };
                 tracker.handle(now, &hit, &mut events);
+                previous = Some(hit);
             }
             6 => tracker.expire(now, &mut events),
             _ => {

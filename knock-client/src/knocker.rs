@@ -30,7 +30,7 @@ pub fn send(
     let total = plan.len();
     let mut previous: Option<Hit> = None;
     for (i, hit) in plan.hits().enumerate() {
-        let pause = pause_before(previous, hit, plan.delay);
+        let pause = pause_before(previous, hit, plan);
         if !pause.is_zero() {
             std::thread::sleep(pause);
         }
@@ -61,19 +61,13 @@ pub fn send(
     Ok(())
 }
 
-/// The least time between two hits of the same port. Raw hits of one port are the same
-/// packet sent again (as a kernel retransmits a SYN); a daemon capturing on several devices
-/// (knock-server on `any`, where a bridge shows each packet twice) counts copies that
-/// arrive within a few milliseconds as one packet. Real retransmissions are a second apart.
-const REPEAT_GAP: Duration = Duration::from_millis(20);
-
-/// How long to wait before `hit`: the plan's delay, and at least [`REPEAT_GAP`] after a hit
-/// of the same knock (the same connection attempt, sent again).
-fn pause_before(previous: Option<Hit>, hit: Hit, delay: Duration) -> Duration {
+/// How long to wait before `hit`: the plan's hit delay after a hit of the same knock (the
+/// same connection attempt sent again, as a kernel retransmits a SYN), else its delay.
+fn pause_before(previous: Option<Hit>, hit: Hit, plan: &Plan) -> Duration {
     match previous {
         None => Duration::ZERO,
-        Some(p) if p.attempt == hit.attempt => delay.max(REPEAT_GAP),
-        Some(_) => delay,
+        Some(p) if p.attempt == hit.attempt => plan.hit_delay,
+        Some(_) => plan.delay,
     }
 }
 
@@ -97,6 +91,14 @@ pub fn dry_run(plan: &Plan, dst: SocketAddr, out: &mut impl Write) -> io::Result
         plan.host,
         dst.ip()
     )?;
+    if plan.hits > 1 {
+        writeln!(
+            out,
+            "each port: {} hits, one connection attempt sent again {} ms apart",
+            plan.hits,
+            plan.hit_delay.as_millis()
+        )?;
+    }
     if plan.has_tcp() {
         // Opening a raw socket sends nothing, and tells which way a real run would take.
         writeln!(out, "{}", Sender::new(dst, true).describe())?;
@@ -132,14 +134,25 @@ mod pacing_tests {
     }
 
     #[test]
-    fn repeats_of_one_knock_are_spaced_like_retransmissions() {
+    fn repeats_of_one_knock_are_spaced_by_the_hit_delay() {
         let k: Knock = "4".parse().unwrap();
         let hit = |attempt| Hit { knock: k, attempt };
         let ms = Duration::from_millis;
-        assert_eq!(pause_before(None, hit(0), ms(0)), Duration::ZERO);
-        assert_eq!(pause_before(Some(hit(0)), hit(0), ms(0)), REPEAT_GAP);
-        assert_eq!(pause_before(Some(hit(0)), hit(0), ms(500)), ms(500));
+        let plan = |delay, hit_delay| Plan {
+            host: "h".to_owned(),
+            family: crate::plan::Family::Any,
+            sequence: "4,4".parse().unwrap(),
+            hits: 1,
+            delay,
+            hit_delay,
+        };
+        let p = plan(ms(0), ms(20));
+        assert_eq!(pause_before(None, hit(0), &p), Duration::ZERO);
+        assert_eq!(pause_before(Some(hit(0)), hit(0), &p), ms(20));
         // `4,4` written out: two attempts on one port need no spacing beyond the delay.
-        assert_eq!(pause_before(Some(hit(0)), hit(1), ms(0)), Duration::ZERO);
+        assert_eq!(pause_before(Some(hit(0)), hit(1), &p), Duration::ZERO);
+        let p = plan(ms(500), ms(1000));
+        assert_eq!(pause_before(Some(hit(0)), hit(0), &p), ms(1000));
+        assert_eq!(pause_before(Some(hit(0)), hit(1), &p), ms(500));
     }
 }

@@ -87,6 +87,7 @@ fn run(cli: &Cli, config_origin: Origin) -> anyhow::Result<()> {
         udp: cli.udp,
         hits: cli.hits,
         delay: cli.delay.map(Duration::from_millis),
+        hit_delay: cli.hit_delay.map(Duration::from_millis),
         family: match (cli.ipv4, cli.ipv6) {
             (true, _) => Family::V4,
             (_, true) => Family::V6,

@@ -25,8 +25,9 @@ pub fn write(out: &mut dyn Write) -> io::Result<()> {
          by default), \\fI~/Library/Application Support/knock/config.toml\\fR (macOS), \
          \\fI%APPDATA%\\eknock\\econfig\\econfig.toml\\fR (Windows)\n\
          The profiles. Each \\fB[profiles.NAME]\\fR has a \\fBhost\\fR, optional \\fBhits\\fR (per \
-         port, default 1), \\fBdelay_ms\\fR (between hits, default 0) and \\fBprotocol\\fR (for ports \
-         written without one, default tcp), and a \\fB[profiles.NAME.sequences]\\fR table of named \
+         port, default 1), \\fBdelay_ms\\fR (between hits, default 0), \\fBhit_delay_ms\\fR \
+         (between the hits of one port, 20 to 10000, default delay_ms but at least 20) and \
+         \\fBprotocol\\fR (for ports written without one, default tcp), and a \\fB[profiles.NAME.sequences]\\fR table of named \
          sequences in knockd syntax, each a string or a table with \\fBsequence\\fR, \\fBhits\\fR and \
          \\fBdelay_ms\\fR. For example:"
     )?;

@@ -32,6 +32,8 @@ pub struct Overrides {
     pub hits: Option<u8>,
     /// `-d MS`.
     pub delay: Option<Duration>,
+    /// `--hit-delay MS`.
+    pub hit_delay: Option<Duration>,
     /// `-4` / `-6`.
     pub family: Family,
 }
@@ -56,8 +58,10 @@ pub struct Plan {
     pub sequence: Sequence,
     /// How many consecutive hits belong to one knock (they share a source port when raw).
     pub hits: usize,
-    /// Pause between two hits.
+    /// Pause between two hits of different knocks.
     pub delay: Duration,
+    /// Pause between two hits of one knock (the same connection attempt sent again).
+    pub hit_delay: Duration,
 }
 
 /// One packet to send.
@@ -95,8 +99,13 @@ impl Plan {
 
     /// How long sending takes, from the pauses between hits.
     pub fn duration(&self) -> Duration {
-        let gaps = u32::try_from(self.len().saturating_sub(1)).unwrap_or(u32::MAX);
-        self.delay.saturating_mul(gaps)
+        let knocks = self.len() / self.hits.max(1);
+        let gaps = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let between_knocks = gaps(knocks.saturating_sub(1));
+        let within_knocks = gaps(self.len().saturating_sub(knocks));
+        self.delay
+            .saturating_mul(between_knocks)
+            .saturating_add(self.hit_delay.saturating_mul(within_knocks))
     }
 }
 
@@ -133,11 +142,16 @@ pub fn build(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let sequence = Sequence::new(knocks)?;
+    let delay = overrides.delay.unwrap_or_default();
+    let pacing = (
+        delay,
+        overrides.hit_delay.unwrap_or(default_hit_delay(delay)),
+    );
     finish(
         target,
         sequence,
         overrides.hits.unwrap_or(1),
-        overrides.delay.unwrap_or_default(),
+        pacing,
         overrides,
     )
 }
@@ -170,14 +184,32 @@ fn from_profile(
     };
     let hits = overrides.hits.or(seq.hits).unwrap_or(profile.hits);
     let delay = overrides.delay.or(seq.delay).unwrap_or(profile.delay);
-    finish(&profile.host, seq.knocks.clone(), hits, delay, overrides)
+    let hit_delay = overrides
+        .hit_delay
+        .or(profile.hit_delay)
+        .unwrap_or(default_hit_delay(delay));
+    finish(
+        &profile.host,
+        seq.knocks.clone(),
+        hits,
+        (delay, hit_delay),
+        overrides,
+    )
 }
 
+/// The pause between the hits of one knock when none is given: the pause between hits, but at
+/// least [`profiles::MIN_HIT_DELAY`].
+fn default_hit_delay(delay: Duration) -> Duration {
+    delay.max(profiles::MIN_HIT_DELAY)
+}
+
+/// The plan for `sequence`, each knock `hits` times, paced by (delay between knocks, delay
+/// between the hits of one knock).
 fn finish(
     host: &str,
     sequence: Sequence,
     hits: u8,
-    delay: Duration,
+    (delay, hit_delay): (Duration, Duration),
     overrides: Overrides,
 ) -> anyhow::Result<Plan> {
     let sequence = if overrides.udp {
@@ -199,6 +231,7 @@ fn finish(
         sequence,
         hits,
         delay,
+        hit_delay,
     })
 }
 
@@ -275,7 +308,9 @@ mod tests {
                 (3, t, 2)
             ]
         );
-        assert_eq!(plan.duration(), Duration::from_millis(1600));
+        assert_eq!(plan.hit_delay, Duration::from_millis(500));
+        // 2 pauses between ports, 6 between the hits of one port.
+        assert_eq!(plan.duration(), Duration::from_millis(2 * 200 + 6 * 500));
     }
 
     #[test]
@@ -292,12 +327,18 @@ mod tests {
             udp: true,
             hits: Some(1),
             delay: Some(Duration::from_millis(7)),
+            hit_delay: Some(Duration::from_millis(50)),
             family: Family::V6,
         };
         let plan = build("home", &words(&["enable-vpn"]), &loaded(), o).unwrap();
         assert_eq!(
-            (plan.hits, plan.delay, plan.family),
-            (1, Duration::from_millis(7), Family::V6)
+            (plan.hits, plan.delay, plan.hit_delay, plan.family),
+            (
+                1,
+                Duration::from_millis(7),
+                Duration::from_millis(50),
+                Family::V6
+            )
         );
         assert_eq!(plan.sequence.to_string(), "2:udp,1:udp,2010:udp");
     }
@@ -314,6 +355,11 @@ mod tests {
         assert_eq!(plan.host, "198.18.0.2");
         assert_eq!(plan.sequence.to_string(), "7000:tcp,8000:udp,9000:tcp");
         assert_eq!((plan.hits, plan.delay), (1, Duration::ZERO));
+        assert_eq!(
+            plan.hit_delay,
+            profiles::MIN_HIT_DELAY,
+            "the least, by default"
+        );
         assert!(plan.has_tcp());
         let missing = Profiles::Missing(Location {
             path: "/nowhere".into(),

@@ -21,6 +21,7 @@ pub const SAMPLE: &str = r#"[profiles.home]
 host = "home.example.net"   # name or address, IPv4 or IPv6
 hits = 3                     # telnet-style: each port is knocked 3 times (default 1)
 delay_ms = 200               # pause between knocks
+hit_delay_ms = 500           # pause between the hits of one port (default: delay_ms, at least 20)
 protocol = "tcp"             # default for ports written without :proto
 
 [profiles.home.sequences]
@@ -93,6 +94,9 @@ pub struct Profile {
     pub hits: u8,
     /// Pause between hits.
     pub delay: Duration,
+    /// Pause between the hits of one port (one connection attempt sent again); `None`: the
+    /// pause between hits, at least [`MIN_HIT_DELAY`].
+    pub hit_delay: Option<Duration>,
     /// Protocol for ports written without one.
     pub protocol: Proto,
     /// Sequences by name, sorted.
@@ -192,6 +196,7 @@ struct RawProfile {
     host: Spanned<String>,
     hits: Option<Spanned<i64>>,
     delay_ms: Option<Spanned<i64>>,
+    hit_delay_ms: Option<Spanned<i64>>,
     protocol: Option<Spanned<String>>,
     /// Each value is a string (`"4,2012,3"`) or a [`RawSequenceTable`]; kept as a spanned
     /// value so that problems inside it can still name its line.
@@ -241,6 +246,13 @@ fn check_profile(name: &str, raw: RawProfile, problems: &mut Problems) -> Option
         name,
         problems,
     );
+    let hit_delay = setting(
+        &raw.hit_delay_ms,
+        None,
+        |ms| check_hit_delay(*ms).map(Some),
+        name,
+        problems,
+    );
     let protocol = setting(
         &raw.protocol,
         Proto::Tcp,
@@ -274,6 +286,7 @@ fn check_profile(name: &str, raw: RawProfile, problems: &mut Problems) -> Option
         host,
         hits: hits?,
         delay: delay?,
+        hit_delay: hit_delay?,
         protocol: protocol?,
         sequences,
     })
@@ -347,6 +360,29 @@ fn check_delay(ms: i64) -> Result<Duration, String> {
     u64::try_from(ms)
         .map(Duration::from_millis)
         .map_err(|_| format!("delay_ms = {ms}: write a pause in milliseconds, 0 or more"))
+}
+
+/// The least pause between the hits of one port: a daemon capturing on several devices
+/// (knock-server on `any`) counts copies of one packet that arrive within a few milliseconds as
+/// one packet, and the hits of one port are the same packet sent again.
+pub const MIN_HIT_DELAY: Duration = Duration::from_millis(20);
+
+/// The longest pause between the hits of one port: a kernel retransmits a SYN after 1 s, then
+/// 2 s, 4 s...; past 10 s a knock would outlast knockd's default 25 s sequence timeout.
+pub const MAX_HIT_DELAY: Duration = Duration::from_secs(10);
+
+fn check_hit_delay(ms: i64) -> Result<Duration, String> {
+    u64::try_from(ms)
+        .ok()
+        .map(Duration::from_millis)
+        .filter(|d| (MIN_HIT_DELAY..=MAX_HIT_DELAY).contains(d))
+        .ok_or_else(|| {
+            format!(
+                "hit_delay_ms = {ms}: write a pause in milliseconds from {} to {}",
+                MIN_HIT_DELAY.as_millis(),
+                MAX_HIT_DELAY.as_millis()
+            )
+        })
 }
 
 /// The name in `names` closest to `wanted`, if one is close enough to be a likely typo.
@@ -424,6 +460,7 @@ mod tests {
         let home = &c.profiles["home"];
         assert_eq!(home.host, "home.example.net");
         assert_eq!((home.hits, home.delay), (3, Duration::from_millis(200)));
+        assert_eq!(home.hit_delay, Some(Duration::from_millis(500)));
         let wake = &home.sequences["wake-laptop"];
         assert_eq!(
             wake.knocks.knocks(),
@@ -445,12 +482,33 @@ mod tests {
         )
         .unwrap();
         let p = &c.profiles["p"];
-        assert_eq!((p.hits, p.delay), (1, Duration::ZERO));
+        assert_eq!((p.hits, p.delay, p.hit_delay), (1, Duration::ZERO, None));
         assert_eq!(
             p.sequences["s"].knocks.knocks(),
             [k(1, Proto::Udp), k(2, Proto::Tcp)]
         );
         assert_eq!(Config::from_toml("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn hit_delay_is_bounded() {
+        let with = |ms: i64| {
+            Config::from_toml(&format!(
+                "[profiles.p]\nhost = \"::1\"\nhit_delay_ms = {ms}\n[profiles.p.sequences]\ns = \"1\"\n"
+            ))
+            .map(|c| c.profiles["p"].hit_delay)
+        };
+        assert_eq!(with(20), Ok(Some(Duration::from_millis(20))));
+        assert_eq!(with(10_000), Ok(Some(Duration::from_secs(10))));
+        for ms in [-1, 0, 19, 10_001] {
+            assert_eq!(
+                with(ms).unwrap_err().to_string(),
+                format!(
+                    "line 3: profile `p`: hit_delay_ms = {ms}: write a pause in milliseconds \
+                     from 20 to 10000"
+                )
+            );
+        }
     }
 
     #[test]

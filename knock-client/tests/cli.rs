@@ -115,6 +115,32 @@ fn profile_mode_dry_run_repeats_each_port() {
 }
 
 #[test]
+fn dry_run_shows_the_delay_between_the_hits_of_one_port() {
+    let home = Home::new(Some(CONFIG));
+    let out = home.ok(&["-n", "home", "wake-laptop"]);
+    assert!(
+        out.contains("\neach port: 3 hits, one connection attempt sent again 200 ms apart\n"),
+        "by default the delay between hits: {out}"
+    );
+    let out = home.ok(&["-n", "--hit-delay", "1000", "home", "wake-laptop"]);
+    assert!(
+        out.contains("\neach port: 3 hits, one connection attempt sent again 1000 ms apart\n"),
+        "{out}"
+    );
+    let out = home.ok(&["-n", "--hits", "2", "-d", "0", "127.0.0.2", "7000"]);
+    assert!(
+        out.contains("each port: 2 hits, one connection attempt sent again 20 ms apart"),
+        "at least 20 ms: {out}"
+    );
+    let out = home.ok(&["-n", "127.0.0.2", "7000"]);
+    assert!(!out.contains("each port"), "one hit per port: {out}");
+    for bad in ["--hit-delay=19", "--hit-delay=10001", "--hit-delay=-1"] {
+        let err = home.fails(&["-n", bad, "127.0.0.2", "7000"]);
+        assert!(err.contains("--hit-delay"), "{err}");
+    }
+}
+
+#[test]
 fn sequence_and_command_line_overrides() {
     let home = Home::new(Some(CONFIG));
     let out = home.ok(&["-n", "home", "enable-vpn"]);

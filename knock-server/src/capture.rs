@@ -4,6 +4,9 @@
 //! engine over a bounded channel with `try_send`: it never waits on the engine, on commands
 //! or on logging. When the engine falls behind, hits are dropped and counted rather than
 //! queued without bound. The kernel BPF filter does most of the dropping before any copy.
+//! The one exception is `-v`, where each hit is printed as it is handed over (as knockd -v
+//! prints each packet), with its source port and TCP sequence number: a retransmitted SYN
+//! repeats both, a new connection attempt does not.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -300,6 +303,7 @@ fn deliver(
     hit: Hit,
 ) -> anyhow::Result<()> {
     counters.hits.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!("{}", Described(&hit));
     match tx.try_send(Msg::Hit(now, hit)) {
         Ok(()) => Ok(()),
         Err(TrySendError::Full(_)) => {
@@ -310,9 +314,53 @@ fn deliver(
     }
 }
 
+/// A hit as `-v` prints it: `hit: tcp 198.18.0.1:40000 -> 198.18.0.2:7000 seq 1234 flags
+/// 0x02`, or `hit: udp 198.18.0.1:40000 -> 198.18.0.2:8000`. Formatted only when printed.
+struct Described<'a>(&'a Hit);
+
+impl std::fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let h = self.0;
+        let to = std::net::SocketAddr::new(h.destination, h.knock.port.get());
+        let from = std::net::SocketAddr::new(h.source, h.src_port);
+        write!(f, "hit: {} {from} -> {to}", h.knock.proto)?;
+        if h.knock.proto == knock_proto::Proto::Tcp {
+            write!(f, " seq {} flags {:#04x}", h.tcp_seq, h.tcp_flags)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hit_is_described_with_its_source_port_and_sequence_number() {
+        let hit = Hit {
+            source: "198.18.0.1".parse().unwrap(),
+            destination: "198.18.0.2".parse().unwrap(),
+            knock: "7000".parse().unwrap(),
+            tcp_flags: 0x02,
+            src_port: 40000,
+            tcp_seq: 1234,
+        };
+        assert_eq!(
+            Described(&hit).to_string(),
+            "hit: tcp 198.18.0.1:40000 -> 198.18.0.2:7000 seq 1234 flags 0x02"
+        );
+        let udp = Hit {
+            source: "fd00::1".parse().unwrap(),
+            knock: "8000:udp".parse().unwrap(),
+            tcp_flags: 0,
+            tcp_seq: 0,
+            ..hit
+        };
+        assert_eq!(
+            Described(&udp).to_string(),
+            "hit: udp [fd00::1]:40000 -> 198.18.0.2:8000"
+        );
+    }
 
     #[test]
     fn the_same_packet_within_the_window_is_a_duplicate_and_a_later_repeat_is_not() {

@@ -118,7 +118,8 @@ pub struct Args {
     #[arg(short = 'g', long = "logfile", value_name = "FILE")]
     pub logfile: Option<PathBuf>,
 
-    /// Be verbose: log failed attempts, ignored packets and command output
+    /// Be verbose: log each hit (with source port and TCP sequence number), why attempts broke,
+    /// ignored packets and command output
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
 

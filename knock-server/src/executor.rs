@@ -15,25 +15,26 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use knock_proto::Timestamp;
 use knock_proto::onetime::OneTimeSequences;
 use knock_proto::wire::Hit;
-use knock_proto::{Sequence, Timestamp};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 use crate::capture::{self, Clock, Counters};
 use crate::control::{self, Request, Response, Status};
-use crate::engine::{Effect, Engine, LogLine, Run};
+use crate::engine::{Effect, Engine, LogLine};
 use crate::exec::{Kind, Runner};
-use crate::journal::{Journal, Record};
+use crate::journal::Journal;
 use crate::load;
 use crate::perform::Performer;
+use workers::{Action, Job, Outcomes, Worker, emit, enabled, lock, lookup, mark_one_time, perform};
+
+mod workers;
 
 /// How long running commands may finish after SIGTERM before they are killed.
 pub const GRACE: Duration = Duration::from_secs(5);
@@ -144,111 +145,6 @@ impl Filters for capture::Running {
     }
 }
 
-/// Command outcomes and marked one-time files on their way to the engine. A worker never
-/// blocks on a full queue (hits fill it under a flood): what does not fit waits in
-/// `overflow`, which the executor reads on every turn.
-#[derive(Clone)]
-struct Outcomes {
-    tx: SyncSender<Msg>,
-    overflow: Arc<Mutex<Vec<Msg>>>,
-}
-
-impl Outcomes {
-    fn report(&self, id: u64, ok: bool) {
-        self.send(Msg::CommandDone { id, ok });
-    }
-
-    fn send(&self, msg: Msg) {
-        if let Err(TrySendError::Full(msg)) = self.tx.try_send(msg) {
-            lock(&self.overflow).push(msg);
-        }
-    }
-}
-
-/// What the commands worker does, in order.
-enum Job {
-    Journal(Record),
-    Run(Run),
-    MarkOneTime {
-        door: String,
-        path: PathBuf,
-        used: Sequence,
-    },
-}
-
-/// What the actions worker does.
-enum Action {
-    Perform(Effect),
-    CheckFirewall,
-}
-
-/// A worker thread with a bounded queue and its depth.
-struct Worker<T> {
-    tx: Option<SyncSender<T>>,
-    depth: Arc<AtomicUsize>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl<T: Send + 'static> Worker<T> {
-    fn start(
-        name: &str,
-        capacity: usize,
-        mut work: impl FnMut(T) + Send + 'static,
-    ) -> std::io::Result<Worker<T>> {
-        let (tx, rx) = mpsc::sync_channel::<T>(capacity);
-        let depth = Arc::new(AtomicUsize::new(0));
-        let d = depth.clone();
-        let thread = std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || {
-                for job in rx {
-                    work(job);
-                    d.fetch_sub(1, Ordering::Relaxed);
-                }
-            })?;
-        Ok(Worker {
-            tx: Some(tx),
-            depth,
-            thread: Some(thread),
-        })
-    }
-
-    /// Queues `job`, waiting for room: for what must never be dropped (stops, journal).
-    fn send(&self, job: T) {
-        if let Some(tx) = &self.tx {
-            self.depth.fetch_add(1, Ordering::Relaxed);
-            if tx.send(job).is_err() {
-                self.depth.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// Queues `job` unless the queue is full; gives it back then.
-    fn try_send(&self, job: T) -> Result<(), T> {
-        let Some(tx) = &self.tx else { return Err(job) };
-        self.depth.fetch_add(1, Ordering::Relaxed);
-        match tx.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => {
-                self.depth.fetch_sub(1, Ordering::Relaxed);
-                Err(j)
-            }
-        }
-    }
-
-    fn depth(&self) -> usize {
-        self.depth.load(Ordering::Relaxed)
-    }
-
-    /// Lets the worker finish its queue and waits for it.
-    fn finish(&mut self) {
-        self.tx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Counts the capture's counters into the summary and the totals since start.
 #[derive(Default)]
 struct Tally {
@@ -340,16 +236,7 @@ impl<'a> Executor<'a> {
             }
         })?;
         let resolver = if parts.settings.lookup {
-            let mut names: HashMap<IpAddr, Option<String>> = HashMap::new();
-            Some(Worker::start("resolver", LOOKUPS, move |line: LogLine| {
-                let name = line.who.and_then(|ip| {
-                    if names.len() >= NAME_CACHE {
-                        names.clear();
-                    }
-                    names.entry(ip).or_insert_with(|| lookup(ip)).clone()
-                });
-                emit(&line, name.as_deref());
-            })?)
+            Some(resolver(lookup)?)
         } else {
             None
         };
@@ -734,71 +621,22 @@ impl<'a> Executor<'a> {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Performs a built-in action on the actions worker.
-fn perform(performer: &mut Performer, effect: Effect) {
-    match effect {
-        Effect::Perform { door, source, ran } => performer.perform(&door, source, &ran),
-        Effect::Allow {
-            door,
-            source,
-            ports,
-            open_for,
-        } => performer.allow(&door, source, &ports, open_for),
-        Effect::Revoke {
-            door,
-            source,
-            ports,
-        } => performer.revoke(&door, source, &ports),
-        Effect::ReinstallFirewall => performer.reinstall_firewall(),
-        Effect::Reconfigure(config) => performer.reconfigure(&config),
-        Effect::Exit => performer.shutdown(),
-        _ => {}
-    }
-}
-
-/// Marks `used` in its one-time file (on the commands worker); the file's sequences now.
-fn mark_one_time(door: &str, path: &Path, used: &Sequence) -> Option<OneTimeSequences> {
-    match crate::onetime_file::mark_used(path, used) {
-        Ok(fresh) => Some(fresh),
-        Err(e) => {
-            tracing::error!("{door}: cannot mark the used one-time sequence: {e:#}");
-            None
-        }
-    }
-}
-
-/// Whether a line at `level` reaches any log sink.
-fn enabled(level: tracing::Level) -> bool {
-    match level {
-        tracing::Level::ERROR => tracing::enabled!(tracing::Level::ERROR),
-        tracing::Level::WARN => tracing::enabled!(tracing::Level::WARN),
-        tracing::Level::INFO => tracing::enabled!(tracing::Level::INFO),
-        tracing::Level::DEBUG => tracing::enabled!(tracing::Level::DEBUG),
-        tracing::Level::TRACE => tracing::enabled!(tracing::Level::TRACE),
-    }
-}
-
-/// Logs `line` at its level, with the knocker's `name` if known.
-fn emit(line: &LogLine, name: Option<&str>) {
-    let text = line.render(name);
-    match line.level {
-        tracing::Level::ERROR => tracing::error!("{text}"),
-        tracing::Level::WARN => tracing::warn!("{text}"),
-        tracing::Level::INFO => tracing::info!("{text}"),
-        tracing::Level::DEBUG => tracing::debug!("{text}"),
-        tracing::Level::TRACE => tracing::trace!("{text}"),
-    }
-}
-
-/// The knocker's DNS name (`-l`), if it has one other than its address.
-fn lookup(ip: IpAddr) -> Option<String> {
-    dns_lookup::lookup_addr(&ip)
-        .ok()
-        .filter(|n| *n != ip.to_string())
+/// The `-l` worker: logs each line it is given with the knocker's name, looked up with
+/// `lookup` (cached). Its queue holds [`LOOKUPS`] lines; the executor logs a line without the
+/// name rather than wait when it is full.
+fn resolver(
+    lookup: impl Fn(IpAddr) -> Option<String> + Send + 'static,
+) -> std::io::Result<Worker<LogLine>> {
+    let mut names: HashMap<IpAddr, Option<String>> = HashMap::new();
+    Worker::start("resolver", LOOKUPS, move |line: LogLine| {
+        let name = line.who.and_then(|ip| {
+            if names.len() >= NAME_CACHE {
+                names.clear();
+            }
+            names.entry(ip).or_insert_with(|| lookup(ip)).clone()
+        });
+        emit(&line, name.as_deref());
+    })
 }
 
 /// Whether libpcap compiles `filter` (checked before a reload commits to a config).

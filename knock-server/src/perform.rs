@@ -62,6 +62,8 @@ impl Mailer {
 #[derive(Debug)]
 pub struct Performer {
     mailer: Option<Mailer>,
+    /// Mail notices dropped because the queue was full, since start.
+    mail_dropped: u64,
     firewall: Option<Firewall>,
     /// Our instance's nftables table.
     table: String,
@@ -112,6 +114,7 @@ impl Performer {
         };
         Ok(Performer {
             mailer: None,
+            mail_dropped: 0,
             firewall,
             table: table.to_owned(),
             guarded: ports,
@@ -129,6 +132,7 @@ impl Performer {
     pub fn without_firewall(config: &Config) -> Performer {
         Performer {
             mailer: None,
+            mail_dropped: 0,
             firewall: None,
             table: crate::instance::Instance::default().table(),
             guarded: Vec::new(),
@@ -197,11 +201,17 @@ impl Performer {
         let notice = (door.name.clone(), to.clone(), message);
         let mailer = self.mailer.get_or_insert_with(Mailer::start);
         if mailer.tx.try_send((self.sendmail.clone(), notice)).is_err() {
+            self.mail_dropped += 1;
             tracing::error!(
                 "{}: cannot mail {to}: {MAIL_QUEUE} notices are waiting for the mail program",
                 door.name
             );
         }
+    }
+
+    /// Mail notices dropped because [`MAIL_QUEUE`] were already waiting, since start.
+    pub fn mail_dropped(&self) -> u64 {
+        self.mail_dropped
     }
 
     /// Closes `ports` to `source` now (a close request).
@@ -304,5 +314,57 @@ mod tests {
             knock_proto::config::toml::parse(std::path::Path::new("t.toml"), text).unwrap();
         let ports = guarded(&config);
         assert_eq!(port_list(&ports), "22/tcp, 500/udp");
+    }
+
+    #[test]
+    fn a_slow_mail_program_costs_a_bounded_queue_and_threads_never_one_per_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let (go, count) = (dir.path().join("go"), dir.path().join("count"));
+        // Each sendmail notes that it started, then waits until the test lets it finish.
+        let script = format!(
+            "#!/bin/sh\necho x >> '{}'\nwhile [ ! -e '{}' ]; do sleep 0.05; done\ncat > /dev/null\n",
+            count.display(),
+            go.display()
+        );
+        let sendmail = dir.path().join("sendmail");
+        // Written by another process: no thread of ours holds it open for writing when one
+        // of our forks executes it (ETXTBSY).
+        let mut writer = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "cat > '{0}' && chmod 755 '{0}'",
+                sendmail.display()
+            ))
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut writer.stdin.take().unwrap(), script.as_bytes()).unwrap();
+        assert!(writer.wait().unwrap().success());
+        let text = format!(
+            "[options]\nsendmail = \"{}\"\n[doors.d]\nsequence = \"1\"\nmail_to = \"a@b\"\n",
+            sendmail.display()
+        );
+        let config =
+            knock_proto::config::toml::parse(std::path::Path::new("t.toml"), &text).unwrap();
+        let mut p = Performer::without_firewall(&config);
+        let door = &config.doors[0];
+        for i in 0..200u32 {
+            p.perform(door, std::net::Ipv4Addr::from(0xC613_0000 + i).into(), &[]);
+        }
+        let dropped = p.mail_dropped();
+        assert!(
+            dropped >= 200 - (MAIL_QUEUE + MAIL_THREADS) as u64,
+            "{dropped}"
+        );
+        std::fs::write(&go, "").unwrap();
+        let delivered = 200 - dropped as usize;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::fs::read_to_string(&count).map_or(0, |c| c.lines().count()) < delivered {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the queued notices were not sent"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }

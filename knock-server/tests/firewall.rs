@@ -5,10 +5,7 @@
 //! Needs root, iproute2 and nftables (CI runs as root). Without them every test fails with a
 //! message saying so: a firewall test that passes without a firewall proves nothing.
 
-#[allow(dead_code, unused_imports)]
-#[path = "../src/actions/firewall/mod.rs"]
-mod firewall;
-
+use knock_server::actions::firewall;
 use std::fs::File;
 use std::io::{self, Read as _, Write as _};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -218,6 +215,19 @@ fn install_allow_reload_and_remove_shape_our_table() {
     let t = ns.table().unwrap();
     assert_eq!(elements(set(&t, "guarded")), [("tcp . 2222".into(), None)]);
     assert_eq!(elements(set(&t, "allow4")).len(), 1);
+
+    // A close request takes the element back, whether or not it is still there.
+    fw.revoke(ip("198.18.0.2"), &knocks(&["22"])).unwrap();
+    fw.revoke(ip("198.18.0.2"), &knocks(&["22"])).unwrap();
+    let t = ns.table().unwrap();
+    assert_eq!(elements(set(&t, "allow4")), []);
+    assert_eq!(elements(set(&t, "allow6")).len(), 1);
+    // Deleted behind our back, the table is noticed and put back.
+    assert!(fw.is_present());
+    ns.ok(&["nft", "delete", "table", "inet", "knock_server"]);
+    assert!(!fw.is_present());
+    fw.reinstall(&knocks(&["2222"])).unwrap();
+    assert!(fw.is_present());
 
     fw.remove().unwrap();
     assert_eq!(ns.table(), None);

@@ -6,5 +6,6 @@ mod client;
 mod harness_selftest;
 mod lifecycle;
 mod operate;
+mod retransmissions;
 mod server;
 mod together;

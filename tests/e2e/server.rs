@@ -182,6 +182,61 @@ fn wrong_order_protocol_flags_and_late_knocks_do_not_open() {
 }
 
 #[test]
+fn verbose_says_why_an_attempt_broke_and_the_log_file_keeps_knockd_lines() {
+    let Some(link) = Link::up() else { return };
+    let dir = scratch();
+    let config =
+        format!("[door]\n    sequence = 7000,8000,9000:udp\n    command = /bin/true\n{CANARY}");
+    let conf = write(dir.path(), "knockd.conf", &config);
+    let mut server = KnockServer::start(
+        &link,
+        dir.path(),
+        &conf,
+        "server.log",
+        Some("eth0"),
+        &["-v"],
+    );
+    // 7000 twice is a repeat (ignored); 9000 over TCP is a knock of no door; 9000 over UDP
+    // breaks the attempt at stage 1. Then our knock's raw hits: one SYN sent three times.
+    debian_knock(&link, &[SERVER_V4, "7000", "7000", "9000", "9000:udp"]);
+    let ours = link
+        .client
+        .command(knock_e2e::bin("knock"))
+        .args(["--hits", "3", SERVER_V4, "7000"])
+        .env_remove("KNOCK_CONFIG")
+        .env("XDG_CONFIG_HOME", dir.path())
+        .output()
+        .expect("run knock");
+    assert!(ours.status.success(), "{ours:?}");
+    knock_canary(&link, &mut server, 1);
+    let why =
+        format!("{CLIENT_V4}: door: sequence broken at stage 1: expected 8000/tcp, got 9000/udp");
+    server.daemon.wait_output(&why);
+    let out = read(&server.daemon.output);
+    assert_eq!(out.matches("sequence broken").count(), 1, "{out}");
+    // Each hit with its source port and sequence number: Debian's two connection attempts
+    // differ, our three raw hits are one attempt retransmitted.
+    let from = format!("hit: tcp {CLIENT_V4}:");
+    // `PORT seq N` of each hit to 7000.
+    let to_7000: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_once(&from)?.1.split_once(" flags"))
+        .filter(|(attempt, _)| attempt.contains(" -> 198.18.0.2:7000 seq "))
+        .map(|(attempt, _)| attempt)
+        .collect();
+    assert_eq!(to_7000.len(), 5, "{out}");
+    assert_ne!(to_7000[0], to_7000[1], "two connection attempts:\n{out}");
+    assert_eq!(to_7000[2], to_7000[3], "a retransmission:\n{out}");
+    assert_eq!(to_7000[3], to_7000[4], "a retransmission:\n{out}");
+    assert_ne!(to_7000[1], to_7000[2], "{out}");
+    let log = server.log();
+    assert!(
+        !log.contains("sequence broken"),
+        "knockd's LogFile lines only:\n{log}"
+    );
+}
+
+#[test]
 fn telnet_with_three_syns_per_port_opens_a_door_written_for_telnet() {
     let Some(link) = Link::up() else { return };
     let dir = scratch();

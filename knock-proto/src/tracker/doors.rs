@@ -31,8 +31,9 @@ pub(super) struct Doors {
     /// Knock -> range of `members` listing the doors (ascending) that contain it.
     by_knock: HashMap<Knock, (u32, u32)>,
     members: Vec<u32>,
-    /// Beside each member: the stages (below 64) from which its knock is a plain advance,
-    /// neither the last knock nor a wrong one (see [`Doors::advances`]).
+    /// Beside each member: the stages (below 64) at which its knock leaves the attempt in its
+    /// list: a plain advance (not the last knock) or an ignored repeat (see
+    /// [`Doors::advances`]).
     advances: Vec<u64>,
     /// Destinations that count for doors without a target; empty means any.
     local: Vec<IpAddr>,
@@ -81,8 +82,8 @@ impl Doors {
     }
 
     /// For position `i` of a [`Doors::candidates`] range: bit `s` is set if an attempt at stage
-    /// `s` (below 64) that gets this knock merely advances. Only a hint, for warming the right
-    /// memory in a batch.
+    /// `s` (below 64) that gets this knock merely advances, or ignores it as a repeat of the
+    /// knock that brought it there. Only a hint, for warming the right memory in a batch.
     pub(super) fn advances(&self, i: usize) -> u64 {
         self.advances.get(i).copied().unwrap_or(0)
     }
@@ -180,8 +181,16 @@ impl Doors {
             .map(|&(knock, door)| {
                 let knocks = self.knocks(door);
                 let last = knocks.len().saturating_sub(1);
-                (0..last.min(64))
-                    .filter(|&stage| knocks[stage] == knock)
+                // At the last stage, the knock due opens the door (and ends the attempt).
+                let stays = |stage: usize| {
+                    if knocks[stage] == knock {
+                        stage < last
+                    } else {
+                        stage > 0 && knocks[stage - 1] == knock
+                    }
+                };
+                (0..=last.min(63))
+                    .filter(|&stage| stays(stage))
                     .fold(0u64, |mask, stage| mask | 1 << stage)
             })
             .collect();
@@ -241,17 +250,19 @@ mod tests {
     }
 
     #[test]
-    fn advances_are_the_stages_a_knock_moves_on_from_without_opening() {
+    fn advances_are_the_stages_a_knock_moves_on_from_or_repeats_without_opening() {
         let d = Doors::new(vec![spec("2,2,2,1"), spec("1:udp,2")]);
         let at = |k: Knock, door: u32| {
             let i = d.candidates(k).find(|&i| d.member(i) == door).unwrap();
             d.advances(i)
         };
-        // Door 0 at stage 0, 1 or 2 expects 2; at stage 3 it expects 1, which opens it.
-        assert_eq!(at(knock(2, Proto::Tcp), 0), 0b111);
+        // Door 0 at stage 0, 1 or 2 expects 2; at stage 3 it expects 1, which opens it, and
+        // ignores 2 as a repeat.
+        assert_eq!(at(knock(2, Proto::Tcp), 0), 0b1111);
         assert_eq!(at(knock(1, Proto::Tcp), 0), 0);
-        // Door 1: 1:udp is its first knock (stage 0, never live); 2 is the last.
-        assert_eq!(at(knock(1, Proto::Udp), 1), 0b1);
+        // Door 1: 1:udp is its first knock (stage 0, never live), a repeat at stage 1; 2 is
+        // the last.
+        assert_eq!(at(knock(1, Proto::Udp), 1), 0b11);
         assert_eq!(at(knock(2, Proto::Tcp), 1), 0);
     }
 

@@ -8,9 +8,18 @@
 //!   meet the door's `tcpflags`. Anything else is ignored: it neither advances nor breaks.
 //! - The first knock starts an attempt at stage 1 ([`Event::Stage`]); each next expected knock
 //!   advances a stage; the last one opens the door ([`Event::Opened`]) and ends the attempt.
-//! - Any other counted hit fails the attempt ([`Event::Failed`]); if that hit is the door's
-//!   first knock, a new attempt starts at stage 1 in the same call (knockd drops the breaking
-//!   packet instead).
+//! - A **repeat** (a hit on the knock that last advanced the attempt: the kernel retransmitting
+//!   a telnet's SYN, a new connection attempt to the same port, a UDP datagram sent again)
+//!   carries nothing new. If the next expected knock is that same knock (`02,02,02`), it counts
+//!   as that knock; otherwise it is ignored: it neither breaks nor restarts the attempt. So a
+//!   door written `2,1,2010` and one written `02,02,02,01,01,01,2010,2010,2010` both open for a
+//!   sender that hits each port three times. A repeat only ever stands for a knock the door
+//!   expects next, so it makes no door easier to guess: wrong ports, wrong order and late
+//!   knocks fail as they did without repeats (see the proptests). Repeats ignored are counted
+//!   ([`Stats::repeats`]).
+//! - Any other counted hit fails the attempt ([`Event::Failed`], with the knock expected and
+//!   the one received); if that hit is the door's first knock, a new attempt starts at stage 1
+//!   in the same call (knockd drops the breaking packet instead).
 //! - An attempt whose first knock is `seq_timeout` old or older expires ([`Event::Expired`]):
 //!   in [`Tracker::expire`], which the caller runs at [`Tracker::poll_at`], and lazily when a
 //!   hit for it arrives first, after which the hit is handled as if there were no attempt.
@@ -86,7 +95,8 @@ pub enum Event {
         /// The door.
         door: DoorId,
     },
-    /// A counted hit that was not the next expected knock ended the attempt.
+    /// A counted hit that was neither the next expected knock nor a repeat of the last one
+    /// ended the attempt.
     Failed {
         /// The knocker.
         source: IpAddr,
@@ -94,6 +104,10 @@ pub enum Event {
         door: DoorId,
         /// Stages reached before the wrong hit.
         stage: u8,
+        /// The knock the door expected next (stage + 1).
+        expected: Knock,
+        /// The knock that came instead.
+        got: Knock,
     },
     /// The attempt's first knock is `seq_timeout` old.
     Expired {
@@ -115,6 +129,48 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// Why the attempt broke, for a [`Event::Failed`].
+    pub fn broken(&self) -> Option<Broken> {
+        match *self {
+            Event::Failed {
+                stage,
+                expected,
+                got,
+                ..
+            } => Some(Broken {
+                stage,
+                expected,
+                got,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Why an attempt broke. Displays as the daemon's `-v` line and `status` say it:
+/// `sequence broken at stage 3: expected 1/tcp, got 2/tcp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Broken {
+    /// Stages reached before the wrong hit.
+    pub stage: u8,
+    /// The knock that was due.
+    pub expected: Knock,
+    /// The knock that came.
+    pub got: Knock,
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (e, g) = (self.expected, self.got);
+        write!(
+            f,
+            "sequence broken at stage {}: expected {}/{}, got {}/{}",
+            self.stage, e.port, e.proto, g.port, g.proto
+        )
+    }
+}
+
 /// Counters, for the daemon's log and status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
@@ -132,6 +188,8 @@ pub struct Stats {
     pub evicted: u64,
     /// Attempts dropped because their door got a new sequence, in total.
     pub dropped: u64,
+    /// Hits ignored as repeats of the knock that last advanced their attempt, in total.
+    pub repeats: u64,
 }
 
 /// The state machine; see the module documentation.
@@ -275,13 +333,20 @@ impl Tracker {
         self.start(now, (source, door, hash), knock, events);
     }
 
-    /// A counted hit for a live attempt: advance, open, or fail (and maybe restart).
+    /// A counted hit for a live attempt: advance, open, ignore a repeat, or fail (and maybe
+    /// restart).
     fn proceed(&mut self, now: Timestamp, found: Found, knock: Knock, events: &mut Vec<Event>) {
         let attempt = self.attempts.get(found.slot);
         let (source, door, stage) = (attempt.source(), attempt.door(), attempt.stage());
         let knocks = self.doors.knocks(door);
         let id = door as DoorId;
-        if knocks.get(usize::from(stage)) == Some(&knock) {
+        let Some(&expected) = knocks.get(usize::from(stage)) else {
+            // Not reached: a live attempt's stage is below its sequence's length, and a new
+            // sequence drops the door's attempts.
+            self.attempts.remove_found(found);
+            return;
+        };
+        if expected == knock {
             let reached = stage.saturating_add(1);
             if usize::from(reached) >= knocks.len() {
                 events.push(Event::Opened { source, door: id });
@@ -298,10 +363,16 @@ impl Tracker {
             }
             return;
         }
+        if is_repeat(knocks, stage, knock) {
+            self.stats.repeats += 1;
+            return;
+        }
         events.push(Event::Failed {
             source,
             door: id,
             stage,
+            expected,
+            got: knock,
         });
         self.stats.failed += 1;
         if knocks.first() == Some(&knock) {
@@ -384,6 +455,15 @@ impl Tracker {
         });
         self.stats.expired += 1;
     }
+}
+
+/// Whether `knock` repeats the knock that brought an attempt at `stage` there (the
+/// `stage`th of `knocks`, 1-based). Only asked once `knock` is known not to be the next one.
+fn is_repeat(knocks: &[Knock], stage: u8, knock: Knock) -> bool {
+    usize::from(stage)
+        .checked_sub(1)
+        .and_then(|last| knocks.get(last))
+        == Some(&knock)
 }
 
 /// Whether an attempt started at `started` is `timeout_ms` old or older at `now`.

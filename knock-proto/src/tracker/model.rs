@@ -102,11 +102,16 @@ impl Model {
                     });
                 }
                 return;
+            } else if stage > 0 && knocks[usize::from(stage) - 1] == hit.knock {
+                // A repeat of the knock that brought it here: ignored.
+                return;
             } else {
                 events.push(Event::Failed {
                     source,
                     door,
                     stage,
+                    expected: knocks[usize::from(stage)],
+                    got: hit.knock,
                 });
                 self.attempts.remove(i);
                 if knocks[0] == hit.knock {

@@ -49,7 +49,66 @@ fn hit(source: IpAddr, knock: Knock) -> Hit {
         destination: IpAddr::from(HOST),
         knock,
         tcp_flags: SYN,
+        src_port: 40000,
+        tcp_seq: 1,
     }
+}
+
+/// 2 to 8 distinct knocks on ports 1 to 20, in random order.
+fn distinct_knocks() -> impl Strategy<Value = Vec<Knock>> {
+    (
+        subsequence((1u16..=20).collect::<Vec<_>>(), 2..=8).prop_shuffle(),
+        vec(any::<bool>(), 8),
+    )
+        .prop_map(|(ports, protos)| {
+            ports
+                .iter()
+                .zip(&protos)
+                .map(|(&p, &udp)| knock(p, udp))
+                .collect()
+        })
+}
+
+/// A door expecting `knocks`, written either way: each knock once, or each three times in a
+/// row as knockd users write doors for telnet (`02,02,02,01,01,01,2010,2010,2010`).
+fn written(knocks: &[Knock], tripled: bool) -> Sequence {
+    let times = if tripled { 3 } else { 1 };
+    let all = knocks
+        .iter()
+        .flat_map(|&k| std::iter::repeat_n(k, times))
+        .collect();
+    Sequence::new(all).unwrap()
+}
+
+/// The knocker's hits: `knocks[i]` sent `repeats[i]` times in a row (repeats cycled), each
+/// time as the kernel's retransmission (same source port and sequence number) or, where
+/// `fresh` says so, as a new connection attempt.
+fn with_repeats(knocks: &[Knock], repeats: &[usize], fresh: &[bool]) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for (i, (&k, &n)) in knocks.iter().zip(repeats.iter().cycle()).enumerate() {
+        let mut h = hit(IpAddr::from(KNOCKER), k);
+        h.src_port = 40000 + i as u16;
+        for again in 0..n {
+            if fresh[(i + again) % fresh.len()] {
+                h.src_port += 1000;
+                h.tcp_seq += 1;
+            }
+            hits.push(h);
+        }
+    }
+    hits
+}
+
+/// How many times `hits`, at the times `at` (ms, cycled), open door 0 of `tracker`.
+fn openings(tracker: &mut Tracker, hits: &[Hit], at: impl Fn(usize) -> u64) -> usize {
+    let mut events = Vec::new();
+    for (i, h) in hits.iter().enumerate() {
+        tracker.handle(Timestamp::from_millis(at(i)), h, &mut events);
+    }
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::Opened { door: 0, .. }))
+        .count()
 }
 
 fn spec(sequence: Sequence) -> DoorSpec {
@@ -91,6 +150,10 @@ enum Op {
         dt: u64,
         hit: Hit,
     },
+    /// The previous hit again (a retransmission), if there was one.
+    Again {
+        dt: u64,
+    },
     Expire {
         dt: u64,
     },
@@ -108,20 +171,30 @@ fn op_hit() -> impl Strategy<Value = Hit> {
         Just(IpAddr::from(TARGET)),
         Just(IpAddr::from([198, 18, 0, 77])),
     ];
-    (noise_source(), destination, small_knock(), flags()).prop_map(
-        |(source, destination, knock, tcp_flags)| Hit {
-            source,
-            destination,
-            knock,
-            tcp_flags,
-        },
+    (
+        noise_source(),
+        destination,
+        small_knock(),
+        flags(),
+        any::<(u16, u32)>(),
     )
+        .prop_map(
+            |(source, destination, knock, tcp_flags, (src_port, tcp_seq))| Hit {
+                source,
+                destination,
+                knock,
+                tcp_flags,
+                src_port,
+                tcp_seq,
+            },
+        )
 }
 
 fn op() -> impl Strategy<Value = Op> {
     let dt = prop_oneof![8 => 0u64..200, 1 => 0u64..5000];
     prop_oneof![
         20 => (dt.clone(), op_hit()).prop_map(|(dt, hit)| Op::Hit { dt, hit }),
+        5 => dt.clone().prop_map(|dt| Op::Again { dt }),
         2 => dt.prop_map(|dt| Op::Expire { dt }),
         1 => (0usize..4, prop::option::weighted(0.8, sequence(5)))
             .prop_map(|(door, sequence)| Op::SetSequence { door, sequence }),
@@ -174,23 +247,94 @@ proptest! {
         prop_assert_eq!(opened, 1);
     }
 
-    /// Distinct knocks sent in any order but the right one never open.
+    /// Distinct knocks sent in any order but the right one never open, whichever way the
+    /// door is written and however often each knock is repeated.
     #[test]
     fn a_permutation_of_distinct_knocks_never_opens(
-        ports in subsequence((1u16..=20).collect::<Vec<_>>(), 2..=8).prop_shuffle(),
-        protos in vec(any::<bool>(), 8),
+        knocks in distinct_knocks(),
+        tripled in any::<bool>(),
+        repeats in vec(1usize..=6, 8),
+        fresh in vec(any::<bool>(), 1..8),
     ) {
-        let knocks: Vec<Knock> = ports.iter().zip(&protos).map(|(&p, &u)| knock(p, u)).collect();
         let mut sorted = knocks.clone();
         sorted.sort_by_key(|k| k.port);
         prop_assume!(sorted != knocks);
         // The door expects ascending ports; the knocker sends them shuffled.
-        let mut tracker = Tracker::new(vec![spec(Sequence::new(sorted).unwrap())], 10);
-        let mut events = Vec::new();
-        for &k in &knocks {
-            tracker.handle(Timestamp::ZERO, &hit(IpAddr::from(KNOCKER), k), &mut events);
-        }
-        prop_assert!(!events.iter().any(|e| matches!(e, Event::Opened { .. })), "{:?}", events);
+        let mut tracker = Tracker::new(vec![spec(written(&sorted, tripled))], 10);
+        let hits = with_repeats(&knocks, &repeats, &fresh);
+        prop_assert_eq!(openings(&mut tracker, &hits, |_| 0), 0);
+        // Without repeats, as before.
+        let mut tracker = Tracker::new(vec![spec(written(&sorted, tripled))], 10);
+        let once = with_repeats(&knocks, &[1], &[false]);
+        prop_assert_eq!(openings(&mut tracker, &once, |_| 0), 0);
+    }
+
+    /// The right knocks, each sent any number of times the door allows (at least three for a
+    /// tripled door), in time, open the door exactly once.
+    #[test]
+    fn the_right_knocks_open_once_however_often_each_is_repeated(
+        knocks in distinct_knocks(),
+        tripled in any::<bool>(),
+        repeats in vec(1usize..=6, 8),
+        fresh in vec(any::<bool>(), 1..8),
+    ) {
+        let repeats: Vec<usize> =
+            repeats.iter().map(|&n| if tripled { n.max(3) } else { n }).collect();
+        let mut tracker = Tracker::new(vec![spec(written(&knocks, tripled))], 10);
+        let hits = with_repeats(&knocks, &repeats, &fresh);
+        prop_assert_eq!(openings(&mut tracker, &hits, |i| i as u64 * 10), 1);
+    }
+
+    /// One knock of the sequence replaced by a wrong one (another port, another protocol, or
+    /// another knock of the door) never opens, with or without repeats.
+    #[test]
+    fn a_wrong_knock_never_opens_even_repeated(
+        knocks in distinct_knocks(),
+        tripled in any::<bool>(),
+        wrong_at in any::<prop::sample::Index>(),
+        wrong in (1u16..=22, any::<bool>()).prop_map(|(p, udp)| knock(p, udp)),
+        repeats in vec(1usize..=6, 8),
+        fresh in vec(any::<bool>(), 1..8),
+    ) {
+        let mut sent = knocks.clone();
+        let i = wrong_at.index(sent.len());
+        prop_assume!(sent[i] != wrong);
+        sent[i] = wrong;
+        let mut tracker = Tracker::new(vec![spec(written(&knocks, tripled))], 10);
+        let hits = with_repeats(&sent, &repeats, &fresh);
+        prop_assert_eq!(openings(&mut tracker, &hits, |_| 0), 0);
+        let mut tracker = Tracker::new(vec![spec(written(&knocks, tripled))], 10);
+        let once = with_repeats(&sent, &[if tripled { 3 } else { 1 }], &[false]);
+        prop_assert_eq!(openings(&mut tracker, &once, |_| 0), 0);
+    }
+
+    /// The right knocks, repeated, never open when the last port's first hit comes
+    /// `seq_timeout` or later after the first port's last hit (which, the attempt started
+    /// by an earlier one having expired, may start a new attempt, as before repeats): a
+    /// repeat neither restarts nor extends an attempt.
+    #[test]
+    fn out_of_time_never_opens_even_repeated(
+        knocks in distinct_knocks(),
+        tripled in any::<bool>(),
+        repeats in vec(1usize..=6, 8),
+        fresh in vec(any::<bool>(), 1..8),
+        gaps in vec(0u64..500, 48),
+        short_by in any::<prop::sample::Index>(),
+    ) {
+        let repeats: Vec<usize> =
+            repeats.iter().map(|&n| if tripled { n.max(3) } else { n }).collect();
+        let hits = with_repeats(&knocks, &repeats, &fresh);
+        let at = |i: usize| gaps[..i].iter().sum::<u64>();
+        // The last hit on the first port, the first hit on the last port.
+        let first = hits.iter().rposition(|h| h.knock == knocks[0]).unwrap();
+        let last = hits.iter().position(|h| Some(&h.knock) == knocks.last()).unwrap();
+        let span = at(last) - at(first);
+        prop_assume!(span > 0);
+        let timeout = 1 + short_by.index(usize::try_from(span).unwrap()) as u64;
+        let mut door = spec(written(&knocks, tripled));
+        door.seq_timeout = Duration::from_millis(timeout);
+        let mut tracker = Tracker::new(vec![door], 10);
+        prop_assert_eq!(openings(&mut tracker, &hits, at), 0, "timeout {} ms", timeout);
     }
 
     /// The number of attempts never exceeds the cap, and every eviction is counted.
@@ -227,14 +371,23 @@ proptest! {
         let mut model = Model::new(doors, max);
         let (mut got, mut want) = (Vec::new(), Vec::new());
         let mut now = 0u64;
+        let mut last = None;
         for op in ops {
             got.clear();
             want.clear();
+            let op = match op {
+                Op::Again { dt } => match last {
+                    Some(hit) => Op::Hit { dt, hit },
+                    None => Op::Expire { dt },
+                },
+                op => op,
+            };
             match op {
                 Op::Hit { dt, hit } => {
                     now += dt;
                     tracker.handle(Timestamp::from_millis(now), &hit, &mut got);
                     model.handle(Timestamp::from_millis(now), &hit, &mut want);
+                    last = Some(hit);
                 }
                 Op::Expire { dt } => {
                     now += dt;
@@ -249,6 +402,7 @@ proptest! {
                     tracker.set_local_addresses(&addrs);
                     model.set_local_addresses(&addrs);
                 }
+                Op::Again { .. } => unreachable!("replaced above"),
             }
             prop_assert_eq!(&got, &want);
             prop_assert_eq!(tracker.stats().attempts, model.len());
@@ -326,7 +480,14 @@ proptest! {
             now = now.saturating_add(dt >> (i % 64));
             let source = if i % 2 == 0 { IpAddr::from(v4.to_be_bytes()) } else { IpAddr::from(v6) };
             let port = if i % 3 == 0 { port } else { port % 7 };
-            let h = Hit { source, destination: IpAddr::from(HOST), knock: knock(port, udp), tcp_flags };
+            let h = Hit {
+                source,
+                destination: IpAddr::from(HOST),
+                knock: knock(port, udp),
+                tcp_flags,
+                src_port: port,
+                tcp_seq: v4,
+            };
             tracker.handle(Timestamp::from_millis(now), &h, &mut events);
             if i % 5 == 0 {
                 tracker.expire(Timestamp::from_millis(now), &mut events);

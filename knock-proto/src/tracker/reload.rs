@@ -77,6 +77,8 @@ mod tests {
             destination: "198.18.0.2".parse().unwrap(),
             knock: port.parse::<Knock>().unwrap(),
             tcp_flags: 0x02,
+            src_port: 40000,
+            tcp_seq: 1,
         }
     }
 

@@ -34,6 +34,8 @@ fn hit(source: &str, knock: &str) -> Hit {
         destination: ip(HOST),
         knock,
         tcp_flags: if knock.proto == Proto::Tcp { SYN } else { 0 },
+        src_port: 40000,
+        tcp_seq: if knock.proto == Proto::Tcp { 1 } else { 0 },
     }
 }
 
@@ -83,11 +85,14 @@ fn opened(source: &str, door: DoorId) -> Event {
     }
 }
 
-fn failed(source: &str, door: DoorId, stage: u8) -> Event {
+/// `source` broke `door` at `stage`: `expected` was due, `got` came.
+fn failed(source: &str, door: DoorId, stage: u8, expected: &str, got: &str) -> Event {
     Event::Failed {
         source: ip(source),
         door,
         stage,
+        expected: expected.parse().unwrap(),
+        got: got.parse().unwrap(),
     }
 }
 
@@ -149,17 +154,32 @@ fn telnet_style_sequence_opens_with_exactly_three_hits_per_port() {
 }
 
 #[test]
-fn telnet_style_sequence_fails_with_four_hits_on_a_port() {
-    let mut r = Run::new(vec![door("02,02,02,01,01,01,2010,2010,2010")], 10);
-    for s in 1..=3 {
-        assert_eq!(r.knock(0, A, "2"), [stage(A, 0, s)]);
+fn telnet_style_sequence_opens_with_more_than_three_hits_per_port() {
+    for hits in 3..=6 {
+        let mut r = Run::new(vec![door("02,02,02,01,01,01,2010,2010,2010")], 10);
+        let mut all = Vec::new();
+        for port in ["2", "1", "2010"] {
+            for _ in 0..hits {
+                all.extend(r.knock(0, A, port));
+            }
+        }
+        let mut want: Vec<Event> = (1..=8).map(|s| stage(A, 0, s)).collect();
+        want.push(opened(A, 0));
+        assert_eq!(
+            all, want,
+            "{hits} hits per port: the extra ones are repeats"
+        );
     }
-    // The fourth SYN on the first port fails the attempt and, being the first port, restarts.
-    assert_eq!(r.knock(0, A, "2"), [failed(A, 0, 3), stage(A, 0, 1)]);
-    // Now port 1 is wrong (port 2 expected): fails, and does not restart.
-    assert_eq!(r.knock(0, A, "1"), [failed(A, 0, 1)]);
+}
+
+#[test]
+fn telnet_style_sequence_fails_with_fewer_than_three_hits_per_port() {
+    let mut r = Run::new(vec![door("02,02,02,01,01,01,2010,2010,2010")], 10);
+    assert_eq!(r.knock(0, A, "2"), [stage(A, 0, 1)]);
+    assert_eq!(r.knock(0, A, "2"), [stage(A, 0, 2)]);
+    assert_eq!(r.knock(0, A, "1"), [failed(A, 0, 2, "2", "1")]);
     let mut rest = Vec::new();
-    for port in ["1", "1", "2010", "2010", "2010"] {
+    for port in ["1", "2010", "2010"] {
         rest.extend(r.knock(0, A, port));
     }
     assert_eq!(
@@ -171,16 +191,94 @@ fn telnet_style_sequence_fails_with_four_hits_on_a_port() {
 }
 
 #[test]
+fn repeats_of_the_last_knock_are_ignored_and_count_only_where_due() {
+    let mut r = Run::new(vec![door("2,1,2010")], 10);
+    for hits in 1..=5 {
+        let mut all = Vec::new();
+        for port in ["2", "1", "2010"] {
+            for _ in 0..hits {
+                all.extend(r.knock(0, A, port));
+            }
+        }
+        assert_eq!(
+            all,
+            [stage(A, 0, 1), stage(A, 0, 2), opened(A, 0)],
+            "{hits} hits per port"
+        );
+    }
+    // A repeat neither restarts the attempt (the first port again keeps its start time)...
+    assert_eq!(r.knock(1000, A, "2"), [stage(A, 0, 1)]);
+    assert_eq!(r.knock(4000, A, "2"), []);
+    assert_eq!(r.knock(6000, A, "1"), [expired(A, 0, 1)]);
+    // ...nor breaks it; an earlier knock than the last one does.
+    r.knock(7000, A, "2");
+    r.knock(7000, A, "1");
+    assert_eq!(r.knock(7000, A, "1"), []);
+    assert_eq!(
+        r.knock(7000, A, "2"),
+        [failed(A, 0, 2, "2010", "2"), stage(A, 0, 1)]
+    );
+}
+
+#[test]
+fn a_failure_says_what_was_expected_and_what_came() {
+    let e = failed(A, 0, 3, "1", "2");
+    assert_eq!(
+        e.broken().unwrap().to_string(),
+        "sequence broken at stage 3: expected 1/tcp, got 2/tcp"
+    );
+    let e = failed(A, 0, 1, "8000:udp", "9000");
+    assert_eq!(
+        e.broken().unwrap().to_string(),
+        "sequence broken at stage 1: expected 8000/udp, got 9000/tcp"
+    );
+    assert_eq!(stage(A, 0, 1).broken(), None);
+}
+
+#[test]
+fn a_retransmission_and_a_new_connection_attempt_are_both_repeats() {
+    let mut r = Run::new(vec![door("7000,8000,9000")], 10);
+    let first = hit(A, "7000");
+    assert_eq!(r.hit(0, first), [stage(A, 0, 1)]);
+    assert_eq!(r.hit(1000, first), [], "the kernel's retransmission");
+    let again = Hit {
+        src_port: first.src_port + 1,
+        tcp_seq: first.tcp_seq + 99,
+        ..first
+    };
+    assert_eq!(r.hit(1100, again), [], "a second telnet to the same port");
+    assert_eq!(r.tracker.stats().repeats, 2);
+    assert_eq!(r.knock(1200, A, "8000"), [stage(A, 0, 2)]);
+    assert_eq!(r.knock(1300, A, "9000"), [opened(A, 0)]);
+}
+
+#[test]
+fn udp_datagrams_sent_again_are_repeats_but_tcp_to_that_port_is_another_knock() {
+    let mut r = Run::new(vec![door("7000:udp,8000,9000")], 10);
+    assert_eq!(r.knock(0, A, "7000:udp"), [stage(A, 0, 1)]);
+    assert_eq!(r.knock(0, A, "7000:udp"), []);
+    assert_eq!(r.knock(0, A, "7000"), [], "not a knock of the door");
+    assert_eq!(r.knock(0, A, "8000"), [stage(A, 0, 2)]);
+    assert_eq!(
+        r.knock(0, A, "7000:udp"),
+        [failed(A, 0, 2, "9000", "7000:udp"), stage(A, 0, 1)],
+        "no longer the last knock: it breaks, and restarts as the first"
+    );
+}
+
+#[test]
 fn wrong_port_of_the_door_fails_and_other_ports_are_ignored() {
     let mut r = Run::new(vec![door("1000,2000,3000")], 10);
     r.knock(0, A, "1000");
     assert_eq!(r.knock(0, A, "4444"), [], "not a door port: ignored");
     assert_eq!(r.knock(0, A, "2000"), [stage(A, 0, 2)]);
-    assert_eq!(r.knock(0, A, "2000"), [failed(A, 0, 2)]);
+    assert_eq!(
+        r.knock(0, A, "1000"),
+        [failed(A, 0, 2, "3000", "1000"), stage(A, 0, 1)]
+    );
+    assert_eq!(r.knock(0, A, "3000"), [failed(A, 0, 1, "2000", "3000")]);
     assert_eq!(r.tracker.stats().attempts, 0);
-    assert_eq!(r.tracker.stats().failed, 1);
-    assert_eq!(r.knock(0, A, "1000"), [stage(A, 0, 1)]);
-    assert_eq!(r.knock(0, A, "1000"), [failed(A, 0, 1), stage(A, 0, 1)]);
+    assert_eq!(r.tracker.stats().failed, 2);
 }
 
 #[test]
@@ -283,7 +381,10 @@ fn doors_progress_independently_and_may_share_ports() {
         [stage(A, 2, 1)],
         "in progress on three doors"
     );
-    assert_eq!(r.knock(0, A, "3"), [failed(A, 0, 1), opened(A, 1)]);
+    assert_eq!(
+        r.knock(0, A, "3"),
+        [failed(A, 0, 1, "2", "3"), opened(A, 1)]
+    );
     assert_eq!(r.knock(0, A, "6"), [opened(A, 2)]);
 }
 
@@ -294,7 +395,7 @@ fn sources_progress_independently() {
     r.knock(0, B, "1");
     assert_eq!(r.knock(0, C, "2"), [], "C has no attempt");
     assert_eq!(r.knock(0, A, "2"), [stage(A, 0, 2)]);
-    assert_eq!(r.knock(0, B, "3"), [failed(B, 0, 1)]);
+    assert_eq!(r.knock(0, B, "3"), [failed(B, 0, 1, "2", "3")]);
     assert_eq!(r.knock(0, A, "3"), [opened(A, 0)]);
 }
 
@@ -355,14 +456,16 @@ fn expire_and_poll_at() {
 
 #[test]
 fn restart_resets_the_deadline() {
-    let mut r = Run::new(vec![door("1,2")], 10);
+    let mut r = Run::new(vec![door("1,2,3")], 10);
     r.knock(0, A, "1");
     r.knock(0, B, "1");
+    r.knock(1000, A, "2");
     r.knock(3000, A, "1"); // fails and restarts at 3000
     assert_eq!(r.tracker.poll_at(), Some(t(5000)), "B's first");
     assert_eq!(r.expire(5000), [expired(B, 0, 1)]);
     assert_eq!(r.tracker.poll_at(), Some(t(8000)));
-    assert_eq!(r.knock(7999, A, "2"), [opened(A, 0)]);
+    assert_eq!(r.knock(7999, A, "2"), [stage(A, 0, 2)]);
+    assert_eq!(r.knock(7999, A, "3"), [opened(A, 0)]);
 }
 
 #[test]
@@ -451,6 +554,8 @@ fn memory_per_attempt_stays_under_64_bytes() {
             destination: ip(HOST),
             knock: first,
             tcp_flags: SYN,
+            src_port: 40000,
+            tcp_seq: n,
         };
         tracker.handle(t(0), &h, &mut events);
     }

@@ -10,7 +10,7 @@
 //! - `link`: Ethernet II (with 802.1Q / 802.1ad / QinQ tags), Linux cooked capture v1 and v2
 //!   (`any`), raw IP and BSD NULL/LOOP, down to an IPv4 or IPv6 datagram.
 //! - `ip`: IPv4 and IPv6 (walking extension headers) down to the transport header.
-//! - `transport`: TCP and UDP, down to the destination port and TCP flags.
+//! - `transport`: TCP and UDP, down to the ports, and for TCP the flags and sequence number.
 //!
 //! pnet's views only check the minimum length of a header when they are built (and for some,
 //! like Linux cooked capture, that minimum is shorter than the header). Every length is checked
@@ -35,6 +35,9 @@ use std::net::IpAddr;
 use crate::sequence::{Knock, Proto};
 
 /// A packet that could be a knock: who sent it, to where, and with which TCP flags.
+///
+/// `src_port` and `tcp_seq` tell a retransmission (the kernel sending the same SYN again: same
+/// source port, same sequence number) from a new connection attempt to the same port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hit {
     /// The knocker.
@@ -45,6 +48,10 @@ pub struct Hit {
     pub knock: Knock,
     /// The TCP flags byte (0 for UDP).
     pub tcp_flags: u8,
+    /// The TCP or UDP source port (0 is possible: the sender chose it).
+    pub src_port: u16,
+    /// The TCP sequence number (0 for UDP).
+    pub tcp_seq: u32,
 }
 
 /// Why a captured frame is not a [`Hit`]. Small and `Copy`: it is returned once per skipped
@@ -164,18 +171,17 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Hit, Skip> {
         (link::Network::V4, bytes) => ip::ipv4(bytes)?,
         (link::Network::V6, bytes) => ip::ipv6(bytes)?,
     };
-    let (proto, port, tcp_flags) = match datagram.protocol {
-        ip::Transport::Tcp => {
-            let (port, flags) = transport::tcp(datagram.transport)?;
-            (Proto::Tcp, port, flags)
-        }
-        ip::Transport::Udp => (Proto::Udp, transport::udp(datagram.transport)?, 0),
+    let (proto, segment) = match datagram.protocol {
+        ip::Transport::Tcp => (Proto::Tcp, transport::tcp(datagram.transport)?),
+        ip::Transport::Udp => (Proto::Udp, transport::udp(datagram.transport)?),
     };
     Ok(Hit {
         source: datagram.source,
         destination: datagram.destination,
-        knock: Knock::new(port, proto),
-        tcp_flags,
+        knock: Knock::new(segment.destination, proto),
+        tcp_flags: segment.flags,
+        src_port: segment.source,
+        tcp_seq: segment.seq,
     })
 }
 

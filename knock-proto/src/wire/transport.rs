@@ -1,4 +1,4 @@
-//! Transport layer: the destination port (and, for TCP, the flags byte) of a knock.
+//! Transport layer: the ports of a knock and, for TCP, its flags byte and sequence number.
 //!
 //! Only the fixed part of the header has to be captured; options and payload may have been cut
 //! by the snap length. What the header declares must still fit in the datagram.
@@ -9,8 +9,21 @@ use pnet_packet::udp::UdpPacket;
 use super::{Skip, Span};
 use crate::sequence::Port;
 
-/// Destination port and flags byte of a TCP header.
-pub(super) fn tcp(span: Span<'_>) -> Result<(Port, u8), Skip> {
+/// What a knock's TCP or UDP header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Segment {
+    /// The port knocked on (never 0).
+    pub(super) destination: Port,
+    /// The sender's port.
+    pub(super) source: u16,
+    /// The TCP flags byte; 0 for UDP.
+    pub(super) flags: u8,
+    /// The TCP sequence number; 0 for UDP.
+    pub(super) seq: u32,
+}
+
+/// Ports, flags byte and sequence number of a TCP header.
+pub(super) fn tcp(span: Span<'_>) -> Result<Segment, Skip> {
     let fixed = TcpPacket::minimum_packet_size();
     let header = TcpPacket::new(span.need(fixed)?).ok_or(Skip::Truncated)?;
     let header_len = usize::from(header.get_data_offset()) * 4;
@@ -18,15 +31,19 @@ pub(super) fn tcp(span: Span<'_>) -> Result<(Port, u8), Skip> {
         return Err(Skip::Malformed);
     }
     span.declares(header_len)?;
-    let port = Port::new(header.get_destination()).ok_or(Skip::Malformed)?;
-    Ok((port, header.get_flags()))
+    Ok(Segment {
+        destination: Port::new(header.get_destination()).ok_or(Skip::Malformed)?,
+        source: header.get_source(),
+        flags: header.get_flags(),
+        seq: header.get_sequence(),
+    })
 }
 
-/// Destination port of a UDP header.
+/// Ports of a UDP header.
 ///
 /// A length below the header's own 8 bytes is refused, including 0 (which only IPv6
 /// jumbograms use, and those are refused below us anyway).
-pub(super) fn udp(span: Span<'_>) -> Result<Port, Skip> {
+pub(super) fn udp(span: Span<'_>) -> Result<Segment, Skip> {
     let fixed = UdpPacket::minimum_packet_size();
     let header = UdpPacket::new(span.need(fixed)?).ok_or(Skip::Truncated)?;
     let length = usize::from(header.get_length());
@@ -34,7 +51,12 @@ pub(super) fn udp(span: Span<'_>) -> Result<Port, Skip> {
         return Err(Skip::Malformed);
     }
     span.declares(length)?;
-    Port::new(header.get_destination()).ok_or(Skip::Malformed)
+    Ok(Segment {
+        destination: Port::new(header.get_destination()).ok_or(Skip::Malformed)?,
+        source: header.get_source(),
+        flags: 0,
+        seq: 0,
+    })
 }
 
 #[cfg(test)]
@@ -51,16 +73,43 @@ mod tests {
         assert_eq!(UdpPacket::minimum_packet_size(), 8);
     }
 
+    /// A TCP header from port 40000 to port 7000, sequence number 0xdeadbeef, SYN.
+    fn tcp_syn() -> [u8; 24] {
+        let mut header = [0u8; 24];
+        header[..2].copy_from_slice(&40000u16.to_be_bytes());
+        header[2..4].copy_from_slice(&7000u16.to_be_bytes());
+        header[4..8].copy_from_slice(&0xdead_beef_u32.to_be_bytes());
+        header[13] = 0x02;
+        header
+    }
+
+    #[test]
+    fn tcp_ports_flags_and_sequence_number() {
+        let mut header = tcp_syn();
+        header[12] = 5 << 4;
+        let want = Segment {
+            destination: Port::new(7000).unwrap(),
+            source: 40000,
+            flags: 0x02,
+            seq: 0xdead_beef,
+        };
+        assert_eq!(tcp(span(&header)), Ok(want));
+    }
+
     #[test]
     fn tcp_data_offset() {
-        let mut header = [0u8; 24];
-        header[2..4].copy_from_slice(&7000u16.to_be_bytes());
-        header[13] = 0x02;
+        let mut header = tcp_syn();
+        let syn = Ok(Segment {
+            destination: Port::new(7000).unwrap(),
+            source: 40000,
+            flags: 0x02,
+            seq: 0xdead_beef,
+        });
         for (offset, want) in [
             (0u8, Err(Skip::Malformed)),
             (4, Err(Skip::Malformed)),
-            (5, Ok((Port::new(7000).unwrap(), 0x02))),
-            (6, Ok((Port::new(7000).unwrap(), 0x02))),
+            (5, syn),
+            (6, syn),
             (7, Err(Skip::Malformed)),
             (15, Err(Skip::Malformed)),
         ] {
@@ -76,12 +125,19 @@ mod tests {
     #[test]
     fn udp_length() {
         let mut header = [0u8; 10];
+        header[..2].copy_from_slice(&5353u16.to_be_bytes());
         header[2..4].copy_from_slice(&53u16.to_be_bytes());
+        let datagram = Ok(Segment {
+            destination: Port::new(53).unwrap(),
+            source: 5353,
+            flags: 0,
+            seq: 0,
+        });
         for (length, want) in [
             (0u16, Err(Skip::Malformed)),
             (7, Err(Skip::Malformed)),
-            (8, Ok(Port::new(53).unwrap())),
-            (10, Ok(Port::new(53).unwrap())),
+            (8, datagram),
+            (10, datagram),
             (11, Err(Skip::Malformed)),
         ] {
             header[4..6].copy_from_slice(&length.to_be_bytes());

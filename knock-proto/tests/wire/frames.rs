@@ -20,6 +20,8 @@ pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 pub const TCP: u8 = 6;
 pub const UDP: u8 = 17;
+/// The sequence number of every TCP segment built here.
+pub const TCP_SEQ: u32 = 0x1234_5678;
 
 /// A TCP or UDP packet to decode, and what it should decode to.
 #[derive(Debug, Clone)]
@@ -72,6 +74,8 @@ impl Spec {
             } else {
                 0
             },
+            src_port: self.source_port,
+            tcp_seq: if self.proto == Proto::Tcp { TCP_SEQ } else { 0 },
         }
     }
 
@@ -91,7 +95,7 @@ impl Spec {
                 let mut tcp = MutableTcpPacket::new(&mut bytes).unwrap();
                 tcp.set_source(self.source_port);
                 tcp.set_destination(self.destination_port);
-                tcp.set_sequence(0x1234_5678);
+                tcp.set_sequence(TCP_SEQ);
                 tcp.set_data_offset(5);
                 tcp.set_flags(self.tcp_flags);
                 tcp.set_window(64240);

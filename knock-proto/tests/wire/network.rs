@@ -34,6 +34,18 @@ fn tcp_flags_come_through_and_udp_has_none() {
 }
 
 #[test]
+fn source_port_and_sequence_number_come_through() {
+    let hit = raw(&Spec::tcp4().ip()).unwrap();
+    assert_eq!((hit.src_port, hit.tcp_seq), (40000, frames::TCP_SEQ));
+    let hit = raw(&Spec::udp6().ip()).unwrap();
+    assert_eq!(
+        (hit.src_port, hit.tcp_seq),
+        (40001, 0),
+        "UDP has no sequence number"
+    );
+}
+
+#[test]
 fn ipv4_header_length() {
     let spec = Spec::tcp4();
     for ihl in [0, 1, 4] {

@@ -23,7 +23,7 @@ impl Engine {
         );
         self.tracker.set_local_addresses(&local);
         self.local = local;
-        self.effects.push_back(Effect::SetFilter(self.filter()));
+        self.set_filter(self.filter());
     }
 
     /// The nftables table was deleted behind our back (`nft flush ruleset`): put it back with

@@ -19,12 +19,15 @@
 //! windows ([`Engine::new`]'s `adopted`). See `journal.rs` for the one non-exact point.
 
 pub mod effects;
-mod host;
-mod one_time;
 pub mod windows;
 
+mod events;
+mod host;
+mod one_time;
+mod open;
 #[cfg(test)]
 mod proptests;
+mod reload;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -34,20 +37,21 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use knock_proto::config::{Config, Door, SequenceSource};
+use knock_proto::Timestamp;
+use knock_proto::config::Config;
 use knock_proto::onetime::OneTimeSequences;
-use knock_proto::tracker::{DoorId, DoorSpec, Event, Tracker};
+use knock_proto::tracker::{Event, Tracker};
 use knock_proto::wire::Hit;
-use knock_proto::{Sequence, Timestamp};
 use tracing::Level;
 
 use crate::exec::Kind;
 pub use crate::executor::{Exit, Msg, Settings};
-use crate::filter::{self, DoorFilter};
 use crate::journal::{Entry, Record};
 use crate::load::Loaded;
 pub use effects::{CommandId, Effect, LogLine, Run};
-use windows::{Ports, Stop, Window, WindowId, Windows};
+pub use reload::build_filter;
+use reload::build_tracker;
+use windows::{Stop, Window, WindowId, Windows};
 
 /// Most windows open at once. An opening beyond it is refused (its start
 /// command does not run) with a log line, so that a sniffed sequence replayed from many
@@ -77,6 +81,9 @@ pub struct Engine {
     events: Vec<Event>,
     /// SIGTERM came: every door is closed, nothing opens any more.
     stopping: bool,
+    /// The capture filter last asked for: an unchanged one is not installed again (libpcap
+    /// drops the packets already queued when a filter is set, a knock in flight among them).
+    installed_filter: String,
     /// Per one-time sequence file, marks asked of the executor and not yet done.
     marks_pending: HashMap<PathBuf, usize>,
 }
@@ -88,7 +95,7 @@ struct DoorCounts {
     attempts: u64,
     /// Attempts evicted to make room, since start.
     evicted: u64,
-    /// The latest broken attempt, as `IP: sequence broken at stage N`.
+    /// The latest broken attempt, as `IP: sequence broken at stage N: expected K, got L`.
     last_broken: Option<String>,
 }
 
@@ -137,8 +144,10 @@ impl Engine {
             effects: VecDeque::new(),
             events: Vec::new(),
             stopping: false,
+            installed_filter: String::new(),
             marks_pending: HashMap::new(),
         };
+        engine.installed_filter = engine.filter();
         engine.adopt(now, start.adopted);
         engine
     }
@@ -181,6 +190,14 @@ impl Engine {
             self.ethernet,
             self.ipv4_only,
         )
+    }
+
+    /// Asks for `filter` to be installed, unless it is the one in place.
+    fn set_filter(&mut self, filter: String) {
+        if filter != self.installed_filter {
+            self.installed_filter = filter.clone();
+            self.effects.push_back(Effect::SetFilter(filter));
+        }
     }
 
     /// Moves the effects produced so far to the end of `into`, in order.
@@ -331,362 +348,4 @@ impl Engine {
     fn unix_secs(&self, t: Timestamp) -> u64 {
         self.epoch_unix_ms.saturating_add(t.as_millis()) / 1000
     }
-
-    fn process_events(&mut self) {
-        let now = self.clock;
-        let events = std::mem::take(&mut self.events);
-        for ev in &events {
-            self.follow_attempts(ev);
-            match *ev {
-                Event::Stage {
-                    source,
-                    door,
-                    stage,
-                    ..
-                } => self.door_log(Level::INFO, source, door, format!("Stage {stage}")),
-                Event::Opened { source, door, .. } => {
-                    // knockd logs the last stage too, then OPEN SESAME.
-                    if let Some(n) = self.sequence_len(door) {
-                        self.door_log(Level::INFO, source, door, format!("Stage {n}"));
-                    }
-                    self.door_log(Level::INFO, source, door, "OPEN SESAME".into());
-                    self.open(now, door, source);
-                }
-                Event::Failed {
-                    source,
-                    door,
-                    stage,
-                    ..
-                } => self.door_log(
-                    Level::DEBUG,
-                    source,
-                    door,
-                    format!("sequence broken (stage {stage})"),
-                ),
-                Event::Expired {
-                    source,
-                    door,
-                    stage,
-                    ..
-                } => self.door_log(
-                    Level::INFO,
-                    source,
-                    door,
-                    format!("sequence timeout (stage {stage})"),
-                ),
-                Event::Evicted {
-                    source,
-                    door,
-                    stage,
-                    ..
-                } => self.door_log(
-                    Level::TRACE,
-                    source,
-                    door,
-                    format!("evicted at stage {stage}"),
-                ),
-            }
-        }
-        self.events = events;
-        self.events.clear();
-    }
-
-    /// Keeps the door's counts in step: a stage-1 event starts an attempt, an opening of a
-    /// multi-knock door and every failure, expiry or eviction ends one.
-    fn follow_attempts(&mut self, ev: &Event) {
-        let (door, delta) = match *ev {
-            Event::Stage { door, stage, .. } => (door, i64::from(stage == 1)),
-            Event::Opened { door, .. } => (door, -i64::from(self.sequence_len(door) > Some(1))),
-            Event::Failed { door, .. }
-            | Event::Expired { door, .. }
-            | Event::Evicted { door, .. } => (door, -1),
-        };
-        let Some(c) = self.door_counts.get_mut(door) else {
-            return;
-        };
-        c.attempts = c.attempts.saturating_add_signed(delta);
-        match *ev {
-            Event::Evicted { .. } => c.evicted += 1,
-            Event::Failed { source, stage, .. } => {
-                c.last_broken = Some(format!("{source}: sequence broken at stage {stage}"));
-            }
-            _ => {}
-        }
-    }
-
-    fn door_log(&mut self, level: Level, source: IpAddr, door: DoorId, what: String) {
-        let name = self.door_name(door);
-        self.log(level, Some(source), format!("{name}: {what}"));
-    }
-
-    /// The length of the sequence a door currently expects.
-    fn sequence_len(&self, id: DoorId) -> Option<usize> {
-        let door = self.config.doors.get(id)?;
-        let one_time = self.one_time.get(id).and_then(Option::as_ref);
-        door_sequence(door, one_time).map(|s| s.len())
-    }
-
-    fn door_name(&self, id: DoorId) -> String {
-        self.config
-            .doors
-            .get(id)
-            .map_or_else(|| "?".to_owned(), |d| d.name.clone())
-    }
-
-    /// A door opened for `source`: commands, built-in actions, one-time bookkeeping.
-    fn open(&mut self, now: Timestamp, id: DoorId, source: IpAddr) {
-        let Some(door) = self.config.doors.get(id).cloned() else {
-            return;
-        };
-        let ran = self.run_commands(now, &door, source);
-        let actions = &door.actions;
-        if !actions.open.is_empty() {
-            self.hold_ports(now, &door, source);
-        }
-        if !actions.open.is_empty() || actions.wake_on_lan.is_some() || !actions.mail_to.is_empty()
-        {
-            self.effects.push_back(Effect::Perform {
-                door: Box::new(door.clone()),
-                source,
-                ran,
-            });
-        }
-        if matches!(door.sequence, SequenceSource::OneTime { .. }) {
-            self.next_one_time(id, &door);
-        }
-    }
-
-    /// Remembers the ports `door` opens to `source` (the kernel closes them on time).
-    fn hold_ports(&mut self, now: Timestamp, door: &Door, source: IpAddr) {
-        let ports = Ports {
-            until: now + door.actions.open_for,
-            ports: door.actions.open.clone(),
-        };
-        let existing = self.windows.find(&door.name, source).map(|w| w.id);
-        match existing {
-            Some(wid) => {
-                self.windows.update(wid, |w| {
-                    w.ports = Some(ports);
-                    w.since = now;
-                });
-            }
-            None if self.windows.len() < MAX_OPEN => {
-                let wid = self.windows.next_id();
-                self.windows.put(Window {
-                    id: wid,
-                    door: door.name.clone(),
-                    source,
-                    since: now,
-                    stop: None,
-                    ports: Some(ports),
-                    starting: None,
-                });
-            }
-            // The kernel closes them anyway; only status and close requests miss them.
-            None => {}
-        }
-    }
-
-    /// Starts the door's start command and schedules its stop command; returns what ran.
-    /// A re-knock while open extends the window instead.
-    fn run_commands(&mut self, now: Timestamp, door: &Door, source: IpAddr) -> Vec<String> {
-        let Some(start) = door.start_command_for(source) else {
-            return Vec::new();
-        };
-        let Some(stop) = door.stop_command_for(source) else {
-            let text = start.render_text(source);
-            self.run(&door.name, Kind::Start, start.render(source), text.clone());
-            return vec![text];
-        };
-        let at = now + door.cmd_timeout;
-        let open = self
-            .windows
-            .find(&door.name, source)
-            .filter(|w| w.stop.is_some())
-            .map(|w| w.id);
-        if let Some(wid) = open {
-            // Already open for this knocker: the one window is extended; running the start
-            // command again would add its firewall rule a second time.
-            self.windows.update(wid, |w| {
-                w.since = now;
-                if let Some(s) = &mut w.stop {
-                    s.at = at;
-                }
-            });
-            let due_unix = self.unix_secs(at);
-            self.effects
-                .push_back(Effect::Journal(Record::Extend { id: wid, due_unix }));
-            self.log(
-                Level::INFO,
-                Some(source),
-                format!(
-                    "{}: already open, extending by {}s",
-                    door.name,
-                    door.cmd_timeout.as_secs()
-                ),
-            );
-            return Vec::new();
-        }
-        if self.windows.len() >= MAX_OPEN {
-            self.log(
-                Level::ERROR,
-                Some(source),
-                format!(
-                    "{}: not opened: {MAX_OPEN} doors are open and waiting for their stop command \
-                     (the limit); the start command did not run",
-                    door.name
-                ),
-            );
-            return Vec::new();
-        }
-        let wid = match self.windows.find(&door.name, source) {
-            Some(w) => w.id,
-            None => self.windows.next_id(),
-        };
-        let text = start.render_text(source);
-        let stop = Stop {
-            at,
-            argv: stop.render(source),
-            text: stop.render_text(source),
-        };
-        // The stop command is on disk before the start command runs: whatever happens to
-        // this process from here on, the next start closes the door.
-        self.effects.push_back(Effect::Journal(Record::Open(Entry {
-            id: wid,
-            due_unix: self.unix_secs(at),
-            door: door.name.clone(),
-            source,
-            text: stop.text.clone(),
-            argv: stop.argv.clone(),
-        })));
-        let cmd = self.run(&door.name, Kind::Start, start.render(source), text.clone());
-        let ports = self.windows.get(wid).and_then(|w| w.ports.clone());
-        self.windows.put(Window {
-            id: wid,
-            door: door.name.clone(),
-            source,
-            since: now,
-            stop: Some(stop),
-            ports,
-            starting: Some(cmd),
-        });
-        self.starting.insert(cmd, wid);
-        vec![text]
-    }
-
-    /// A new config: config, tracker and filter switch together, or not at all when
-    /// `compiles` refuses the new filter. Attempts in progress on doors whose sequence,
-    /// timeouts, flags and target did not change carry over; open windows stay open and
-    /// close as scheduled. Returns whether the new config is in force.
-    pub fn reload(
-        &mut self,
-        mut loaded: Loaded,
-        compiles: impl FnOnce(&str) -> Result<(), String>,
-    ) -> bool {
-        self.keep_one_time_in_flight(&mut loaded);
-        let filter = build_filter(
-            &loaded.config,
-            &loaded.one_time,
-            &self.local,
-            self.ethernet,
-            self.ipv4_only,
-        );
-        if let Err(e) = compiles(&filter) {
-            self.log(
-                Level::ERROR,
-                None,
-                format!("the new config's capture filter does not compile, keeping the running config: {e}"),
-            );
-            return false;
-        }
-        let specs = door_specs(&loaded.config, &loaded.one_time);
-        let old_specs = door_specs(&self.config, &self.one_time);
-        let carry: Vec<Option<DoorId>> = loaded
-            .config
-            .doors
-            .iter()
-            .zip(&specs)
-            .map(|(d, spec)| {
-                let old = self.config.doors.iter().position(|o| o.name == d.name)?;
-                (old_specs.get(old) == Some(spec)).then_some(old)
-            })
-            .collect();
-        let counts = carry
-            .iter()
-            .map(|c| {
-                c.and_then(|o| self.door_counts.get(o).cloned())
-                    .unwrap_or_default()
-            })
-            .collect();
-        let old = std::mem::replace(&mut self.tracker, Tracker::new(Vec::new(), 1));
-        let mut tracker = old.reload(specs, loaded.config.options.max_attempts, &carry);
-        tracker.set_local_addresses(&self.local);
-        set_stop_on_open(&mut tracker, &loaded.config);
-        self.tracker = tracker;
-        self.door_counts = counts;
-        self.effects
-            .push_back(Effect::Reconfigure(Box::new(loaded.config.clone())));
-        self.config = loaded.config;
-        self.one_time = loaded.one_time;
-        self.effects.push_back(Effect::SetFilter(filter));
-        true
-    }
-}
-
-fn door_sequence(door: &Door, one_time: Option<&OneTimeSequences>) -> Option<Sequence> {
-    match &door.sequence {
-        SequenceSource::Fixed(s) => Some(s.clone()),
-        SequenceSource::OneTime { .. } => one_time.and_then(|o| o.current().cloned()),
-    }
-}
-
-fn door_specs(config: &Config, one_time: &[Option<OneTimeSequences>]) -> Vec<DoorSpec> {
-    config
-        .doors
-        .iter()
-        .enumerate()
-        .map(|(i, d)| DoorSpec {
-            sequence: door_sequence(d, one_time.get(i).and_then(Option::as_ref)),
-            seq_timeout: d.seq_timeout,
-            tcpflags: d.tcpflags,
-            target: d.target,
-        })
-        .collect()
-}
-
-fn set_stop_on_open(tracker: &mut Tracker, config: &Config) {
-    for (id, door) in config.doors.iter().enumerate() {
-        // Opening a one-time door arms its next sequence, which the hits after it must see.
-        let one_time = matches!(door.sequence, SequenceSource::OneTime { .. });
-        tracker.set_stop_on_open(id, one_time);
-    }
-}
-
-fn build_tracker(config: &Config, one_time: &[Option<OneTimeSequences>]) -> Tracker {
-    let mut tracker = Tracker::new(door_specs(config, one_time), config.options.max_attempts);
-    set_stop_on_open(&mut tracker, config);
-    tracker
-}
-
-/// The filter for `config` with its current one-time sequences.
-pub fn build_filter(
-    config: &Config,
-    one_time: &[Option<OneTimeSequences>],
-    local: &[IpAddr],
-    ethernet: bool,
-    ipv4_only: bool,
-) -> String {
-    let doors: Vec<DoorFilter> = config
-        .doors
-        .iter()
-        .enumerate()
-        .map(|(i, d)| DoorFilter {
-            knocks: door_sequence(d, one_time.get(i).and_then(Option::as_ref))
-                .map(|s| s.knocks().to_vec())
-                .unwrap_or_default(),
-            tcpflags: d.tcpflags,
-            target: d.target,
-        })
-        .collect();
-    filter::build(&doors, local, ipv4_only, ethernet)
 }

@@ -104,7 +104,7 @@ impl Engine {
         if let Some(c) = self.door_counts.get_mut(id) {
             c.attempts = 0;
         }
-        self.effects.push_back(Effect::SetFilter(self.filter()));
+        self.set_filter(self.filter());
     }
 
     /// A reload read the one-time files while marks of them may be in flight: for those, the

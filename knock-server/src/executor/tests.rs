@@ -22,6 +22,8 @@ fn hit(source: &str, port: u16) -> Hit {
         destination: "198.18.0.2".parse().unwrap(),
         knock: port.to_string().parse().unwrap(),
         tcp_flags: 0x02,
+        src_port: 40000,
+        tcp_seq: 1,
     }
 }
 
@@ -159,4 +161,32 @@ fn a_filter_that_does_not_compile_is_refused_before_a_reload_commits() {
     assert!(compiles("tcp dst port 22", false).is_ok());
     let e = compiles("tcp dst port 99999999 and", true).unwrap_err();
     assert!(!e.is_empty());
+}
+
+#[test]
+fn a_slow_name_lookup_never_makes_the_engine_wait() {
+    // Lookups that hang until released: the resolver's queue fills, then `try_send` refuses
+    // at once (the executor then logs the line without the name).
+    let (release, hold) = mpsc::channel::<()>();
+    let hold = Mutex::new(hold);
+    let mut r = resolver(move |_| {
+        let _ = lock(&hold).recv();
+        None
+    })
+    .unwrap();
+    let line = |i: u32| LogLine {
+        level: tracing::Level::INFO,
+        who: Some(std::net::Ipv4Addr::from(0xC613_0000 + i).into()),
+        text: "door: Stage 1".into(),
+    };
+    let taken = (0..2 * LOOKUPS as u32)
+        .take_while(|&i| r.try_send(line(i)).is_ok())
+        .count();
+    assert!((LOOKUPS..=LOOKUPS + 1).contains(&taken), "{taken}");
+    assert!(
+        r.try_send(line(9999)).is_err(),
+        "full: refused, not waited for"
+    );
+    drop(release);
+    r.finish();
 }

@@ -1,0 +1,108 @@
+//! What the tracker's events do: knockd's log lines, the counts status reports, openings.
+
+use std::net::IpAddr;
+
+use knock_proto::tracker::{DoorId, Event};
+use tracing::Level;
+
+use super::Engine;
+use super::reload::door_sequence;
+
+impl Engine {
+    pub(super) fn process_events(&mut self) {
+        let now = self.clock;
+        let events = std::mem::take(&mut self.events);
+        for ev in &events {
+            self.follow_attempts(ev);
+            match *ev {
+                Event::Stage {
+                    source,
+                    door,
+                    stage,
+                    ..
+                } => self.door_log(Level::INFO, source, door, format!("Stage {stage}")),
+                Event::Opened { source, door, .. } => {
+                    // knockd logs the last stage too, then OPEN SESAME.
+                    if let Some(n) = self.sequence_len(door) {
+                        self.door_log(Level::INFO, source, door, format!("Stage {n}"));
+                    }
+                    self.door_log(Level::INFO, source, door, "OPEN SESAME".into());
+                    self.open(now, door, source);
+                }
+                Event::Failed { source, door, .. } => {
+                    if let Some(why) = ev.broken() {
+                        self.door_log(Level::DEBUG, source, door, why.to_string());
+                    }
+                }
+                Event::Expired {
+                    source,
+                    door,
+                    stage,
+                    ..
+                } => self.door_log(
+                    Level::INFO,
+                    source,
+                    door,
+                    format!("sequence timeout (stage {stage})"),
+                ),
+                Event::Evicted {
+                    source,
+                    door,
+                    stage,
+                    ..
+                } => self.door_log(
+                    Level::TRACE,
+                    source,
+                    door,
+                    format!("evicted at stage {stage}"),
+                ),
+            }
+        }
+        self.events = events;
+        self.events.clear();
+    }
+
+    /// Keeps the door's counts in step: a stage-1 event starts an attempt, an opening of a
+    /// multi-knock door and every failure, expiry or eviction ends one.
+    fn follow_attempts(&mut self, ev: &Event) {
+        let (door, delta) = match *ev {
+            Event::Stage { door, stage, .. } => (door, i64::from(stage == 1)),
+            Event::Opened { door, .. } => (door, -i64::from(self.sequence_len(door) > Some(1))),
+            Event::Failed { door, .. }
+            | Event::Expired { door, .. }
+            | Event::Evicted { door, .. } => (door, -1),
+        };
+        let Some(c) = self.door_counts.get_mut(door) else {
+            return;
+        };
+        c.attempts = c.attempts.saturating_add_signed(delta);
+        match *ev {
+            Event::Evicted { .. } => c.evicted += 1,
+            Event::Failed { source, .. } => {
+                if let Some(why) = ev.broken() {
+                    c.last_broken = Some(format!("{source}: {why}"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn door_log(&mut self, level: Level, source: IpAddr, door: DoorId, what: String) {
+        let name = self.door_name(door);
+        self.log(level, Some(source), format!("{name}: {what}"));
+    }
+
+    /// The length of the sequence a door currently expects.
+    pub(super) fn sequence_len(&self, id: DoorId) -> Option<usize> {
+        let door = self.config.doors.get(id)?;
+        let one_time = self.one_time.get(id).and_then(Option::as_ref);
+        door_sequence(door, one_time).map(|s| s.len())
+    }
+
+    pub(super) fn door_name(&self, id: DoorId) -> String {
+        self.config
+            .doors
+            .get(id)
+            .map_or_else(|| "?".to_owned(), |d| d.name.clone())
+    }
+}
