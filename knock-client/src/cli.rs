@@ -11,6 +11,8 @@ use clap::{ArgAction, CommandFactory, Parser, ValueEnum, ValueHint};
 use clap_complete::engine::{ArgValueCandidates, ArgValueCompleter};
 
 use crate::complete;
+use crate::profiles::MAX_DELAY_MS;
+use crate::proxy::Target;
 
 const ABOUT: &str =
     "Send a port-knock sequence: a named one from your profiles, or knockd-style ports";
@@ -36,6 +38,7 @@ Examples:
   knock --hits 3 home wake-laptop         each port three times, telnet-style
   knock myserver.example.com 123:tcp 456:udp 789:tcp
   knock -u myserver.example.com 8284 4721 18592 42912
+  knock home ssh --proxy %h:%p            in ~/.ssh/config: ProxyCommand knock home ssh --proxy %h:%p
 
 Exit status: 0 when every knock was sent, 2 on any error.";
 
@@ -68,8 +71,13 @@ pub struct Cli {
     #[arg(short = 'u', long)]
     pub udp: bool,
 
-    /// Wait MS milliseconds between hits (overrides the profile's delay_ms).
-    #[arg(short = 'd', long, value_name = "MS")]
+    /// Wait MS milliseconds between hits, 0 to 3600000 (overrides the profile's delay_ms).
+    #[arg(
+        short = 'd',
+        long,
+        value_name = "MS",
+        value_parser = clap::value_parser!(u64).range(0..=MAX_DELAY_MS)
+    )]
     pub delay: Option<u64>,
 
     /// Knock each port N times, telnet-style (overrides the profile's hits; default 1).
@@ -97,6 +105,21 @@ pub struct Cli {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
 
+    /// After knocking, connect to HOST:PORT and relay standard input and output over it:
+    /// `ProxyCommand knock home ssh --proxy %h:%p` in ~/.ssh/config knocks and connects.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "dry_run")]
+    pub proxy: Option<Target>,
+
+    /// With --proxy: how long to keep trying to connect after knocking, in seconds.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 10,
+        requires = "proxy",
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub wait: u64,
+
     /// Read profiles from FILE instead of the default
     /// (Linux: $XDG_CONFIG_HOME/knock/config.toml, i.e. ~/.config/knock/config.toml).
     #[arg(
@@ -110,7 +133,7 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// List the profiles and their sequences, then exit.
-    #[arg(short = 'l', long, conflicts_with_all = ["target", "rest"])]
+    #[arg(short = 'l', long, conflicts_with_all = ["target", "rest", "proxy"])]
     pub list: bool,
 
     /// Print the completion script for SHELL, then exit.

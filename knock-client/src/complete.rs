@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use clap_complete::engine::CompletionCandidate;
-use clap_complete::env::{Bash, CompleteEnv, Elvish, EnvCompleter, Fish, Powershell, Zsh};
+use clap_complete::env::{Bash, CompleteEnv, Elvish, EnvCompleter, Fish, Powershell, Shells, Zsh};
 
 use crate::cli::{self, Shell};
 use crate::profiles::{self, Config, Location, Origin};
@@ -25,14 +25,66 @@ const VAR: &str = "COMPLETE";
 /// The command the scripts complete, and call back, by name: found on PATH once installed.
 const BIN: &str = "knock";
 
+/// The shells we register for: clap_complete's, with zsh's script made autoloadable.
+const SHELLS: Shells<'static> = Shells(&[&Bash, &Elvish, &Fish, &Powershell, &ZshAutoload]);
+
 /// Answers a completion request and exits, if this run is one; returns otherwise.
 /// Must run before anything is printed.
 pub fn handle_request() {
+    // The common case, a knock, pays one environment lookup: clap_complete would first
+    // collect the arguments and ask for the working directory.
+    if std::env::var_os(VAR).is_none() {
+        return;
+    }
     CompleteEnv::with_factory(completion_command)
         .var(VAR)
         .bin(BIN)
         .completer(BIN)
+        .shells(SHELLS)
         .complete();
+}
+
+/// clap_complete's zsh script, which works when sourced, plus the line that makes it work
+/// from `fpath` too. compinit autoloads `_knock` on the first TAB and runs the file as that
+/// function; clap's script only defines its completer and registers it with `compdef`
+/// there, so the first TAB of every shell completed nothing. When `funcstack[1]` is
+/// `_knock` (autoloaded, not sourced) the completer also runs at once.
+struct ZshAutoload;
+
+impl EnvCompleter for ZshAutoload {
+    fn name(&self) -> &'static str {
+        Zsh.name()
+    }
+
+    fn is(&self, name: &str) -> bool {
+        Zsh.is(name)
+    }
+
+    fn write_registration(
+        &self,
+        var: &str,
+        name: &str,
+        bin: &str,
+        completer: &str,
+        buf: &mut dyn io::Write,
+    ) -> io::Result<()> {
+        Zsh.write_registration(var, name, bin, completer, buf)?;
+        let name = name.replace('-', "_");
+        writeln!(
+            buf,
+            "if [[ ${{funcstack[1]}} == _{name} ]]; then\n    _clap_dynamic_completer_{name} \"$@\"\nfi"
+        )
+    }
+
+    fn write_complete(
+        &self,
+        cmd: &mut clap::Command,
+        args: Vec<OsString>,
+        current_dir: Option<&std::path::Path>,
+        buf: &mut dyn io::Write,
+    ) -> io::Result<()> {
+        Zsh.write_complete(cmd, args, current_dir, buf)
+    }
 }
 
 /// Writes the script that registers completion for `shell`: exactly what
@@ -40,7 +92,7 @@ pub fn handle_request() {
 pub fn write_script(shell: Shell, out: &mut dyn io::Write) -> io::Result<()> {
     let completer: &dyn EnvCompleter = match shell {
         Shell::Bash => &Bash,
-        Shell::Zsh => &Zsh,
+        Shell::Zsh => &ZshAutoload,
         Shell::Fish => &Fish,
         Shell::Powershell => &Powershell,
         Shell::Elvish => &Elvish,

@@ -6,6 +6,7 @@
 //! - [`plan`]: profile or ports plus overrides, to the exact hits to send;
 //! - [`resolve`]: host to address; [`send`]: packets on the wire; [`knocker`]: the sending
 //!   loop with pacing, `-v` and `--dry-run`; [`progress`]: the progress bar;
+//! - [`proxy`]: `--proxy`, connecting through the door just opened (ssh's ProxyCommand);
 //! - [`complete`]: shell completion that reads the profiles at TAB time; [`man`]: knock(1).
 //!
 //! Every error is printed once, here, and exits with status 2.
@@ -17,6 +18,7 @@ mod man;
 mod plan;
 mod profiles;
 mod progress;
+mod proxy;
 mod resolve;
 mod send;
 
@@ -30,16 +32,17 @@ use clap::parser::ValueSource;
 
 use crate::cli::Cli;
 use crate::plan::{Family, Overrides, Profiles};
-use crate::profiles::{Location, Origin, SAMPLE};
+use crate::profiles::{LoadError, Location, Origin, SAMPLE};
 
 fn main() -> ExitCode {
     complete::handle_request();
-    let matches = cli::command().get_matches();
+    let mut matches = cli::command().get_matches();
     let origin = match matches.value_source("config") {
         Some(ValueSource::EnvVariable) => Origin::Env,
         _ => Origin::Flag,
     };
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // `_mut` takes the values out instead of copying every match first.
+    let cli = Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.exit());
     init_logging();
     match run(&cli, origin) {
         Ok(()) => ExitCode::SUCCESS,
@@ -53,7 +56,7 @@ fn main() -> ExitCode {
                 // `knock --list | head` is not a failure.
                 return ExitCode::SUCCESS;
             }
-            eprintln!("knock: {err:#}");
+            report(&err);
             ExitCode::from(2)
         }
     }
@@ -69,14 +72,7 @@ fn run(cli: &Cli, config_origin: Origin) -> anyhow::Result<()> {
         man::write(&mut out)?;
         return Ok(out.flush()?);
     }
-    let location = Location::find(cli.config.clone().map(|p| (p, config_origin)))?;
-    let profiles = match profiles::load(&location)? {
-        Some(config) => Profiles::Loaded(config),
-        None if location.origin != Origin::Default => {
-            bail!("the config file {location} does not exist; create it, for example:\n\n{SAMPLE}")
-        }
-        None => Profiles::Missing(location),
-    };
+    let profiles = read_profiles(cli.config.clone().map(|p| (p, config_origin)));
     if cli.list {
         return list(&profiles, &mut out);
     }
@@ -95,13 +91,55 @@ fn run(cli: &Cli, config_origin: Origin) -> anyhow::Result<()> {
         },
     };
     let plan = plan::build(target, &cli.rest, &profiles, overrides)?;
+    if let Profiles::Broken(e) = &profiles {
+        // knockd mode needs no profile; one line says the config was passed over.
+        let first = e.to_string();
+        let first = first.lines().next().unwrap_or_default();
+        eprintln!("knock: warning: profiles not read ({first}); knocking `{target}` as a host");
+    }
     let dst = resolve::resolve(&plan.host, plan.family)?;
     if cli.dry_run {
         knocker::dry_run(&plan, dst, &mut out)?;
+    } else if let Some(target) = &cli.proxy {
+        // Standard output carries the connection: `-v` lines go to standard error.
+        drop(out);
+        knocker::send(&plan, dst, cli.verbose, &mut io::stderr())?;
+        return proxy::run(target, plan.family, Duration::from_secs(cli.wait));
     } else {
         knocker::send(&plan, dst, cli.verbose, &mut out)?;
     }
     Ok(out.flush()?)
+}
+
+/// The config, in whatever state it is: knockd mode needs none, so nothing here is an error yet.
+fn read_profiles(explicit: Option<(std::path::PathBuf, Origin)>) -> Profiles {
+    let location = match Location::find(explicit) {
+        Ok(l) => l,
+        Err(e) => return Profiles::Broken(LoadError::Unreadable(format!("{e:#}"))),
+    };
+    match profiles::load(&location) {
+        Ok(Some(config)) => Profiles::Loaded(config),
+        Ok(None) if location.origin != Origin::Default => {
+            Profiles::Broken(LoadError::Unreadable(format!(
+                "the config file {location} does not exist; create it, for example:\n\n{SAMPLE}"
+            )))
+        }
+        Ok(None) => Profiles::Missing(location),
+        Err(e) => Profiles::Broken(e),
+    }
+}
+
+/// Prints an error once: config problems as the server prints them (each starting with
+/// `file:line:column`), anything else after `knock: `, with its causes.
+fn report(err: &anyhow::Error) {
+    if let Some(LoadError::Invalid(diagnostics)) = err.downcast_ref::<LoadError>() {
+        eprintln!("{diagnostics}");
+    } else if err.downcast_ref::<plan::CommaSeparatedPorts>().is_some() {
+        let args = std::iter::once("knock".to_owned()).chain(std::env::args().skip(1));
+        eprintln!("knock: {err}:\n  {}", plan::split_commas(args));
+    } else {
+        eprintln!("knock: {err:#}");
+    }
 }
 
 /// `knock --list`.
@@ -116,13 +154,17 @@ fn list(profiles: &Profiles, out: &mut impl io::Write) -> anyhow::Result<()> {
             Ok(())
         }
         Profiles::Loaded(config) => Ok(profiles::write_list(config, out)?),
+        Profiles::Broken(e) => Err(e.clone().into()),
     }
 }
 
 /// Diagnostics for developers (`KNOCK_LOG=debug`); users see errors through `main` only.
+/// Without `KNOCK_LOG` nothing is installed: the client emits only debug events, and setting
+/// up a subscriber for none would cost every knock a noticeable share of its CPU.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KNOCK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("KNOCK_LOG") else {
+        return;
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::bail;
 use knock_proto::{Knock, Proto, Sequence};
 
-use crate::profiles::{self, Config, Location, SAMPLE};
+use crate::profiles::{self, Config, LoadError, Location, SAMPLE};
 
 /// Which address family to knock over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,7 +45,30 @@ pub enum Profiles {
     Loaded(Config),
     /// There is no config file at this location.
     Missing(Location),
+    /// The config cannot be used (unreadable, invalid, or no home directory to find it in).
+    /// Only profile mode needs it: knockd mode goes on without.
+    Broken(LoadError),
 }
+
+/// A knockd-style port written as a comma-separated list (`7000,8000,9000`), as a knockd.conf
+/// sequence is: the command line wants one port per word. `main` adds the corrected command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommaSeparatedPorts {
+    /// The word as given.
+    pub word: String,
+}
+
+impl std::fmt::Display for CommaSeparatedPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` is not a port: separate the ports with spaces, one port per word",
+            self.word
+        )
+    }
+}
+
+impl std::error::Error for CommaSeparatedPorts {}
 
 /// Everything needed to send one knock sequence.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,14 +155,14 @@ pub fn build(
         _ => false,
     };
     if looks_like_profile {
+        if let Profiles::Broken(e) = profiles {
+            return Err(e.clone().into());
+        }
         bail!("{}", not_a_profile(target, profiles));
     }
     let knocks = rest
         .iter()
-        .map(|word| {
-            word.parse::<Knock>()
-                .map_err(|e| anyhow::anyhow!("bad knock `{word}`: {e}"))
-        })
+        .map(|word| knockd_port(word))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let sequence = Sequence::new(knocks)?;
     let delay = overrides.delay.unwrap_or_default();
@@ -154,6 +177,47 @@ pub fn build(
         pacing,
         overrides,
     )
+}
+
+/// One knockd-style port word, `PORT[:PROTO]`.
+fn knockd_port(word: &str) -> anyhow::Result<Knock> {
+    word.parse::<Knock>().map_err(|e| {
+        let list = word.contains(',')
+            && word
+                .split(',')
+                .all(|p| p.trim().is_empty() || p.trim().parse::<Knock>().is_ok());
+        if list {
+            anyhow::Error::new(CommaSeparatedPorts {
+                word: word.to_owned(),
+            })
+        } else {
+            anyhow::anyhow!("bad knock `{word}`: {e}")
+        }
+    })
+}
+
+/// The command line with every comma-separated port word split into words: what to type
+/// instead, for [`CommaSeparatedPorts`]. Words with spaces or quotes are shown quoted.
+pub fn split_commas(args: impl IntoIterator<Item = String>) -> String {
+    let mut out = Vec::new();
+    for arg in args {
+        let is_list = arg.contains(',') && !arg.starts_with('-');
+        if is_list {
+            out.extend(
+                arg.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned),
+            );
+        } else if arg.is_empty()
+            || arg.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"')
+        {
+            out.push(format!("'{}'", arg.replace('\'', "'\\''")));
+        } else {
+            out.push(arg);
+        }
+    }
+    out.join(" ")
 }
 
 fn from_profile(
@@ -239,6 +303,7 @@ fn finish(
 fn not_a_profile(target: &str, profiles: &Profiles) -> String {
     match profiles {
         Profiles::Missing(location) => missing_config(location, target),
+        Profiles::Broken(e) => e.to_string(),
         Profiles::Loaded(config) => {
             let hint = match profiles::closest(target, config.profile_names()) {
                 Some(near) => format!("; did you mean `{near}`?"),

@@ -223,7 +223,7 @@ fn missing_config_says_where_it_looked_and_shows_a_sample() {
     assert!(stderr.contains("[profiles.home.sequences]"), "{stderr}");
     let stderr = home.fails(&["--list"]);
     assert!(stderr.contains(&path.display().to_string()), "{stderr}");
-    let stderr = home.fails(&["--config", "/nonexistent/k.toml", "127.0.0.1", "1"]);
+    let stderr = home.fails(&["--config", "/nonexistent/k.toml", "home", "wake-laptop"]);
     assert!(
         stderr.contains("/nonexistent/k.toml (from --config) does not exist"),
         "{stderr}"
@@ -244,16 +244,120 @@ fn bad_ports_protocols_and_configs_are_errors() {
     assert!(stderr.contains("no IPv4 address"), "{stderr}");
     let stderr = home.fails(&["--hits", "100", "home", "wake-laptop"]);
     assert!(stderr.contains("at most 255"), "{stderr}");
+}
 
-    let broken = Home::new(Some(
-        "[profiles.a]\nhost = \"h\"\nhits = 0\n[profiles.a.sequences]\nx = \"1,0\"\n",
-    ));
-    let stderr = broken.fails(&["a", "x"]);
-    assert!(stderr.contains("line 3: profile `a`: hits = 0"), "{stderr}");
+/// Runs `knock --config bad/NAME --list` in tests/data and compares its stderr with
+/// `bad/NAME.expected` (`KNOCK_BLESS=1` rewrites it).
+fn check_expected(name: &str) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let out = Command::new(env!("CARGO_BIN_EXE_knock"))
+        .args(["--config", &format!("bad/{name}"), "--list"])
+        .current_dir(&data)
+        .env_clear()
+        .output()
+        .expect("run knock");
+    assert_eq!(out.status.code(), Some(2), "bad/{name} accepted");
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr).expect("utf-8 errors");
+    let expected_path = data.join(format!("bad/{name}.expected"));
+    if std::env::var_os("KNOCK_BLESS").is_some() {
+        std::fs::write(&expected_path, &err).expect("write expected");
+        return;
+    }
+    let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
     assert!(
-        stderr.contains("line 5: profile `a`, sequence `x`: port `0` is out of range"),
+        err == expected,
+        "errors for bad/{name} changed (KNOCK_BLESS=1 rewrites the .expected file):\n{err}"
+    );
+}
+
+#[test]
+fn a_broken_config_reports_every_error_in_line_order() {
+    check_expected("every-error.toml");
+}
+
+#[test]
+fn broken_toml_reports_only_its_syntax_errors() {
+    check_expected("syntax.toml");
+}
+
+/// Runs a dry run that must succeed; returns (hits, stderr).
+fn dry_run_ok(home: &Home, args: &[&str]) -> (Vec<String>, String) {
+    let out = home.knock(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "knock {args:?}: {stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    (
+        hits(&stdout).into_iter().map(str::to_owned).collect(),
+        stderr,
+    )
+}
+
+#[test]
+fn knockd_mode_works_whatever_state_the_config_is_in() {
+    let args = ["-n", "127.0.0.2", "7000", "8000:udp"];
+    let want = ["tcp 127.0.0.2:7000", "udp 127.0.0.2:8000"];
+
+    let broken = Home::new(Some("[profiles.a]\nhots = 1\n"));
+    let (hits, stderr) = dry_run_ok(&broken, &args);
+    assert_eq!(hits, want);
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "one warning line at most: {stderr}"
+    );
+    assert!(stderr.contains("warning: profiles not read"), "{stderr}");
+    // The same config stops profile mode, with its errors.
+    let stderr = broken.fails(&["a", "x"]);
+    assert!(
+        stderr.contains("config.toml:2:1: unknown key `hots`, did you mean `host`?"),
         "{stderr}"
     );
+
+    let unreadable = Home::new(None);
+    std::fs::create_dir_all(unreadable.path().join("config/knock/config.toml")).unwrap();
+    assert_eq!(dry_run_ok(&unreadable, &args).0, want);
+    let stderr = unreadable.fails(&["--list"]);
+    assert!(stderr.contains("cannot read the config"), "{stderr}");
+
+    let not_utf8 = Home::new(None);
+    let dir = not_utf8.path().join("config/knock");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.toml"), b"[profiles.\xff]\n").unwrap();
+    assert_eq!(dry_run_ok(&not_utf8, &args).0, want);
+    let stderr = not_utf8.fails(&["a", "b"]);
+    assert!(stderr.contains("invalid UTF-8"), "{stderr}");
+
+    let explicit = [
+        "-n",
+        "--config",
+        "/nonexistent/k.toml",
+        "127.0.0.2",
+        "7000",
+        "8000:udp",
+    ];
+    assert_eq!(dry_run_ok(&Home::new(None), &explicit).0, want);
+}
+
+#[test]
+fn comma_separated_ports_get_the_corrected_command() {
+    let home = Home::new(None);
+    let stderr = home.fails(&["-u", "127.0.0.2", "7000,8000:tcp,9000"]);
+    assert_eq!(
+        stderr,
+        "knock: `7000,8000:tcp,9000` is not a port: separate the ports with spaces, one port \
+         per word:\n  knock -u 127.0.0.2 7000 8000:tcp 9000\n"
+    );
+    // Not a list of ports: the plain error.
+    let stderr = home.fails(&["127.0.0.2", "7000,abc"]);
+    assert!(stderr.contains("bad knock `7000,abc`"), "{stderr}");
+}
+
+#[test]
+fn numbers_on_the_command_line_are_bounded() {
+    let home = Home::new(None);
+    let stderr = home.fails(&["-d", "9223372036854775807", "127.0.0.2", "1"]);
+    assert!(stderr.contains("0..=3600000"), "{stderr}");
 }
 
 #[test]
@@ -263,4 +367,62 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let out = home.knock(&["--hits", "0", "h", "1"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn proxy_knocks_then_relays_standard_input_and_output() {
+    use std::io::{Read as _, Write as _};
+    use std::process::Stdio;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("address").port();
+    let echo = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).expect("read");
+        s.write_all(b"echo: ").and_then(|()| s.write_all(&got))
+    });
+    let home = Home::new(None);
+    let proxy = format!("127.0.0.1:{port}");
+    // A UDP knock to the discard port: the knock itself needs no listener.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_knock"))
+        .args(["-u", "127.0.0.2", "9", "--proxy", &proxy, "--wait", "5"])
+        .env_clear()
+        .env("HOME", home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run knock");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"over the door\n").expect("write");
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    echo.join().expect("echo thread").expect("echo");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "echo: over the door\n"
+    );
+}
+
+#[test]
+fn proxy_gives_up_after_wait_and_checks_its_target() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let home = Home::new(None);
+    let proxy = format!("127.0.0.1:{closed}");
+    let stderr = home.fails(&["-u", "127.0.0.2", "9", "--proxy", &proxy, "--wait", "1"]);
+    assert!(
+        stderr.contains(&format!(
+            "could not connect to 127.0.0.1:{closed} within 1 s"
+        )),
+        "{stderr}"
+    );
+    let stderr = home.fails(&["-u", "127.0.0.2", "9", "--proxy", "127.0.0.1"]);
+    assert!(stderr.contains("has no port"), "{stderr}");
+    let stderr = home.fails(&["-n", "127.0.0.2", "9", "--proxy", "127.0.0.1:22"]);
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
 }

@@ -179,3 +179,52 @@ fn fish_completes_profiles_and_sequences_too() {
     assert_eq!(fish("knock "), ["home", "office"]);
     assert_eq!(fish("knock home "), ["enable-vpn", "wake-laptop"]);
 }
+
+/// Runs `_knock` twice the way compinit does on TAB when completions/_knock sits in `fpath`
+/// (autoloaded, not sourced), with zsh's `_describe` replaced by a printer. Returns what
+/// each call offered, one line per call.
+fn zsh_autoloaded(home: &Path) -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../completions");
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_knock"))
+        .parent()
+        .expect("binary in a directory");
+    let program = r#"fpath=("$1" $fpath)
+autoload -Uz compinit && compinit -D -u
+_describe() { shift 2; print -rn -- "${(P)1} " }
+words=(knock ''); CURRENT=2
+_knock; print; _knock; print
+"#;
+    let out = Command::new("zsh")
+        .arg("-fc")
+        .arg(program)
+        .arg("zsh")
+        .arg(&dir)
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .output()
+        .expect("run zsh (scripts/setup-debian installs it)");
+    assert!(
+        out.status.success(),
+        "zsh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn zsh_completes_on_the_first_tab_when_autoloaded_from_fpath() {
+    let home = home_with_config(CONFIG);
+    let calls = zsh_autoloaded(home.path());
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    for call in &calls {
+        assert!(
+            call.contains("home:") && call.contains("office:"),
+            "each TAB offers the profiles: {calls:?}"
+        );
+    }
+}

@@ -6,6 +6,8 @@ mod client;
 mod harness_selftest;
 mod lifecycle;
 mod operate;
+mod proxy;
 mod retransmissions;
 mod server;
 mod together;
+mod windows;

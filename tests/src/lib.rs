@@ -346,7 +346,14 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
 
 /// The path of one of the workspace's binaries (`knock`, `knock-server`), built next to this
 /// test binary. `cargo test --workspace` builds them (each has integration tests of its own).
+/// `KNOCK_BIN_DIR=/usr/bin` tests installed ones instead (scripts/test-deb does, with the
+/// package installed).
 pub fn bin(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("KNOCK_BIN_DIR") {
+        let path = Path::new(&dir).join(name);
+        assert!(path.exists(), "{} is missing", path.display());
+        return path;
+    }
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/deps/e2e-HASH -> target/<profile>/NAME
     let dir = exe.parent().and_then(Path::parent).expect("target dir");

@@ -21,6 +21,7 @@ pub mod toml;
 #[cfg(test)]
 mod test_support;
 pub(crate) mod value;
+pub mod walk;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use model::*;

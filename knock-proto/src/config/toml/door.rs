@@ -7,7 +7,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::{Cx, Key, Val, sorted};
 use crate::config::model::*;
-use crate::config::value::{self, ValueError};
+use crate::config::value;
 use crate::flags::TcpFlags;
 use crate::sequence::{Knock, Proto};
 
@@ -98,12 +98,12 @@ impl Cx<'_> {
             start_key: None,
             start6_key: None,
         };
-        let errors_before = self.diags.0.len();
+        let errors_before = self.error_count();
         for (key, val) in sorted(table) {
             self.door_key(&mut d, key, val);
         }
         let complete = self.door_complete(name_key, &d);
-        (name_ok && complete && self.diags.0.len() == errors_before).then_some(d.door)
+        (name_ok && complete && self.error_count() == errors_before).then_some(d.door)
     }
 
     /// The checks that need the whole table: exactly one kind of sequence, `open_seconds`
@@ -204,7 +204,7 @@ impl Cx<'_> {
     fn sequence_key(&mut self, d: &mut Draft, key: &Key<'_>, val: &Val<'_>) {
         let at = key.span().start;
         if key.get_ref() == "sequence" {
-            let s = self.sequence(val);
+            let s = self.sequence(val, "sequence", Proto::Tcp);
             d.sequence = Some((at, s.is_some()));
             if let Some(s) = s {
                 d.door.sequence = SequenceSource::Fixed(s);
@@ -257,75 +257,6 @@ impl Cx<'_> {
                 "stop_command" => d.door.stop_command = c,
                 _ => d.door.stop_command_6 = c,
             },
-        }
-    }
-
-    /// `sequence`: a knockd string, or an array of strings (each `port[:proto]` or a knockd
-    /// string) and port numbers, concatenated.
-    fn sequence(&mut self, val: &Val<'_>) -> Option<crate::sequence::Sequence> {
-        let items: Vec<&Val<'_>> = match val.get_ref() {
-            DeValue::Array(a) => a.iter().collect(),
-            _ => vec![val],
-        };
-        let mut knocks = Vec::new();
-        let mut ok = true;
-        for item in items {
-            match self.knocks_item(item, "sequence", Proto::Tcp, ',') {
-                Some(k) => knocks.extend(k),
-                None => ok = false,
-            }
-        }
-        if !ok {
-            return None;
-        }
-        value::sequence(knocks)
-            .map_err(|m| self.err(val.span(), m))
-            .ok()
-    }
-
-    /// One string or port number of a `sequence` or `open` list.
-    fn knocks_item(
-        &mut self,
-        item: &Val<'_>,
-        key: &str,
-        default: Proto,
-        separator: char,
-    ) -> Option<Vec<Knock>> {
-        match item.get_ref() {
-            DeValue::String(s) => {
-                // `open` also takes `1723/tcp`; the `/` is only a spelling of `:`.
-                let normalized = s.replace('/', ":");
-                let parsed = if separator == ',' {
-                    value::knocks(&normalized, default)
-                } else {
-                    Knock::parse_with_default(value::c_trim(&normalized), default)
-                        .map(|k| vec![k])
-                        .map_err(|e| ValueError {
-                            message: format!(
-                                "{e} (write ports to open like `22/tcp` or `1194/udp`)"
-                            ),
-                            at: 0,
-                        })
-                };
-                parsed.map_err(|e| self.value_error(item, s, e)).ok()
-            }
-            DeValue::Integer(_) => {
-                let n = self.integer(item, key)?;
-                match u16::try_from(n).ok().and_then(crate::sequence::Port::new) {
-                    Some(p) => Some(vec![Knock::new(p, default)]),
-                    None => {
-                        self.err(
-                            item.span(),
-                            format!("port {n} is out of range: ports go from 1 to 65535"),
-                        );
-                        None
-                    }
-                }
-            }
-            _ => {
-                self.type_error(item, key, "a string like \"7000:udp\" or a port number");
-                None
-            }
         }
     }
 

@@ -1,0 +1,279 @@
+//! The config file's text to a checked [`Config`], through the same TOML walk and diagnostics
+//! as the server's config (`knock_proto::config::walk`): every problem at its file, line and
+//! column with a caret, "did you mean" for unknown keys, all of them in line order.
+//!
+//! A sequence value is either a fixed list (a knockd string or an array) or a table of
+//! settings around one (`{ sequence = "...", hits = 3 }`); [`sequence`] keeps that split so
+//! that new kinds of table can join it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use knock_proto::Proto;
+use knock_proto::config::Diagnostics;
+use knock_proto::config::walk::{DeTable, DeValue, Key, NamedTables, Val, Walker, in_file_order};
+
+use super::{Config, MAX_DELAY_MS, MAX_HIT_DELAY_MS, MIN_HIT_DELAY_MS, NamedSequence, Profile};
+
+/// The keys of a `[profiles.NAME]` table.
+const PROFILE_KEYS: [&str; 6] = [
+    "host",
+    "hits",
+    "delay_ms",
+    "hit_delay_ms",
+    "protocol",
+    "sequences",
+];
+/// The keys of a sequence written as a table.
+const SEQUENCE_KEYS: [&str; 3] = ["sequence", "hits", "delay_ms"];
+
+/// Parses the config's `text`, read from `path` (used in messages only).
+pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
+    let mut w = Walker::new(path, text);
+    let named = NamedTables {
+        prefix: "[profiles.",
+        noun: "profile",
+        written: "[profiles.NAME]",
+    };
+    let Some(doc) = w.document(&[named]) else {
+        return w.finish(Config::default());
+    };
+    let mut profiles = BTreeMap::new();
+    for (key, val) in in_file_order(doc.get_ref()) {
+        let name = key.get_ref().as_ref();
+        if name != "profiles" {
+            stray_top_level(&mut w, key, val);
+            continue;
+        }
+        let Some(table) = w.table(val, "profiles") else {
+            continue;
+        };
+        for (name, val) in in_file_order(table) {
+            if let Some(p) = profile(&mut w, name, val) {
+                profiles.insert(name.get_ref().to_string(), p);
+            }
+        }
+    }
+    w.finish(Config { profiles })
+}
+
+/// A top-level key other than `profiles`.
+fn stray_top_level(w: &mut Walker<'_>, key: &Key<'_>, val: &Val<'_>) {
+    let name = key.get_ref().as_ref();
+    let message = if !matches!(val.get_ref(), DeValue::Table(_)) {
+        format!("`{name}` is outside any profile: settings belong to a `[profiles.NAME]` section")
+    } else if knock_proto::config::diagnostic::closest(name, ["profiles"]).is_some() {
+        format!("unknown section `[{name}]`, did you mean `[profiles]`?")
+    } else {
+        format!("unknown section `[{name}]`: profiles are written `[profiles.{name}]`")
+    };
+    w.err(key.span(), message);
+}
+
+/// One `[profiles.NAME]` table.
+fn profile(w: &mut Walker<'_>, name_key: &Key<'_>, val: &Val<'_>) -> Option<Profile> {
+    let name = name_key.get_ref().as_ref();
+    let table = w.table(val, &format!("profiles.{name}"))?;
+    let before = w.error_count();
+    let mut host = None;
+    let mut settings = Settings::default();
+    let mut protocol = Proto::Tcp;
+    let mut hit_delay = None;
+    let mut sequences_val = None;
+    for (key, val) in in_file_order(table) {
+        let k = key.get_ref().as_ref();
+        match k {
+            "host" => host = w.string(val, k).and_then(|h| host_value(w, val, h)),
+            "hits" | "delay_ms" => settings.read(w, key, val),
+            "hit_delay_ms" => {
+                let range = MIN_HIT_DELAY_MS..=MAX_HIT_DELAY_MS;
+                hit_delay = w
+                    .integer_in(val, k, range, "milliseconds")
+                    .map(Duration::from_millis);
+            }
+            "protocol" => {
+                if let Some(p) = w.string(val, k) {
+                    match p.parse::<Proto>() {
+                        Ok(p) => protocol = p,
+                        Err(e) => w.err(val.span(), e.to_string()),
+                    }
+                }
+            }
+            "sequences" => sequences_val = Some(val),
+            _ => {
+                let elsewhere = (k == "sequence")
+                    .then(|| format!("[profiles.{name}.sequences], under a name of its own"));
+                w.unknown_key(key, &PROFILE_KEYS, elsewhere.as_deref());
+            }
+        }
+    }
+    if host.is_none() && !table.contains_key("host") {
+        w.err(
+            name_key.span(),
+            format!(
+                "profile `{name}` has no host: add `host = \"198.18.0.2\"` (a name or an address)"
+            ),
+        );
+    }
+    let sequences = match sequences_val {
+        Some(val) => sequences(w, val, protocol, settings.hits.unwrap_or(1)),
+        None => {
+            w.err(
+                name_key.span(),
+                format!(
+                    "profile `{name}` has no sequences: add a [profiles.{name}.sequences] table"
+                ),
+            );
+            BTreeMap::new()
+        }
+    };
+    (w.error_count() == before).then(|| Profile {
+        host: host.unwrap_or_default(),
+        hits: settings.hits.unwrap_or(1),
+        delay: settings.delay.unwrap_or_default(),
+        hit_delay,
+        protocol,
+        sequences,
+    })
+}
+
+fn host_value(w: &mut Walker<'_>, val: &Val<'_>, host: &str) -> Option<String> {
+    let host = host.trim();
+    if host.is_empty() {
+        w.err(val.span(), "host is empty: write a name or an address");
+        return None;
+    }
+    Some(host.to_owned())
+}
+
+/// `hits` and `delay_ms`, in a profile or in one sequence's table.
+#[derive(Debug, Default, Clone, Copy)]
+struct Settings {
+    hits: Option<u8>,
+    delay: Option<Duration>,
+}
+
+impl Settings {
+    fn read(&mut self, w: &mut Walker<'_>, key: &Key<'_>, val: &Val<'_>) {
+        match key.get_ref().as_ref() {
+            "hits" => self.hits = w.integer_in(val, "hits", 1..=u8::MAX, "hits per port"),
+            _ => {
+                self.delay = w
+                    .integer_in(val, "delay_ms", 0..=MAX_DELAY_MS, "milliseconds")
+                    .map(Duration::from_millis);
+            }
+        }
+    }
+}
+
+/// The `sequences` table of a profile.
+fn sequences(
+    w: &mut Walker<'_>,
+    val: &Val<'_>,
+    protocol: Proto,
+    profile_hits: u8,
+) -> BTreeMap<String, NamedSequence> {
+    let mut out = BTreeMap::new();
+    let Some(table) = w.table(val, "sequences") else {
+        return out;
+    };
+    for (key, val) in in_file_order(table) {
+        if let Some(s) = sequence(w, val, protocol, profile_hits) {
+            out.insert(key.get_ref().to_string(), s);
+        }
+    }
+    out
+}
+
+/// One sequence: a fixed list, or a table around one.
+fn sequence(
+    w: &mut Walker<'_>,
+    val: &Val<'_>,
+    protocol: Proto,
+    profile_hits: u8,
+) -> Option<NamedSequence> {
+    match val.get_ref() {
+        DeValue::String(_) | DeValue::Array(_) | DeValue::Integer(_) => {
+            fixed(w, val, protocol, Settings::default(), profile_hits)
+        }
+        DeValue::Table(t) => sequence_table(w, val, t, protocol, profile_hits),
+        _ => {
+            let found = val.get_ref().type_str();
+            w.err(
+                val.span(),
+                format!(
+                    "a sequence is a string like \"7000,8000:udp,9000\" or a table \
+                     {{ sequence = \"...\", hits = N, delay_ms = MS }}, not a {found}"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `{ sequence = "...", hits = N, delay_ms = MS }`.
+fn sequence_table(
+    w: &mut Walker<'_>,
+    val: &Val<'_>,
+    table: &DeTable<'_>,
+    protocol: Proto,
+    profile_hits: u8,
+) -> Option<NamedSequence> {
+    let mut settings = Settings::default();
+    let mut list = None;
+    for (key, v) in in_file_order(table) {
+        match key.get_ref().as_ref() {
+            "sequence" => list = Some(v),
+            "hits" | "delay_ms" => settings.read(w, key, v),
+            _ => w.unknown_key(key, &SEQUENCE_KEYS, None),
+        }
+    }
+    let Some(list) = list else {
+        w.err(
+            val.span(),
+            "this sequence has no `sequence` key: write { sequence = \"7000,8000,9000\" }",
+        );
+        return None;
+    };
+    fixed(w, list, protocol, settings, profile_hits)
+}
+
+/// The knocks themselves, checked also at their length once repeated `hits` times.
+fn fixed(
+    w: &mut Walker<'_>,
+    list: &Val<'_>,
+    protocol: Proto,
+    settings: Settings,
+    profile_hits: u8,
+) -> Option<NamedSequence> {
+    let knocks = w.sequence(list, "sequence", protocol)?;
+    let hits = settings.hits.unwrap_or(profile_hits);
+    if let Err(e) = knocks.repeated(usize::from(hits)) {
+        w.err(list.span(), format!("with hits = {hits}: {e}"));
+        return None;
+    }
+    Some(NamedSequence {
+        written: written(list),
+        knocks,
+        hits: settings.hits,
+        delay: settings.delay,
+    })
+}
+
+/// The sequence as `knock --list` shows it: the string as written, or an array's items joined.
+fn written(list: &Val<'_>) -> String {
+    let item = |v: &DeValue<'_>| match v {
+        DeValue::String(s) => s.trim().to_owned(),
+        DeValue::Integer(i) => i.as_str().to_owned(),
+        _ => String::new(),
+    };
+    match list.get_ref() {
+        DeValue::Array(a) => a
+            .iter()
+            .map(|v| item(v.get_ref()))
+            .collect::<Vec<_>>()
+            .join(","),
+        other => item(other),
+    }
+}
