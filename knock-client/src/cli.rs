@@ -120,6 +120,11 @@ pub struct Cli {
     )]
     pub wait: u64,
 
+    /// For a rotating sequence: print its current ports and the seconds left in its step,
+    /// and send nothing (for knocking by hand from a machine without knock).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub show: bool,
+
     /// Read profiles from FILE instead of the default
     /// (Linux: $XDG_CONFIG_HOME/knock/config.toml, i.e. ~/.config/knock/config.toml).
     #[arg(

@@ -22,6 +22,9 @@ pub fn send(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let mut sender = Sender::new(dst, plan.has_tcp());
+    if let Some(sealing) = &plan.sealing {
+        sender.seal(sealing.clone())?;
+    }
     let mut verbose = verbose;
     if verbose && plan.has_tcp() {
         verbose = writeln!(out, "{}", sender.describe()).is_ok();
@@ -58,6 +61,9 @@ pub fn send(
         progress.inc();
     }
     progress.finish();
+    if let Some(sealing) = &plan.sealing {
+        crate::rotating::wait_for_fresh_nonce(sealing)?;
+    }
     Ok(())
 }
 
@@ -145,6 +151,7 @@ mod pacing_tests {
             hits: 1,
             delay,
             hit_delay,
+            sealing: None,
         };
         let p = plan(ms(0), ms(20));
         assert_eq!(pause_before(None, hit(0), &p), Duration::ZERO);

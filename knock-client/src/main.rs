@@ -20,6 +20,7 @@ mod profiles;
 mod progress;
 mod proxy;
 mod resolve;
+mod rotating;
 mod send;
 
 use std::io::{self, Write as _};
@@ -79,6 +80,16 @@ fn run(cli: &Cli, config_origin: Origin) -> anyhow::Result<()> {
     let Some(target) = &cli.target else {
         bail!("nothing to knock: give PROFILE SEQUENCE or HOST PORT... (see knock --help)");
     };
+    if cli.show {
+        let config = match &profiles {
+            Profiles::Loaded(c) => Some(c),
+            Profiles::Missing(_) => None,
+            // A rotating sequence lives in a profile: say what is wrong with the file.
+            Profiles::Broken(e) => return Err(e.clone().into()),
+        };
+        rotating::show(config, target, &cli.rest, &mut out)?;
+        return Ok(out.flush()?);
+    }
     let overrides = Overrides {
         udp: cli.udp,
         hits: cli.hits,

@@ -29,7 +29,13 @@ pub fn write(out: &mut dyn Write) -> io::Result<()> {
          (between the hits of one port, 20 to 10000, default delay_ms but at least 20) and \
          \\fBprotocol\\fR (for ports written without one, default tcp), and a \\fB[profiles.NAME.sequences]\\fR table of named \
          sequences in knockd syntax, each a string or a table with \\fBsequence\\fR, \\fBhits\\fR and \
-         \\fBdelay_ms\\fR. For example:"
+         \\fBdelay_ms\\fR. A rotating sequence (a server door with secret_file) is a table with \
+         \\fBsecret_file\\fR (the key file; ~/ is your home; refused unless only you can read it), \
+         and as the server's door says: \\fBknocks\\fR (3), \\fBports\\fR (\"1024-65535\"), \
+         \\fBstep_seconds\\fR (30), \\fBsealed\\fR (true), \\fBbind_source\\fR (false), \
+         \\fBdoor\\fR (the server's door name, default the sequence's name); knock-server pair \
+         DOOR prints it. Sealed knocks need raw sockets (root, or setcap cap_net_raw+ep on \
+         knock). For example:"
     )?;
     writeln!(out, ".PP\n.nf\n.RS 4")?;
     for line in SAMPLE.lines() {
@@ -74,7 +80,7 @@ const EXAMPLES: [(&str, &str); 5] = [
     ),
 ];
 
-const ENVIRONMENT: [(&str, &str); 3] = [
+const ENVIRONMENT: [(&str, &str); 4] = [
     ("KNOCK_CONFIG", "The config file, as --config (which wins)."),
     (
         "XDG_CONFIG_HOME",
@@ -83,6 +89,11 @@ const ENVIRONMENT: [(&str, &str); 3] = [
     (
         "KNOCK_LOG",
         "Diagnostics on stderr, as a tracing filter (e.g. debug).",
+    ),
+    (
+        "KNOCK_TEST_CLOCK_SKEW",
+        "For tests only: shift the clock rotating sequences are derived from by this many \
+         seconds (e.g. -90), to show what a server logs for a client whose clock is off.",
     ),
 ];
 

@@ -85,6 +85,8 @@ pub struct Plan {
     pub delay: Duration,
     /// Pause between two hits of one knock (the same connection attempt sent again).
     pub hit_delay: Duration,
+    /// For a sealed rotating door: what the TCP sequence numbers must carry.
+    pub sealing: Option<crate::rotating::Sealing>,
 }
 
 /// One packet to send.
@@ -239,6 +241,9 @@ fn from_profile(
             extra.join(" ")
         ),
     };
+    if let Some(entry) = profile.rotating.get(seq_name) {
+        return from_rotating(profile, entry, overrides);
+    }
     let Some(seq) = profile.sequences.get(seq_name) else {
         let hint = match profiles::closest(seq_name, profile.sequence_names()) {
             Some(near) => format!("; did you mean `{near}`?"),
@@ -259,6 +264,36 @@ fn from_profile(
         (delay, hit_delay),
         overrides,
     )
+}
+
+/// A rotating sequence: the ports of the current step, TCP, sealed if the door is.
+fn from_rotating(
+    profile: &profiles::Profile,
+    entry: &crate::rotating::RotatingEntry,
+    overrides: Overrides,
+) -> anyhow::Result<Plan> {
+    if overrides.udp {
+        bail!("rotating doors are knocked with TCP only: drop -u");
+    }
+    let door = entry.rotating.door()?;
+    let (ports, sealing, _) = crate::rotating::current(&door, crate::rotating::now_millis()?);
+    let knocks = ports
+        .into_iter()
+        .map(|p| Knock::new(p, Proto::Tcp))
+        .collect();
+    let hits = overrides.hits.or(entry.hits).unwrap_or(profile.hits);
+    let delay = overrides
+        .delay
+        .or(entry.delay_ms.map(Duration::from_millis))
+        .unwrap_or(profile.delay);
+    let hit_delay = overrides
+        .hit_delay
+        .or(profile.hit_delay)
+        .unwrap_or(default_hit_delay(delay));
+    let sequence = Sequence::new(knocks)?;
+    let mut plan = finish(&profile.host, sequence, hits, (delay, hit_delay), overrides)?;
+    plan.sealing = entry.rotating.sealed.then_some(sealing);
+    Ok(plan)
 }
 
 /// The pause between the hits of one knock when none is given: the pause between hits, but at
@@ -296,6 +331,7 @@ fn finish(
         hits,
         delay,
         hit_delay,
+        sealing: None,
     })
 }
 

@@ -7,11 +7,13 @@
 //!   (`7000,8000:udp,9000`).
 //! - [`flags`]: TCP flag requirements (`syn,!ack`).
 //! - [`time`]: the monotonic timestamps the caller feeds in.
+//! - [`auth`]: authenticated knocks: rotating sequences and sealed SYNs (PROTOCOL.md).
 //! - [`config`]: the server's configuration model and its two formats, knockd.conf and TOML.
 //! - [`onetime`]: knockd's one-time sequence files (parse, and mark a line used).
 //! - [`wire`]: bytes from a capture, of any link type we know, to a [`wire::Hit`].
 //! - [`tracker`]: the per-source state machine: hits and `now` in, stage/open/fail events out.
 
+pub mod auth;
 pub mod config;
 pub mod flags;
 pub mod onetime;

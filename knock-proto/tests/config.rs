@@ -136,9 +136,10 @@ fn manual_examples() {
 
 #[test]
 fn manual_one_time_example_loads_its_sequence_file() {
-    let Loaded { config, one_time } =
-        config::load(Path::new("manual-example-3.conf"), sample_reader)
-            .unwrap_or_else(|e| panic!("{e}"));
+    let Loaded {
+        config, one_time, ..
+    } = config::load(Path::new("manual-example-3.conf"), sample_reader)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.doors.len(), 1);
     let seqs = one_time[0].as_ref().unwrap();
     // The first line is used already (`#2000,...`): the next one is current.
@@ -390,5 +391,41 @@ fn a_consumed_one_time_file_reloads_at_the_next_sequence() {
     assert_eq!(
         reloaded.one_time[0].as_ref().unwrap().current(),
         Some(&"2".parse().unwrap())
+    );
+}
+
+#[test]
+fn load_reads_rotating_doors_keys_beside_the_config_and_names_bad_ones() {
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n";
+    let text = "[doors.ssh]\nsecret_file = \"ssh.key\"\n[doors.web]\nsequence = \"7000\"\n";
+    let fs = fake_fs(&[
+        ("/etc/knock/server.toml", text),
+        ("/etc/knock/ssh.key", key),
+    ]);
+    let loaded = config::load(Path::new("/etc/knock/server.toml"), fs).unwrap();
+    assert_eq!(loaded.keys[0].as_ref().unwrap().to_text(), key.trim());
+    assert!(loaded.keys[1].is_none());
+    let SequenceSource::Rotating(r) = &loaded.config.doors[0].sequence else {
+        panic!()
+    };
+    assert_eq!(r.secret_file, Path::new("/etc/knock/ssh.key"));
+
+    let fs = fake_fs(&[("k.toml", text), ("ssh.key", "AAEC")]);
+    let e = config::load(Path::new("k.toml"), fs)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("k.toml:2:") && e.contains("secret_file `ssh.key`: the key is 3 bytes long"),
+        "{e}"
+    );
+    let fs = fake_fs(&[("k.toml", text)]);
+    let e = config::load_with_keys(Path::new("k.toml"), fs, |p| {
+        Err(format!("{} is mode 0644: ...", p.display()))
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("k.toml:2:") && e.contains("cannot use secret_file: ssh.key is mode 0644"),
+        "{e}"
     );
 }

@@ -40,6 +40,10 @@ pub enum Command {
     Status(StatusArgs),
     /// Close a door now (run its stop command, delete its nftables elements)
     Close(CloseArgs),
+    /// Write a new 256-bit key for a rotating door (to FILE, created mode 600, or to stdout)
+    Keygen(crate::keys::KeygenArgs),
+    /// Print a rotating door's settings for a client's profile, with its key to copy
+    Pair(crate::keys::PairArgs),
 }
 
 /// Which daemon: shared by the daemon and every subcommand.

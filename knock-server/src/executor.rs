@@ -32,7 +32,9 @@ use crate::exec::{Kind, Runner};
 use crate::journal::Journal;
 use crate::load;
 use crate::perform::Performer;
-use workers::{Action, Job, Outcomes, Worker, emit, enabled, lock, lookup, mark_one_time, perform};
+use workers::{
+    Action, Job, Outcomes, Worker, emit, enabled, lock, lookup, mark_one_time, perform, save_replay,
+};
 
 mod workers;
 
@@ -223,6 +225,7 @@ impl<'a> Executor<'a> {
                 let fresh = mark_one_time(&door, &path, &used);
                 marked.send(Msg::OneTimeMarked { path, fresh });
             }
+            Job::SaveReplay { path, text } => save_replay(&path, &text),
         })?;
         let mut performer = parts.performer;
         let guards = performer.guards();
@@ -553,6 +556,7 @@ impl<'a> Executor<'a> {
             }
             Effect::ReopenLog => crate::log::reopen(),
             Effect::SetFilter(f) => self.capture.set_filter(f),
+            Effect::SaveReplay { path, text } => self.commands.send(Job::SaveReplay { path, text }),
             Effect::Exit => return true,
             e @ Effect::Perform { .. } => {
                 if let Err(Action::Perform(Effect::Perform { door, .. })) =

@@ -17,8 +17,8 @@ use knock_server::cli::{Args, Cli, Command};
 use knock_server::engine::{self, Engine, Exit, Msg, Settings};
 use knock_server::executor::{self, Executor};
 use knock_server::{
-    capture, control_socket, files, host_watch, instance, journal, load, log, man, operator,
-    perform, pidfile,
+    capture, control_socket, files, host_watch, instance, journal, keys, load, log, man, operator,
+    perform, pidfile, rotating,
 };
 
 /// Hits waiting for the engine; beyond this the capture thread drops and counts them.
@@ -43,6 +43,8 @@ fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Status(a)) => operator::status(&a),
         Some(Command::Close(a)) => operator::close(&a),
+        Some(Command::Keygen(a)) => keys::keygen(&a),
+        Some(Command::Pair(a)) => keys::pair(&a),
         None => daemon(cli.daemon),
     }
 }
@@ -110,9 +112,18 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         ethernet: opened.is_ethernet(),
         table_watched: false,
     };
+    let replay = rotating::Replay {
+        record: rotating::read_record(&rotating::record_file(&state_path)),
+        file: rotating::record_file(&state_path),
+    };
+    let unix = executor::wall()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let doors = rotating::RotatingDoors::new(&loaded, replay.record.clone(), unix);
     let filter = engine::build_filter(
         &loaded.config,
         &loaded.one_time,
+        &doors.filter_knocks(&loaded.config),
         &local,
         settings.ethernet,
         settings.ipv4_only,
@@ -157,6 +168,7 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
             wall: executor::wall(),
             ethernet: settings.ethernet,
             ipv4_only: settings.ipv4_only,
+            replay: Some(replay),
         },
     );
     let running = capture::spawn(opened, clock, tx.clone(), counters.clone())?;

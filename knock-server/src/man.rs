@@ -58,6 +58,36 @@ const DOOR_KEYS: &[(&str, &str, &str)] = &[
         "A file with one sequence per line, each usable once: the used line gets # as its first character and the next line becomes the sequence. A relative path is relative to the config file. When no line is left the door is disabled, with a warning.",
     ),
     (
+        "-",
+        "secret_file",
+        "Makes the door rotating (TOML only, instead of sequence): its sequence changes every step_seconds, derived from the key in this file (from knock-server keygen; relative to the config file; refused unless only its owner can read it). knock-server pair DOOR prints the client's settings. The current step and one either side are accepted; a knock for a step further off is logged with how far the knocker's clock seems off. The protocol is in PROTOCOL.md.",
+    ),
+    (
+        "-",
+        "knocks",
+        "Rotating doors: ports per sequence, 1 to 16 (default 3; 2 or more when sealed).",
+    ),
+    (
+        "-",
+        "ports",
+        "Rotating doors: the ports knocks are drawn from (default \"1024-65535\"); ports other doors knock on or open are taken out.",
+    ),
+    (
+        "-",
+        "step_seconds",
+        "Rotating doors: seconds per step, 5 to 3600 (default 30).",
+    ),
+    (
+        "-",
+        "sealed",
+        "Rotating doors: each TCP knock must carry a MAC in its sequence number, so that a sniffed knock cannot be replayed and a guessed one counts for nothing (default true; needs a client with raw sockets).",
+    ),
+    (
+        "-",
+        "bind_source",
+        "Sealed doors: the MAC covers the knocker's source address, so a knock only opens for that address (default false: knocks through NAT work).",
+    ),
+    (
         "Seq_Timeout, Timeout",
         "seq_timeout",
         "Seconds allowed from the first knock to the last (default 25).",
@@ -200,6 +230,14 @@ fn extra() -> Roff {
     keys(&mut r, OPTION_KEYS);
     r.control("SS", ["Door settings"]);
     keys(&mut r, DOOR_KEYS);
+    r.control("SH", ["KEYS"]).text([roman(
+        "knock-server keygen [FILE] writes a new 256-bit key for a rotating door, as base64, to \
+         FILE (created mode 600; an existing file is never overwritten) or to stdout. \
+         knock-server pair DOOR [-c FILE] [--key-path PATH] prints the key and the line a \
+         client's profile needs for that door; send it over a channel you trust. The daemon, \
+         --check and the client refuse a key file that anyone but its owner can read or write, \
+         and say how to fix it (chmod 600 FILE); the exit status is then 2.",
+    )]);
     r.control("SH", ["LOG"]).text([roman(
         "knockd's lines: IP: door: Stage N; IP: door: OPEN SESAME; door: running command: CMD; \
          IP: door: sequence timeout (stage N); IP: door: command timeout; door: command returned \

@@ -285,3 +285,47 @@ fn a_symlinked_one_time_file_is_refused_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn keygen_then_check_and_pair_a_rotating_door_and_refuse_a_readable_key() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("ssh.key");
+    let out = server(&["keygen", &key.display().to_string()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let conf = write(
+        dir.path(),
+        "server.toml",
+        "[doors.ssh]\nsecret_file = \"ssh.key\"\n[doors.web]\nsequence = \"2000\"\n",
+    );
+    let out = server(&["--check", "-c", &conf]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("rotating: 3 knocks in 1024-65535 every 30 s, sealed"));
+
+    let out = server(&["pair", "-c", &conf, "ssh"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let key_text = std::fs::read_to_string(&key).unwrap();
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains(key_text.trim()), "{stdout}");
+    assert!(
+        stdout.contains(
+            "ssh = { secret_file = \"~/.config/knock/keys/ssh.key\", knocks = 3, \
+             ports = \"1024-1999,2001-65535\", step_seconds = 30, sealed = true }"
+        ),
+        "{stdout}"
+    );
+    let out = server(&["pair", "-c", &conf, "web"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("door `web` is not a rotating door"));
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = server(&["--check", "-c", &conf]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("server.toml:2:")
+            && stderr.contains("is mode 0644")
+            && stderr.contains(&format!("chmod 600 {}", key.display())),
+        "{stderr}"
+    );
+}

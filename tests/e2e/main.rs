@@ -2,6 +2,7 @@
 //! see tests/src/lib.rs for the harness.
 
 mod actions;
+mod auth;
 mod client;
 mod harness_selftest;
 mod lifecycle;

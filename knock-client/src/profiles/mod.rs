@@ -101,6 +101,8 @@ pub struct Profile {
     pub protocol: Proto,
     /// Sequences by name, sorted.
     pub sequences: BTreeMap<String, NamedSequence>,
+    /// Rotating sequences by name, sorted (none of them in `sequences`).
+    pub rotating: BTreeMap<String, crate::rotating::RotatingEntry>,
 }
 
 /// One sequence of a profile, with its overrides.
@@ -193,9 +195,12 @@ impl Config {
 }
 
 impl Profile {
-    /// The sequence names, sorted.
+    /// The sequence names, fixed and rotating, sorted.
     pub fn sequence_names(&self) -> impl Iterator<Item = &str> {
-        self.sequences.keys().map(String::as_str)
+        let mut names: Vec<&str> = self.sequences.keys().map(String::as_str).collect();
+        names.extend(self.rotating.keys().map(String::as_str));
+        names.sort_unstable();
+        names.into_iter()
     }
 }
 
@@ -247,6 +252,13 @@ pub fn write_list(config: &Config, out: &mut impl io::Write) -> io::Result<()> {
                 (hits, delay) => settings(hits.unwrap_or(p.hits), delay.unwrap_or(p.delay), None),
             };
             writeln!(out, "  {seq_name:width$}  {}{extra}", s.written)?;
+        }
+        for (seq_name, e) in &p.rotating {
+            writeln!(
+                out,
+                "  {seq_name:width$}  {}",
+                crate::rotating::describe(&e.rotating)
+            )?;
         }
     }
     Ok(())

@@ -14,6 +14,8 @@ use knock_proto::Proto;
 use knock_proto::config::Diagnostics;
 use knock_proto::config::walk::{DeTable, DeValue, Key, NamedTables, Val, Walker, in_file_order};
 
+use crate::rotating::{RawRotating, RotatingEntry};
+
 use super::{Config, MAX_DELAY_MS, MAX_HIT_DELAY_MS, MIN_HIT_DELAY_MS, NamedSequence, Profile};
 
 /// The keys of a `[profiles.NAME]` table.
@@ -116,7 +118,7 @@ fn profile(w: &mut Walker<'_>, name_key: &Key<'_>, val: &Val<'_>) -> Option<Prof
             ),
         );
     }
-    let sequences = match sequences_val {
+    let (sequences, rotating) = match sequences_val {
         Some(val) => sequences(w, val, protocol, settings.hits.unwrap_or(1)),
         None => {
             w.err(
@@ -125,7 +127,7 @@ fn profile(w: &mut Walker<'_>, name_key: &Key<'_>, val: &Val<'_>) -> Option<Prof
                     "profile `{name}` has no sequences: add a [profiles.{name}.sequences] table"
                 ),
             );
-            BTreeMap::new()
+            (BTreeMap::new(), BTreeMap::new())
         }
     };
     (w.error_count() == before).then(|| Profile {
@@ -135,6 +137,7 @@ fn profile(w: &mut Walker<'_>, name_key: &Key<'_>, val: &Val<'_>) -> Option<Prof
         hit_delay,
         protocol,
         sequences,
+        rotating,
     })
 }
 
@@ -167,23 +170,71 @@ impl Settings {
     }
 }
 
-/// The `sequences` table of a profile.
+/// The `sequences` table of a profile: its fixed sequences and its rotating ones.
 fn sequences(
     w: &mut Walker<'_>,
     val: &Val<'_>,
     protocol: Proto,
     profile_hits: u8,
-) -> BTreeMap<String, NamedSequence> {
-    let mut out = BTreeMap::new();
+) -> (
+    BTreeMap<String, NamedSequence>,
+    BTreeMap<String, RotatingEntry>,
+) {
+    let (mut fixed, mut rotating) = (BTreeMap::new(), BTreeMap::new());
     let Some(table) = w.table(val, "sequences") else {
-        return out;
+        return (fixed, rotating);
     };
     for (key, val) in in_file_order(table) {
-        if let Some(s) = sequence(w, val, protocol, profile_hits) {
-            out.insert(key.get_ref().to_string(), s);
+        let name = key.get_ref().to_string();
+        match val.get_ref() {
+            DeValue::Table(t) if t.contains_key("secret_file") => {
+                if let Some(r) = rotating_table(w, &name, val, t) {
+                    rotating.insert(name, r);
+                }
+            }
+            _ => {
+                if let Some(s) = sequence(w, val, protocol, profile_hits) {
+                    fixed.insert(name, s);
+                }
+            }
         }
     }
-    out
+    (fixed, rotating)
+}
+
+/// `{ secret_file = "...", knocks = 3, ports = "...", step_seconds = 30, sealed = true }`:
+/// a rotating sequence (`knock-server pair DOOR` prints one), checked by
+/// [`crate::rotating::check_raw`].
+fn rotating_table(
+    w: &mut Walker<'_>,
+    name: &str,
+    val: &Val<'_>,
+    table: &DeTable<'_>,
+) -> Option<RotatingEntry> {
+    let before = w.error_count();
+    let mut raw = RawRotating::default();
+    for (key, v) in in_file_order(table) {
+        let k = key.get_ref().as_ref();
+        let text = |w: &mut Walker<'_>| w.string(v, k).map(str::to_owned);
+        match k {
+            "secret_file" => raw.secret_file = text(w).unwrap_or_default(),
+            "door" => raw.door = text(w),
+            "ports" => raw.ports = text(w),
+            "knocks" => raw.knocks = w.integer(v, k),
+            "step_seconds" => raw.step_seconds = w.integer(v, k),
+            "hits" => raw.hits = w.integer(v, k),
+            "delay_ms" => raw.delay_ms = w.integer(v, k),
+            "sealed" => raw.sealed = w.bool(v, k),
+            "bind_source" => raw.bind_source = w.bool(v, k),
+            _ => w.unknown_key(key, &RawRotating::KEYS, None),
+        }
+    }
+    if w.error_count() > before {
+        return None;
+    }
+    crate::rotating::check_raw(name, raw)
+        .map_err(|e| w.err(val.span(), format!("rotating sequence `{name}`: {e}")))
+        .ok()
 }
 
 /// One sequence: a fixed list, or a table around one.

@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use knock_proto::Proto;
 
 use crate::plan::Hit;
+use crate::rotating::Sealing;
 
 /// How TCP hits are sent.
 enum TcpWay {
@@ -38,6 +39,8 @@ enum TcpWay {
 pub struct Sender {
     dst: SocketAddr,
     tcp: TcpWay,
+    /// For a sealed rotating door: each SYN's sequence number is its seal.
+    sealing: Option<Sealing>,
 }
 
 impl Sender {
@@ -46,6 +49,7 @@ impl Sender {
     pub fn new(dst: SocketAddr, tcp: bool) -> Sender {
         Sender {
             dst,
+            sealing: None,
             tcp: if tcp {
                 tcp_way(dst)
             } else {
@@ -54,6 +58,16 @@ impl Sender {
                 }
             },
         }
+    }
+
+    /// Seals every TCP hit for a sealed rotating door; refuses, saying how to fix it, when SYNs
+    /// cannot be crafted (only raw SYNs can carry a chosen sequence number).
+    pub fn seal(&mut self, sealing: Sealing) -> anyhow::Result<()> {
+        if let TcpWay::Connect { why } = &self.tcp {
+            anyhow::bail!("{}", unsealable(&sealing.door.name, why));
+        }
+        self.sealing = Some(sealing);
+        Ok(())
     }
 
     /// One line saying how TCP hits are sent, for `-v`.
@@ -80,8 +94,19 @@ impl Sender {
                 let (src_port, seq) = match *attempt {
                     Some((attempt, port, seq)) if attempt == hit.attempt => (port, seq),
                     _ => {
-                        // A new connection attempt: what a kernel would pick for a new socket.
-                        let fresh = (rand::random_range(32768..=60999), rand::random());
+                        // A new connection attempt: what a kernel would pick for a new socket,
+                        // or, for a sealed door, the seal as its sequence number.
+                        let seq = match &self.sealing {
+                            Some(s) => s.door.seq(
+                                s.step,
+                                u8::try_from(hit.attempt).unwrap_or(u8::MAX),
+                                hit.knock.port,
+                                s.nonce,
+                                syn.source(),
+                            ),
+                            None => rand::random(),
+                        };
+                        let fresh = (rand::random_range(32768..=60999), seq);
                         *attempt = Some((hit.attempt, fresh.0, fresh.1));
                         fresh
                     }
@@ -91,6 +116,21 @@ impl Sender {
             (Proto::Tcp, TcpWay::Connect { .. }) => connect::syn(to),
         }
     }
+}
+
+/// Why a sealed door cannot be knocked without raw SYNs, and how to allow them.
+fn unsealable(door: &str, why: &str) -> String {
+    let fix = if cfg!(target_os = "linux") {
+        "run knock as root, or allow it raw sockets once: \
+         sudo setcap cap_net_raw+ep $(command -v knock)"
+    } else {
+        "knock crafts raw SYNs on Linux only: knock from Linux, or ask the server's admin for \
+         `sealed = false` on this door (then put `sealed = false` in the profile too)"
+    };
+    format!(
+        "door `{door}` is sealed: each knock must carry a MAC in its TCP sequence number, and \
+         only a raw socket can set one ({why}); {fix}"
+    )
 }
 
 #[cfg(target_os = "linux")]

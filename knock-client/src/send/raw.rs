@@ -31,6 +31,13 @@ impl RawSyn {
     }
 
     /// Sends one SYN from `src_port` with sequence number `seq` to `dst_port`.
+    /// The source address SYNs go out with (what a sealed door bound to the source sees,
+    /// unless a NAT rewrites it).
+    pub fn source(&self) -> IpAddr {
+        self.src
+    }
+
+    /// Sends one SYN from `src_port` to `dst_port` with sequence number `seq`.
     pub fn send(&self, dst_port: u16, src_port: u16, seq: u32) -> io::Result<()> {
         let segment = syn(self.src, self.dst.ip(), src_port, dst_port, seq)?;
         // The port of a raw socket's destination must be 0 (IPv6 refuses anything but 0 or

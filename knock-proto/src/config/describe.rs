@@ -79,6 +79,24 @@ impl Door {
                 "sequence",
                 format_args!("one-time sequences from {}", path.display()),
             )?,
+            SequenceSource::Rotating(r) => {
+                let sealed = match (r.sealed, r.bind_source) {
+                    (false, _) => "unsealed",
+                    (true, false) => "sealed",
+                    (true, true) => "sealed, bound to the source address",
+                };
+                row(
+                    f,
+                    "sequence",
+                    format_args!(
+                        "rotating: {} knocks in {} every {} s, {sealed}, key {}",
+                        r.knocks,
+                        r.ports,
+                        r.step_seconds,
+                        r.secret_file.display()
+                    ),
+                )?;
+            }
         }
         row(f, "seq_timeout", secs(self.seq_timeout))?;
         row(f, "tcpflags", self.tcpflags)?;

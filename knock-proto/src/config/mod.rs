@@ -16,6 +16,7 @@ mod describe;
 pub mod diagnostic;
 pub mod knockd;
 pub mod model;
+mod rotating;
 pub mod toml;
 
 #[cfg(test)]
@@ -29,6 +30,7 @@ pub use model::*;
 use std::io;
 use std::path::Path;
 
+use crate::auth::Key;
 use crate::onetime::OneTimeSequences;
 
 /// Which syntax a config file is written in.
@@ -127,6 +129,9 @@ pub struct Loaded {
     /// One entry per door of `config.doors`, in the same order: `Some` for a door with
     /// `one_time_sequences`, `None` for a fixed sequence.
     pub one_time: Vec<Option<OneTimeSequences>>,
+    /// One entry per door, in the same order: `Some` for a rotating door (its key), `None`
+    /// otherwise.
+    pub keys: Vec<Option<Key>>,
 }
 
 /// Reads and parses the config at `path`, then the one-time sequence file of every door that
@@ -137,6 +142,17 @@ pub fn load(
     path: &Path,
     read: impl Fn(&Path) -> io::Result<String>,
 ) -> Result<Loaded, Diagnostics> {
+    load_with_keys(path, &read, |p| read(p).map_err(|e| io_message(&e)))
+}
+
+/// Like [`load`], with the key files of rotating doors read through `read_key`, which also
+/// refuses a file others can read or write (the server checks its mode): its error is the
+/// whole message, e.g. "keys/ssh.key is mode 0644: ...".
+pub fn load_with_keys(
+    path: &Path,
+    read: impl Fn(&Path) -> io::Result<String>,
+    read_key: impl Fn(&Path) -> Result<String, String>,
+) -> Result<Loaded, Diagnostics> {
     let text = read(path).map_err(|e| {
         Diagnostics(vec![Diagnostic::whole_file(
             path,
@@ -146,18 +162,32 @@ pub fn load(
     let mut config = parse(path, &text)?;
     let mut diags = Diagnostics::default();
     let mut one_time = Vec::with_capacity(config.doors.len());
+    let mut keys = Vec::with_capacity(config.doors.len());
     for door in &mut config.doors {
+        keys.push(match &mut door.sequence {
+            SequenceSource::Rotating(r) => {
+                relative_to_config(path, &mut r.secret_file);
+                let at_key = |message: String| Diagnostic::at_line(path, &text, r.line, message);
+                match read_key(&r.secret_file).map(|t| t.parse::<Key>()) {
+                    Err(e) => {
+                        diags.push(at_key(format!("cannot use secret_file: {e}")));
+                        None
+                    }
+                    Ok(Err(e)) => {
+                        let file = r.secret_file.display();
+                        diags.push(at_key(format!("secret_file `{file}`: {e}")));
+                        None
+                    }
+                    Ok(Ok(key)) => Some(key),
+                }
+            }
+            _ => None,
+        });
         let SequenceSource::OneTime { path: file, line } = &mut door.sequence else {
             one_time.push(None);
             continue;
         };
-        // A relative path is relative to the config file, not to wherever the daemon was
-        // started (systemd starts it in /), so a config and its sequences can move together.
-        if file.is_relative() {
-            if let Some(dir) = path.parent() {
-                *file = dir.join(&*file);
-            }
-        }
+        relative_to_config(path, file);
         let at_key = |message: String| Diagnostic::at_line(path, &text, *line, message);
         match read(file) {
             Err(e) => diags.push(at_key(format!(
@@ -174,8 +204,22 @@ pub fn load(
             },
         }
     }
-    let loaded = Loaded { config, one_time };
+    let loaded = Loaded {
+        config,
+        one_time,
+        keys,
+    };
     diags.into_result(loaded)
+}
+
+/// Makes a path written in the config relative to the config file, not to wherever the daemon
+/// was started (systemd starts it in /), so a config and its files can move together.
+fn relative_to_config(config: &Path, file: &mut std::path::PathBuf) {
+    if file.is_relative() {
+        if let Some(dir) = config.parent() {
+            *file = dir.join(&*file);
+        }
+    }
 }
 
 /// An I/O error as people read it: "No such file or directory", without "(os error 2)".

@@ -134,6 +134,40 @@ pub enum SequenceSource {
         /// The config line that names it, for errors about the file.
         line: usize,
     },
+    /// A rotating door (TOML `secret_file`): a new sequence every time step, derived from a
+    /// key (PROTOCOL.md). [`super::load`] reads the key.
+    Rotating(Rotating),
+}
+
+/// The default `knocks` of a rotating door.
+pub const DEFAULT_ROTATING_KNOCKS: u8 = 3;
+/// The most `knocks` a rotating door may have.
+pub const MAX_ROTATING_KNOCKS: u8 = 16;
+/// The default `step_seconds` of a rotating door.
+pub const DEFAULT_STEP_SECONDS: u32 = 30;
+/// The range of `step_seconds`: below 5 s clocks never agree, above an hour a sniffed
+/// sequence stays good too long.
+pub const STEP_SECONDS: std::ops::RangeInclusive<u32> = 5..=3600;
+
+/// A rotating door's settings, all checked: `knocks` fit in `ports`, a sealed door has two
+/// knocks or more, `bind_source` only on sealed doors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotating {
+    /// The key file, as written (made relative to the config file's directory by
+    /// [`super::load`]).
+    pub secret_file: PathBuf,
+    /// The config line that names it, for errors about the file.
+    pub line: usize,
+    /// Ports per sequence.
+    pub knocks: u8,
+    /// Where the ports are drawn from, as written (before other doors' ports are taken out).
+    pub ports: crate::auth::PortSet,
+    /// Length of a time step.
+    pub step_seconds: std::num::NonZeroU32,
+    /// Knocks carry a MAC in their TCP sequence numbers.
+    pub sealed: bool,
+    /// The MAC binds the knocker's source address.
+    pub bind_source: bool,
 }
 
 /// A command line, split into arguments the way a POSIX shell would split it, with `%IP%`

@@ -19,6 +19,7 @@
 //! reported, since anything found in a half-parsed document could be an echo of them.
 
 mod door;
+mod rotating;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

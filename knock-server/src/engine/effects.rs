@@ -74,6 +74,14 @@ pub enum Effect {
     ReopenLog,
     /// Install this capture filter.
     SetFilter(String),
+    /// Save the rotating doors' replay record (atomically), before any later
+    /// [`Effect::Run`] starts.
+    SaveReplay {
+        /// The file, beside the pending stops.
+        path: PathBuf,
+        /// Its new content.
+        text: String,
+    },
     /// Every door is closed: let running commands finish (bounded), then exit.
     Exit,
 }

@@ -28,6 +28,8 @@ mod open;
 #[cfg(test)]
 mod proptests;
 mod reload;
+#[cfg(test)]
+mod rotating_tests;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -48,6 +50,7 @@ use crate::exec::Kind;
 pub use crate::executor::{Exit, Msg, Settings};
 use crate::journal::{Entry, Record};
 use crate::load::Loaded;
+use crate::rotating::{Handled, Replay, RotatingDoors};
 pub use effects::{CommandId, Effect, LogLine, Run};
 pub use reload::build_filter;
 use reload::build_tracker;
@@ -86,6 +89,10 @@ pub struct Engine {
     installed_filter: String,
     /// Per one-time sequence file, marks asked of the executor and not yet done.
     marks_pending: HashMap<PathBuf, usize>,
+    /// Rotating doors (issue 12): their hits never reach the tracker.
+    rotating: RotatingDoors,
+    /// Where their replay record is saved; `None`: not saved (tests).
+    replay_file: Option<std::path::PathBuf>,
 }
 
 /// What status says about one door, followed from the tracker's events.
@@ -113,6 +120,9 @@ pub struct Start {
     pub ethernet: bool,
     /// `-4`: IPv4 only.
     pub ipv4_only: bool,
+    /// The rotating doors' replay record as saved, and its file; `None`: start empty and
+    /// save nothing (tests).
+    pub replay: Option<Replay>,
 }
 
 impl Engine {
@@ -126,10 +136,17 @@ impl Engine {
             .as_millis();
         let wall_ms = u64::try_from(wall_ms).unwrap_or(u64::MAX);
         let loaded = start.loaded;
+        let epoch_unix_ms = wall_ms.saturating_sub(now.as_millis());
+        let (record, replay_file) = match start.replay {
+            Some(r) => (r.record, Some(r.file)),
+            None => Default::default(),
+        };
+        let unix = epoch_unix_ms.saturating_add(now.as_millis()) / 1000;
+        let rotating = RotatingDoors::new(&loaded, record, unix);
         let mut tracker = build_tracker(&loaded.config, &loaded.one_time);
         tracker.set_local_addresses(&start.local);
         let mut engine = Engine {
-            epoch_unix_ms: wall_ms.saturating_sub(now.as_millis()),
+            epoch_unix_ms,
             clock: now,
             ethernet: start.ethernet,
             ipv4_only: start.ipv4_only,
@@ -146,6 +163,8 @@ impl Engine {
             stopping: false,
             installed_filter: String::new(),
             marks_pending: HashMap::new(),
+            rotating,
+            replay_file,
         };
         engine.installed_filter = engine.filter();
         engine.adopt(now, start.adopted);
@@ -186,6 +205,7 @@ impl Engine {
         build_filter(
             &self.config,
             &self.one_time,
+            &self.rotating.filter_knocks(&self.config),
             &self.local,
             self.ethernet,
             self.ipv4_only,
@@ -210,7 +230,10 @@ impl Engine {
     pub fn poll_at(&self) -> Option<Timestamp> {
         let attempts = self.tracker.poll_at();
         let windows = self.windows.poll_at();
-        attempts.into_iter().chain(windows).min()
+        // Rotating doors: the next step (the filter follows it).
+        let unix_ms = self.epoch_unix_ms.saturating_add(self.clock.as_millis());
+        let roll = self.rotating.until_roll(unix_ms).map(|d| self.clock + d);
+        attempts.into_iter().chain(windows).chain(roll).min()
     }
 
     /// Open windows.
@@ -235,6 +258,62 @@ impl Engine {
         if self.stopping {
             return;
         }
+        if !self.rotating.is_empty() {
+            // Rotating doors' hits are judged here, in order; the rest go to the tracker.
+            let rest: Vec<(Timestamp, Hit)> = hits
+                .iter()
+                .filter(|(at, hit)| !self.rotating_hit(*at, hit))
+                .copied()
+                .collect();
+            return self.tracker_hits(&rest);
+        }
+        self.tracker_hits(hits);
+    }
+
+    /// Hands a hit to the rotating doors; true when it was theirs. The replay record is
+    /// saved before an opening's commands run, so a crash right after still refuses its
+    /// replay.
+    fn rotating_hit(&mut self, at: Timestamp, hit: &Hit) -> bool {
+        self.clock = self.clock.max(at);
+        let (handled, line) = self.rotating.handle(
+            self.clock,
+            hit.source,
+            hit.knock,
+            hit.tcp_flags,
+            hit.tcp_seq,
+        );
+        if let Some((level, text)) = line {
+            self.log(level, Some(hit.source), text);
+        }
+        match handled {
+            Handled::NotOurs => return false,
+            Handled::Taken => {}
+            Handled::Open { door } => {
+                self.save_replay();
+                let name = self.config.doors.get(door).map_or("?", |d| d.name.as_str());
+                let text = format!("{name}: OPEN SESAME");
+                self.log(Level::INFO, Some(hit.source), text);
+                self.open(self.clock, door, hit.source);
+            }
+        }
+        true
+    }
+
+    /// Saves the replay record if it changed.
+    fn save_replay(&mut self) {
+        let Some(text) = self.rotating.take_record() else {
+            return;
+        };
+        if let Some(path) = &self.replay_file {
+            self.effects.push_back(Effect::SaveReplay {
+                path: path.clone(),
+                text,
+            });
+        }
+    }
+
+    /// Hits for the tracker (fixed and one-time doors).
+    fn tracker_hits(&mut self, hits: &[(Timestamp, Hit)]) {
         let mut done = 0;
         while done < hits.len() {
             let handled = self.tracker.handle_batch(&hits[done..], &mut self.events);
@@ -254,6 +333,11 @@ impl Engine {
     pub fn tick(&mut self, now: Timestamp) {
         self.clock = self.clock.max(now);
         let now = self.clock;
+        if self.rotating.roll(now, self.unix_secs(now)) {
+            let filter = self.filter();
+            self.set_filter(filter);
+        }
+        self.save_replay();
         self.tracker.expire(now, &mut self.events);
         self.process_events();
         for due in self.windows.take_due(now) {

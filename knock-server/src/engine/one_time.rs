@@ -164,12 +164,14 @@ mod tests {
                 loaded: Loaded {
                     config,
                     one_time: vec![Some(seqs(text)), None],
+                    keys: vec![None, None],
                 },
                 local: Vec::new(),
                 adopted: Vec::new(),
                 wall: epoch(),
                 ethernet: true,
                 ipv4_only: false,
+                replay: None,
             },
         )
     }
@@ -240,6 +242,7 @@ mod tests {
         let reloaded = Loaded {
             config,
             one_time: vec![Some(seqs(" 1001,1002\n 2001,2002\n")), None],
+            keys: vec![None, None],
         };
         assert!(e.reload(reloaded, |_| Ok(())));
         effects(&mut e);

@@ -11,6 +11,7 @@ use tracing::Level;
 use super::{Effect, Engine};
 use crate::filter::{self, DoorFilter};
 use crate::load::Loaded;
+use crate::rotating::RotatingDoors;
 
 impl Engine {
     /// A new config: config, tracker and filter switch together, or not at all when
@@ -23,9 +24,12 @@ impl Engine {
         compiles: impl FnOnce(&str) -> Result<(), String>,
     ) -> bool {
         self.keep_one_time_in_flight(&mut loaded);
+        let record = self.rotating.record().clone();
+        let rotating = RotatingDoors::new(&loaded, record, self.unix_secs(self.clock));
         let filter = build_filter(
             &loaded.config,
             &loaded.one_time,
+            &rotating.filter_knocks(&loaded.config),
             &self.local,
             self.ethernet,
             self.ipv4_only,
@@ -67,6 +71,7 @@ impl Engine {
             .push_back(Effect::Reconfigure(Box::new(loaded.config.clone())));
         self.config = loaded.config;
         self.one_time = loaded.one_time;
+        self.rotating = rotating;
         self.set_filter(filter);
         true
     }
@@ -76,6 +81,8 @@ pub(super) fn door_sequence(door: &Door, one_time: Option<&OneTimeSequences>) ->
     match &door.sequence {
         SequenceSource::Fixed(s) => Some(s.clone()),
         SequenceSource::OneTime { .. } => one_time.and_then(|o| o.current().cloned()),
+        // Rotating doors are not the tracker's: their sequences change every step.
+        SequenceSource::Rotating(_) => None,
     }
 }
 
@@ -107,10 +114,12 @@ pub(super) fn build_tracker(config: &Config, one_time: &[Option<OneTimeSequences
     tracker
 }
 
-/// The filter for `config` with its current one-time sequences.
+/// The filter for `config` with its current one-time sequences and, per door, the knocks of
+/// rotating doors in the steps watched now (empty for the other doors).
 pub fn build_filter(
     config: &Config,
     one_time: &[Option<OneTimeSequences>],
+    rotating: &[Vec<knock_proto::Knock>],
     local: &[IpAddr],
     ethernet: bool,
     ipv4_only: bool,
@@ -122,6 +131,7 @@ pub fn build_filter(
         .map(|(i, d)| DoorFilter {
             knocks: door_sequence(d, one_time.get(i).and_then(Option::as_ref))
                 .map(|s| s.knocks().to_vec())
+                .or_else(|| rotating.get(i).cloned())
                 .unwrap_or_default(),
             tcpflags: d.tcpflags,
             target: d.target,

@@ -44,7 +44,12 @@ pub(super) fn config(text: &str) -> Config {
 pub(super) fn loaded(text: &str) -> Loaded {
     let config = config(text);
     let one_time = vec![None; config.doors.len()];
-    Loaded { config, one_time }
+    let keys = vec![None; config.doors.len()];
+    Loaded {
+        config,
+        one_time,
+        keys,
+    }
 }
 
 /// An engine at `now` with the doors of `text`, adopting `adopted`.
@@ -58,6 +63,7 @@ pub(super) fn engine_at(now: Timestamp, text: &str, adopted: Vec<Entry>) -> Engi
             wall: epoch() + now.saturating_since(Timestamp::ZERO),
             ethernet: true,
             ipv4_only: false,
+            replay: None,
         },
     )
 }

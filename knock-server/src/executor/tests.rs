@@ -37,18 +37,24 @@ fn run(dir: &Path, config: &str, age: Duration, msgs: Vec<Msg>) -> Exit {
         .try_init();
     let config = knock_proto::config::knockd::parse(Path::new("k.conf"), config).unwrap();
     let one_time = vec![None; config.doors.len()];
+    let keys = vec![None; config.doors.len()];
     let performer = Performer::without_firewall(&config);
     let clock = Clock::since(Instant::now().checked_sub(age).unwrap());
     // The daemon started at 0 on this clock; `age` passed since (the engine was busy).
     let engine = Engine::new(
         Timestamp::ZERO,
         Start {
-            loaded: crate::load::Loaded { config, one_time },
+            loaded: crate::load::Loaded {
+                config,
+                one_time,
+                keys,
+            },
             local: Vec::new(),
             adopted: Vec::new(),
             wall: SystemTime::now(),
             ethernet: true,
             ipv4_only: false,
+            replay: None,
         },
     );
     let (journal, _) = Journal::open(&dir.join("pending")).unwrap();

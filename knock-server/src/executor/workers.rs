@@ -47,6 +47,10 @@ pub(super) enum Job {
         path: PathBuf,
         used: Sequence,
     },
+    SaveReplay {
+        path: PathBuf,
+        text: String,
+    },
 }
 
 /// What the actions worker does.
@@ -156,6 +160,13 @@ pub(super) fn mark_one_time(door: &str, path: &Path, used: &Sequence) -> Option<
             tracing::error!("{door}: cannot mark the used one-time sequence: {e:#}");
             None
         }
+    }
+}
+
+/// Saves the rotating doors' replay record (atomically).
+pub(super) fn save_replay(path: &Path, text: &str) {
+    if let Err(e) = crate::load::write_atomically(path, text) {
+        tracing::error!("cannot save the replay record {}: {e:#}", path.display());
     }
 }
 

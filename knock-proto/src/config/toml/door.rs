@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use toml::de::{DeTable, DeValue};
 
+use super::rotating::{ROTATING_KEYS, RotatingDraft};
 use super::{Cx, Key, Val, sorted};
 use crate::config::model::*;
 use crate::config::value;
@@ -12,9 +13,15 @@ use crate::flags::TcpFlags;
 use crate::sequence::{Knock, Proto};
 
 /// The keys of a door table.
-pub(super) const DOOR_KEYS: [&str; 16] = [
+pub(super) const DOOR_KEYS: [&str; 22] = [
     "sequence",
     "one_time_sequences",
+    "secret_file",
+    "knocks",
+    "ports",
+    "step_seconds",
+    "sealed",
+    "bind_source",
     "seq_timeout",
     "tcpflags",
     "command",
@@ -41,6 +48,8 @@ struct Draft {
     /// the value given was valid.
     sequence: Option<(usize, bool)>,
     one_time: Option<(usize, bool)>,
+    /// `secret_file` and the other keys of a rotating door.
+    rotating: RotatingDraft,
     /// Where `open_seconds` was, to refuse it without `open`.
     open_seconds: Option<usize>,
     /// Whether `open` was given, valid or not.
@@ -93,6 +102,7 @@ impl Cx<'_> {
             },
             sequence: None,
             one_time: None,
+            rotating: RotatingDraft::default(),
             open_seconds: None,
             open_seen: false,
             start_key: None,
@@ -102,7 +112,13 @@ impl Cx<'_> {
         for (key, val) in sorted(table) {
             self.door_key(&mut d, key, val);
         }
-        let complete = self.door_complete(name_key, &d);
+        let mut complete = self.door_complete(name_key, &d);
+        if complete && d.rotating.secret_file.is_some() {
+            match self.rotating(&d.rotating) {
+                Some(r) => d.door.sequence = SequenceSource::Rotating(r),
+                None => complete = false,
+            }
+        }
         (name_ok && complete && self.error_count() == errors_before).then_some(d.door)
     }
 
@@ -119,31 +135,50 @@ impl Cx<'_> {
                 );
             }
         }
-        match (d.sequence, d.one_time) {
-            (Some((a, _)), Some((b, _))) => {
-                let (first, second) = (a.min(b), a.max(b));
-                let lines = (self.line_of(first), self.line_of(second));
+        if let (Some((at, key)), None) = (d.rotating.first_key, &d.rotating.secret_file) {
+            self.err(
+                at..at,
+                format!(
+                    "`{key}` belongs to rotating doors: add `secret_file = \"keys/{name}.key\"` \
+                     (and drop `sequence`), or remove it"
+                ),
+            );
+            return false;
+        }
+        let sources = [
+            d.sequence.map(|(at, ok)| (at, ok, "sequence")),
+            d.one_time.map(|(at, ok)| (at, ok, "one_time_sequences")),
+            d.rotating
+                .secret_file
+                .as_ref()
+                .map(|(at, f)| (*at, f.is_some(), "secret_file")),
+        ];
+        let mut given: Vec<(usize, bool, &str)> = sources.into_iter().flatten().collect();
+        given.sort();
+        match given.as_slice() {
+            [] => {
                 self.err(
-                    second..second,
+                    name_key.span(),
                     format!(
-                        "door `{name}` has both `sequence` and `one_time_sequences` (lines {} \
-                         and {}): keep one of them",
+                        "door `{name}` has no sequence: add `sequence = \"7000,8000,9000\"`, \
+                         `one_time_sequences = \"/path/to/file\"` or `secret_file = \"PATH\"`"
+                    ),
+                );
+                false
+            }
+            [(_, ok, _)] => *ok,
+            [(a, _, first), (b, _, second), ..] => {
+                let lines = (self.line_of(*a), self.line_of(*b));
+                self.err(
+                    *b..*b,
+                    format!(
+                        "door `{name}` has both `{first}` and `{second}` (lines {} and {}): \
+                         keep one of them",
                         lines.0, lines.1
                     ),
                 );
                 false
             }
-            (None, None) => {
-                self.err(
-                    name_key.span(),
-                    format!(
-                        "door `{name}` has no sequence: add `sequence = \"7000,8000,9000\"` or \
-                         `one_time_sequences = \"/path/to/file\"`"
-                    ),
-                );
-                false
-            }
-            (Some((_, ok)), None) | (None, Some((_, ok))) => ok,
         }
     }
 
@@ -152,6 +187,8 @@ impl Cx<'_> {
         let at = key.span().start;
         match name {
             "sequence" | "one_time_sequences" => self.sequence_key(d, key, val),
+            "secret_file" => self.rotating_key(&mut d.rotating, key, val),
+            _ if ROTATING_KEYS.contains(&name) => self.rotating_key(&mut d.rotating, key, val),
             "seq_timeout" => {
                 if let Some(t) = self.timeout(val, name, 1) {
                     d.door.seq_timeout = t;

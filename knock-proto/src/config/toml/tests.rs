@@ -255,8 +255,8 @@ fn syntax_errors_and_duplicates() {
 fn doors_need_exactly_one_kind_of_sequence() {
     assert_eq!(
         only_err("[doors.a]\ncommand = \"x\"\n"),
-        "1:8: door `a` has no sequence: add `sequence = \"7000,8000,9000\"` or \
-         `one_time_sequences = \"/path/to/file\"`"
+        "1:8: door `a` has no sequence: add `sequence = \"7000,8000,9000\"`, \
+         `one_time_sequences = \"/path/to/file\"` or `secret_file = \"PATH\"`"
     );
     assert_eq!(
         only_err("[doors.a]\nsequence = \"1\"\none_time_sequences = \"/x\"\n"),
@@ -451,4 +451,86 @@ fn deep_nesting_and_garbage_do_not_panic() {
     ] {
         assert!(parse(Path::new("k.toml"), &text).is_err());
     }
+}
+
+#[test]
+fn a_rotating_door_takes_defaults_and_mixes_with_fixed_doors() {
+    let c = ok(r#"
+[doors.ssh]
+secret_file = "keys/ssh.key"
+[doors.web]
+sequence = "7000"
+[doors.vpn]
+secret_file = "/etc/knock/vpn.key"
+knocks = 4
+ports = "2000-2999,4000"
+step_seconds = 60
+sealed = false
+"#);
+    let SequenceSource::Rotating(ssh) = &c.doors[0].sequence else {
+        panic!("{c:?}")
+    };
+    assert_eq!(
+        (ssh.knocks, ssh.ports.to_string(), ssh.step_seconds.get()),
+        (3, "1024-65535".to_owned(), 30)
+    );
+    assert_eq!((ssh.sealed, ssh.bind_source, ssh.line), (true, false, 3));
+    assert_eq!(ssh.secret_file, Path::new("keys/ssh.key"));
+    assert!(matches!(c.doors[1].sequence, SequenceSource::Fixed(_)));
+    let SequenceSource::Rotating(vpn) = &c.doors[2].sequence else {
+        panic!("{c:?}")
+    };
+    assert_eq!(
+        (
+            vpn.knocks,
+            vpn.ports.to_string(),
+            vpn.step_seconds.get(),
+            vpn.sealed
+        ),
+        (4, "2000-2999,4000".to_owned(), 60, false)
+    );
+}
+
+#[test]
+fn rotating_settings_are_checked_where_they_are_written() {
+    let door = |rest: &str| only_err(&format!("[doors.a]\nsecret_file = \"k\"\n{rest}\n"));
+    assert_eq!(
+        door("knocks = 17"),
+        "3:10: knocks = 17 is out of range: from 1 to 16"
+    );
+    assert_eq!(
+        door("knocks = 1"),
+        "3:1: a sealed door needs `knocks = 2` or more: one 24-bit seal alone falls to a flood \
+         of guesses (PROTOCOL.md, Odds)"
+    );
+    assert_eq!(
+        door("ports = \"9-1\""),
+        "3:9: the range `9-1` runs backwards: write the lower port first (write e.g. \
+         \"1024-65535\")"
+    );
+    assert_eq!(
+        door("ports = \"7000-7001\""),
+        "3:1: `ports` has fewer than the 3 ports a sequence needs"
+    );
+    assert_eq!(
+        door("step_seconds = 1"),
+        "3:16: step_seconds = 1 is out of range: from 5 to 3600 seconds (30 suits most clocks)"
+    );
+    assert_eq!(
+        door("sealed = false\nbind_source = true"),
+        "4:1: `bind_source` binds the seal to the knocker's address, so it needs `sealed = true`"
+    );
+    assert_eq!(
+        only_err("[doors.a]\nsequence = \"1\"\nknocks = 3\n"),
+        "3:1: `knocks` belongs to rotating doors: add `secret_file = \"keys/a.key\"` (and drop \
+         `sequence`), or remove it"
+    );
+    assert_eq!(
+        only_err("[doors.a]\nsequence = \"1\"\nsecret_file = \"k\"\n"),
+        "3:1: door `a` has both `sequence` and `secret_file` (lines 2 and 3): keep one of them"
+    );
+    assert_eq!(
+        only_err("[doors.a]\nsecret_file = \"k\"\nknock = 3\n"),
+        "3:1: unknown key `knock`, did you mean `knocks`?"
+    );
 }

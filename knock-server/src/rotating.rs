@@ -1,0 +1,408 @@
+//! Rotating doors on the daemon's side: the engine hands every TCP hit to [`RotatingDoors`]
+//! first; what belongs to a rotating door is verified (one MAC per packet for sealed doors)
+//! and counted per source by the gate, with the line to log; the rest goes on to the tracker.
+//!
+//! No I/O but reading the saved record at start: the caller logs the lines, and writes the
+//! replay record ([`RotatingDoors::take_record`]) next to the pending stops
+//! (`STATE-FILE.replay`) whenever it changed, so a restart between a knock and its replay
+//! still refuses the replay. The clock is read by the caller too: `now` (monotonic) for
+//! attempts, `unix` (wall clock, seconds) for steps.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use knock_proto::auth::{Gate, Outcome, Refusal, ReplayRecord, RotatingDoor, Verifier};
+use knock_proto::config::{Config, SequenceSource};
+use knock_proto::flags::bits;
+use knock_proto::{Knock, Port, Proto, Timestamp};
+
+use tracing::Level;
+
+use crate::load::Loaded;
+
+/// A line to log: its level and the text after `IP: `.
+pub type Line = (Level, String);
+
+/// What [`RotatingDoors::handle`] did with a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Not a rotating door's: the tracker's to judge.
+    NotOurs,
+    /// A rotating door's, counted or refused (and logged).
+    Taken,
+    /// Door `door` (its index in the config) opens for the source.
+    Open {
+        /// Index in the config's doors.
+        door: usize,
+    },
+}
+
+/// Every rotating door of the config, their attempts and replay record.
+pub struct RotatingDoors {
+    verifier: Verifier,
+    gate: Gate,
+    /// Index in the config of each of the verifier's doors.
+    config_ids: Vec<usize>,
+    /// The record's text as last taken for saving, to save only on change.
+    saved: String,
+    /// When attempts past their timeout are next dropped (at most once a second: the engine
+    /// calls [`RotatingDoors::roll`] after every batch of hits).
+    next_expire: Timestamp,
+}
+
+/// The replay record as saved, and where it is saved.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The record read at start ([`read_record`]).
+    pub record: ReplayRecord,
+    /// Its file ([`record_file`]).
+    pub file: PathBuf,
+}
+
+/// The replay record's file for a state file: `pending-stops.replay` beside `pending-stops`.
+pub fn record_file(state_file: &Path) -> PathBuf {
+    let mut name = state_file.as_os_str().to_owned();
+    name.push(".replay");
+    PathBuf::from(name)
+}
+
+impl RotatingDoors {
+    /// The rotating doors of `loaded` (with their keys), with the replay record so far, at
+    /// the steps in force at `unix`.
+    pub fn new(loaded: &Loaded, record: ReplayRecord, unix: u64) -> RotatingDoors {
+        let (doors, config_ids) = rotating_doors(loaded);
+        let mut verifier = Verifier::new(doors);
+        verifier.roll(unix);
+        let mut gate = Gate::new(loaded.config.options.max_attempts, record);
+        let names: Vec<&str> = verifier.doors().iter().map(|d| d.name.as_str()).collect();
+        gate.record.keep_doors(&names);
+        RotatingDoors {
+            saved: gate.record.to_text(),
+            next_expire: Timestamp::ZERO,
+            verifier,
+            gate,
+            config_ids,
+        }
+    }
+
+    /// Whether the config has no rotating door.
+    pub fn is_empty(&self) -> bool {
+        self.config_ids.is_empty()
+    }
+
+    /// The knocks the capture filter must let through now, per config door (empty for the
+    /// others): every port of the steps recognised, TCP.
+    pub fn filter_knocks(&self, config: &Config) -> Vec<Vec<Knock>> {
+        let mut per_door = vec![Vec::new(); config.doors.len()];
+        let watched = self.verifier.ports_watched();
+        for (i, &id) in self.config_ids.iter().enumerate() {
+            let door = &self.verifier.doors()[i];
+            let mine: Vec<Knock> = watched
+                .iter()
+                .filter(|p| door.ports.contains(**p))
+                .map(|p| Knock::new(*p, Proto::Tcp))
+                .collect();
+            if let Some(slot) = per_door.get_mut(id) {
+                *slot = mine;
+            }
+        }
+        per_door
+    }
+
+    /// Moves to the steps in force at `unix`; returns whether the ports to watch changed (the
+    /// filter must follow). Forgets attempts past their timeout and record entries of steps
+    /// no longer accepted.
+    pub fn roll(&mut self, now: Timestamp, unix: u64) -> bool {
+        let changed = self.verifier.roll(unix);
+        if changed || now >= self.next_expire {
+            self.gate.expire(now, &self.verifier);
+            self.next_expire = now + Duration::from_secs(1);
+        }
+        changed
+    }
+
+    /// How long from `unix_ms` until some door's step rolls over.
+    pub fn until_roll(&self, unix_ms: u64) -> Option<Duration> {
+        let secs = self.verifier.seconds_to_roll(unix_ms / 1000)?;
+        Some(Duration::from_millis(
+            (secs * 1000).saturating_sub(unix_ms % 1000),
+        ))
+    }
+
+    /// Judges one hit from `source` on `knock` with these TCP flags and sequence number: what
+    /// it did, and the line to log (after `IP: `), if any.
+    pub fn handle(
+        &mut self,
+        now: Timestamp,
+        source: IpAddr,
+        knock: Knock,
+        tcp_flags: u8,
+        tcp_seq: u32,
+    ) -> (Handled, Option<Line>) {
+        // A knock is a SYN: only a SYN's sequence number is the sender's to choose.
+        let syn = tcp_flags & bits::SYN != 0 && tcp_flags & bits::ACK == 0;
+        if self.is_empty() || knock.proto != Proto::Tcp || !syn {
+            return (Handled::NotOurs, None);
+        }
+        let verdict = self.verifier.verify(knock.port, Some(tcp_seq), source);
+        let outcome = self.gate.handle(now, &self.verifier, source, verdict);
+        let line = self.line(knock.port, &outcome);
+        let handled = match outcome {
+            Outcome::NotOurs => Handled::NotOurs,
+            Outcome::Open { door, .. } => Handled::Open {
+                door: self.config_ids[door],
+            },
+            _ => Handled::Taken,
+        };
+        (handled, line)
+    }
+
+    /// The replay record (to carry over a reload).
+    pub fn record(&self) -> &ReplayRecord {
+        &self.gate.record
+    }
+
+    /// The replay record's text if it changed since the last call: the caller saves it
+    /// (atomically) to [`record_file`].
+    pub fn take_record(&mut self) -> Option<String> {
+        let text = self.gate.record.to_text();
+        if text == self.saved {
+            return None;
+        }
+        self.saved = text.clone();
+        Some(text)
+    }
+
+    fn name(&self, door: usize) -> &str {
+        self.verifier
+            .doors()
+            .get(door)
+            .map_or("?", |d| d.name.as_str())
+    }
+
+    fn line(&self, port: Port, outcome: &Outcome) -> Option<Line> {
+        let name = |door: usize| self.name(door).to_owned();
+        let step = |door: usize| self.verifier.doors()[door].step_seconds.get();
+        Some(match *outcome {
+            Outcome::NotOurs | Outcome::Repeat { .. } | Outcome::Refused(Refusal::NotOurs) => {
+                return None;
+            }
+            Outcome::Progress { door, done, .. } => {
+                (Level::INFO, format!("{}: Stage {done}", name(door)))
+            }
+            Outcome::Open { door, offset } => {
+                let knocks = self.verifier.doors()[door].knocks;
+                let skew = if offset == 0 {
+                    String::new()
+                } else {
+                    format!(" ({})", clock_off(offset, step(door)))
+                };
+                (Level::INFO, format!("{}: Stage {knocks}{skew}", name(door)))
+            }
+            Outcome::Replayed { door } => (
+                Level::INFO,
+                format!(
+                    "{}: replayed knock refused: this sequence already opened the door in its \
+                     step{}",
+                    name(door),
+                    if self.sealed(door) {
+                        ""
+                    } else {
+                        " (for another address)"
+                    }
+                ),
+            ),
+            Outcome::Refused(Refusal::WrongSeal { door }) => (
+                Level::DEBUG,
+                format!(
+                    "{}: knock on port {port} refused: wrong seal in the TCP sequence number (a \
+                     guess, a spoof, a client without raw sockets, or a firewall that rewrites \
+                     sequence numbers)",
+                    name(door)
+                ),
+            ),
+            Outcome::Refused(Refusal::OffStep { door, offset }) => {
+                // Only the key holder can make a sealed knock: worth saying without -v.
+                let level = if self.sealed(door) {
+                    Level::INFO
+                } else {
+                    Level::DEBUG
+                };
+                let text = format!(
+                    "{}: knock for another time step refused: {}",
+                    name(door),
+                    clock_off(offset, step(door))
+                );
+                (level, text)
+            }
+            Outcome::OutOfOrder { door } => (
+                Level::DEBUG,
+                format!("{}: sequence broken (knock out of order)", name(door)),
+            ),
+            Outcome::Full => (
+                Level::DEBUG,
+                "too many attempts in progress, not tracked".to_owned(),
+            ),
+        })
+    }
+
+    fn sealed(&self, door: usize) -> bool {
+        self.verifier
+            .doors()
+            .get(door)
+            .is_some_and(|d| d.seal != knock_proto::auth::Seal::Off)
+    }
+}
+
+/// "the knocker's clock seems 3 steps (90 s) behind ours".
+fn clock_off(offset: i64, step_seconds: u32) -> String {
+    let secs = offset.unsigned_abs() * u64::from(step_seconds);
+    let steps = offset.unsigned_abs();
+    let plural = if steps == 1 { "" } else { "s" };
+    let way = if offset < 0 { "behind" } else { "ahead of" };
+    format!("the knocker's clock seems {steps} step{plural} ({secs} s) {way} ours")
+}
+
+/// The protocol's doors of a config, and their config indexes.
+fn rotating_doors(loaded: &Loaded) -> (Vec<RotatingDoor>, Vec<usize>) {
+    let mut doors = Vec::new();
+    let mut ids = Vec::new();
+    for (i, door) in loaded.config.doors.iter().enumerate() {
+        if !matches!(door.sequence, SequenceSource::Rotating(_)) {
+            continue;
+        }
+        let Some(key) = loaded.keys.get(i).cloned().flatten() else {
+            continue;
+        };
+        match loaded.config.rotating_door(i, key) {
+            Some(d) => {
+                doors.push(d);
+                ids.push(i);
+            }
+            None => tracing::warn!(
+                "{}: no port left to knock on (every port of `ports` is another door's): door disabled",
+                door.name
+            ),
+        }
+    }
+    (doors, ids)
+}
+
+/// Reads a saved record: a missing file is an empty record; a bad one is logged and
+/// replaced by an empty one (refusing to start would lock the key holder out too).
+pub fn read_record(path: &Path) -> ReplayRecord {
+    match std::fs::read_to_string(path) {
+        Ok(text) => ReplayRecord::from_text(&text).unwrap_or_else(|e| {
+            tracing::warn!(
+                "{}: {e}: starting with an empty replay record",
+                path.display()
+            );
+            ReplayRecord::default()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ReplayRecord::default(),
+        Err(e) => {
+            tracing::warn!(
+                "cannot read {}: {e}: starting with an empty replay record",
+                path.display()
+            );
+            ReplayRecord::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use knock_proto::auth::{Key, Nonce, Step};
+
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const UNIX: u64 = 1_790_000_020;
+
+    fn loaded() -> Loaded {
+        let text = "[doors.web]\nsequence = \"7001\"\n[doors.ssh]\nsecret_file = \"k\"\nports = \"7000-7010\"\n";
+        let config = knock_proto::config::toml::parse(Path::new("k.toml"), text).unwrap();
+        Loaded {
+            one_time: vec![None, None],
+            keys: vec![None, Some(KEY.parse::<Key>().unwrap())],
+            config,
+        }
+    }
+
+    fn knocks(doors: &RotatingDoors, nonce: u8, source: IpAddr) -> Vec<(Knock, u32)> {
+        let door = &doors.verifier.doors()[0];
+        let step = Step::at(UNIX, door.step_seconds);
+        door.sequence(step)
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                (
+                    Knock::new(p, Proto::Tcp),
+                    door.seq(step, i as u8, p, Nonce(nonce), source),
+                )
+            })
+            .collect()
+    }
+
+    fn knock(doors: &mut RotatingDoors, source: IpAddr, ks: &[(Knock, u32)]) -> Handled {
+        let mut last = Handled::NotOurs;
+        for (k, seq) in ks {
+            last = doors.handle(Timestamp::ZERO, source, *k, bits::SYN, *seq).0;
+        }
+        last
+    }
+
+    #[test]
+    fn a_sealed_knock_opens_its_config_door_and_the_record_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = record_file(&dir.path().join("pending-stops"));
+        let me: IpAddr = "198.18.0.1".parse().unwrap();
+        let mut doors = RotatingDoors::new(&loaded(), read_record(&file), UNIX);
+        let ks = knocks(&doors, 7, me);
+        let other_doors_port = ks.iter().any(|(k, _)| k.port.get() == 7001);
+        assert!(!other_doors_port, "other doors' ports are taken out");
+        assert_eq!(knock(&mut doors, me, &ks), Handled::Open { door: 1 });
+        let saved = doors.take_record().unwrap();
+        assert!(saved.starts_with("used ssh "), "{saved}");
+        assert_eq!(doors.take_record(), None, "saved once");
+        std::fs::write(&file, saved).unwrap();
+        let mut restarted = RotatingDoors::new(&loaded(), read_record(&file), UNIX);
+        assert_eq!(knock(&mut restarted, me, &ks), Handled::Taken, "replay");
+        let fresh = knocks(&restarted, 8, me);
+        assert_eq!(knock(&mut restarted, me, &fresh), Handled::Open { door: 1 });
+    }
+
+    #[test]
+    fn udp_acks_and_other_ports_are_the_trackers() {
+        let me: IpAddr = "198.18.0.1".parse().unwrap();
+        let mut doors = RotatingDoors::new(&loaded(), ReplayRecord::default(), UNIX);
+        let (k, seq) = knocks(&doors, 7, me)[0];
+        let udp = Knock::new(k.port, Proto::Udp);
+        let not_ours = (Handled::NotOurs, None);
+        assert_eq!(doors.handle(Timestamp::ZERO, me, udp, 0, seq), not_ours);
+        let ack = bits::SYN | bits::ACK;
+        assert_eq!(doors.handle(Timestamp::ZERO, me, k, ack, seq), not_ours);
+        let other = Knock::new(Port::new(9999).unwrap(), Proto::Tcp);
+        assert_eq!(
+            doors.handle(Timestamp::ZERO, me, other, bits::SYN, seq),
+            not_ours
+        );
+        let (handled, line) = doors.handle(Timestamp::ZERO, me, k, bits::SYN, seq ^ 1);
+        assert_eq!(handled, Handled::Taken);
+        assert!(line.unwrap().1.contains("wrong seal"));
+        let filter = doors.filter_knocks(&loaded().config);
+        assert!(filter[0].is_empty() && filter[1].contains(&k));
+    }
+
+    #[test]
+    fn clock_offsets_read_as_people_say_them() {
+        assert_eq!(
+            clock_off(-3, 30),
+            "the knocker's clock seems 3 steps (90 s) behind ours"
+        );
+        assert_eq!(
+            clock_off(1, 30),
+            "the knocker's clock seems 1 step (30 s) ahead of ours"
+        );
+    }
+}

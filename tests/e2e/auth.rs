@@ -1,0 +1,393 @@
+//! Authenticated knocks (issue 12) across the link: rotating doors, sealed SYNs from our
+//! `knock`, what a sniffer can do with a captured knock (tcpdump, then a byte-for-byte replay
+//! from the same and from another source, in the same step and the next: nothing), fresh knocks
+//! by the key holder (they open, twice in one step too), clock skew, an unprivileged client,
+//! and a restart between a knock and its replay.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use knock_e2e::{
+    CLIENT_V4, KnockServer, Link, PATIENCE, SERVER_V4, bin, read, scratch, wait_until, write,
+};
+
+/// Another address on the client host: the sniffer replaying from somewhere else.
+const OTHER_V4: &str = "198.18.0.3";
+
+/// Debian's knock: ordinary connection attempts, whose sequence numbers are the kernel's.
+const DEBIAN_KNOCK: &str = "/usr/bin/knock";
+
+/// A server with three rotating doors and a canary, and a client paired with them.
+struct Setup {
+    link: Link,
+    dir: tempfile::TempDir,
+    conf: PathBuf,
+    server: KnockServer,
+    /// XDG_CONFIG_HOME (and HOME) of the client.
+    xdg: PathBuf,
+}
+
+/// `ssh`: sealed, 30-second steps; `web`: unsealed; `quick`: sealed, 5-second steps (for the
+/// tests that need the next step soon). Each logs OPEN SESAME when it opens.
+fn server_toml() -> String {
+    let door = |name: &str, extra: &str| {
+        format!(
+            "[doors.{name}]\nsecret_file = \"{name}.key\"\nseq_timeout = 10\n{extra}\
+             start_command = \"/bin/true\"\n\n"
+        )
+    };
+    format!(
+        "{}{}{}[doors.canary]\nsequence = \"60001,60002\"\n",
+        door("ssh", ""),
+        door("web", "sealed = false\n"),
+        door("quick", "step_seconds = 5\n"),
+    )
+}
+
+impl Setup {
+    fn new() -> Option<Setup> {
+        let link = Link::up()?;
+        let dir = scratch();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        for door in ["ssh", "web", "quick"] {
+            let key = dir.path().join(format!("{door}.key"));
+            let out = std::process::Command::new(bin("knock-server"))
+                .arg("keygen")
+                .arg(&key)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let conf = write(dir.path(), "server.toml", &server_toml());
+        let server = KnockServer::start(
+            &link,
+            dir.path(),
+            &conf,
+            "server.log",
+            Some("eth0"),
+            &["-v"],
+        );
+        let xdg = pair_client(dir.path(), &conf);
+        Some(Setup {
+            link,
+            dir,
+            conf,
+            server,
+            xdg,
+        })
+    }
+
+    /// Our knock in the client namespace (as nobody with `unprivileged`), its clock shifted by
+    /// `skew` seconds.
+    fn knock(&self, unprivileged: bool, skew: i64, args: &[&str]) -> Output {
+        let mut cmd = if unprivileged {
+            let mut c = self.link.client.command("setpriv");
+            c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+                .arg(bin("knock"));
+            c
+        } else {
+            self.link.client.command(bin("knock"))
+        };
+        cmd.args(args)
+            .env_remove("KNOCK_CONFIG")
+            .env("XDG_CONFIG_HOME", &self.xdg)
+            .env("HOME", &self.xdg)
+            .env("KNOCK_TEST_CLOCK_SKEW", skew.to_string())
+            .output()
+            .unwrap()
+    }
+
+    fn knock_ok(&self, skew: i64, door: &str) {
+        let out = self.knock(false, skew, &["home", door]);
+        assert!(
+            out.status.success(),
+            "knock home {door}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `knock --show home DOOR`: the current ports.
+    fn ports(&self, door: &str) -> Vec<String> {
+        let out = self.knock(false, 0, &["--show", "home", door]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = text.lines().next().unwrap_or_default();
+        line.strip_prefix("ports: ")
+            .and_then(|l| l.strip_suffix(" (tcp)"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "knock --show: {text}{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+            .split(',')
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn opened(&self, door: &str) -> usize {
+        self.server
+            .log()
+            .matches(&format!(": {door}: OPEN SESAME"))
+            .count()
+    }
+
+    /// Waits until `door` has opened `n` times; on a timeout the panic shows the `-v` output
+    /// too (why a knock did not count).
+    fn wait_opened(&mut self, door: &str, n: usize) {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while self.opened(door) < n {
+            self.server.daemon.assert_running();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {door} to open {n} times:\n{}\n--- -v output:\n{}",
+                self.server.log(),
+                self.verbose_log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Knocks the canary with Debian's knock and waits for it: every earlier hit has then
+    /// been handled, so what has not opened by now never will.
+    fn canary(&mut self) {
+        let n = self.opened("canary") + 1;
+        let out = self
+            .link
+            .client
+            .run(DEBIAN_KNOCK, [SERVER_V4, "60001", "60002"]);
+        assert!(out.status.success());
+        self.wait_opened("canary", n);
+    }
+
+    /// The daemon's `-v` output (stderr) so far.
+    fn verbose_log(&self) -> String {
+        read(&self.server.daemon.output)
+    }
+
+    /// Captures, on the client's eth0, the SYNs of one knock of `knocks` ports, sent by
+    /// `trigger`; returns the capture file.
+    fn capture(&self, name: &str, knocks: usize, trigger: impl FnOnce()) -> PathBuf {
+        let file = self.dir.path().join(format!("{name}.pcap"));
+        let filter = format!("src host {CLIENT_V4} and dst host {SERVER_V4} and tcp[13] & 2 != 0");
+        let count = knocks.to_string();
+        let path = file.display().to_string();
+        let args = ["-i", "eth0", "-n", "-U", "-c", &count, "-w", &path, &filter];
+        let out = self.dir.path().join(format!("{name}.tcpdump"));
+        let mut tcpdump = self.link.client.spawn("tcpdump", args, &out);
+        tcpdump.wait_output("listening on eth0");
+        trigger();
+        assert!(tcpdump.wait_exit().success(), "{}", read(&out));
+        file
+    }
+
+    /// Sends the captured frames again, byte for byte, or with `source` as the IPv4 source.
+    fn replay(&self, capture: &Path, source: Option<&str>) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/replay.py");
+        let mut args = vec![
+            script.display().to_string(),
+            capture.display().to_string(),
+            "eth0".into(),
+        ];
+        args.extend(source.map(str::to_owned));
+        let out = self.link.client.ok("python3", &args);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("replayed"));
+    }
+}
+
+/// Pairs the client with every rotating door the way a user does: `knock-server pair` prints
+/// the key and the profile line; the key goes into a file only its owner (nobody, so that the
+/// unprivileged test can read it) can read.
+fn pair_client(dir: &Path, conf: &Path) -> PathBuf {
+    let xdg = dir.join("client");
+    let keys = xdg.join("keys");
+    fs::create_dir_all(xdg.join("knock")).unwrap();
+    fs::create_dir_all(&keys).unwrap();
+    let mut profile =
+        format!("[profiles.home]\nhost = \"{SERVER_V4}\"\n[profiles.home.sequences]\n");
+    for door in ["ssh", "web", "quick"] {
+        let key_file = keys.join(format!("{door}.key"));
+        let out = std::process::Command::new(bin("knock-server"))
+            .args(["pair", "-c"])
+            .arg(conf)
+            .arg(door)
+            .arg("--key-path")
+            .arg(&key_file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let key = text
+            .split("echo '")
+            .nth(1)
+            .and_then(|r| r.split('\'').next())
+            .unwrap();
+        fs::write(&key_file, format!("{key}\n")).unwrap();
+        fs::set_permissions(&key_file, fs::Permissions::from_mode(0o600)).unwrap();
+        let line = text.lines().find(|l| !l.starts_with('#')).unwrap();
+        profile.push_str(line);
+        profile.push('\n');
+    }
+    write(&xdg.join("knock"), "config.toml", &profile);
+    knock_e2e::io_ok(
+        std::process::Command::new("chown")
+            .args(["-R", "nobody:nogroup"])
+            .arg(&xdg)
+            .status(),
+        "chown the client's files",
+    );
+    xdg
+}
+
+#[test]
+fn a_sealed_knock_opens_and_the_same_ports_with_other_sequence_numbers_do_not() {
+    let Some(mut s) = Setup::new() else { return };
+    s.knock_ok(0, "ssh");
+    s.wait_opened("ssh", 1);
+    assert!(
+        s.server
+            .log()
+            .contains(&format!("{CLIENT_V4}: ssh: Stage 3"))
+    );
+
+    // Debian's knock on the very same ports: the kernel picks the sequence numbers.
+    let ports = s.ports("ssh");
+    let mut args = vec![SERVER_V4.to_owned()];
+    args.extend(ports.iter().cloned());
+    assert!(s.link.client.run(DEBIAN_KNOCK, &args).status.success());
+    s.canary();
+    assert_eq!(s.opened("ssh"), 1, "{}", s.server.log());
+    if s.ports("ssh") == ports {
+        // Still the same step, so the ports were the door's: -v says why they did not count.
+        assert!(
+            s.verbose_log().contains("ssh: knock on port"),
+            "{}",
+            s.verbose_log()
+        );
+        assert!(
+            s.verbose_log().contains("wrong seal"),
+            "{}",
+            s.verbose_log()
+        );
+    }
+}
+
+#[test]
+fn a_captured_knock_replayed_opens_nothing_but_fresh_knocks_do() {
+    let Some(mut s) = Setup::new() else { return };
+    s.link.client.ok(
+        "ip",
+        ["addr", "add", &format!("{OTHER_V4}/24"), "dev", "eth0"],
+    );
+    let captured_ports = s.ports("quick");
+    let capture = s.capture("quick", 3, || s.knock_ok(0, "quick"));
+    s.wait_opened("quick", 1);
+
+    // The same step: from the knocker's address, and from another.
+    s.replay(&capture, None);
+    s.replay(&capture, Some(OTHER_V4));
+    s.canary();
+    assert_eq!(s.opened("quick"), 1, "{}", s.server.log());
+    assert!(
+        s.server.log().contains("quick: replayed knock refused"),
+        "{}",
+        s.server.log()
+    );
+
+    // The next step (5 s), where the captured one is still accepted as one step behind.
+    wait_until("the next step", PATIENCE, || {
+        s.ports("quick") != captured_ports
+    });
+    s.replay(&capture, None);
+    s.replay(&capture, Some(OTHER_V4));
+    s.canary();
+    assert_eq!(s.opened("quick"), 1, "{}", s.server.log());
+
+    // The key holder knocks again, twice in a row (fresh nonces): both open.
+    s.knock_ok(0, "quick");
+    s.wait_opened("quick", 2);
+    s.knock_ok(0, "quick");
+    s.wait_opened("quick", 3);
+    // Every filter the steps brought was taken by the kernel (libpcap says so when the kernel
+    // refuses one and then filters in user space).
+    let out = s.verbose_log();
+    assert!(!out.contains("Kernel filter failed"), "{out}");
+}
+
+#[test]
+fn a_restart_between_a_knock_and_its_replay_still_refuses_the_replay() {
+    let Some(mut s) = Setup::new() else { return };
+    let capture = s.capture("ssh", 3, || s.knock_ok(0, "ssh"));
+    s.wait_opened("ssh", 1);
+    s.server.daemon.signal("TERM");
+    assert!(s.server.daemon.wait_exit().success());
+    let replay_file = s.dir.path().join("pending-stops.replay");
+    assert!(
+        read(&replay_file).contains("used ssh "),
+        "{}",
+        read(&replay_file)
+    );
+
+    s.server = KnockServer::start(
+        &s.link,
+        s.dir.path(),
+        &s.conf,
+        "restarted.log",
+        Some("eth0"),
+        &["-v"],
+    );
+    s.replay(&capture, None);
+    s.canary();
+    assert_eq!(s.opened("ssh"), 0, "{}", s.server.log());
+    assert!(
+        s.server.log().contains("ssh: replayed knock refused"),
+        "{}",
+        s.server.log()
+    );
+}
+
+#[test]
+fn a_client_clock_one_step_off_opens_and_three_steps_off_is_reported() {
+    let Some(mut s) = Setup::new() else { return };
+    s.knock_ok(-30, "ssh");
+    s.wait_opened("ssh", 1);
+    s.knock_ok(-90, "ssh");
+    s.canary();
+    assert_eq!(s.opened("ssh"), 1, "{}", s.server.log());
+    let log = s.server.log();
+    assert!(
+        log.contains("ssh: knock for another time step refused: the knocker's clock seems 3 steps (90 s) behind ours")
+            || log.contains("4 steps (120 s) behind ours"),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_unprivileged_client_is_told_how_to_seal_and_opens_an_unsealed_door() {
+    let Some(mut s) = Setup::new() else { return };
+    let out = s.knock(true, 0, &["home", "ssh"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("door `ssh` is sealed")
+            && stderr.contains("sudo setcap cap_net_raw+ep $(command -v knock)"),
+        "{stderr}"
+    );
+    let out = s.knock(true, 0, &["-v", "home", "web"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("abandoned connect()"));
+    s.wait_opened("web", 1);
+}
