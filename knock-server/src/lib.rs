@@ -12,21 +12,33 @@
 //! - [`keys`]: `keygen` and `pair`, and reading key files;
 //! - [`control`]: the control socket's requests and answers;
 //! - [`filter`]: the kernel BPF filter compiled from the doors;
-//! - [`log`]: knockd's log lines to LogFile, syslog and stderr.
+//! - [`log`]: knockd's log lines to LogFile, syslog and stderr;
+//! - [`instance`]: what one of several daemons on a host owns, and its lock;
+//! - [`control_socket`] and [`operator`]: `status` and `close`, from the command line to
+//!   the engine and back;
+//! - [`host_watch`]: the host's addresses and our nftables table, followed as they change;
+//! - [`files`], [`pidfile`] and [`onetime_file`]: paths made absolute, files opened without
+//!   following symlinks, one-time sequences marked in place.
 
 pub mod actions;
 pub mod capture;
 pub mod cli;
 pub mod control;
+pub mod control_socket;
 pub mod engine;
 pub mod exec;
 pub mod executor;
+pub mod files;
 pub mod filter;
+pub mod host_watch;
+pub mod instance;
 pub mod journal;
 pub mod keys;
 pub mod load;
 pub mod log;
 pub mod man;
+pub mod onetime_file;
+pub mod operator;
 pub mod perform;
 pub mod pidfile;
 pub mod rotating;
