@@ -8,8 +8,9 @@
 //! without it the first digit of the port is what gets overwritten (harmless, the line is used
 //! up either way). When no line is left the door is disabled.
 //!
-//! This module is pure: [`OneTimeSequences::consume`] returns the new file text and the caller
-//! writes it (atomically). Unlike knockd, which silently skips a malformed line, a bad line is
+//! This module is pure: [`OneTimeSequences::consume`] returns the new file text, and
+//! [`used_mark`] says which bytes of a fresh read of the file to overwrite; the server does
+//! the latter, in place, so that lines an admin appended meanwhile stay. Unlike knockd, which silently skips a malformed line, a bad line is
 //! an error here, so a typo cannot quietly shorten the list.
 
 use std::path::{Path, PathBuf};
@@ -126,6 +127,34 @@ impl OneTimeSequences {
     }
 }
 
+/// Where to mark `used` as used in `text`, a fresh read of its file: the bytes of the first
+/// character of the first unused line holding exactly that sequence (knockd overwrites that
+/// character). The caller overwrites them in place with [`MARK`] and, for a multi-byte
+/// character, spaces, so the file keeps its length and every other line. `None` when no
+/// unused line holds `used` (the file was edited meanwhile).
+pub fn used_mark(text: &str, used: &Sequence) -> Option<std::ops::Range<usize>> {
+    let mut start = 0;
+    for raw in text.split('\n') {
+        let line_start = start;
+        start += raw.len() + 1;
+        let line = c_trim(raw);
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let parsed = value::knocks(line, Proto::Tcp)
+            .ok()
+            .and_then(|k| value::sequence(k).ok());
+        if parsed.as_ref() == Some(used) {
+            let width = raw.chars().next()?.len_utf8();
+            return Some(line_start..line_start + width);
+        }
+    }
+    None
+}
+
+/// What marks a line used.
+pub const MARK: u8 = b'#';
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +238,20 @@ mod tests {
         assert_eq!(s.current(), None);
         assert_eq!(s.consume(), None);
         assert_eq!(parse("").remaining(), 0);
+    }
+
+    #[test]
+    fn the_mark_goes_on_the_used_line_of_a_fresh_read_whatever_was_added() {
+        let used: Sequence = "1,2,3".parse().unwrap();
+        // An admin prepended a line and appended others since the file was loaded.
+        let text = " 9,9\n# old\n 1,2,3\n 4,5\n 7,8\n";
+        let at = used_mark(text, &used).unwrap();
+        assert_eq!(&text[at.clone()], " ");
+        let mut marked = text.to_owned();
+        marked.replace_range(at, "#");
+        assert_eq!(marked, " 9,9\n# old\n#1,2,3\n 4,5\n 7,8\n");
+        assert_eq!(used_mark("#1,2,3\n", &used), None);
+        assert_eq!(used_mark("é1,2,3\n", &used), None, "not a sequence line");
+        assert_eq!(used_mark(" 1,2\n", &used), None);
     }
 }

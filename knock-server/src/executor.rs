@@ -21,8 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use knock_proto::Timestamp;
+use knock_proto::onetime::OneTimeSequences;
 use knock_proto::wire::Hit;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 use crate::capture::{self, Clock, Counters};
 use crate::control::{self, Request, Response, Status};
@@ -32,8 +33,7 @@ use crate::journal::Journal;
 use crate::load;
 use crate::perform::Performer;
 use workers::{
-    Action, Job, Outcomes, Worker, emit, enabled, lock, lookup, perform, save_replay,
-    write_one_time,
+    Action, Job, Outcomes, Worker, emit, enabled, lock, lookup, mark_one_time, perform, save_replay,
 };
 
 mod workers;
@@ -49,9 +49,12 @@ const JOBS: usize = 1024;
 const LOOKUPS: usize = 256;
 /// How many knockers' names `-l` remembers.
 const NAME_CACHE: usize = 4096;
-/// How often the nftables table is checked while a door guards ports (until it is watched by
-/// events).
+/// How often the nftables table is checked while a door guards ports, when nothing reports
+/// its deletion at once.
 const FIREWALL_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// How often it is checked when `nft monitor` follows it ([`Settings::table_watched`]): a
+/// fallback in case the monitor dies.
+const FIREWALL_CHECK_WATCHED: Duration = Duration::from_secs(30);
 /// How often the summary of ignored and dropped packets is logged, when there were any.
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
@@ -74,10 +77,19 @@ pub enum Msg {
     },
     /// This host's addresses changed (netlink, or a re-read).
     LocalAddresses(Vec<IpAddr>),
-    /// The nftables table was deleted behind our back.
+    /// The nftables table was deleted behind our back (checked).
     FirewallGone,
+    /// Something happened to our nftables table (`nft monitor`): check it now.
+    FirewallChanged,
     /// Reopen the LogFile (logrotate).
     ReopenLog,
+    /// A one-time sequence file was marked and read again ([`Engine::one_time_marked`]).
+    OneTimeMarked {
+        /// The file.
+        path: PathBuf,
+        /// Its sequences now, if it could be marked and read.
+        fresh: Option<OneTimeSequences>,
+    },
     /// A control request, and where its answer goes.
     Control(Request, mpsc::Sender<Response>),
 }
@@ -97,6 +109,20 @@ pub struct Settings {
     pub ethernet: bool,
     /// The instance's name, for status.
     pub instance: String,
+    /// `nft monitor` reports our table's deletion ([`Msg::FirewallChanged`]), so the periodic
+    /// check is only a fallback.
+    pub table_watched: bool,
+}
+
+impl Settings {
+    /// How often the nftables table is checked while a door guards ports.
+    fn firewall_check_every(&self) -> Duration {
+        if self.table_watched {
+            FIREWALL_CHECK_WATCHED
+        } else {
+            FIREWALL_CHECK_EVERY
+        }
+    }
 }
 
 /// How the engine stopped.
@@ -144,7 +170,7 @@ pub struct Executor<'a> {
     started: Instant,
     capture: &'a dyn Filters,
     counters: Arc<Counters>,
-    overflow: Arc<Mutex<Vec<(u64, bool)>>>,
+    overflow: Arc<Mutex<Vec<Msg>>>,
     commands: Worker<Job>,
     groups: crate::exec::Groups,
     actions: Worker<Action>,
@@ -187,6 +213,7 @@ impl<'a> Executor<'a> {
             overflow: Arc::default(),
         };
         let overflow = outcomes.overflow.clone();
+        let marked = outcomes.clone();
         let outcome: crate::exec::Outcome = Arc::new(move |id, ok| outcomes.report(id, ok));
         let mut runner = Runner::new(outcome);
         let groups = runner.groups();
@@ -194,7 +221,10 @@ impl<'a> Executor<'a> {
         let commands = Worker::start("commands", JOBS, move |job| match job {
             Job::Journal(r) => journal.write(&r),
             Job::Run(r) => runner.run(r.id, &r.door, r.kind, r.argv, &r.text),
-            Job::WriteOneTime { door, path, text } => write_one_time(&door, &path, &text),
+            Job::MarkOneTime { door, path, used } => {
+                let fresh = mark_one_time(&door, &path, &used);
+                marked.send(Msg::OneTimeMarked { path, fresh });
+            }
             Job::SaveReplay { path, text } => save_replay(&path, &text),
         })?;
         let mut performer = parts.performer;
@@ -219,6 +249,7 @@ impl<'a> Executor<'a> {
             level: enabled,
             first_stage: crate::stage_lines::wants_first_stage,
         });
+        let check_every = parts.settings.firewall_check_every();
         Ok(Executor {
             engine,
             settings: parts.settings,
@@ -235,7 +266,7 @@ impl<'a> Executor<'a> {
             totals: Tally::default(),
             evicted_reported: 0,
             next_summary: None,
-            next_firewall_check: guards.then(|| now + FIREWALL_CHECK_EVERY),
+            next_firewall_check: guards.then(|| now + check_every),
             guards,
             batch: Vec::new(),
             effects: Vec::new(),
@@ -266,8 +297,9 @@ impl<'a> Executor<'a> {
                 break exit;
             }
             let overflow = std::mem::take(&mut *lock(&self.overflow));
-            for (id, ok) in overflow {
-                self.engine.command_finished(id, ok);
+            for msg in overflow {
+                // Only outcomes and marked files wait there: never an exit.
+                let _ = self.handle(msg);
             }
             self.on_time(drained);
             if self.perform_effects() {
@@ -315,7 +347,13 @@ impl<'a> Executor<'a> {
         let now = self.clock.now();
         match msg {
             Msg::Hits(hits) => self.engine.hits(&hits),
-            Msg::Signal(SIGHUP) => self.reload(),
+            Msg::Signal(SIGHUP) => {
+                // logrotate's postrotate often sends SIGHUP: the LogFile is reopened first.
+                self.engine.reopen_log();
+                self.perform_effects_quietly();
+                self.reload();
+            }
+            Msg::Signal(SIGUSR1) | Msg::ReopenLog => self.engine.reopen_log(),
             Msg::Signal(_) => {
                 self.engine.terminate(now);
                 let _ = self.perform_effects();
@@ -330,8 +368,11 @@ impl<'a> Executor<'a> {
             Msg::CommandDone { id, ok } => self.engine.command_finished(id, ok),
             Msg::LocalAddresses(addrs) => self.engine.set_local_addresses(addrs),
             Msg::FirewallGone => self.engine.firewall_gone(now),
-            // The LogFile's reopening belongs to `log` (being built); nothing to do here yet.
-            Msg::ReopenLog => tracing::debug!("reopening the log file"),
+            // Checked on the actions worker, which reports `FirewallGone` if it is.
+            Msg::FirewallChanged => {
+                let _ = self.actions.try_send(Action::CheckFirewall);
+            }
+            Msg::OneTimeMarked { path, fresh } => self.engine.one_time_marked(&path, fresh),
             Msg::Control(request, reply) => {
                 let outside = self.outside();
                 let response = self.engine.control(now, &request, outside);
@@ -391,7 +432,8 @@ impl<'a> Executor<'a> {
         let ethernet = self.settings.ethernet;
         if self.engine.reload(loaded, |f| compiles(f, ethernet)) && guards != self.guards {
             self.guards = guards;
-            self.next_firewall_check = guards.then(|| self.clock.now() + FIREWALL_CHECK_EVERY);
+            self.next_firewall_check =
+                guards.then(|| self.clock.now() + self.settings.firewall_check_every());
         }
     }
 
@@ -419,7 +461,7 @@ impl<'a> Executor<'a> {
         self.engine.tick(engine_now);
         if self.next_firewall_check.is_some_and(|t| t <= now) {
             let _ = self.actions.try_send(Action::CheckFirewall);
-            self.next_firewall_check = Some(now + FIREWALL_CHECK_EVERY);
+            self.next_firewall_check = Some(now + self.settings.firewall_check_every());
         }
         let something = self.tally();
         match self.next_summary {
@@ -519,9 +561,10 @@ impl<'a> Executor<'a> {
                 }
             }
             Effect::Run(r) => self.commands.send(Job::Run(r)),
-            Effect::WriteOneTime { door, path, text } => {
-                self.commands.send(Job::WriteOneTime { door, path, text })
+            Effect::MarkOneTime { door, path, used } => {
+                self.commands.send(Job::MarkOneTime { door, path, used })
             }
+            Effect::ReopenLog => crate::log::reopen(),
             Effect::SetFilter(f) => self.capture.set_filter(f),
             Effect::SaveReplay { path, text } => self.commands.send(Job::SaveReplay { path, text }),
             Effect::Exit => return true,

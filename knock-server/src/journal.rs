@@ -40,9 +40,6 @@ use anyhow::{Context as _, bail};
 
 use crate::load::write_atomically;
 
-/// The default state file (systemd's StateDirectory for the unit).
-pub const DEFAULT_PATH: &str = "/var/lib/knock-server/pending-stops";
-
 /// Closed records tolerated before the file is compacted (and at least as many as live ones).
 const COMPACT_AFTER: usize = 64;
 

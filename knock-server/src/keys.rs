@@ -12,8 +12,6 @@ use knock_proto::auth::Key;
 use knock_proto::auth::key::{KEY_BYTES, mode_problem};
 use knock_proto::config::SequenceSource;
 
-use crate::cli::Command;
-
 /// `knock-server keygen`.
 #[derive(Debug, clap::Args)]
 pub struct KeygenArgs {
@@ -57,14 +55,6 @@ fn print_stdout(bytes: &[u8]) -> anyhow::Result<()> {
     }
 }
 
-/// Runs a subcommand.
-pub fn run(command: Command) -> anyhow::Result<ExitCode> {
-    match command {
-        Command::Keygen(args) => keygen(&args),
-        Command::Pair(args) => pair(&args),
-    }
-}
-
 /// Reads and checks a key file: `Err` is the whole message, naming the file.
 pub fn read_key_file(path: &Path) -> Result<String, String> {
     let file =
@@ -78,7 +68,8 @@ pub fn read_key_file(path: &Path) -> Result<String, String> {
     std::io::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
-fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
+/// `knock-server keygen`: writes a new key.
+pub fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
     let mut bytes = [0u8; KEY_BYTES];
     rand::fill(&mut bytes);
     let text = format!("{}\n", Key::from_bytes(bytes).to_text());
@@ -112,7 +103,8 @@ fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn pair(args: &PairArgs) -> anyhow::Result<ExitCode> {
+/// `knock-server pair`: prints a rotating door's settings for a client's profile.
+pub fn pair(args: &PairArgs) -> anyhow::Result<ExitCode> {
     let config_path = args
         .config
         .clone()

@@ -14,23 +14,35 @@
 //! - [`filter`]: the kernel BPF filter of the doors' ports, of bounded size;
 //! - [`host`]: this host's addresses, MACs and VLANs, for the decoder, and their netlink watch;
 //! - [`log`]: knockd's log lines to LogFile, syslog and stderr;
-//! - [`stage_lines`]: the flood-proof budget of `Stage` lines.
+//! - [`stage_lines`]: the flood-proof budget of `Stage` lines;
+//! - [`instance`]: what one of several daemons on a host owns, and its lock;
+//! - [`control_socket`] and [`operator`]: `status` and `close`, from the command line to
+//!   the engine and back;
+//! - [`table_watch`]: our nftables table, followed through `nft monitor`;
+//! - [`files`], [`pidfile`] and [`onetime_file`]: paths made absolute, files opened without
+//!   following symlinks, one-time sequences marked in place.
 
 pub mod actions;
 pub mod capture;
 pub mod cli;
 pub mod control;
+pub mod control_socket;
 pub mod engine;
 pub mod exec;
 pub mod executor;
+pub mod files;
 pub mod filter;
 pub mod host;
+pub mod instance;
 pub mod journal;
 pub mod keys;
 pub mod load;
 pub mod log;
 pub mod man;
+pub mod onetime_file;
+pub mod operator;
 pub mod perform;
 pub mod pidfile;
 pub mod rotating;
 pub mod stage_lines;
+pub mod table_watch;

@@ -11,9 +11,17 @@ pub use knock_proto::config::Loaded;
 /// Reads and checks the config at `path` and the one-time sequence and key files it names
 /// (refusing key files others can read or write).
 pub fn load(path: &Path) -> Result<Loaded, Diagnostics> {
+    // The config itself may be a link (/etc/knockd.conf -> a managed copy): the daemon only
+    // reads it. One-time files it also writes, so those must not be (see `onetime_file`).
     config::load_with_keys(
         path,
-        |p| std::fs::read_to_string(p),
+        |p| {
+            if p == path {
+                std::fs::read_to_string(p)
+            } else {
+                crate::onetime_file::read_nofollow(p)
+            }
+        },
         crate::keys::read_key_file,
     )
 }

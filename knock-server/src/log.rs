@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use anyhow::Context as _;
@@ -49,19 +49,23 @@ pub struct Sinks {
 /// sinks depend on it) and before any thread starts.
 pub fn install(sinks: &Sinks) -> anyhow::Result<()> {
     let file = match &sinks.file {
-        Some(path) => Some(KnockdFile::open(path)?),
+        Some(path) => Some(Arc::new(KnockdFile::open(path)?)),
         None => None,
     };
+    if let Some(f) = &file {
+        let _ = LOG_FILE.set(f.clone());
+    }
     if sinks.syslog {
         syslog::open();
     }
+    let fallback = needs_stderr_fallback(sinks, syslog::reachable);
     let knockd = KnockdLayer {
         file,
         syslog: sinks.syslog,
         prefix: Mutex::default(),
     }
     .with_filter(LevelFilter::INFO);
-    let stderr = sinks.stderr.then(|| {
+    let stderr = (sinks.stderr || fallback).then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_target(false)
@@ -74,7 +78,37 @@ pub fn install(sinks: &Sinks) -> anyhow::Result<()> {
         .with(stderr)
         .try_init()
         .context("cannot install the logger")?;
+    if fallback {
+        tracing::warn!(
+            "UseSyslog is set but syslog is not reachable ({}) and there is no LogFile: \
+             logging to stderr",
+            syslog::PATH
+        );
+    }
     Ok(())
+}
+
+/// The LogFile, for [`reopen`].
+static LOG_FILE: OnceLock<Arc<KnockdFile>> = OnceLock::new();
+
+/// Reopens the LogFile by its path (SIGHUP, SIGUSR1): after logrotate moved it away, lines go
+/// to the new file of that name instead of the rotated one.
+pub fn reopen() {
+    let Some(f) = LOG_FILE.get() else { return };
+    match open_append(&f.path) {
+        Ok(new) => *f.file.lock().unwrap_or_else(|e| e.into_inner()) = new,
+        Err(e) => tracing::error!("cannot reopen log file {}: {e}", f.path.display()),
+    }
+}
+
+/// Whether no configured sink would get the lines: UseSyslog with syslog unreachable and no
+/// LogFile (stderr not already on). Then stderr takes them, so that the daemon is never mute.
+fn needs_stderr_fallback(sinks: &Sinks, syslog_reachable: impl FnOnce() -> bool) -> bool {
+    !sinks.stderr && sinks.file.is_none() && sinks.syslog && !syslog_reachable()
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
 }
 
 /// knockd's line prefix for local time `now`: `[2026-11-25 00:02] `.
@@ -89,10 +123,7 @@ struct KnockdFile {
 
 impl KnockdFile {
     fn open(path: &Path) -> anyhow::Result<KnockdFile> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
+        let file = open_append(path)
             .with_context(|| format!("cannot open log file {}", path.display()))?;
         Ok(KnockdFile {
             path: path.to_owned(),
@@ -102,7 +133,7 @@ impl KnockdFile {
 }
 
 struct KnockdLayer {
-    file: Option<KnockdFile>,
+    file: Option<Arc<KnockdFile>>,
     syslog: bool,
     /// knockd's time prefix, formatted once per minute.
     prefix: Mutex<CachedPrefix>,
@@ -201,6 +232,17 @@ mod syslog {
     use std::ffi::CString;
 
     pub const NOTICE: libc::c_int = libc::LOG_NOTICE;
+
+    /// Where the local syslog daemon listens.
+    pub const PATH: &str = "/dev/log";
+
+    /// Whether a syslog daemon listens on [`PATH`] now.
+    pub fn reachable() -> bool {
+        let Ok(s) = std::os::unix::net::UnixDatagram::unbound() else {
+            return false;
+        };
+        s.connect(PATH).is_ok() || std::os::unix::net::UnixStream::connect(PATH).is_ok()
+    }
     pub const ERR: libc::c_int = libc::LOG_ERR;
 
     /// The identity knockd logs under, so rules written for knockd match.
@@ -225,6 +267,23 @@ mod syslog {
 mod tests {
     use super::*;
     use chrono::TimeZone as _;
+
+    #[test]
+    fn with_syslog_unreachable_and_no_log_file_stderr_takes_the_lines() {
+        let sinks = |file: Option<&str>, syslog, stderr| Sinks {
+            file: file.map(PathBuf::from),
+            syslog,
+            stderr,
+            stderr_level: LevelFilter::INFO,
+        };
+        assert!(needs_stderr_fallback(&sinks(None, true, false), || false));
+        assert!(!needs_stderr_fallback(&sinks(None, true, false), || true));
+        assert!(!needs_stderr_fallback(
+            &sinks(Some("/l"), true, false),
+            || false
+        ));
+        assert!(!needs_stderr_fallback(&sinks(None, true, true), || false));
+    }
 
     #[test]
     fn prefix_matches_knockd() {

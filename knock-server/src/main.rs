@@ -1,7 +1,8 @@
 //! knock-server: the port-knocking daemon, a drop-in replacement for knockd.
 //!
-//! `main` only parses arguments, reads the config, opens the capture and wires the pieces
-//! of the library (see `lib.rs` for the layout).
+//! `main` only parses arguments (the daemon's, or an operator's `status` and `close`), reads
+//! the config, takes the instance's lock, opens the capture and wires the pieces of the
+//! library (see `lib.rs` for the layout).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,13 +10,16 @@ use std::sync::mpsc;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use tracing_subscriber::filter::LevelFilter;
 
-use knock_server::cli::Cli;
+use knock_server::cli::{Args, Cli, Command};
 use knock_server::engine::{self, Engine, Exit, Msg, Settings};
 use knock_server::executor::{self, Executor};
-use knock_server::{capture, filter, journal, load, log, man, perform, pidfile, rotating};
+use knock_server::{
+    capture, control_socket, files, filter, instance, journal, keys, load, log, man, operator,
+    perform, pidfile, rotating, table_watch,
+};
 
 /// Batches of hits (and other messages) waiting for the engine; beyond this the capture
 /// thread drops and counts them. Each batch holds up to `capture::MAX_BATCH` hits.
@@ -37,14 +41,24 @@ fn main() -> ExitCode {
 /// Errors returned from here happen before the daemon runs: they exit with status 2.
 fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    if let Some(command) = cli.command {
-        return knock_server::keys::run(command);
+    match cli.command {
+        Some(Command::Status(a)) => operator::status(&a),
+        Some(Command::Close(a)) => operator::close(&a),
+        Some(Command::Keygen(a)) => keys::keygen(&a),
+        Some(Command::Pair(a)) => keys::pair(&a),
+        None => daemon(cli.daemon),
     }
-    let args = cli.daemon;
+}
+
+/// Runs the daemon (no subcommand: knockd's command line).
+fn daemon(args: Args) -> anyhow::Result<ExitCode> {
     if args.man {
         print_stdout(&man::render()?)?;
         return Ok(ExitCode::SUCCESS);
     }
+    // Absolute before anything uses them: `-d` changes directory to `/`, and SIGHUP re-reads
+    // the config long after.
+    let args = files::absolute_args(args)?;
     let config_path = args.config_path();
     let loaded = match load::load(&config_path) {
         Ok(l) => l,
@@ -68,39 +82,41 @@ fn run() -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| options.interface.clone())
         .unwrap_or_else(|| "any".to_owned());
-    let log_file = args.logfile.clone().or_else(|| options.log_file.clone());
-    let sinks = log::Sinks {
-        stderr: !args.daemon
-            && (args.verbose || args.debug || (log_file.is_none() && !options.use_syslog)),
-        stderr_level: if args.debug {
-            LevelFilter::TRACE
-        } else if args.verbose {
-            LevelFilter::DEBUG
-        } else {
-            LevelFilter::INFO
-        },
-        file: log_file,
-        syslog: options.use_syslog,
-    };
+    let sinks = log_sinks(&args, options);
+    let instance = &args.instance;
     let pid_path = args
         .pidfile
         .clone()
-        .or_else(|| options.pid_file.clone())
-        .or_else(|| args.daemon.then(|| "/var/run/knockd.pid".into()));
+        .or_else(|| options.pid_file.clone().map(files::absolute))
+        .or_else(|| {
+            args.daemon
+                .then(|| instance.instance.pid_file(&instance.runtime_dir))
+        });
+    let state_path = args.state_path();
+    files::refuse_symlink(&state_path, "state file")?;
+    if args.state_file.is_none() && instance.instance.is_default() {
+        files::adopt_legacy_state(&state_path);
+    }
+    // Before anything of the instance's is touched (its table above all): a second daemon
+    // of the same instance stops here.
+    let mut lock = instance::Lock::acquire(&instance.instance, &instance.runtime_dir)?;
+    let socket_path = instance.instance.socket(&instance.runtime_dir);
+    let control = control_socket::Listener::bind(&socket_path)?;
 
     let mut opened = capture::open(&interface)?;
     let local = capture::local_addresses(&interface);
-    let settings = Settings {
-        config_path,
+    let mut settings = Settings {
+        config_path: config_path.clone(),
+        instance: instance.instance.to_string(),
         interface: interface.clone(),
         ipv4_only: args.only_ipv4,
         lookup: args.lookup,
         ethernet: opened.is_ethernet(),
-        instance: "knock-server".to_owned(),
+        table_watched: false,
     };
     let replay = rotating::Replay {
-        record: rotating::read_record(&rotating::record_file(&args.state_file)),
-        file: rotating::record_file(&args.state_file),
+        record: rotating::read_record(&rotating::record_file(&state_path)),
+        file: rotating::record_file(&state_path),
     };
     let unix = executor::wall()
         .duration_since(std::time::UNIX_EPOCH)
@@ -115,9 +131,10 @@ fn run() -> anyhow::Result<ExitCode> {
         settings.ipv4_only,
     );
     let report = opened.set_filter(&filter)?;
-    let performer = perform::Performer::new(&loaded.config)?;
+    let performer = perform::Performer::new(&loaded.config, &instance.instance.table())?;
     if args.daemon {
         daemonize()?;
+        lock.update_pid();
     }
     let _pid = pid_path
         .as_deref()
@@ -125,11 +142,15 @@ fn run() -> anyhow::Result<ExitCode> {
         .transpose()?;
     log::install(&sinks)?;
     // A state file that cannot be read stops us here (exit 2): its stops must not be lost.
-    let (journal, adopted) = journal::Journal::open(&args.state_file)?;
+    let (journal, adopted) = journal::Journal::open(&state_path)?;
     let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
     forward_signals(tx.clone())?;
+    control.spawn(tx.clone())?;
+    let monitor = watch_table(performer.guards().then(|| instance.instance.table()), &tx);
+    settings.table_watched = monitor.is_some();
 
     tracing::info!("starting up, listening on {interface}");
+    tracing::info!("{}", loaded_line(&instance.instance, &config_path, &loaded));
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -161,7 +182,11 @@ fn run() -> anyhow::Result<ExitCode> {
         tx,
     })?;
     let exit = executor.run(&rx);
+    drop(monitor);
     running.stop();
+    // Still holding the lock: no other daemon of this instance has bound it since.
+    let _ = std::fs::remove_file(&socket_path);
+    drop(lock);
     Ok(match exit {
         Exit::Signal => ExitCode::SUCCESS,
         Exit::CaptureFailed => ExitCode::FAILURE,
@@ -197,6 +222,56 @@ fn report_filter_size(loaded: &load::Loaded, ipv4_only: bool) -> anyhow::Result<
     Ok(())
 }
 
+/// Where the log goes: knockd's rules (see [`log`]).
+fn log_sinks(args: &Args, options: &knock_proto::config::Options) -> log::Sinks {
+    let file = args.logfile.clone().or_else(|| options.log_file.clone());
+    log::Sinks {
+        stderr: !args.daemon
+            && (args.verbose || args.debug || (file.is_none() && !options.use_syslog)),
+        stderr_level: if args.debug {
+            LevelFilter::TRACE
+        } else if args.verbose {
+            LevelFilter::DEBUG
+        } else {
+            LevelFilter::INFO
+        },
+        file,
+        syslog: options.use_syslog,
+    }
+}
+
+/// The start line after knockd's: which instance, config and doors.
+fn loaded_line(
+    instance: &instance::Instance,
+    config: &std::path::Path,
+    loaded: &load::Loaded,
+) -> String {
+    let doors: Vec<&str> = loaded
+        .config
+        .doors
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    format!(
+        "instance {instance}: config {}, {} door(s): {}",
+        config.display(),
+        doors.len(),
+        doors.join(", ")
+    )
+}
+
+/// Starts following `table` (when we own one) through `nft monitor`; if it cannot start,
+/// that is logged and the table is checked every 5 s instead. The host's addresses are
+/// followed by the capture thread (`host::Watch`), which also needs them for its decoder.
+fn watch_table(
+    table: Option<String>,
+    tx: &mpsc::SyncSender<Msg>,
+) -> Option<table_watch::NftMonitor> {
+    table_watch::watch_table(&table?, tx.clone())
+        .map_err(|e| tracing::warn!("{e:#}; checking the table every 5 s instead"))
+        .ok()
+}
+
 /// Writes to stdout; a reader that went away (`--check | head`) is not an error.
 fn print_stdout(bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
@@ -209,10 +284,10 @@ fn print_stdout(bytes: &[u8]) -> anyhow::Result<()> {
     }
 }
 
-/// Delivers SIGHUP, SIGTERM and SIGINT to the engine as messages: the handlers only write to
+/// Delivers SIGHUP, SIGTERM, SIGINT and SIGUSR1 to the engine as messages: the handlers only write to
 /// a pipe (signal-hook), and all the work happens on the engine thread.
 fn forward_signals(tx: mpsc::SyncSender<Msg>) -> anyhow::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT, SIGUSR1])
         .context("cannot install signal handlers")?;
     std::thread::Builder::new()
         .name("signals".into())

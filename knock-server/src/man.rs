@@ -161,6 +161,7 @@ pub fn render() -> std::io::Result<Vec<u8>> {
     man.render_synopsis_section(&mut out)?;
     man.render_description_section(&mut out)?;
     man.render_options_section(&mut out)?;
+    operator_control().to_writer(&mut out)?;
     extra().to_writer(&mut out)?;
     man.render_version_section(&mut out)?;
     Ok(out)
@@ -177,6 +178,33 @@ fn keys(roff: &mut Roff, keys: &[(&str, &str, &str)]) {
         head.push(roman(" (TOML)"));
         roff.control("TP", []).text(head).text([roman(*what)]);
     }
+}
+
+/// `status` and `close`, which clap lists by name only.
+fn operator_control() -> Roff {
+    let mut r = Roff::new();
+    r.control("SH", ["OPERATOR CONTROL"]).text([roman(
+        "A running daemon answers on its control socket, RUNTIME-DIR/INSTANCE.sock (root only). \
+         Both subcommands take --instance NAME and --runtime-dir DIR to find it; without a \
+         running daemon they say which socket they tried and exit 2.",
+    )]);
+    for (usage, what) in [
+        (
+            "knock-server status [--json]",
+            "Open doors (door, knocker, since, closes in, how: stop command or nftables), \
+             attempts in progress per door, and counters. --json prints the daemon's answer as \
+             one JSON object.",
+        ),
+        (
+            "knock-server close DOOR [IP]",
+            "Close DOOR now, for IP only or for everyone it is open to: its pending stop command \
+             runs now (once) and its nftables elements are deleted. Exit 2 for an unknown door.",
+        ),
+        ("knock-server close --all", "Close every open door."),
+    ] {
+        r.control("TP", []).text([bold(usage)]).text([roman(what)]);
+    }
+    r
 }
 
 fn extra() -> Roff {
@@ -218,7 +246,11 @@ fn extra() -> Roff {
     )]);
     r.control("SH", ["SIGNALS"]);
     r.control("TP", []).text([bold("SIGHUP")]).text([roman(
-        "Re-read the config. A broken config is logged and the running one is kept.",
+        "Re-read the config. A broken config is logged and the running one is kept. The log \
+         file is reopened too.",
+    )]);
+    r.control("TP", []).text([bold("SIGUSR1")]).text([roman(
+        "Reopen the log file (after logrotate moved it away), nothing else.",
     )]);
     r.control("TP", [])
         .text([bold("SIGTERM, SIGINT")])
@@ -230,12 +262,33 @@ fn extra() -> Roff {
         ("/etc/knock/server.toml", "The config, if it exists."),
         ("/etc/knockd.conf", "The config otherwise."),
         (
-            "/var/lib/knock-server/pending-stops",
-            "Stop commands not yet run (--state-file).",
+            "/var/lib/knock-server/INSTANCE.state",
+            "Stop commands not yet run (--state-file). Never followed if a symbolic link.",
+        ),
+        (
+            "/run/knock-server/INSTANCE.sock",
+            "The control socket of status and close (root only, mode 0600).",
+        ),
+        (
+            "/run/knock-server/INSTANCE.lock",
+            "Held (flock) while the instance runs; holds its pid. A second daemon of the \
+             same instance refuses to start.",
+        ),
+        (
+            "/etc/knock/INSTANCE.toml",
+            "The config of knock-server@INSTANCE.service (the systemd template unit).",
         ),
     ] {
         r.control("TP", []).text([italic(file)]).text([roman(what)]);
     }
+    r.control("SH", ["INSTANCES"]).text([roman(
+        "--instance NAME (default knock-server) names what a daemon owns: its state file, \
+         control socket, lock, pid file with -d (RUNTIME-DIR/NAME.pid; knockd's \
+         /var/run/knockd.pid for the default instance) and nftables table (inet \
+         knock_server_NAME with - as _; knock_server for the default instance). Several \
+         instances run side by side, e.g. one per interface, and never touch each other's \
+         table, state or ports. status and close take the same --instance.",
+    )]);
     r.control("SH", ["EXIT STATUS"]).text([roman(
         "0 after SIGTERM or SIGINT, or a valid --check; 2 for usage, config and startup errors \
          (no such interface, no capture permission); 1 when capture fails while running.",

@@ -65,6 +65,8 @@ pub struct Performer {
     /// Mail notices dropped because the queue was full, since start.
     mail_dropped: u64,
     firewall: Option<Firewall>,
+    /// Our instance's nftables table.
+    table: String,
     /// The ports the table guards, to put it back if it is deleted.
     guarded: Vec<Knock>,
     sendmail: PathBuf,
@@ -93,26 +95,28 @@ fn port_list(ports: &[Knock]) -> String {
 }
 
 impl Performer {
-    /// Sets up what the config's actions need: the nftables table when a door has `open`
-    /// (any table a crashed run left behind is replaced).
-    pub fn new(config: &Config) -> anyhow::Result<Performer> {
+    /// Sets up what the config's actions need: the nftables `table` when a door has `open`
+    /// (any table a crashed run of this instance left behind is replaced).
+    pub fn new(config: &Config, table: &str) -> anyhow::Result<Performer> {
         let ports = guarded(config);
         let firewall = if ports.is_empty() {
             // A run that crashed with `open` doors left its table (still guarding, so its
             // ports stay closed); this config guards nothing.
-            if let Err(e) = crate::actions::firewall::remove_stale() {
+            if let Err(e) = crate::actions::firewall::remove_stale(table) {
                 tracing::debug!("no stale nftables table removed: {e}");
             }
             None
         } else {
-            let fw = Firewall::install(&ports)
-                .context("cannot set up the nftables table for `open` doors")?;
+            let fw = Firewall::install(table, &ports).with_context(|| {
+                format!("cannot set up the nftables table {table} for `open` doors")
+            })?;
             Some(fw)
         };
         Ok(Performer {
             mailer: None,
             mail_dropped: 0,
             firewall,
+            table: table.to_owned(),
             guarded: ports,
             sendmail: config.options.sendmail.clone(),
             mail_from: config
@@ -130,6 +134,7 @@ impl Performer {
             mailer: None,
             mail_dropped: 0,
             firewall: None,
+            table: crate::instance::Instance::default().table(),
             guarded: Vec::new(),
             sendmail: config.options.sendmail.clone(),
             mail_from: config
@@ -167,7 +172,8 @@ impl Performer {
         if let Some(w) = &actions.wake_on_lan {
             let to = format!("{} via {}:{}", w.mac, w.address, w.port);
             match wol::wake(w) {
-                Ok(()) => {
+                Ok(sent) => {
+                    let to = format!("{} at {}", w.mac, sent.join(", "));
                     tracing::info!("{}: sent Wake-on-LAN to {to}", door.name);
                     done.push(format!("sent Wake-on-LAN to {to}"));
                 }
@@ -226,11 +232,13 @@ impl Performer {
         open_for: std::time::Duration,
     ) {
         let Some(fw) = &self.firewall else { return };
-        if let Err(e) = fw.allow(source, ports, open_for) {
-            tracing::error!(
-                "{source}: {door}: cannot open {} again: {e}",
-                port_list(ports)
-            );
+        let list = port_list(ports);
+        match fw.allow(source, ports, open_for) {
+            Ok(()) => tracing::info!(
+                "{source}: {door}: opened {list} again for {}s",
+                open_for.as_secs()
+            ),
+            Err(e) => tracing::error!("{source}: {door}: cannot open {list} again: {e}"),
         }
     }
 
@@ -250,11 +258,13 @@ impl Performer {
         let Some(fw) = &self.firewall else { return };
         match fw.reinstall(&self.guarded) {
             Ok(()) => tracing::warn!(
-                "the nftables table knock_server was deleted (nft flush ruleset?): put it back, \
-                 with the ports still open to their knockers"
+                "the nftables table {} was deleted (nft flush ruleset?): put it back, with the \
+                 ports still open to their knockers",
+                self.table
             ),
             Err(e) => tracing::error!(
-                "the nftables table knock_server was deleted and cannot be put back: {e}"
+                "the nftables table {} was deleted and cannot be put back: {e}",
+                self.table
             ),
         }
     }
@@ -275,7 +285,7 @@ impl Performer {
                     tracing::error!("cannot update the guarded ports: {e}");
                 }
             }
-            None if !ports.is_empty() => match Firewall::install(&ports) {
+            None if !ports.is_empty() => match Firewall::install(&self.table, &ports) {
                 Ok(fw) => self.firewall = Some(fw),
                 Err(e) => tracing::error!("cannot set up the nftables table for `open` doors: {e}"),
             },

@@ -131,7 +131,8 @@ fn missing_config_and_unknown_flags_exit_2() {
 fn a_missing_interface_is_one_clear_line_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let conf = write(dir.path(), "k.conf", "[d]\n  sequence = 1\n");
-    let out = server(&["-i", "knock-nosuch0", "-c", &conf]);
+    let run = dir.path().join("run").display().to_string();
+    let out = server(&["-i", "knock-nosuch0", "-c", &conf, "--runtime-dir", &run]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("knock-nosuch0"), "{err}");
@@ -209,6 +210,110 @@ fn a_used_up_one_time_file_disables_its_door_with_a_warning() {
         text(&out.stderr).contains("warning: once: no unused sequence left in"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+#[test]
+fn status_and_close_without_a_daemon_exit_2_naming_socket_and_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().display().to_string();
+    for args in [
+        vec!["status", "--runtime-dir", &run, "--instance", "eth0"],
+        vec![
+            "close",
+            "--all",
+            "--runtime-dir",
+            &run,
+            "--instance",
+            "eth0",
+        ],
+    ] {
+        let out = server(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("instance `eth0`")
+                && err.contains(&format!("{run}/eth0.sock"))
+                && err.contains("no daemon is running"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_second_daemon_of_a_running_instance_refuses_naming_its_pid() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write(dir.path(), "k.conf", "[door]\n  sequence = 1,2\n");
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    // What a running daemon holds: the lock, with its pid inside.
+    let mut lock = std::fs::File::create(run.join("wan.lock")).unwrap();
+    writeln!(lock, "4242").unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let state = dir.path().join("state").display().to_string();
+    let run = run.display().to_string();
+    let out = server(&[
+        "-c",
+        &conf,
+        "--instance",
+        "wan",
+        "--runtime-dir",
+        &run,
+        "--state-file",
+        &state,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("instance `wan` is already running (pid 4242"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_symlinked_state_file_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write(dir.path(), "k.conf", "[door]\n  sequence = 1,2\n");
+    let target = write(dir.path(), "precious", "keep\n");
+    let link = dir.path().join("state");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let run = dir.path().join("run").display().to_string();
+    let link = link.display().to_string();
+    let out = server(&["-c", &conf, "--runtime-dir", &run, "--state-file", &link]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("state file {link} is a symbolic link")),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
+}
+
+#[test]
+fn an_invalid_instance_name_is_a_usage_error() {
+    let out = server(&["status", "--instance", "../etc"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("invalid instance name"));
+}
+
+#[test]
+fn a_symlinked_one_time_file_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = write(dir.path(), "real", " 1,2\n");
+    let link = dir.path().join("seqs");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let conf = write(
+        dir.path(),
+        "k.conf",
+        &format!("[otp]\n  one_time_sequences = {}\n", link.display()),
+    );
+    let out = server(&["--check", "-c", &conf]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&link.display().to_string()) && err.contains("symbolic link"),
+        "{err}"
     );
 }
 

@@ -15,6 +15,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use firewall::{Firewall, Nft};
+
+/// The default instance's table.
+const T: &str = "knock_server";
 use knock_proto::sequence::Knock;
 use serde_json::Value;
 
@@ -159,7 +162,7 @@ fn install_allow_reload_and_remove_shape_our_table() {
         "{ type ipv4_addr; }",
     ]);
 
-    let fw = Firewall::install_with(ns.nft(), &knocks(&["22", "500:udp"])).unwrap();
+    let fw = Firewall::install_with(ns.nft(), T, &knocks(&["22", "500:udp"])).unwrap();
     let t = ns.table().unwrap();
     assert!(
         t.iter()
@@ -228,7 +231,7 @@ fn install_allow_reload_and_remove_shape_our_table() {
 
     fw.remove().unwrap();
     assert_eq!(ns.table(), None);
-    firewall::remove_stale_with(&ns.nft()).unwrap();
+    firewall::remove_stale_with(&ns.nft(), T).unwrap();
 }
 
 #[test]
@@ -237,16 +240,64 @@ fn a_dropped_firewall_removes_its_table_and_a_killed_one_leaves_the_guard() {
         return;
     }
     let ns = Netns::new("d");
-    let fw = Firewall::install_with(ns.nft(), &knocks(&["22"])).unwrap();
+    let fw = Firewall::install_with(ns.nft(), T, &knocks(&["22"])).unwrap();
     drop(fw);
     assert_eq!(ns.table(), None);
 
     // kill -9 runs no destructor: the guard stays, so the ports stay closed.
-    let fw = Firewall::install_with(ns.nft(), &knocks(&["22"])).unwrap();
+    let fw = Firewall::install_with(ns.nft(), T, &knocks(&["22"])).unwrap();
     std::mem::forget(fw);
     assert!(ns.table().is_some());
-    firewall::remove_stale_with(&ns.nft()).unwrap();
+    firewall::remove_stale_with(&ns.nft(), T).unwrap();
     assert_eq!(ns.table(), None);
+}
+
+#[test]
+fn two_instances_tables_live_side_by_side_and_each_touches_only_its_own() {
+    if !knock_e2e::root_or_skip() {
+        return;
+    }
+    let ns = Netns::new("i");
+    let list = |table: &str| ns.run(&["nft", "list", "table", "inet", table]);
+    let a = Firewall::install_with(ns.nft(), T, &knocks(&["22"])).unwrap();
+    a.allow(ip("198.18.0.2"), &knocks(&["22"]), Duration::from_secs(60))
+        .unwrap();
+    // A second instance's install (which replaces a stale table of its own) leaves ours.
+    let b = Firewall::install_with(ns.nft(), "knock_server_eth1", &knocks(&["2222"])).unwrap();
+    let ours = String::from_utf8_lossy(&list(T).stdout).into_owned();
+    assert!(
+        ours.contains("198.18.0.2 . tcp . 22") && ours.contains("tcp . 22"),
+        "{ours}"
+    );
+    // Its removal and its put-back check see only its own table.
+    drop(b);
+    assert!(list(T).status.success());
+    assert!(!list("knock_server_eth1").status.success());
+    assert!(a.is_present(), "b's removal left a's table");
+    drop(a);
+    assert!(!list(T).status.success());
+}
+
+#[test]
+fn a_table_put_back_holds_the_allows_it_had() {
+    if !knock_e2e::root_or_skip() {
+        return;
+    }
+    let ns = Netns::new("r");
+    let fw = Firewall::install_with(ns.nft(), T, &knocks(&["22"])).unwrap();
+    ns.ok(&["nft", "flush", "ruleset"]);
+    assert!(!fw.is_present());
+    fw.reinstall(&knocks(&["22"])).unwrap();
+    fw.allow(ip("198.18.0.2"), &knocks(&["22"]), Duration::from_secs(60))
+        .unwrap();
+    assert!(fw.is_present());
+    let table = ns.ok(&["nft", "list", "table", "inet", T]);
+    assert!(table.contains("198.18.0.2 . tcp . 22"), "{table}");
+    fw.revoke(ip("198.18.0.2"), &knocks(&["22"])).unwrap();
+    let table = ns.ok(&["nft", "list", "table", "inet", T]);
+    assert!(!table.contains("198.18.0.2"), "{table}");
+    // Revoking what is not there is no error.
+    fw.revoke(ip("198.18.0.2"), &knocks(&["22"])).unwrap();
 }
 
 #[test]
@@ -255,7 +306,7 @@ fn a_refused_batch_is_reported_in_nfts_own_words() {
         return;
     }
     let ns = Netns::new("e");
-    let fw = Firewall::install_with(ns.nft(), &knocks(&["22"])).unwrap();
+    let fw = Firewall::install_with(ns.nft(), T, &knocks(&["22"])).unwrap();
     // Someone deleted our table under us: opening a door now fails, and says why.
     ns.ok(&["nft", "delete", "table", "inet", "knock_server"]);
     let e = fw
@@ -421,7 +472,7 @@ fn the_door_opens_for_the_knocker_only_and_the_kernel_closes_it() {
         link.connect("198.18.0.3", GUARDED).is_ok(),
         "the listener answers unguarded"
     );
-    let fw = Firewall::install_with(link.server.nft(), &knocks(&["2222", "2222:udp"])).unwrap();
+    let fw = Firewall::install_with(link.server.nft(), T, &knocks(&["2222", "2222:udp"])).unwrap();
     for from in ["198.18.0.2", "198.18.0.3", "fd00::2"] {
         assert!(refused(link.connect(from, GUARDED)), "{from}");
     }

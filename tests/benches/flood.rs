@@ -319,6 +319,8 @@ fn start(subject: Subject, link: &Link, dir: &Path, log: &Path) -> Daemon {
                 log.into(),
                 "--state-file".into(),
                 dir.join("state"),
+                "--runtime-dir".into(),
+                dir.join("run"),
             ];
             (bin("knock-server"), args, "starting up, listening on eth0")
         }

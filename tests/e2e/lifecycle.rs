@@ -174,6 +174,8 @@ fn a_state_file_that_cannot_be_read_stops_the_daemon_with_exit_2_and_is_left_alo
         .arg(&conf)
         .arg("--state-file")
         .arg(&state)
+        .arg("--runtime-dir")
+        .arg(dir.path().join("run"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -6,6 +6,7 @@ mod auth;
 mod client;
 mod harness_selftest;
 mod lifecycle;
+mod operate;
 mod proxy;
 mod retransmissions;
 mod server;

@@ -569,6 +569,8 @@ fn daemon_mode_detaches_writes_the_pid_file_and_removes_it_at_exit() {
         .arg(&pid_file)
         .arg("--state-file")
         .arg(dir.path().join("pending"))
+        .arg("--runtime-dir")
+        .arg(dir.path().join("run"))
         .output()
         .unwrap();
     assert!(
@@ -643,7 +645,7 @@ fn use_syslog_sends_knockd_lines_as_knockd_to_dev_log() {
         "[options]\n    UseSyslog\n[door]\n    sequence = 7000,8000\n",
     );
     let script = format!(
-        "mount --bind /dev/null {d}/null && mount --bind {d} /dev && exec {bin} -i eth0 -c {c} --state-file {s}",
+        "mount --bind /dev/null {d}/null && mount --bind {d} /dev && exec {bin} -i eth0 -c {c} --state-file {s} --runtime-dir {s}.run",
         d = dev.display(),
         bin = knock_e2e::bin("knock-server").display(),
         c = conf.display(),

@@ -431,7 +431,8 @@ pub struct KnockServer {
 }
 
 impl KnockServer {
-    /// Starts `knock-server -c CONFIG -g DIR/LOG_NAME --state-file DIR/pending-stops`, with
+    /// Starts `knock-server -c CONFIG -g DIR/LOG_NAME --state-file DIR/pending-stops
+    /// --runtime-dir DIR/run`, with
     /// `-i interface` when given (else it listens on `any`), plus `extra` arguments, and
     /// waits until it listens. Each test keeps its pending stop commands in its own `dir`.
     pub fn start(
@@ -444,6 +445,7 @@ impl KnockServer {
     ) -> KnockServer {
         let log = dir.join(log_name);
         let state = dir.join("pending-stops");
+        let run = dir.join("run");
         let mut args: Vec<&OsStr> = Vec::new();
         if let Some(i) = interface {
             args.extend([OsStr::new("-i"), OsStr::new(i)]);
@@ -455,6 +457,9 @@ impl KnockServer {
             log.as_os_str(),
             OsStr::new("--state-file"),
             state.as_os_str(),
+            // Each test its own control socket and instance lock: tests run in parallel.
+            OsStr::new("--runtime-dir"),
+            run.as_os_str(),
         ]);
         args.extend(extra.iter().map(OsStr::new));
         let mut daemon = link.server.spawn(

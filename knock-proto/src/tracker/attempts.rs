@@ -413,6 +413,17 @@ impl Attempts {
             .min_by_key(|&slot| self.slots[slot as usize].started)
     }
 
+    /// How many attempts `door` has in progress: O(that many), for status reports.
+    pub(super) fn count(&self, door: u32) -> usize {
+        let mut n = 0;
+        let mut slot = self.head(door).unwrap_or(NIL);
+        while slot != NIL {
+            n += 1;
+            slot = self.slots[slot as usize].next;
+        }
+        n
+    }
+
     /// Removes every attempt of `door`; returns how many there were.
     pub(super) fn clear_door(&mut self, door: u32) -> usize {
         let mut removed = 0;

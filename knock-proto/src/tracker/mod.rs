@@ -304,6 +304,12 @@ impl Tracker {
         }
     }
 
+    /// Attempts in progress on `door` now (0 for an unknown door): O(that many), for status
+    /// reports, not for every hit.
+    pub fn attempts_on(&self, door: DoorId) -> usize {
+        u32::try_from(door).map_or(0, |d| self.attempts.count(d))
+    }
+
     /// Heap bytes the tracker holds, by capacity of its allocations (used or not): attempts,
     /// their index, and the doors.
     pub fn memory_bytes(&self) -> usize {

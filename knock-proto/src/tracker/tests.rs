@@ -598,3 +598,17 @@ fn memory_per_attempt_stays_under_64_bytes() {
     let per_attempt = tracker.memory_bytes() / 10_000;
     assert!(per_attempt < 64, "{per_attempt} bytes per attempt");
 }
+
+#[test]
+fn attempts_are_counted_per_door() {
+    let mut r = Run::new(vec![door("1,2,3"), door("1,4"), door("5,6")], 10);
+    r.knock(0, "198.18.0.1", "1");
+    r.knock(0, "198.18.0.3", "1");
+    r.knock(0, "198.18.0.3", "5");
+    let counts = |r: &Run| (0..4).map(|d| r.tracker.attempts_on(d)).collect::<Vec<_>>();
+    assert_eq!(counts(&r), [2, 2, 1, 0]);
+    r.knock(1, "198.18.0.1", "4");
+    assert_eq!(counts(&r), [2, 1, 1, 0], "door 1 opened; 4 is not door 0's");
+    r.expire(10_000);
+    assert_eq!(counts(&r), [0, 0, 0, 0]);
+}

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use knock_proto::Sequence;
 use knock_proto::config::{Config, Door};
 use knock_proto::sequence::Knock;
 
@@ -58,15 +59,19 @@ pub enum Effect {
     ReinstallFirewall,
     /// A new config is in force: the built-in actions follow it (guarded ports, sendmail).
     Reconfigure(Box<Config>),
-    /// Replace a one-time sequence file with `text` (the used line marked).
-    WriteOneTime {
+    /// Mark `used` as used in its one-time sequence file, in place, then read the file afresh
+    /// and hand its sequences back ([`super::Engine::one_time_marked`]), so that lines an
+    /// admin appended meanwhile are armed.
+    MarkOneTime {
         /// The door's name, for errors.
         door: String,
         /// The file.
         path: PathBuf,
-        /// Its new content.
-        text: String,
+        /// The sequence just used.
+        used: Sequence,
     },
+    /// Reopen the LogFile by its name (logrotate moved it away).
+    ReopenLog,
     /// Install this capture filter.
     SetFilter(String),
     /// Save the rotating doors' replay record (atomically), before any later

@@ -103,7 +103,7 @@ impl Engine {
         door_sequence(door, one_time).map(|s| s.len())
     }
 
-    fn door_name(&self, id: DoorId) -> String {
+    pub(super) fn door_name(&self, id: DoorId) -> String {
         self.config
             .doors
             .get(id)

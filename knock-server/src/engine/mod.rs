@@ -4,9 +4,11 @@
 //! Inputs are method calls, each with the time it happens on the daemon's monotonic clock:
 //! hits with their capture time ([`Engine::hits`]), the passing of time ([`Engine::tick`], at
 //! [`Engine::poll_at`]), a new config ([`Engine::reload`]), SIGTERM ([`Engine::terminate`]), a
-//! command's outcome ([`Engine::command_finished`]), this host's addresses changing, the
-//! nftables table vanishing, and control requests ([`Engine::control`]). Outputs are
-//! [`Effect`]s, taken with [`Engine::take_effects`] and performed by the executor: run a
+//! command's outcome ([`Engine::command_finished`]), this host's addresses changing
+//! ([`Engine::set_local_addresses`]), the nftables table vanishing
+//! ([`Engine::firewall_gone`]), logrotate's signal ([`Engine::reopen_log`]), a one-time file
+//! marked ([`Engine::one_time_marked`]) and control requests ([`Engine::control`]). Outputs
+//! are [`Effect`]s, taken with [`Engine::take_effects`] and performed by the executor: run a
 //! command, allow or revoke ports, mail, journal records, one-time files, the capture filter,
 //! log lines.
 //!
@@ -20,6 +22,8 @@ pub mod effects;
 pub mod windows;
 
 mod events;
+mod host;
+mod one_time;
 mod open;
 #[cfg(test)]
 mod proptests;
@@ -32,6 +36,7 @@ mod tests;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use knock_proto::Timestamp;
@@ -82,6 +87,8 @@ pub struct Engine {
     /// The capture filter last asked for: an unchanged one is not installed again (libpcap
     /// drops the packets already queued when a filter is set, a knock in flight among them).
     installed_filter: String,
+    /// Per one-time sequence file, marks asked of the executor and not yet done.
+    marks_pending: HashMap<PathBuf, usize>,
     /// Rotating doors (issue 12): their hits never reach the tracker.
     rotating: RotatingDoors,
     /// Where their replay record is saved; `None`: not saved (tests).
@@ -176,6 +183,7 @@ impl Engine {
             events: Vec::new(),
             stopping: false,
             installed_filter: String::new(),
+            marks_pending: HashMap::new(),
             rotating,
             replay_file,
             gate: LogGate::default(),
@@ -456,37 +464,6 @@ impl Engine {
             .map(|(id, d)| (d.name.clone(), self.tracker.evicted_on(id)))
             .filter(|&(_, n)| n > 0)
             .collect()
-    }
-
-    /// This host's addresses changed: doors without a target follow them.
-    pub fn set_local_addresses(&mut self, local: Vec<IpAddr>) {
-        if local == self.local {
-            return;
-        }
-        self.tracker.set_local_addresses(&local);
-        self.local = local;
-        self.set_filter(self.filter());
-    }
-
-    /// The nftables table was deleted behind our back: put it back with the ports still
-    /// open to their knockers, for what is left of their time.
-    pub fn firewall_gone(&mut self, now: Timestamp) {
-        self.clock = self.clock.max(now);
-        self.effects.push_back(Effect::ReinstallFirewall);
-        let allows: Vec<Effect> = self
-            .windows
-            .iter()
-            .filter_map(|w| {
-                let p = w.ports.as_ref()?;
-                Some(Effect::Allow {
-                    door: w.door.clone(),
-                    source: w.source,
-                    ports: p.ports.clone(),
-                    open_for: p.until.saturating_since(self.clock),
-                })
-            })
-            .collect();
-        self.effects.extend(allows);
     }
 
     /// Unix seconds at `t`.

@@ -3,9 +3,9 @@
 
 use std::net::IpAddr;
 
+use knock_proto::Timestamp;
 use knock_proto::config::{Door, SequenceSource};
 use knock_proto::tracker::DoorId;
-use knock_proto::{Sequence, Timestamp};
 use tracing::Level;
 
 use super::windows::{Ports, Stop, Window};
@@ -158,40 +158,5 @@ impl Engine {
                 door.cmd_timeout.as_secs()
             ),
         );
-    }
-
-    /// Marks the used one-time sequence in its file and arms the next one.
-    fn next_one_time(&mut self, id: DoorId, door: &Door) {
-        let SequenceSource::OneTime { path, .. } = &door.sequence else {
-            return;
-        };
-        let Some(Some(seqs)) = self.one_time.get_mut(id) else {
-            return;
-        };
-        let written = seqs.consume();
-        let next: Option<Sequence> = seqs.current().cloned();
-        if let Some(text) = written {
-            self.effects.push_back(Effect::WriteOneTime {
-                door: door.name.clone(),
-                path: path.clone(),
-                text,
-            });
-        }
-        if next.is_none() {
-            self.log(
-                Level::INFO,
-                None,
-                format!(
-                    "{}: no one-time sequences left in {}, door disabled",
-                    door.name,
-                    path.display()
-                ),
-            );
-        }
-        self.tracker.set_sequence(id, next);
-        if let Some(c) = self.door_counts.get_mut(id) {
-            c.attempts = 0;
-        }
-        self.set_filter(self.filter());
     }
 }

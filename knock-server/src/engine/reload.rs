@@ -20,9 +20,10 @@ impl Engine {
     /// close as scheduled. Returns whether the new config is in force.
     pub fn reload(
         &mut self,
-        loaded: Loaded,
+        mut loaded: Loaded,
         compiles: impl FnOnce(&str) -> Result<(), String>,
     ) -> bool {
+        self.keep_one_time_in_flight(&mut loaded);
         let record = self.rotating.record().clone();
         let rotating = RotatingDoors::new(&loaded, record, self.unix_secs(self.clock));
         let filter = build_filter(

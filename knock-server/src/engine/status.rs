@@ -23,7 +23,7 @@ impl Engine {
                         self.config.doors.iter().map(|d| d.name.as_str()).collect();
                     return Response::Error {
                         message: format!(
-                            "no door named {door:?} (the doors are: {})",
+                            "no door named `{door}` (the doors are: {})",
                             names.join(", ")
                         ),
                     };

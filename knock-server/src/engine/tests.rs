@@ -291,7 +291,7 @@ fn close_runs_the_stop_once_and_the_timer_does_not_run_it_again() {
         panic!()
     };
     assert!(
-        message.contains("\"nope\"") && message.contains("d0, d1"),
+        message.contains("`nope`") && message.contains("d0, d1"),
         "{message}"
     );
 }
@@ -567,12 +567,27 @@ fn open_ports_show_in_status_are_revoked_by_close_and_put_back_after_a_flush() {
 #[test]
 fn a_new_local_address_reaches_tracker_and_filter() {
     let mut e = engine(DOORS);
-    e.set_local_addresses(vec!["198.18.0.2".parse().unwrap()]);
+    e.set_local_addresses(vec![
+        "198.18.0.2".parse().unwrap(),
+        "fd00::2".parse().unwrap(),
+    ]);
     let fx = effects(&mut e);
-    let [Effect::SetFilter(f)] = &fx[..] else {
+    let [Effect::Log(line), Effect::SetFilter(f)] = &fx[..] else {
         panic!("{fx:?}")
     };
-    assert!(f.contains("198.18.0.2"), "{f}");
-    e.set_local_addresses(vec!["198.18.0.2".parse().unwrap()]);
+    assert_eq!(line.text, "local addresses changed: 198.18.0.2, fd00::2");
+    assert!(f.contains("198.18.0.2") && f.contains("fd00::2"), "{f}");
+    e.set_local_addresses(vec![
+        "198.18.0.2".parse().unwrap(),
+        "fd00::2".parse().unwrap(),
+    ]);
     assert!(effects(&mut e).is_empty(), "no change, no new filter");
+    // The tracker follows too: a knock to an address gone since counts no more.
+    e.set_local_addresses(vec!["198.18.0.3".parse().unwrap()]);
+    effects(&mut e);
+    knock(&mut e, ms(0), A, &[9000]);
+    assert!(
+        runs(&effects(&mut e)).is_empty(),
+        "198.18.0.2 is not ours any more"
+    );
 }

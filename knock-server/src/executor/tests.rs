@@ -71,6 +71,7 @@ fn run(dir: &Path, config: &str, age: Duration, msgs: Vec<Msg>) -> Exit {
             lookup: false,
             ethernet: true,
             instance: "test".into(),
+            table_watched: false,
         },
         clock,
         capture: &NoCapture,

@@ -9,25 +9,31 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use knock_proto::Sequence;
+use knock_proto::onetime::OneTimeSequences;
+
 use super::Msg;
 use crate::engine::{Effect, LogLine, Run};
 use crate::journal::Record;
-use crate::load;
 use crate::perform::Performer;
 
-/// Command outcomes on their way to the engine. A reaper never blocks on a full queue (hits
-/// fill it under a flood): what does not fit waits in `overflow`, which the executor reads
-/// on every turn.
+/// Command outcomes and marked one-time files on their way to the engine. A worker never
+/// blocks on a full queue (hits fill it under a flood): what does not fit waits in
+/// `overflow`, which the executor reads on every turn.
 #[derive(Clone)]
 pub(super) struct Outcomes {
     pub(super) tx: SyncSender<Msg>,
-    pub(super) overflow: Arc<Mutex<Vec<(u64, bool)>>>,
+    pub(super) overflow: Arc<Mutex<Vec<Msg>>>,
 }
 
 impl Outcomes {
     pub(super) fn report(&self, id: u64, ok: bool) {
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(Msg::CommandDone { id, ok }) {
-            lock(&self.overflow).push((id, ok));
+        self.send(Msg::CommandDone { id, ok });
+    }
+
+    pub(super) fn send(&self, msg: Msg) {
+        if let Err(TrySendError::Full(msg)) = self.tx.try_send(msg) {
+            lock(&self.overflow).push(msg);
         }
     }
 }
@@ -36,10 +42,10 @@ impl Outcomes {
 pub(super) enum Job {
     Journal(Record),
     Run(Run),
-    WriteOneTime {
+    MarkOneTime {
         door: String,
         path: PathBuf,
-        text: String,
+        used: Sequence,
     },
     SaveReplay {
         path: PathBuf,
@@ -146,18 +152,20 @@ pub(super) fn perform(performer: &mut Performer, effect: Effect) {
     }
 }
 
-pub(super) fn write_one_time(door: &str, path: &Path, text: &str) {
-    if let Err(e) = load::write_atomically(path, text) {
-        tracing::error!(
-            "{door}: cannot update one-time sequence file {}: {e:#}",
-            path.display()
-        );
+/// Marks `used` in its one-time file (on the commands worker); the file's sequences now.
+pub(super) fn mark_one_time(door: &str, path: &Path, used: &Sequence) -> Option<OneTimeSequences> {
+    match crate::onetime_file::mark_used(path, used) {
+        Ok(fresh) => Some(fresh),
+        Err(e) => {
+            tracing::error!("{door}: cannot mark the used one-time sequence: {e:#}");
+            None
+        }
     }
 }
 
 /// Saves the rotating doors' replay record (atomically).
 pub(super) fn save_replay(path: &Path, text: &str) {
-    if let Err(e) = load::write_atomically(path, text) {
+    if let Err(e) = crate::load::write_atomically(path, text) {
         tracing::error!("cannot save the replay record {}: {e:#}", path.display());
     }
 }

@@ -21,6 +21,10 @@
 //! }
 //! ```
 //!
+//! That is the default instance's table; `--instance NAME` owns `knock_server_NAME` instead
+//! (see [`crate::instance`]), and every batch names its own table, so one instance never
+//! touches another's.
+//!
 //! Opening a door adds `knocker . proto . port` to an allow set with a kernel timeout, so the
 //! kernel closes the door on time even if the daemon is killed with -9; the guard itself
 //! stays, so the ports stay closed after a crash until the table is deleted (at exit, or
@@ -55,7 +59,7 @@ use std::time::Duration;
 use knock_proto::sequence::Knock;
 use nftables::schema::Nftables;
 
-use ruleset::{TABLE, allow_batch, guard_batch, install_batch, remove_batch, revoke_batch};
+use ruleset::{allow_batch, guard_batch, install_batch, remove_batch, revoke_batch};
 
 /// Why the firewall could not be changed.
 #[derive(Debug, thiserror::Error)]
@@ -152,10 +156,10 @@ impl Nft {
 impl Nft {
     /// Whether our table is in the kernel now (`nft list table`); `nft flush ruleset`, as
     /// nftables.service runs on restart, deletes it behind our back.
-    pub fn has_table(&self) -> bool {
+    pub fn has_table(&self, table: &str) -> bool {
         Command::new(&self.argv[0])
             .args(&self.argv[1..])
-            .args(["list", "table", "inet", TABLE])
+            .args(["list", "table", "inet", table])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -169,41 +173,68 @@ impl Nft {
 #[derive(Debug)]
 pub struct Firewall {
     nft: Nft,
+    /// Our instance's table: the only one we ever touch.
+    table: String,
     installed: bool,
 }
 
 impl Firewall {
     /// Replaces any table of ours left by an earlier run with a fresh one guarding `guarded`
     /// (every door's `open` ports), all in one transaction.
-    pub fn install(guarded: &[Knock]) -> Result<Firewall, FirewallError> {
-        Firewall::install_with(Nft::system(), guarded)
+    pub fn install(table: &str, guarded: &[Knock]) -> Result<Firewall, FirewallError> {
+        Firewall::install_with(Nft::system(), table, guarded)
     }
 
     /// [`Firewall::install`], running nft as `nft` says (in tests: inside a namespace).
-    pub fn install_with(nft: Nft, guarded: &[Knock]) -> Result<Firewall, FirewallError> {
-        nft.apply(&install_batch(guarded), "install the knock_server table")?;
+    pub fn install_with(
+        nft: Nft,
+        table: &str,
+        guarded: &[Knock],
+    ) -> Result<Firewall, FirewallError> {
+        nft.apply(&install_batch(table, guarded), "install the nftables table")?;
         Ok(Firewall {
             nft,
+            table: table.to_owned(),
             installed: true,
         })
     }
 
-    /// Puts the table back if something deleted it (`nft flush ruleset`), guarding
-    /// `guarded` again; returns whether it had to. Doors that were open are closed by that
-    /// deletion's aftermath: their knockers knock again.
-    pub fn reinstall_if_gone(&self, guarded: &[Knock]) -> Result<bool, FirewallError> {
-        if self.nft.has_table() {
-            return Ok(false);
+    /// Whether our table is in the kernel now; `nft flush ruleset`, as nftables.service runs
+    /// on restart, deletes it behind our back.
+    pub fn is_present(&self) -> bool {
+        self.nft.has_table(&self.table)
+    }
+
+    /// Puts the table back (after something deleted it), guarding `guarded` again. The ports
+    /// still open to knockers are let in again with [`Firewall::allow`], for what is left of
+    /// their time (the engine knows which: `Effect::Allow`).
+    pub fn reinstall(&self, guarded: &[Knock]) -> Result<(), FirewallError> {
+        self.nft.apply(
+            &install_batch(&self.table, guarded),
+            "reinstall the nftables table",
+        )
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Closes `ports` to `ip` now (whether or not they were open).
+    pub fn revoke(&self, ip: IpAddr, ports: &[Knock]) -> Result<(), FirewallError> {
+        if ports.is_empty() {
+            return Ok(());
         }
         self.nft
-            .apply(&install_batch(guarded), "reinstall the knock_server table")?;
-        Ok(true)
+            .apply(&revoke_batch(&self.table, ip, ports), "close the door")
     }
 
     /// Replaces the guarded ports (after a reload) without closing doors already open.
     pub fn set_guarded(&self, guarded: &[Knock]) -> Result<(), FirewallError> {
-        self.nft
-            .apply(&guard_batch(guarded), "update the guarded ports")
+        self.nft.apply(
+            &guard_batch(&self.table, guarded),
+            "update the guarded ports",
+        )
     }
 
     /// Opens `ports` to `ip` for `for_` (rounded up to whole seconds, at least one). Opening
@@ -213,32 +244,13 @@ impl Firewall {
             return Ok(());
         }
         self.nft
-            .apply(&allow_batch(ip, ports, for_), "open the door")
-    }
-
-    /// Closes `ports` to `ip` now (a close request), whether or not they were open.
-    pub fn revoke(&self, ip: IpAddr, ports: &[Knock]) -> Result<(), FirewallError> {
-        if ports.is_empty() {
-            return Ok(());
-        }
-        self.nft.apply(&revoke_batch(ip, ports), "close the door")
-    }
-
-    /// Whether our table is still in the kernel.
-    pub fn is_present(&self) -> bool {
-        self.nft.has_table()
-    }
-
-    /// Puts the table back, guarding `guarded` (after something deleted it).
-    pub fn reinstall(&self, guarded: &[Knock]) -> Result<(), FirewallError> {
-        self.nft
-            .apply(&install_batch(guarded), "reinstall the knock_server table")
+            .apply(&allow_batch(&self.table, ip, ports, for_), "open the door")
     }
 
     /// Deletes the table: every guarded port is as the rest of the firewall leaves it.
     pub fn remove(mut self) -> Result<(), FirewallError> {
         self.installed = false;
-        remove_stale_with(&self.nft)
+        remove_stale_with(&self.nft, &self.table)
     }
 }
 
@@ -247,21 +259,21 @@ impl Drop for Firewall {
         if !self.installed {
             return;
         }
-        if let Err(e) = remove_stale_with(&self.nft) {
+        if let Err(e) = remove_stale_with(&self.nft, &self.table) {
             tracing::warn!("{e}");
         }
     }
 }
 
-/// Deletes a table of ours left by a run that could not clean up (kill -9); succeeds when
-/// there is none.
-pub fn remove_stale() -> Result<(), FirewallError> {
-    remove_stale_with(&Nft::system())
+/// Deletes our instance's `table` left by a run that could not clean up (kill -9); succeeds
+/// when there is none.
+pub fn remove_stale(table: &str) -> Result<(), FirewallError> {
+    remove_stale_with(&Nft::system(), table)
 }
 
 /// [`remove_stale`], running nft as `nft` says.
-pub fn remove_stale_with(nft: &Nft) -> Result<(), FirewallError> {
-    nft.apply(&remove_batch(), "delete the knock_server table")
+pub fn remove_stale_with(nft: &Nft, table: &str) -> Result<(), FirewallError> {
+    nft.apply(&remove_batch(table), "delete the nftables table")
 }
 
 #[cfg(test)]
@@ -279,23 +291,29 @@ mod tests {
         let out = dir.path().join("batch.json");
         let script = format!("echo \"$@\" > '{0}.args'; cat > '{0}'", out.display());
         let guarded = ["22".parse().unwrap()];
-        let fw = Firewall::install_with(stand_in(&script), &guarded).unwrap();
+        let fw = Firewall::install_with(stand_in(&script), "knock_server", &guarded).unwrap();
         let sent: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-        assert_eq!(sent, serde_json::to_value(install_batch(&guarded)).unwrap());
+        assert_eq!(
+            sent,
+            serde_json::to_value(install_batch("knock_server", &guarded)).unwrap()
+        );
         let args = std::fs::read_to_string(dir.path().join("batch.json.args")).unwrap();
         assert_eq!(args, "-j -f -\n");
         fw.remove().unwrap();
         let sent: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-        assert_eq!(sent, serde_json::to_value(remove_batch()).unwrap());
+        assert_eq!(
+            sent,
+            serde_json::to_value(remove_batch("knock_server")).unwrap()
+        );
     }
 
     #[test]
     fn a_refusal_carries_nfts_message_and_a_missing_nft_says_what_to_install() {
         let refusing =
             stand_in("cat > /dev/null; echo 'Error: Could not process rule' >&2; exit 1");
-        let e = Firewall::install_with(refusing, &[])
+        let e = Firewall::install_with(refusing, "t", &[])
             .unwrap_err()
             .to_string();
         assert!(
@@ -303,12 +321,12 @@ mod tests {
             "{e}"
         );
         let unprivileged = stand_in("echo 'Error: Operation not permitted' >&2; exit 1");
-        let e = Firewall::install_with(unprivileged, &[])
+        let e = Firewall::install_with(unprivileged, "t", &[])
             .unwrap_err()
             .to_string();
         assert!(e.contains("needs root or CAP_NET_ADMIN"), "{e}");
         let missing = Nft::with_command(["/nonexistent/nft"]);
-        let e = Firewall::install_with(missing, &[])
+        let e = Firewall::install_with(missing, "t", &[])
             .unwrap_err()
             .to_string();
         assert!(

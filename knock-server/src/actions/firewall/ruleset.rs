@@ -16,7 +16,9 @@ use nftables::schema::{
 use nftables::stmt::{JumpTarget, Match, Operator, Reject, RejectType, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook, RejectCode};
 
-/// The name of our table (family `inet`, so one table covers IPv4 and IPv6).
+/// The default instance's table (family `inet`, so one table covers IPv4 and IPv6); every
+/// batch names its instance's table (see [`crate::instance::Instance::table`]).
+#[cfg(test)]
 pub const TABLE: &str = "knock_server";
 /// Our input chain's priority: `filter - 10`, just before the usual filter chains, so that a
 /// refused packet never reaches them.
@@ -29,22 +31,22 @@ const INPUT: &str = "input";
 const GUARD: &str = "guard";
 
 /// The batch that deletes our table if it exists and creates it afresh.
-pub fn install_batch(guarded: &[Knock]) -> Nftables<'static> {
+pub fn install_batch(table: &str, guarded: &[Knock]) -> Nftables<'static> {
     let mut b = Batch::new();
-    add_then_delete_table(&mut b);
-    b.add(NfListObject::Table(table()));
+    add_then_delete_table(&mut b, table);
+    b.add(NfListObject::Table(table_named(table)));
     let v4 = [SetType::Ipv4Addr, SetType::InetProto, SetType::InetService];
     let v6 = [SetType::Ipv6Addr, SetType::InetProto, SetType::InetService];
     for s in [
-        guarded_set(guarded_elems(guarded)),
-        set(ALLOW4, &v4, None, true),
-        set(ALLOW6, &v6, None, true),
+        guarded_set(table, guarded_elems(guarded)),
+        set(table, ALLOW4, &v4, None, true),
+        set(table, ALLOW6, &v6, None, true),
     ] {
         b.add(NfListObject::Set(Box::new(s)));
     }
     b.add(NfListObject::Chain(Chain {
         family: NfFamily::INet,
-        table: TABLE.into(),
+        table: table.to_owned().into(),
         name: INPUT.into(),
         _type: Some(NfChainType::Filter),
         hook: Some(NfHook::Input),
@@ -54,17 +56,18 @@ pub fn install_batch(guarded: &[Knock]) -> Nftables<'static> {
     }));
     b.add(NfListObject::Chain(Chain {
         family: NfFamily::INet,
-        table: TABLE.into(),
+        table: table.to_owned().into(),
         name: GUARD.into(),
         ..Chain::default()
     }));
     let guarded_port = concat(vec![meta(MetaKey::L4proto), payload("th", "dport")]);
     b.add(rule(
+        table,
         INPUT,
         vec![is_in_set(guarded_port, GUARDED), jump(GUARD)],
     ));
     for statements in guard_rules() {
-        b.add(rule(GUARD, statements));
+        b.add(rule(table, GUARD, statements));
     }
     b.to_nftables()
 }
@@ -105,11 +108,13 @@ fn guard_rules() -> Vec<Vec<Statement<'static>>> {
 }
 
 /// The batch that replaces the guarded ports and keeps everything else.
-pub fn guard_batch(guarded: &[Knock]) -> Nftables<'static> {
+pub fn guard_batch(table: &str, guarded: &[Knock]) -> Nftables<'static> {
     let mut b = Batch::new();
-    b.add_cmd(NfCmd::Flush(FlushObject::Set(Box::new(guarded_set(None)))));
+    b.add_cmd(NfCmd::Flush(FlushObject::Set(Box::new(guarded_set(
+        table, None,
+    )))));
     if let Some(elems) = guarded_elems(guarded) {
-        b.add(element(GUARDED, elems));
+        b.add(element(table, GUARDED, elems));
     }
     b.to_nftables()
 }
@@ -117,7 +122,7 @@ pub fn guard_batch(guarded: &[Knock]) -> Nftables<'static> {
 /// The batch that lets `ip` reach `ports` for `for_`. Each element is added bare, deleted
 /// and added again with its timeout: in one transaction that is an idempotent "set the
 /// timeout", since a plain add of an element that exists keeps its old timeout.
-pub fn allow_batch(ip: IpAddr, ports: &[Knock], for_: Duration) -> Nftables<'static> {
+pub fn allow_batch(table: &str, ip: IpAddr, ports: &[Knock], for_: Duration) -> Nftables<'static> {
     let ip = ip.to_canonical();
     let allow = if ip.is_ipv4() { ALLOW4 } else { ALLOW6 };
     let keys: Vec<Expression<'static>> = ports
@@ -141,15 +146,15 @@ pub fn allow_batch(ip: IpAddr, ports: &[Knock], for_: Duration) -> Nftables<'sta
         })
         .collect();
     let mut b = Batch::new();
-    b.add(element(allow, keys.clone()));
-    b.delete(element(allow, keys));
-    b.add(element(allow, timed));
+    b.add(element(table, allow, keys.clone()));
+    b.delete(element(table, allow, keys));
+    b.add(element(table, allow, timed));
     b.to_nftables()
 }
 
-/// The batch that takes back what [`allow_batch`] let in: each element is added bare, then
-/// deleted, so that it is gone whether or not it was still there (or had timed out).
-pub fn revoke_batch(ip: IpAddr, ports: &[Knock]) -> Nftables<'static> {
+/// The batch that closes `ports` to `ip` now: each element is added bare and deleted, so
+/// that it goes whether or not it was there (a delete of a missing element fails the batch).
+pub fn revoke_batch(table: &str, ip: IpAddr, ports: &[Knock]) -> Nftables<'static> {
     let ip = ip.to_canonical();
     let allow = if ip.is_ipv4() { ALLOW4 } else { ALLOW6 };
     let keys: Vec<Expression<'static>> = ports
@@ -163,23 +168,23 @@ pub fn revoke_batch(ip: IpAddr, ports: &[Knock]) -> Nftables<'static> {
         })
         .collect();
     let mut b = Batch::new();
-    b.add(element(allow, keys.clone()));
-    b.delete(element(allow, keys));
+    b.add(element(table, allow, keys.clone()));
+    b.delete(element(table, allow, keys));
     b.to_nftables()
 }
 
 /// The batch that deletes our table, whether or not it exists.
-pub fn remove_batch() -> Nftables<'static> {
+pub fn remove_batch(table: &str) -> Nftables<'static> {
     let mut b = Batch::new();
-    add_then_delete_table(&mut b);
+    add_then_delete_table(&mut b, table);
     b.to_nftables()
 }
 
 /// `add` of an existing table does nothing, so add-then-delete deletes it whether or not it
 /// was there: nft 1.0.6 (Debian 12) has no `destroy`.
-fn add_then_delete_table(b: &mut Batch<'static>) {
-    b.add(NfListObject::Table(table()));
-    b.delete(NfListObject::Table(table()));
+fn add_then_delete_table(b: &mut Batch<'static>, table: &str) {
+    b.add(NfListObject::Table(table_named(table)));
+    b.delete(NfListObject::Table(table_named(table)));
 }
 
 /// Whole seconds, rounded up so that a window is never shorter than asked, at least 1
@@ -189,17 +194,18 @@ fn timeout_secs(d: Duration) -> u32 {
     u32::try_from(secs).unwrap_or(u32::MAX).max(1)
 }
 
-fn table() -> Table<'static> {
+fn table_named(table: &str) -> Table<'static> {
     Table {
         family: NfFamily::INet,
-        name: TABLE.into(),
+        name: table.to_owned().into(),
         handle: None,
     }
 }
 
 /// The `guarded` set: `proto . port` pairs, no timeouts.
-fn guarded_set(elems: Option<Vec<Expression<'static>>>) -> Set<'static> {
+fn guarded_set(table: &str, elems: Option<Vec<Expression<'static>>>) -> Set<'static> {
     set(
+        table,
         GUARDED,
         &[SetType::InetProto, SetType::InetService],
         elems,
@@ -208,6 +214,7 @@ fn guarded_set(elems: Option<Vec<Expression<'static>>>) -> Set<'static> {
 }
 
 fn set(
+    table: &str,
     name: &'static str,
     types: &[SetType],
     elems: Option<Vec<Expression<'static>>>,
@@ -215,7 +222,7 @@ fn set(
 ) -> Set<'static> {
     Set {
         family: NfFamily::INet,
-        table: TABLE.into(),
+        table: table.to_owned().into(),
         name: name.into(),
         set_type: SetTypeValue::Concatenated(Cow::Owned(types.to_vec())),
         flags: timeout.then(|| HashSet::from([SetFlag::Timeout])),
@@ -241,19 +248,27 @@ fn guarded_elems(guarded: &[Knock]) -> Option<Vec<Expression<'static>>> {
     (!elems.is_empty()).then_some(elems)
 }
 
-fn element(set: &'static str, elems: Vec<Expression<'static>>) -> NfListObject<'static> {
+fn element(
+    table: &str,
+    set: &'static str,
+    elems: Vec<Expression<'static>>,
+) -> NfListObject<'static> {
     NfListObject::Element(Element {
         family: NfFamily::INet,
-        table: TABLE.into(),
+        table: table.to_owned().into(),
         name: set.into(),
         elem: Cow::Owned(elems),
     })
 }
 
-fn rule(chain: &'static str, statements: Vec<Statement<'static>>) -> NfListObject<'static> {
+fn rule(
+    table: &str,
+    chain: &'static str,
+    statements: Vec<Statement<'static>>,
+) -> NfListObject<'static> {
     NfListObject::Rule(Rule {
         family: NfFamily::INet,
-        table: TABLE.into(),
+        table: table.to_owned().into(),
         chain: chain.into(),
         expr: Cow::Owned(statements),
         ..Rule::default()
@@ -347,7 +362,7 @@ mod tests {
 
     #[test]
     fn install_replaces_a_stale_table_with_sets_and_the_input_hook() {
-        let c = json_of(&install_batch(&knocks(&["500:udp", "22", "22:tcp"])));
+        let c = json_of(&install_batch(TABLE, &knocks(&["500:udp", "22", "22:tcp"])));
         assert_eq!(c[..3], [add_table(), delete_table(), add_table()]);
         assert_eq!(
             c[3],
@@ -398,7 +413,7 @@ mod tests {
 
     #[test]
     fn the_guard_passes_loopback_established_and_allowed_then_refuses_like_a_closed_port() {
-        let c = json_of(&install_batch(&knocks(&["22"])));
+        let c = json_of(&install_batch(TABLE, &knocks(&["22"])));
         let accept = json!({"accept": null});
         assert_eq!(
             c[9..],
@@ -435,7 +450,7 @@ mod tests {
 
     #[test]
     fn no_guarded_ports_make_an_empty_set() {
-        let c = json_of(&install_batch(&[]));
+        let c = json_of(&install_batch(TABLE, &[]));
         assert_eq!(c[3]["add"]["set"]["name"], "guarded");
         assert!(c[3]["add"]["set"].get("elem").is_none(), "{}", c[3]);
     }
@@ -443,6 +458,7 @@ mod tests {
     #[test]
     fn allowing_sets_the_timeout_whether_or_not_the_element_exists() {
         let c = json_of(&allow_batch(
+            TABLE,
             "198.18.0.2".parse().unwrap(),
             &knocks(&["22", "500:udp"]),
             Duration::from_secs(20),
@@ -475,6 +491,7 @@ mod tests {
     #[test]
     fn ipv6_knockers_go_to_allow6_and_mapped_ipv4_ones_to_allow4() {
         let v6 = json_of(&allow_batch(
+            TABLE,
             "fd00::2".parse().unwrap(),
             &knocks(&["22"]),
             Duration::from_secs(5),
@@ -482,6 +499,7 @@ mod tests {
         assert_eq!(v6[0]["add"]["element"]["name"], "allow6");
         assert_eq!(v6[0]["add"]["element"]["elem"][0]["concat"][0], "fd00::2");
         let mapped = json_of(&allow_batch(
+            TABLE,
             "::ffff:198.18.0.2".parse().unwrap(),
             &knocks(&["22"]),
             Duration::from_secs(5),
@@ -504,7 +522,7 @@ mod tests {
 
     #[test]
     fn a_reload_replaces_the_guarded_ports_and_nothing_else() {
-        let c = json_of(&guard_batch(&knocks(&["2222"])));
+        let c = json_of(&guard_batch(TABLE, &knocks(&["2222"])));
         assert_eq!(
             c,
             [
@@ -518,11 +536,11 @@ mod tests {
                 }}}),
             ]
         );
-        assert_eq!(json_of(&guard_batch(&[])).len(), 1);
+        assert_eq!(json_of(&guard_batch(TABLE, &[])).len(), 1);
     }
 
     #[test]
     fn removal_deletes_our_table_even_when_it_is_absent() {
-        assert_eq!(json_of(&remove_batch()), [add_table(), delete_table()]);
+        assert_eq!(json_of(&remove_batch(TABLE)), [add_table(), delete_table()]);
     }
 }

@@ -1,0 +1,130 @@
+//! The daemon's own files: paths made absolute before `-d` changes directory, and files
+//! opened without following symlinks.
+//!
+//! The daemon runs as root and writes its pid file and state file where it is told. A symlink
+//! planted there (in a directory someone else can write) would make it write through to the
+//! link's target, or delete the link at exit; so these files are opened with `O_NOFOLLOW`
+//! and a symlink is refused with an error naming it.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::cli::Args;
+
+/// `path` made absolute against the current directory (not resolving symlinks: the path
+/// names the same file later, whatever the link points to then).
+pub fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
+}
+
+/// Every path of the daemon's command line made absolute: config, pid file, log file, state
+/// file and runtime directory. knockd (and our first releases) made them absolute only after
+/// `daemon()` had changed directory to `/`.
+pub fn absolute_args(mut args: Args) -> anyhow::Result<Args> {
+    args.config = args.config.map(absolute);
+    args.pidfile = args.pidfile.map(absolute);
+    args.logfile = args.logfile.map(absolute);
+    args.state_file = args.state_file.map(absolute);
+    args.instance.runtime_dir = absolute(args.instance.runtime_dir);
+    Ok(args)
+}
+
+/// Where releases before instances kept the default instance's pending stop commands.
+pub const LEGACY_STATE: &str = "/var/lib/knock-server/pending-stops";
+
+/// Moves the state file of a release before instances to `state` (the default instance's),
+/// so that stop commands it left pending still run after an upgrade.
+pub fn adopt_legacy_state(state: &Path) {
+    adopt_legacy_state_from(Path::new(LEGACY_STATE), state);
+}
+
+fn adopt_legacy_state_from(legacy: &Path, state: &Path) {
+    let is_file = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_file());
+    if is_file(legacy) && std::fs::symlink_metadata(state).is_err() {
+        // Same directory: a rename is atomic, the file is never missing from both names.
+        let _ = std::fs::rename(legacy, state);
+    }
+}
+
+/// Fails, naming `path` as `what`, if `path` is a symlink.
+pub fn refuse_symlink(path: &Path, what: &str) -> anyhow::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => anyhow::bail!(
+            "{what} {} is a symbolic link: refusing to follow it (a root daemon writing through \
+             a link can overwrite any file); remove the link or point --{} at a regular file",
+            path.display(),
+            if what == "pid file" {
+                "pidfile"
+            } else {
+                "state-file"
+            }
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Creates or truncates `path` for writing, refusing to follow a symlink (`O_NOFOLLOW`).
+pub fn create_nofollow(path: &Path, what: &str) -> anyhow::Result<File> {
+    let opened = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path);
+    match opened {
+        Ok(f) => Ok(f),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            refuse_symlink(path, what)?;
+            Err(e).with_context(|| format!("cannot open {what} {}", path.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot write {what} {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_symlink_is_refused_naming_it_and_its_target_is_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "keep me\n").unwrap();
+        let link = dir.path().join("knock.pid");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = format!("{:#}", create_nofollow(&link, "pid file").unwrap_err());
+        assert!(
+            e.contains("knock.pid") && e.contains("symbolic link"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+        assert!(refuse_symlink(&link, "state file").is_err());
+        let plain = dir.path().join("plain");
+        create_nofollow(&plain, "pid file").unwrap();
+        refuse_symlink(&plain, "state file").unwrap();
+    }
+
+    #[test]
+    fn the_state_file_of_a_release_before_instances_is_taken_over_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (legacy, state) = (dir.path().join("pending-stops"), dir.path().join("k.state"));
+        std::fs::write(&legacy, "old\n").unwrap();
+        adopt_legacy_state_from(&legacy, &state);
+        assert_eq!(std::fs::read_to_string(&state).unwrap(), "old\n");
+        assert!(!legacy.exists());
+        // With both present, the current one wins and nothing moves.
+        std::fs::write(&legacy, "older\n").unwrap();
+        adopt_legacy_state_from(&legacy, &state);
+        assert_eq!(std::fs::read_to_string(&state).unwrap(), "old\n");
+    }
+
+    #[test]
+    fn relative_paths_become_absolute_against_the_current_directory() {
+        let p = absolute(PathBuf::from("x/knock.conf"));
+        assert!(p.is_absolute());
+        assert_eq!(p, std::env::current_dir().unwrap().join("x/knock.conf"));
+    }
+}
