@@ -119,6 +119,19 @@ fn frame(link: LinkType, ip: &[u8], how: &Framing) -> Vec<u8> {
 
 /// Why no real sender has `source`, written from the RFCs' prefixes rather than std's
 /// predicates.
+/// Whether the frame says it was captured on a loopback device: BSD loopback, Ethernet with
+/// both MACs zero, or a cooked header with ARPHRD_LOOPBACK (772).
+fn on_loopback(link: LinkType, frame: &[u8]) -> bool {
+    const LOOPBACK: [u8; 2] = 772u16.to_be_bytes();
+    match link {
+        LinkType::Null | LinkType::Loop => true,
+        LinkType::Ethernet => frame.get(..12).is_some_and(|m| m.iter().all(|&b| b == 0)),
+        LinkType::LinuxSll => frame.get(2..4) == Some(&LOOPBACK[..]),
+        LinkType::LinuxSll2 => frame.get(8..10) == Some(&LOOPBACK[..]),
+        _ => false,
+    }
+}
+
 fn source_check(source: IpAddr) -> Result<(), Skip> {
     match source {
         IpAddr::V4(v4) => match v4.octets() {
@@ -171,7 +184,12 @@ proptest! {
         let ip = spec.ip_with(&exts);
         prop_assume!(frames::carries(link, &ip));
         let frame = frame(link, &ip, &how);
-        prop_assert_eq!(decode(link, &frame), source_check(spec.source).map(|()| spec.hit()));
+        let want = match source_check(spec.source) {
+            // On a loopback device the host talks to itself from 127.0.0.1 and ::1.
+            Err(Skip::SourceLoopback) if on_loopback(link, &frame) => Ok(()),
+            other => other,
+        };
+        prop_assert_eq!(decode(link, &frame), want.map(|()| spec.hit()));
         prefixes_agree(link, &frame)?;
     }
 
