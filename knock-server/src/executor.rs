@@ -52,9 +52,6 @@ const NAME_CACHE: usize = 4096;
 /// How often the nftables table is checked while a door guards ports, when nothing reports
 /// its deletion at once.
 const FIREWALL_CHECK_EVERY: Duration = Duration::from_secs(5);
-/// How often it is checked when `nft monitor` follows it ([`Settings::table_watched`]): a
-/// fallback in case the monitor dies.
-const FIREWALL_CHECK_WATCHED: Duration = Duration::from_secs(30);
 /// How often the summary of ignored and dropped packets is logged, when there were any.
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
@@ -81,6 +78,8 @@ pub enum Msg {
     FirewallGone,
     /// Something happened to our nftables table (`nft monitor`): check it now.
     FirewallChanged,
+    /// `nft monitor` stopped: check the table now, then every [`FIREWALL_CHECK_EVERY`].
+    TableUnwatched,
     /// Reopen the LogFile (logrotate).
     ReopenLog,
     /// A one-time sequence file was marked and read again ([`Engine::one_time_marked`]).
@@ -109,19 +108,16 @@ pub struct Settings {
     pub ethernet: bool,
     /// The instance's name, for status.
     pub instance: String,
-    /// `nft monitor` reports our table's deletion ([`Msg::FirewallChanged`]), so the periodic
-    /// check is only a fallback.
+    /// `nft monitor` reports our table's deletion ([`Msg::FirewallChanged`]), so there is no
+    /// periodic check (an idle daemon is not woken) until it stops ([`Msg::TableUnwatched`]).
     pub table_watched: bool,
 }
 
 impl Settings {
-    /// How often the nftables table is checked while a door guards ports.
-    fn firewall_check_every(&self) -> Duration {
-        if self.table_watched {
-            FIREWALL_CHECK_WATCHED
-        } else {
-            FIREWALL_CHECK_EVERY
-        }
+    /// How often the nftables table is checked while a door guards ports: never while
+    /// `nft monitor` follows it.
+    fn firewall_check_every(&self) -> Option<Duration> {
+        (!self.table_watched).then_some(FIREWALL_CHECK_EVERY)
     }
 }
 
@@ -266,7 +262,7 @@ impl<'a> Executor<'a> {
             totals: Tally::default(),
             evicted_reported: 0,
             next_summary: None,
-            next_firewall_check: guards.then(|| now + check_every),
+            next_firewall_check: check_every.filter(|_| guards).map(|every| now + every),
             guards,
             batch: Vec::new(),
             effects: Vec::new(),
@@ -372,6 +368,15 @@ impl<'a> Executor<'a> {
             Msg::FirewallChanged => {
                 let _ = self.actions.try_send(Action::CheckFirewall);
             }
+            Msg::TableUnwatched => {
+                tracing::warn!(
+                    "nft monitor stopped: checking the nftables table every {} s instead",
+                    FIREWALL_CHECK_EVERY.as_secs()
+                );
+                self.settings.table_watched = false;
+                let _ = self.actions.try_send(Action::CheckFirewall);
+                self.next_firewall_check = self.guards.then(|| now + FIREWALL_CHECK_EVERY);
+            }
             Msg::OneTimeMarked { path, fresh } => self.engine.one_time_marked(&path, fresh),
             Msg::Control(request, reply) => {
                 let outside = self.outside();
@@ -432,8 +437,8 @@ impl<'a> Executor<'a> {
         let ethernet = self.settings.ethernet;
         if self.engine.reload(loaded, |f| compiles(f, ethernet)) && guards != self.guards {
             self.guards = guards;
-            self.next_firewall_check =
-                guards.then(|| self.clock.now() + self.settings.firewall_check_every());
+            let every = self.settings.firewall_check_every().filter(|_| guards);
+            self.next_firewall_check = every.map(|e| self.clock.now() + e);
         }
     }
 
@@ -461,7 +466,7 @@ impl<'a> Executor<'a> {
         self.engine.tick(engine_now);
         if self.next_firewall_check.is_some_and(|t| t <= now) {
             let _ = self.actions.try_send(Action::CheckFirewall);
-            self.next_firewall_check = Some(now + self.settings.firewall_check_every());
+            self.next_firewall_check = self.settings.firewall_check_every().map(|e| now + e);
         }
         let something = self.tally();
         match self.next_summary {

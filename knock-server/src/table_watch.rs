@@ -47,7 +47,10 @@ pub fn watch_table(table: &str, tx: SyncSender<Msg>) -> anyhow::Result<NftMonito
                     return;
                 }
             }
+            // The executor falls back to periodic checks (unless we are exiting: then the
+            // queue may be full or gone, and nobody needs to know).
             tracing::debug!("nft monitor stopped");
+            let _ = tx.try_send(Msg::TableUnwatched);
         })
         .context("cannot start the nft monitor thread")?;
     Ok(NftMonitor(child))
