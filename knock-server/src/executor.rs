@@ -27,7 +27,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 use crate::capture::{self, Clock, Counters};
 use crate::control::{self, Request, Response, Status};
-use crate::engine::{Effect, Engine, LogLine};
+use crate::engine::{Effect, Engine, LogGate, LogLine};
 use crate::exec::{Kind, Runner};
 use crate::journal::Journal;
 use crate::load;
@@ -41,8 +41,6 @@ mod workers;
 /// How long running commands may finish after SIGTERM before they are killed.
 pub const GRACE: Duration = Duration::from_secs(5);
 
-/// Hits handed to the engine at once at most.
-const BATCH: usize = 64;
 /// Hits handled before the clock is looked at again, under a flood.
 const DRAIN: usize = 4096;
 /// Jobs waiting for the commands worker, and for the actions worker.
@@ -54,17 +52,15 @@ const NAME_CACHE: usize = 4096;
 /// How often the nftables table is checked while a door guards ports, when nothing reports
 /// its deletion at once.
 const FIREWALL_CHECK_EVERY: Duration = Duration::from_secs(5);
-/// How often it is checked when `nft monitor` follows it ([`Settings::table_watched`]): a
-/// fallback in case the monitor dies.
-const FIREWALL_CHECK_WATCHED: Duration = Duration::from_secs(30);
 /// How often the summary of ignored and dropped packets is logged, when there were any.
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
 /// What the engine's thread reacts to.
 #[derive(Debug)]
 pub enum Msg {
-    /// A possible knock, stamped by the capture thread.
-    Hit(Timestamp, Hit),
+    /// Possible knocks, in arrival order, stamped by the capture thread: every packet it
+    /// read in one wake-up (at most `capture::MAX_BATCH`).
+    Hits(Vec<(Timestamp, Hit)>),
     /// A signal (SIGHUP, SIGTERM, SIGINT).
     Signal(i32),
     /// The capture thread stopped with this error.
@@ -82,6 +78,8 @@ pub enum Msg {
     FirewallGone,
     /// Something happened to our nftables table (`nft monitor`): check it now.
     FirewallChanged,
+    /// `nft monitor` stopped: check the table now, then every [`FIREWALL_CHECK_EVERY`].
+    TableUnwatched,
     /// Reopen the LogFile (logrotate).
     ReopenLog,
     /// A one-time sequence file was marked and read again ([`Engine::one_time_marked`]).
@@ -110,19 +108,16 @@ pub struct Settings {
     pub ethernet: bool,
     /// The instance's name, for status.
     pub instance: String,
-    /// `nft monitor` reports our table's deletion ([`Msg::FirewallChanged`]), so the periodic
-    /// check is only a fallback.
+    /// `nft monitor` reports our table's deletion ([`Msg::FirewallChanged`]), so there is no
+    /// periodic check (an idle daemon is not woken) until it stops ([`Msg::TableUnwatched`]).
     pub table_watched: bool,
 }
 
 impl Settings {
-    /// How often the nftables table is checked while a door guards ports.
-    fn firewall_check_every(&self) -> Duration {
-        if self.table_watched {
-            FIREWALL_CHECK_WATCHED
-        } else {
-            FIREWALL_CHECK_EVERY
-        }
+    /// How often the nftables table is checked while a door guards ports: never while
+    /// `nft monitor` follows it.
+    fn firewall_check_every(&self) -> Option<Duration> {
+        (!self.table_watched).then_some(FIREWALL_CHECK_EVERY)
     }
 }
 
@@ -152,13 +147,14 @@ impl Filters for capture::Running {
 struct Tally {
     hits: u64,
     queue_full: u64,
+    kernel_dropped: u64,
     duplicates: u64,
     skipped: HashMap<&'static str, u64>,
 }
 
 impl Tally {
     fn is_empty(&self) -> bool {
-        self.queue_full == 0 && self.skipped.is_empty()
+        self.queue_full == 0 && self.kernel_dropped == 0 && self.skipped.is_empty()
     }
 }
 
@@ -244,9 +240,14 @@ impl<'a> Executor<'a> {
             None
         };
         let now = parts.clock.now();
+        let mut engine = parts.engine;
+        engine.set_log_gate(LogGate {
+            level: enabled,
+            first_stage: crate::stage_lines::wants_first_stage,
+        });
         let check_every = parts.settings.firewall_check_every();
         Ok(Executor {
-            engine: parts.engine,
+            engine,
             settings: parts.settings,
             clock: parts.clock,
             started: Instant::now(),
@@ -261,9 +262,9 @@ impl<'a> Executor<'a> {
             totals: Tally::default(),
             evicted_reported: 0,
             next_summary: None,
-            next_firewall_check: guards.then(|| now + check_every),
+            next_firewall_check: check_every.filter(|_| guards).map(|every| now + every),
             guards,
-            batch: Vec::with_capacity(BATCH),
+            batch: Vec::new(),
             effects: Vec::new(),
         })
     }
@@ -285,7 +286,7 @@ impl<'a> Executor<'a> {
                 },
             };
             let (msg, drained) = match msg {
-                Some(Msg::Hit(at, hit)) => self.drain_hits(rx, (at, hit)),
+                Some(Msg::Hits(hits)) => self.drain_hits(rx, hits),
                 other => (other, true),
             };
             if let Some(exit) = msg.and_then(|m| self.handle(m)) {
@@ -305,43 +306,29 @@ impl<'a> Executor<'a> {
         exit
     }
 
-    /// Handles `first` and the hits waiting behind it (up to [`DRAIN`]); returns the message
-    /// that stopped it, if it was not a hit, and whether the queue was emptied.
-    fn drain_hits(&mut self, rx: &Receiver<Msg>, first: (Timestamp, Hit)) -> (Option<Msg>, bool) {
+    /// Handles `first` (one batch of the capture's) and the batches waiting behind it (until
+    /// [`DRAIN`] hits); returns the message that stopped it, if it was not a batch of hits,
+    /// and whether the queue was emptied. The last batch handled stays in `self.batch`.
+    fn drain_hits(
+        &mut self,
+        rx: &Receiver<Msg>,
+        first: Vec<(Timestamp, Hit)>,
+    ) -> (Option<Msg>, bool) {
         let mut handled = 0;
-        let mut next = Some(first);
+        let mut batch = first;
         loop {
-            self.batch.clear();
-            self.batch.extend(next.take());
-            let mut stop = None;
-            while self.batch.len() < BATCH {
-                match rx.try_recv() {
-                    Ok(Msg::Hit(at, hit)) => self.batch.push((at, hit)),
-                    Ok(other) => {
-                        stop = Some(other);
-                        break;
-                    }
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                }
-            }
-            let full = self.batch.len() == BATCH;
-            let batch = std::mem::take(&mut self.batch);
             self.engine.hits(&batch);
             handled += batch.len();
             self.batch = batch;
             self.perform_effects_quietly();
-            if stop.is_some() || !full {
-                // Hits may wait behind a message that is not one.
-                let drained = stop.is_none() && !full;
-                return (stop, drained);
-            }
             if handled >= DRAIN {
                 return (None, false);
             }
             match rx.try_recv() {
-                Ok(Msg::Hit(at, hit)) => next = Some((at, hit)),
+                Ok(Msg::Hits(hits)) => batch = hits,
+                // Hits may wait behind a message that is not one.
                 Ok(other) => return (Some(other), false),
-                Err(_) => return (None, true),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return (None, true),
             }
         }
     }
@@ -355,7 +342,7 @@ impl<'a> Executor<'a> {
     fn handle(&mut self, msg: Msg) -> Option<Exit> {
         let now = self.clock.now();
         match msg {
-            Msg::Hit(at, hit) => self.engine.hits(&[(at, hit)]),
+            Msg::Hits(hits) => self.engine.hits(&hits),
             Msg::Signal(SIGHUP) => {
                 // logrotate's postrotate often sends SIGHUP: the LogFile is reopened first.
                 self.engine.reopen_log();
@@ -380,6 +367,15 @@ impl<'a> Executor<'a> {
             // Checked on the actions worker, which reports `FirewallGone` if it is.
             Msg::FirewallChanged => {
                 let _ = self.actions.try_send(Action::CheckFirewall);
+            }
+            Msg::TableUnwatched => {
+                tracing::warn!(
+                    "nft monitor stopped: checking the nftables table every {} s instead",
+                    FIREWALL_CHECK_EVERY.as_secs()
+                );
+                self.settings.table_watched = false;
+                let _ = self.actions.try_send(Action::CheckFirewall);
+                self.next_firewall_check = self.guards.then(|| now + FIREWALL_CHECK_EVERY);
             }
             Msg::OneTimeMarked { path, fresh } => self.engine.one_time_marked(&path, fresh),
             Msg::Control(request, reply) => {
@@ -441,8 +437,8 @@ impl<'a> Executor<'a> {
         let ethernet = self.settings.ethernet;
         if self.engine.reload(loaded, |f| compiles(f, ethernet)) && guards != self.guards {
             self.guards = guards;
-            self.next_firewall_check =
-                guards.then(|| self.clock.now() + self.settings.firewall_check_every());
+            let every = self.settings.firewall_check_every().filter(|_| guards);
+            self.next_firewall_check = every.map(|e| self.clock.now() + e);
         }
     }
 
@@ -470,7 +466,7 @@ impl<'a> Executor<'a> {
         self.engine.tick(engine_now);
         if self.next_firewall_check.is_some_and(|t| t <= now) {
             let _ = self.actions.try_send(Action::CheckFirewall);
-            self.next_firewall_check = Some(now + self.settings.firewall_check_every());
+            self.next_firewall_check = self.settings.firewall_check_every().map(|e| now + e);
         }
         let something = self.tally();
         match self.next_summary {
@@ -487,9 +483,11 @@ impl<'a> Executor<'a> {
     /// something to summarize.
     fn tally(&mut self) -> bool {
         let (hits, queue_full, duplicates, skipped) = self.counters.take();
+        let kernel_dropped = self.counters.take_kernel_dropped();
         for t in [&mut self.summary, &mut self.totals] {
             t.hits += hits;
             t.queue_full += queue_full;
+            t.kernel_dropped += kernel_dropped;
             t.duplicates += duplicates;
             for &(why, n) in &skipped {
                 *t.skipped.entry(why.as_str()).or_default() += n;
@@ -512,14 +510,31 @@ impl<'a> Executor<'a> {
             .collect();
         skipped.sort();
         tracing::info!(
-            "last {}s: {} knock packets ({} more seen twice, on a bridge or VLAN), {} dropped (engine busy), ignored: [{}], {evicted} attempts evicted (cap {})",
+            "last {}s: {} knock packets ({} more seen twice, on a bridge or VLAN), {} dropped (engine busy), {} dropped by the kernel (capture ring full), ignored: [{}], {evicted} attempts evicted (cap {}){}",
             SUMMARY_EVERY.as_secs(),
             s.hits,
             s.duplicates,
             s.queue_full,
+            s.kernel_dropped,
             skipped.join(", "),
-            self.engine.max_attempts()
+            self.engine.max_attempts(),
+            self.evicted_by_door()
         );
+    }
+
+    /// Evictions since start per door that had any: `; evicted so far: ssh 998, web 2`.
+    fn evicted_by_door(&self) -> String {
+        let doors: Vec<String> = self
+            .engine
+            .evicted_by_door()
+            .into_iter()
+            .map(|(name, n)| format!("{name} {n}"))
+            .collect();
+        if doors.is_empty() {
+            String::new()
+        } else {
+            format!("; evicted so far: {}", doors.join(", "))
+        }
     }
 
     /// Performs what the engine asked for, in order; true once it asked to exit.

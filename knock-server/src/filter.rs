@@ -1,25 +1,26 @@
 //! The kernel BPF filter, in pcap syntax, compiled from the doors.
 //!
-//! The kernel drops every packet that cannot be a knock before it is copied to us: only
-//! packets to this host's own addresses (or a door's `target`), only the doors' ports and
-//! protocols, and for IPv4 TCP the door's flags. What BPF cannot express reaches the decoder,
-//! which has the last word: TCP flags on IPv6 (libpcap cannot index the TCP header behind an
-//! IPv6 header) and IPv6 packets whose transport header sits behind extension headers.
-//! On Ethernet the same filter is repeated behind one and two VLAN tags.
+//! The kernel drops most packets that cannot be a knock before they are copied to us, with a
+//! program whose size does not grow with the number of doors: the doors' ports as at most
+//! [`MAX_RANGES`] port ranges per protocol (neighbouring ports merged, the smallest gaps
+//! first), and the destination as at most [`MAX_HOSTS`] addresses (this host's and the doors'
+//! `target`s; with more, any destination). The filter is a superset: the tracker has the last
+//! word on ports, destinations and TCP flags, and the decoder on everything else (IPv6
+//! packets whose transport header sits behind extension headers reach it as a class, since
+//! BPF cannot walk them). On Ethernet the same filter is repeated behind one and two VLAN
+//! tags. A few hundred instructions at most, whatever the config: far below the kernel's
+//! limit of [`BPF_MAXINSNS`], and libpcap's optimiser stays fast.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use knock_proto::{Knock, Proto, TcpFlags};
+use knock_proto::{Knock, Proto};
 
 /// What the filter needs to know of one door.
 #[derive(Debug, Clone)]
 pub struct DoorFilter {
     /// The door's knocks (any order; duplicates are fine).
     pub knocks: Vec<Knock>,
-    /// Required and forbidden TCP flags.
-    pub tcpflags: TcpFlags,
     /// Knocks to this address instead of the host's own.
     pub target: Option<IpAddr>,
 }
@@ -31,28 +32,52 @@ const IPV6_EXTENSION_HEADERS: [u8; 5] = [0, 43, 44, 60, 51];
 /// A filter that matches no packet, for a config whose doors are all disabled.
 pub const MATCH_NOTHING: &str = "less 1";
 
-/// Builds the filter. `local` are this host's addresses (a door without `target` matches
-/// only packets to them; empty means any destination); `ipv4_only` drops IPv6;
-/// `ethernet` adds the VLAN-tagged variants (the `vlan` keyword only exists on Ethernet).
+/// Port ranges per protocol at most.
+pub const MAX_RANGES: usize = 8;
+
+/// Destination addresses tested at most; with more, the filter tests none.
+pub const MAX_HOSTS: usize = 16;
+
+/// The kernel's limit on a classic BPF program (linux/bpf_common.h): a longer one is refused
+/// and libpcap silently filters in user space instead.
+pub const BPF_MAXINSNS: usize = 4096;
+
+/// Builds the filter. `local` are this host's addresses (doors without `target` knock on
+/// them; empty means any destination); `ipv4_only` drops IPv6; `ethernet` adds the
+/// VLAN-tagged variants (the `vlan` keyword only exists on Ethernet).
 pub fn build(doors: &[DoorFilter], local: &[IpAddr], ipv4_only: bool, ethernet: bool) -> String {
-    let local: Vec<IpAddr> = local
-        .iter()
-        .copied()
-        .filter(|a| !(ipv4_only && a.is_ipv6()))
-        .collect();
-    let mut clauses: Vec<String> = doors
+    let doors: Vec<&DoorFilter> = doors
         .iter()
         .filter(|d| !d.knocks.is_empty())
         .filter(|d| !(ipv4_only && d.target.is_some_and(|t| t.is_ipv6())))
-        .map(|d| door_clause(d, &local))
         .collect();
-    if clauses.is_empty() {
+    if doors.is_empty() {
         return MATCH_NOTHING.to_owned();
     }
-    if !ipv4_only {
-        clauses.push(ipv6_extensions_clause(doors, &local));
+    let hosts = destinations(&doors, local, ipv4_only);
+    let mut transport = Vec::new();
+    for (proto, name) in [(Proto::Tcp, "tcp"), (Proto::Udp, "udp")] {
+        let ports: BTreeSet<u16> = doors
+            .iter()
+            .flat_map(|d| d.knocks.iter())
+            .filter(|k| k.proto == proto)
+            .map(|k| k.port.get())
+            .collect();
+        if !ports.is_empty() {
+            transport.push(format!("({name} and ({}))", range_list(&ranges(&ports))));
+        }
     }
-    let mut inner = clauses.join(" or ");
+    let mut inner = format!("({})", transport.join(" or "));
+    if !ipv4_only {
+        let nh: Vec<String> = IPV6_EXTENSION_HEADERS
+            .iter()
+            .map(|n| format!("ip6[6] = {n}"))
+            .collect();
+        inner = format!("{inner} or (ip6 and ({}))", nh.join(" or "));
+    }
+    if let Some(hosts) = hosts {
+        inner = format!("{hosts} and ({inner})");
+    }
     if ipv4_only {
         inner = format!("ip and ({inner})");
     }
@@ -63,91 +88,64 @@ pub fn build(doors: &[DoorFilter], local: &[IpAddr], ipv4_only: bool, ethernet: 
     }
 }
 
-fn door_clause(door: &DoorFilter, local: &[IpAddr]) -> String {
-    let ports = |proto: Proto| -> BTreeSet<u16> {
-        door.knocks
-            .iter()
-            .filter(|k| k.proto == proto)
-            .map(|k| k.port.get())
-            .collect()
-    };
-    let mut alternatives = Vec::new();
-    let tcp = ports(Proto::Tcp);
-    if !tcp.is_empty() {
-        let mut c = format!("(tcp and ({}))", port_list(&tcp));
-        if !door.tcpflags.is_any() {
-            let (req, forb) = (door.tcpflags.required(), door.tcpflags.forbidden());
-            // `tcp[13]` only applies to IPv4, so IPv6 passes and the decoder checks flags.
-            let _ = write!(
-                c,
-                " and (ip6 or (tcp[13] & {req} = {req} and tcp[13] & {forb} = 0))"
-            );
-            c = format!("({c})");
+/// The destinations to test, as a pcap expression, or `None` for any: this host's addresses
+/// (if any door knocks on them) and the doors' targets, unless there are more than
+/// [`MAX_HOSTS`].
+fn destinations(doors: &[&DoorFilter], local: &[IpAddr], ipv4_only: bool) -> Option<String> {
+    let mut set = BTreeSet::new();
+    if doors.iter().any(|d| d.target.is_none()) {
+        if local.is_empty() {
+            return None;
         }
-        alternatives.push(c);
+        set.extend(local.iter().copied());
     }
-    let udp = ports(Proto::Udp);
-    if !udp.is_empty() {
-        alternatives.push(format!("(udp and ({}))", port_list(&udp)));
-    }
-    let transport = alternatives.join(" or ");
-    match destination(door.target, local) {
-        Some(dst) => format!("({dst} and ({transport}))"),
-        None => format!("({transport})"),
-    }
-}
-
-/// IPv6 packets to us whose first next-header is an extension header: BPF cannot see their
-/// ports, so the decoder decides.
-fn ipv6_extensions_clause(doors: &[DoorFilter], local: &[IpAddr]) -> String {
-    let nh: Vec<String> = IPV6_EXTENSION_HEADERS
-        .iter()
-        .map(|n| format!("ip6[6] = {n}"))
-        .collect();
-    let mut dsts: Vec<IpAddr> = local.iter().copied().filter(IpAddr::is_ipv6).collect();
-    dsts.extend(
-        doors
-            .iter()
-            .filter_map(|d| d.target)
-            .filter(IpAddr::is_ipv6),
-    );
-    let base = format!("(ip6 and ({}))", nh.join(" or "));
-    if dsts.is_empty() && !local.is_empty() {
-        // No IPv6 address to knock on: nothing to let through.
-        return "(ip6 and less 1)".to_owned();
-    }
-    match host_list(&dsts) {
-        Some(hosts) => format!("({base} and {hosts})"),
-        None => base,
-    }
-}
-
-fn port_list(ports: &BTreeSet<u16>) -> String {
-    ports
-        .iter()
-        .map(|p| format!("dst port {p}"))
-        .collect::<Vec<_>>()
-        .join(" or ")
-}
-
-fn destination(target: Option<IpAddr>, local: &[IpAddr]) -> Option<String> {
-    match target {
-        Some(t) => Some(format!("dst host {t}")),
-        None => host_list(local),
-    }
-}
-
-fn host_list(hosts: &[IpAddr]) -> Option<String> {
-    let set: BTreeSet<&IpAddr> = hosts.iter().collect();
-    if set.is_empty() {
+    set.extend(doors.iter().filter_map(|d| d.target));
+    set.retain(|a: &IpAddr| !(ipv4_only && a.is_ipv6()));
+    if set.is_empty() || set.len() > MAX_HOSTS {
         return None;
     }
-    let list = set
+    let list: Vec<String> = set.iter().map(|h| format!("dst host {h}")).collect();
+    Some(format!("({})", list.join(" or ")))
+}
+
+/// `ports` as at most [`MAX_RANGES`] inclusive ranges covering them all: the largest gaps
+/// between neighbouring ports separate ranges, the rest are bridged.
+fn ranges(ports: &BTreeSet<u16>) -> Vec<(u16, u16)> {
+    let sorted: Vec<u16> = ports.iter().copied().collect();
+    // Gaps as (size, index of the port after it); keep the MAX_RANGES - 1 largest.
+    let mut gaps: Vec<(u16, usize)> = sorted
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[1] - w[0] > 1)
+        .map(|(i, w)| (w[1] - w[0], i + 1))
+        .collect();
+    gaps.sort_unstable_by(|a, b| b.cmp(a));
+    gaps.truncate(MAX_RANGES - 1);
+    let mut splits: Vec<usize> = gaps.into_iter().map(|(_, i)| i).collect();
+    splits.sort_unstable();
+    let mut out = Vec::with_capacity(splits.len() + 1);
+    let mut start = 0;
+    for end in splits.into_iter().chain([sorted.len()]) {
+        if let (Some(&lo), Some(&hi)) = (sorted.get(start), sorted.get(end.wrapping_sub(1))) {
+            out.push((lo, hi));
+        }
+        start = end;
+    }
+    out
+}
+
+fn range_list(ranges: &[(u16, u16)]) -> String {
+    ranges
         .iter()
-        .map(|h| format!("dst host {h}"))
+        .map(|&(lo, hi)| {
+            if lo == hi {
+                format!("dst port {lo}")
+            } else {
+                format!("dst portrange {lo}-{hi}")
+            }
+        })
         .collect::<Vec<_>>()
-        .join(" or ");
-    Some(format!("({list})"))
+        .join(" or ")
 }
 
 #[cfg(test)]
@@ -155,14 +153,9 @@ mod tests {
     use super::*;
     use knock_proto::Sequence;
 
-    fn door(seq: &str, flags: &str, target: Option<&str>) -> DoorFilter {
+    fn door(seq: &str, target: Option<&str>) -> DoorFilter {
         DoorFilter {
             knocks: seq.parse::<Sequence>().unwrap().knocks().to_vec(),
-            tcpflags: if flags.is_empty() {
-                TcpFlags::ANY
-            } else {
-                flags.parse().unwrap()
-            },
             target: target.map(|t| t.parse().unwrap()),
         }
     }
@@ -174,36 +167,26 @@ mod tests {
     #[test]
     fn one_door_ipv4_only() {
         let f = build(
-            &[door("7000,8000:udp,9000,7000", "", None)],
+            &[door("7000,8000:udp,9000,7000", None)],
             &addrs(&["198.18.0.2", "fd00::2"]),
             true,
             false,
         );
         assert_eq!(
             f,
-            "ip and (((dst host 198.18.0.2) and ((tcp and (dst port 7000 or dst port 9000)) or (udp and (dst port 8000)))))"
+            "ip and ((dst host 198.18.0.2) and (((tcp and (dst port 7000 or dst port 9000)) or (udp and (dst port 8000)))))"
         );
-    }
-
-    #[test]
-    fn flags_are_checked_in_bpf_for_ipv4_only() {
-        let f = build(&[door("4", "syn,!ack", None)], &[], false, false);
-        assert!(
-            f.contains("(ip6 or (tcp[13] & 2 = 2 and tcp[13] & 16 = 0))"),
-            "{f}"
-        );
-        assert!(f.contains("ip6[6] = 44"), "{f}");
     }
 
     #[test]
     fn target_doors_match_their_target_and_vlan_repeats_the_filter() {
         let f = build(
-            &[door("1:udp", "", Some("198.18.1.9"))],
+            &[door("1:udp", Some("198.18.1.9"))],
             &addrs(&["198.18.0.2"]),
             true,
             true,
         );
-        let inner = "ip and ((dst host 198.18.1.9 and ((udp and (dst port 1)))))";
+        let inner = "ip and ((dst host 198.18.1.9) and (((udp and (dst port 1)))))";
         assert_eq!(
             f,
             format!("({inner}) or (vlan and (({inner}) or (vlan and ({inner}))))")
@@ -216,20 +199,54 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_extension_headers_pass_only_to_our_ipv6_addresses() {
+    fn ipv6_extension_headers_pass_to_our_addresses() {
         let f = build(
-            &[door("1", "", None)],
+            &[door("1", None)],
             &addrs(&["198.18.0.2", "fd00::2"]),
             false,
             false,
         );
-        assert!(f.ends_with("((ip6 and (ip6[6] = 0 or ip6[6] = 43 or ip6[6] = 44 or ip6[6] = 60 or ip6[6] = 51)) and (dst host fd00::2))"), "{f}");
-        let f = build(
-            &[door("1", "", None)],
-            &addrs(&["198.18.0.2"]),
-            false,
-            false,
+        assert_eq!(
+            f,
+            "(dst host 198.18.0.2 or dst host fd00::2) and (((tcp and (dst port 1))) or (ip6 and (ip6[6] = 0 or ip6[6] = 43 or ip6[6] = 44 or ip6[6] = 60 or ip6[6] = 51)))"
         );
-        assert!(f.ends_with("(ip6 and less 1)"), "{f}");
+    }
+
+    #[test]
+    fn ports_merge_into_a_bounded_number_of_ranges_that_cover_them_all() {
+        let ports: BTreeSet<u16> = [1, 2, 3, 10, 11, 500, 600, 60000].into_iter().collect();
+        assert_eq!(
+            ranges(&ports),
+            [(1, 3), (10, 11), (500, 500), (600, 600), (60000, 60000)]
+        );
+        let many: BTreeSet<u16> = (0..5000u16).map(|i| 1 + i * 13 % 65000).collect();
+        let r = ranges(&many);
+        assert!(r.len() <= MAX_RANGES, "{r:?}");
+        for p in &many {
+            assert!(r.iter().any(|&(lo, hi)| (lo..=hi).contains(p)), "{p}");
+        }
+        assert!(r.windows(2).all(|w| w[0].1 < w[1].0), "{r:?}");
+    }
+
+    #[test]
+    fn the_filter_does_not_grow_with_doors_or_addresses() {
+        let doors: Vec<DoorFilter> = (0..10_000u32)
+            .map(|i| {
+                let p = |k: u32| (1 + (i * 3 + k) * 7 % 65_000).to_string();
+                door(&format!("{},{}:udp,{}", p(0), p(1), p(2)), None)
+            })
+            .collect();
+        let local: Vec<IpAddr> = (1..=100u8).map(|i| IpAddr::from([198, 18, 1, i])).collect();
+        let big = build(&doors, &local, false, true);
+        let small = build(&doors[..1], &local[..1], false, true);
+        assert!(big.len() < 3000, "{} bytes: {big}", big.len());
+        let size = |f: &str| crate::capture::filter_size(f, 1).unwrap();
+        let (big_size, small_size) = (size(&big), size(&small));
+        assert!(big_size < 1000, "{big_size} instructions");
+        assert!(small_size < 1000, "{small_size} instructions");
+        assert!(
+            !big.contains("dst host"),
+            "more than MAX_HOSTS addresses: any"
+        );
     }
 }

@@ -11,12 +11,14 @@
 //! - [`rotating`]: rotating doors (authenticated knocks, PROTOCOL.md) beside the tracker;
 //! - [`keys`]: `keygen` and `pair`, and reading key files;
 //! - [`control`]: the control socket's requests and answers;
-//! - [`filter`]: the kernel BPF filter compiled from the doors;
+//! - [`filter`]: the kernel BPF filter of the doors' ports, of bounded size;
+//! - [`host`]: this host's addresses, MACs and VLANs, for the decoder, and their netlink watch;
 //! - [`log`]: knockd's log lines to LogFile, syslog and stderr;
+//! - [`stage_lines`]: the flood-proof budget of `Stage` lines;
 //! - [`instance`]: what one of several daemons on a host owns, and its lock;
 //! - [`control_socket`] and [`operator`]: `status` and `close`, from the command line to
 //!   the engine and back;
-//! - [`host_watch`]: the host's addresses and our nftables table, followed as they change;
+//! - [`table_watch`]: our nftables table, followed through `nft monitor`;
 //! - [`files`], [`pidfile`] and [`onetime_file`]: paths made absolute, files opened without
 //!   following symlinks, one-time sequences marked in place.
 
@@ -30,7 +32,7 @@ pub mod exec;
 pub mod executor;
 pub mod files;
 pub mod filter;
-pub mod host_watch;
+pub mod host;
 pub mod instance;
 pub mod journal;
 pub mod keys;
@@ -42,3 +44,5 @@ pub mod operator;
 pub mod perform;
 pub mod pidfile;
 pub mod rotating;
+pub mod stage_lines;
+pub mod table_watch;

@@ -8,6 +8,10 @@
 //! - stderr, when in the foreground and either `-v` is given or no other sink is configured
 //!   (under systemd this is the journal).
 //!
+//! Stage and sequence timeout lines in the file and syslog are rate-limited so that a flood
+//! of spoofed knocks cannot fill the disk, while a real knock's lines all appear
+//! (`stage_lines.rs`); the time prefix is formatted once a minute.
+//!
 //! `-v` adds DEBUG (failed attempts, ignored packets, command output) and `-D` adds TRACE
 //! (every packet) on stderr; the file and syslog keep knockd's level of detail.
 
@@ -16,6 +20,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
 
 use anyhow::Context as _;
 use tracing::field::{Field, Visit};
@@ -24,6 +29,8 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
+
+use crate::stage_lines;
 
 /// Where the log goes, from the command line and the config.
 #[derive(Debug, Clone)]
@@ -55,6 +62,7 @@ pub fn install(sinks: &Sinks) -> anyhow::Result<()> {
     let knockd = KnockdLayer {
         file,
         syslog: sinks.syslog,
+        prefix: Mutex::default(),
     }
     .with_filter(LevelFilter::INFO);
     let stderr = (sinks.stderr || fallback).then(|| {
@@ -127,15 +135,41 @@ impl KnockdFile {
 struct KnockdLayer {
     file: Option<Arc<KnockdFile>>,
     syslog: bool,
+    /// knockd's time prefix, formatted once per minute.
+    prefix: Mutex<CachedPrefix>,
 }
 
 impl<S: Subscriber> Layer<S> for KnockdLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let mut message = Message::default();
         event.record(&mut message);
-        let text = message.0;
+        let unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        // Which Stage lines a flood leaves out.
+        let mut lines = Vec::new();
+        stage_lines::admit(unix, &message.0, &mut lines);
+        let priority = if *event.metadata().level() == Level::ERROR {
+            syslog::ERR
+        } else {
+            syslog::NOTICE
+        };
+        for text in &lines {
+            self.write_line(unix, priority, text);
+        }
+    }
+}
+
+impl KnockdLayer {
+    /// Writes one line to the file and syslog.
+    fn write_line(&self, unix: u64, priority: libc::c_int, text: &str) {
         if let Some(f) = &self.file {
-            let line = format!("{}{text}\n", prefix(chrono::Local::now()));
+            let prefix = self
+                .prefix
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(unix);
+            let line = format!("{prefix}{text}\n");
             let mut file = f.file.lock().unwrap_or_else(|e| e.into_inner());
             // A full disk must not take the daemon down; stderr (if any) still has the line.
             if file.write_all(line.as_bytes()).is_err() {
@@ -143,13 +177,29 @@ impl<S: Subscriber> Layer<S> for KnockdLayer {
             }
         }
         if self.syslog {
-            let priority = if *event.metadata().level() == Level::ERROR {
-                syslog::ERR
-            } else {
-                syslog::NOTICE
-            };
-            syslog::send(priority, &text);
+            syslog::send(priority, text);
         }
+    }
+}
+
+/// knockd's prefix for the current minute, formatted when the minute changes.
+#[derive(Debug, Default)]
+struct CachedPrefix {
+    /// Unix minute of `text`.
+    minute: Option<u64>,
+    text: Arc<str>,
+}
+
+impl CachedPrefix {
+    /// The prefix for Unix time `unix` (seconds). Time zones differ from UTC by whole
+    /// minutes, so a local minute starts with a Unix minute.
+    fn get(&mut self, unix: u64) -> Arc<str> {
+        let minute = unix / 60;
+        if self.minute != Some(minute) {
+            self.minute = Some(minute);
+            self.text = prefix(chrono::Local::now()).into();
+        }
+        self.text.clone()
     }
 }
 

@@ -17,12 +17,13 @@ use knock_server::cli::{Args, Cli, Command};
 use knock_server::engine::{self, Engine, Exit, Msg, Settings};
 use knock_server::executor::{self, Executor};
 use knock_server::{
-    capture, control_socket, files, host_watch, instance, journal, keys, load, log, man, operator,
-    perform, pidfile, rotating,
+    capture, control_socket, files, filter, instance, journal, keys, load, log, man, operator,
+    perform, pidfile, rotating, table_watch,
 };
 
-/// Hits waiting for the engine; beyond this the capture thread drops and counts them.
-const QUEUE: usize = 65_536;
+/// Batches of hits (and other messages) waiting for the engine; beyond this the capture
+/// thread drops and counts them. Each batch holds up to `capture::MAX_BATCH` hits.
+const QUEUE: usize = 4096;
 
 /// Exit status for usage, config and startup errors (knockd users' scripts test for non-zero).
 const EXIT_USAGE: u8 = 2;
@@ -72,6 +73,7 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         for w in &warnings {
             eprintln!("warning: {w}");
         }
+        report_filter_size(&loaded, args.only_ipv4)?;
         return Ok(ExitCode::SUCCESS);
     }
     let options = &loaded.config.options;
@@ -128,7 +130,7 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         settings.ethernet,
         settings.ipv4_only,
     );
-    opened.set_filter(&filter)?;
+    let report = opened.set_filter(&filter)?;
     let performer = perform::Performer::new(&loaded.config, &instance.instance.table())?;
     if args.daemon {
         daemonize()?;
@@ -144,11 +146,7 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
     let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
     forward_signals(tx.clone())?;
     control.spawn(tx.clone())?;
-    let monitor = watch_host(
-        &interface,
-        performer.guards().then(|| instance.instance.table()),
-        &tx,
-    );
+    let monitor = watch_table(performer.guards().then(|| instance.instance.table()), &tx);
     settings.table_watched = monitor.is_some();
 
     tracing::info!("starting up, listening on {interface}");
@@ -157,6 +155,7 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         tracing::warn!("{w}");
     }
     tracing::debug!("capture filter: {filter}");
+    report.log();
     let clock = capture::Clock::start();
     let counters = Arc::new(capture::Counters::default());
     let engine = Engine::new(
@@ -192,6 +191,35 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         Exit::Signal => ExitCode::SUCCESS,
         Exit::CaptureFailed => ExitCode::FAILURE,
     })
+}
+
+/// `--check`: the size of the kernel filter for this config, on Ethernet (with its VLAN
+/// variants, the largest case) and with no local address known (any destination).
+fn report_filter_size(loaded: &load::Loaded, ipv4_only: bool) -> anyhow::Result<()> {
+    let unix = executor::wall()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let doors = rotating::RotatingDoors::new(loaded, Default::default(), unix);
+    let filter = engine::build_filter(
+        &loaded.config,
+        &loaded.one_time,
+        &doors.filter_knocks(&loaded.config),
+        &[],
+        true,
+        ipv4_only,
+    );
+    let size = capture::filter_size(&filter, 1)?;
+    let line = format!(
+        "\ncapture filter: {size} BPF instructions on Ethernet (kernel limit {})\n  {filter}\n",
+        filter::BPF_MAXINSNS
+    );
+    print_stdout(line.as_bytes())?;
+    if size > filter::BPF_MAXINSNS {
+        eprintln!(
+            "warning: the kernel will refuse this filter; every packet would be copied to knock-server"
+        );
+    }
+    Ok(())
 }
 
 /// Where the log goes: knockd's rules (see [`log`]).
@@ -232,19 +260,14 @@ fn loaded_line(
     )
 }
 
-/// Starts following the host's addresses, and `table` (when we own one) through
-/// `nft monitor`; what cannot start is logged, and the daemon runs on without it.
-fn watch_host(
-    interface: &str,
+/// Starts following `table` (when we own one) through `nft monitor`; if it cannot start,
+/// that is logged and the table is checked every 5 s instead. The host's addresses are
+/// followed by the capture thread (`host::Watch`), which also needs them for its decoder.
+fn watch_table(
     table: Option<String>,
     tx: &mpsc::SyncSender<Msg>,
-) -> Option<host_watch::NftMonitor> {
-    let addresses =
-        host_watch::watch_addresses(interface.to_owned(), capture::local_addresses, tx.clone());
-    if let Err(e) = addresses {
-        tracing::warn!("{e:#}; new addresses count after SIGHUP");
-    }
-    host_watch::watch_table(&table?, tx.clone())
+) -> Option<table_watch::NftMonitor> {
+    table_watch::watch_table(&table?, tx.clone())
         .map_err(|e| tracing::warn!("{e:#}; checking the table every 5 s instead"))
         .ok()
 }

@@ -39,9 +39,40 @@ fn check_prints_the_doors_it_understood() {
         "7000:tcp,8000:udp,9000:tcp",
         "syn",
         "/sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT",
+        "capture filter: ",
     ] {
         assert!(stdout.contains(want), "{want} missing from:\n{stdout}");
     }
+}
+
+#[test]
+fn check_reports_a_kernel_sized_filter_for_ten_thousand_doors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conf = String::new();
+    for i in 0..10_000u32 {
+        let p = |k: u32| 1 + (i * 3 + k) * 7 % 65_000;
+        conf.push_str(&format!(
+            "[door{i}]\n  sequence = {},{}:udp,{}\n  tcpflags = syn\n  command = /bin/true %IP%\n",
+            p(0),
+            p(1),
+            p(2)
+        ));
+    }
+    let conf = write(dir.path(), "knockd.conf", &conf);
+    let out = server(&["--check", "-c", &conf]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let size: usize = stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("capture filter: ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no filter size in:\n{stdout}"));
+    assert!(size <= 4096, "{size} instructions");
 }
 
 #[test]

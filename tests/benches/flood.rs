@@ -11,7 +11,11 @@
 //! knocker's `OPEN SESAME` appears in the daemon's log, the daemon's CPU time, its peak memory
 //! (VmHWM) before and after, how many flood packets reached the server's eth0 and how many the
 //! daemon logged (`Stage 1`: the difference was dropped by the capture), and for knock-server
-//! its once-a-minute summary (engine-busy drops, evictions).
+//! its once-a-minute summary (engine-busy drops, evictions). Beside knock-server, in the same
+//! run, tcpdump captures on the same eth0 with knock-server's own BPF filter (from
+//! `knock-server --check`) and writes to /dev/null: the floor of what capturing those packets
+//! costs. CPU per packet is CPU time over the flood packets that arrived at eth0, for both.
+//! The log's size is reported too (knock-server rate-limits Stage lines under a flood).
 //!
 //! Needs root and the release binaries (found next to this bench in target/release):
 //! `cargo build --release --bins && cargo bench -p knock-e2e --bench flood`.
@@ -21,6 +25,7 @@
 //! 1000), FLOOD_SUMMARY=0 (skip waiting a minute for knock-server's summary line).
 //! `cargo test` never runs it (a bench target); run without `--bench` it only says how to run.
 
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read as _, Seek as _, SeekFrom};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -134,6 +139,9 @@ struct Row {
     real_stage: usize,
     outcome: Outcome,
     cpu: f64,
+    /// tcpdump's CPU time in the same run (knock-server cases).
+    tcpdump_cpu: Option<f64>,
+    log_bytes: u64,
     hwm: (u64, u64),
     summary: Option<String>,
 }
@@ -195,6 +203,11 @@ fn run_case(subject: Subject, (n, pps): (usize, u64), summary: bool, knockd_cap:
     let started = Instant::now();
     let mut daemon = start(subject, &link, dir.path(), &log);
     let pid = daemon.pid();
+    let tcpdump = match subject {
+        Subject::KnockServer { .. } => Some(start_tcpdump(&link, dir.path())),
+        Subject::Knockd => None,
+    };
+    let tcpdump_before = tcpdump.as_ref().map_or(0, |t| cpu_ticks(t.pid()));
     let hwm_before = vm_hwm_kb(pid);
     let cpu_before = cpu_ticks(pid);
     let rx_before = rx_packets(&link.server);
@@ -211,6 +224,10 @@ fn run_case(subject: Subject, (n, pps): (usize, u64), summary: bool, knockd_cap:
         wait_idle(pid, Duration::from_secs(10));
     }
     let cpu = cpu_ticks(pid).saturating_sub(cpu_before) as f64 / clock_ticks();
+    let tcpdump_cpu = tcpdump.as_ref().map(|t| {
+        wait_idle(t.pid(), Duration::from_secs(10));
+        cpu_ticks(t.pid()).saturating_sub(tcpdump_before) as f64 / clock_ticks()
+    });
     let hwm_after = vm_hwm_kb(pid);
     let arrived = rx_packets(&link.server).saturating_sub(rx_before);
     let knock_server = matches!(subject, Subject::KnockServer { .. });
@@ -226,7 +243,13 @@ fn run_case(subject: Subject, (n, pps): (usize, u64), summary: bool, knockd_cap:
         send_errors: sent.errors,
         // The real knock's three packets arrive too.
         arrived: arrived.saturating_sub(DOOR.len() as u64),
-        logged: tail.stage1,
+        logged: if knock_server {
+            tail.summary_hits().unwrap_or(0)
+        } else {
+            tail.stage1
+        },
+        tcpdump_cpu,
+        log_bytes: fs::metadata(&log).map_or(0, |m| m.len()),
         real_stage: tail.real_stage,
         outcome,
         cpu,
@@ -318,6 +341,29 @@ fn start(subject: Subject, link: &Link, dir: &Path, log: &Path) -> Daemon {
     let mut daemon = link.server.spawn(program, args, &dir.join("console.out"));
     daemon.wait_file(log, ready);
     daemon
+}
+
+/// tcpdump on the server's eth0 with knock-server's filter for the door, writing to
+/// /dev/null, ready when it says it listens.
+fn start_tcpdump(link: &Link, dir: &Path) -> Daemon {
+    let conf = dir.join("server.toml");
+    let out = std::process::Command::new(bin("knock-server"))
+        .args([OsStr::new("--check"), OsStr::new("-c"), conf.as_os_str()])
+        .output()
+        .expect("knock-server --check runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let filter = text
+        .lines()
+        .skip_while(|l| !l.starts_with("capture filter: "))
+        .nth(1)
+        .expect("--check prints the filter")
+        .trim()
+        .to_owned();
+    let console = dir.join("tcpdump.out");
+    let args = ["-i", "eth0", "-n", "-s", "256", "-w", "/dev/null", &filter];
+    let mut tcpdump = link.server.spawn("tcpdump", args, &console);
+    tcpdump.wait_file(&console, "listening on eth0");
+    tcpdump
 }
 
 fn sequence() -> String {
@@ -507,6 +553,15 @@ impl LogTail {
     }
 }
 
+impl LogTail {
+    /// The knock packets knock-server's summary counted.
+    fn summary_hits(&self) -> Option<usize> {
+        let text = self.summary.as_deref()?;
+        let (_, rest) = text.split_once(": ")?;
+        rest.split(' ').next()?.parse().ok()
+    }
+}
+
 /// Waits (until a minute and a bit after the daemon started) for knock-server's summary
 /// line, which it writes only when something was dropped, ignored or evicted.
 fn wait_summary(daemon: &mut Daemon, tail: &mut LogTail, started: Instant) {
@@ -554,33 +609,24 @@ fn wait_idle(pid: u32, limit: Duration) {
     }
 }
 
-/// User plus system CPU time of all the process's threads, in clock ticks.
+/// CPU time of all the process's threads so far, in nanoseconds: the scheduler's own
+/// accounting (`/proc/PID/task/TID/schedstat`, first field), precise where `/proc/PID/stat`'s
+/// clock ticks (10 ms) would round tcpdump's few milliseconds to zero. Threads that already
+/// exited are not counted (none of ours do during a run).
 fn cpu_ticks(pid: u32) -> u64 {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };
-    // Fields after the command name (which may hold spaces) start at field 3, `state`;
-    // utime and stime are fields 14 and 15.
-    let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
-        return 0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
+    tasks
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
+/// Units of [`cpu_ticks`] per second.
 fn clock_ticks() -> f64 {
-    let out = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output();
-    out.ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
+    1e9
 }
 
 /// Peak resident memory (VmHWM) in kB.
@@ -594,8 +640,8 @@ fn vm_hwm_kb(pid: u32) -> u64 {
 }
 
 fn table_header() -> String {
-    "| daemon | flood N | rate | flood sent in | arrived at eth0 | flood knocks logged | real knock opened after | lag after flood | daemon CPU | CPU per logged packet | VmHWM before -> after |\n\
-     |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "| daemon | flood N | rate | flood sent in | arrived at eth0 | flood knocks seen | real knock opened after | lag after flood | daemon CPU | CPU per arrived packet | tcpdump CPU (same run) | tcpdump per packet | ratio | log bytes | VmHWM before -> after |\n\
+     |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         .to_owned()
 }
 
@@ -616,20 +662,40 @@ fn format_row(r: &Row) -> String {
     } else {
         String::new()
     };
-    let per = if r.logged > 0 {
-        format!("{:.1} µs", r.cpu * 1e6 / r.logged as f64)
+    let per_packet = |cpu: f64| {
+        if r.arrived > 0 {
+            format!("{:.2} µs", cpu * 1e6 / r.arrived as f64)
+        } else {
+            "-".to_owned()
+        }
+    };
+    let (tcpdump, tcpdump_per, ratio) = match r.tcpdump_cpu {
+        Some(t) => (
+            format!("{:.3} s", t),
+            per_packet(t),
+            if t > 0.0 {
+                format!("{:.1}x", r.cpu / t)
+            } else {
+                "-".to_owned()
+            },
+        ),
+        None => ("-".into(), "-".into(), "-".into()),
+    };
+    let seen = if r.logged > 0 {
+        r.logged.to_string()
     } else {
         "-".to_owned()
     };
     format!(
-        "| {} | {} | {}/s | {:.2} s{errors} | {} | {} | {open} | {lag} | {:.2} s | {per} | {} -> {} kB |",
+        "| {} | {} | {}/s | {:.2} s{errors} | {} | {seen} | {open} | {lag} | {:.3} s | {} | {tcpdump} | {tcpdump_per} | {ratio} | {} | {} -> {} kB |",
         r.subject,
         r.n,
         r.pps,
         r.flood.as_secs_f64(),
         r.arrived,
-        r.logged,
         r.cpu,
+        per_packet(r.cpu),
+        r.log_bytes,
         r.hwm.0,
         r.hwm.1
     )

@@ -12,3 +12,4 @@ mod retransmissions;
 mod server;
 mod together;
 mod windows;
+mod wire;

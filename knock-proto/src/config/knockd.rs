@@ -127,6 +127,9 @@ struct Parser<'t> {
     diags: Diagnostics,
     options: Options,
     doors: Vec<DoorDraft>,
+    /// Door name -> index in `doors` of the door that holds it (not ignored): duplicate names
+    /// are found in O(1), so 10 000 doors parse in milliseconds.
+    names: std::collections::HashMap<&'t str, usize>,
     section: Section,
     /// Whether any header, even a broken one, was seen (else "no doors" is the real problem).
     saw_header: bool,
@@ -140,6 +143,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
         diags: Diagnostics::default(),
         options: Options::default(),
         doors: Vec::new(),
+        names: std::collections::HashMap::new(),
         section: Section::None,
         saw_header: false,
     };
@@ -223,7 +227,7 @@ impl<'t> Parser<'t> {
             self.open_door(name, at + 1, true);
             return;
         }
-        let first = self.doors.iter().find(|d| !d.ignored && d.name == name);
+        let first = self.names.get(name).and_then(|&i| self.doors.get(i));
         if let Some(first) = first {
             let first_line = Diagnostic::at_offset(self.path, self.text, first.at, "").line;
             self.error_at(
@@ -236,6 +240,7 @@ impl<'t> Parser<'t> {
             self.open_door(name, at + 1, true);
             return;
         }
+        self.names.insert(name, self.doors.len());
         self.open_door(name, at + 1, false);
     }
 

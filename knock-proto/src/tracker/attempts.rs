@@ -10,6 +10,8 @@
 //! - One FIFO list per door, threaded through the records (`prev`/`next` slot numbers). All the
 //!   attempts of a door share its timeout and `now` never goes back, so list order is deadline
 //!   order: the head is the next to expire, and the oldest attempt overall is one of the heads.
+//! - Per door, how many of its attempts are at stage 1, for a fair choice of whom to evict
+//!   ([`Attempts::victim`]).
 
 use std::hash::BuildHasher;
 use std::hint::black_box;
@@ -158,6 +160,8 @@ pub(super) struct Attempts {
     index: Index,
     hasher: DefaultHashBuilder,
     queues: Vec<Queue>,
+    /// Per door: attempts at stage 1.
+    first_stage: Vec<u32>,
 }
 
 impl Attempts {
@@ -171,6 +175,7 @@ impl Attempts {
             index: Index::default(),
             hasher: DefaultHashBuilder::default(),
             queues: vec![EMPTY_QUEUE; doors],
+            first_stage: vec![0; doors],
         }
     }
 
@@ -317,21 +322,64 @@ impl Attempts {
         });
         self.push_back(slot);
         self.len += 1;
+        self.first_stage[door as usize] += 1;
         Some(slot)
     }
 
     /// Sets the stage of a live attempt.
     pub(super) fn set_stage(&mut self, slot: u32, stage: u8) {
+        self.count_stage(slot, stage);
         self.slots[slot as usize].stage = stage;
     }
 
     /// Starts a live attempt over at stage 1 from `now`, moving it to the end of its list.
     pub(super) fn restart(&mut self, slot: u32, now: Timestamp) {
         self.unlink(slot);
+        self.count_stage(slot, 1);
         let a = &mut self.slots[slot as usize];
         a.stage = 1;
         a.started = now;
         self.push_back(slot);
+    }
+
+    /// Keeps [`Attempts::first_stage`] right as `slot` (live, or just filled) goes from its
+    /// recorded stage to `stage` (0: freed).
+    fn count_stage(&mut self, slot: u32, stage: u8) {
+        let a = &self.slots[slot as usize];
+        let Some(n) = self.first_stage.get_mut(a.door as usize) else {
+            return;
+        };
+        match (a.stage == 1, stage == 1) {
+            (true, false) => *n -= 1,
+            (false, true) => *n += 1,
+            _ => {}
+        }
+    }
+
+    /// The attempt to evict to make room for a new one on `door`: the oldest stage-1 attempt
+    /// of the door with the most stage-1 attempts (`door` itself on a tie, else the lowest
+    /// door); the oldest attempt of all if none is at stage 1. So spoofed first knocks on one
+    /// door evict that door's spoofed attempts, not attempts on other doors, and a knocker
+    /// past stage 1 goes only when no first-stage attempt is left. O(doors), as
+    /// [`Attempts::oldest`].
+    pub(super) fn victim(&self, door: u32) -> Option<u32> {
+        let (most, _) = self
+            .first_stage
+            .iter()
+            .enumerate()
+            .max_by_key(|&(d, &n)| (n, d == door as usize, std::cmp::Reverse(d)))?;
+        if self.first_stage[most] == 0 {
+            return self.oldest();
+        }
+        // Its list is in start order: the first attempt at stage 1 is the oldest.
+        let mut slot = self.queues[most].head;
+        while let Some(a) = self.slots.get(slot as usize) {
+            if a.stage == 1 {
+                return Some(slot);
+            }
+            slot = a.next;
+        }
+        self.oldest()
     }
 
     /// Removes an attempt that [`Attempts::find`] just returned (nothing changed in between).
@@ -418,6 +466,7 @@ impl Attempts {
 
     /// Unlinks a live attempt and puts its slot on the free list.
     fn release(&mut self, slot: u32) {
+        self.count_stage(slot, 0);
         self.unlink(slot);
         self.slots[slot as usize].stage = 0;
         self.free.push(slot);

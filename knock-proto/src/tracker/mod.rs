@@ -26,9 +26,11 @@
 //!
 //! Every hit costs O(1) whatever the number of sources in progress (O(doors that contain the
 //! knock), in fact; amortised, as the hash index and the slab now and then grow), and memory is
-//! bounded: at most `max_attempts` attempts, under 64 bytes each; when full, the oldest is
-//! evicted ([`Event::Evicted`]) to make room for a new one, so a flood of spoofed sources costs
-//! old attempts, never memory or time. A caller with a backlog of hits hands them over together
+//! bounded: at most `max_attempts` attempts, under 64 bytes each; when full, one is evicted
+//! ([`Event::Evicted`]) to make room for a new one, so a flood of spoofed sources costs old
+//! attempts, never memory or time. Eviction is fair: the oldest first-stage attempt of the door
+//! with the most first-stage attempts goes, so a flood of first knocks on one door evicts its
+//! own spoofed attempts, and a knocker past stage 1 only when no first-stage attempt is left. A caller with a backlog of hits hands them over together
 //! ([`Tracker::handle_batch`]): same result, but once the attempts outgrow the CPU's caches
 //! their memory reads overlap instead of waiting for one another. The layout is described in
 //! `tracker/attempts.rs` and `tracker/index.rs`; BENCHMARKS.md has the measurements.
@@ -200,6 +202,8 @@ pub struct Tracker {
     /// The latest `now` seen: time never goes back inside the tracker.
     clock: Timestamp,
     stats: Stats,
+    /// Per door: attempts evicted, in total.
+    evicted_by_door: Vec<u64>,
 }
 
 impl Tracker {
@@ -213,6 +217,7 @@ impl Tracker {
                 max_attempts: attempts.max(),
                 ..Stats::default()
             },
+            evicted_by_door: vec![0; doors.len()],
             doors,
             attempts,
             clock: Timestamp::ZERO,
@@ -284,6 +289,11 @@ impl Tracker {
         }
         self.stats.dropped += self.attempts.clear_door(id) as u64;
         self.doors.set_sequence(door, sequence);
+    }
+
+    /// Attempts on `door` evicted to make room, in total (0 for an unknown door).
+    pub fn evicted_on(&self, door: DoorId) -> u64 {
+        self.evicted_by_door.get(door).copied().unwrap_or(0)
     }
 
     /// The counters.
@@ -409,7 +419,7 @@ impl Tracker {
             self.stats.opened += 1;
             return;
         }
-        self.make_room(now, events);
+        self.make_room(now, door, events);
         if self.attempts.insert(source, door, hash, now).is_some() {
             events.push(Event::Stage {
                 source: ip,
@@ -419,12 +429,13 @@ impl Tracker {
         }
     }
 
-    /// When full, removes the oldest attempt: as expired if it is, else evicted.
-    fn make_room(&mut self, now: Timestamp, events: &mut Vec<Event>) {
+    /// When full, removes an attempt to make room for one on `door` (see
+    /// `Attempts::victim`): as expired if it is, else evicted.
+    fn make_room(&mut self, now: Timestamp, door: u32, events: &mut Vec<Event>) {
         if !self.attempts.is_full() {
             return;
         }
-        let Some(slot) = self.attempts.oldest() else {
+        let Some(slot) = self.attempts.victim(door) else {
             return;
         };
         let attempt = self.attempts.get(slot);
@@ -441,6 +452,9 @@ impl Tracker {
                 stage: attempt.stage(),
             });
             self.stats.evicted += 1;
+            if let Some(n) = self.evicted_by_door.get_mut(attempt.door() as usize) {
+                *n += 1;
+            }
         }
         self.attempts.remove(slot);
     }

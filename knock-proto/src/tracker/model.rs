@@ -133,9 +133,7 @@ impl Model {
             return;
         }
         if self.attempts.len() >= self.max {
-            let oldest = (0..self.attempts.len())
-                .min_by_key(|&i| (self.attempts[i].started, self.attempts[i].door))
-                .unwrap();
+            let oldest = self.victim(door);
             let a = &self.attempts[oldest];
             let (s, d, st) = (a.source, a.door, a.stage);
             events.push(if self.expired(oldest) {
@@ -159,6 +157,30 @@ impl Model {
             door,
             stage: 1,
         });
+    }
+
+    /// Whom to evict for a new attempt on `door`: the first (oldest) stage-1 attempt of the
+    /// door with the most of them (`door` on a tie, else the lowest), or the oldest of all.
+    fn victim(&self, door: usize) -> usize {
+        let first = |d: usize| {
+            self.attempts
+                .iter()
+                .filter(|a| a.door == d && a.stage == 1)
+                .count()
+        };
+        let most = (0..self.doors.len())
+            .max_by_key(|&d| (first(d), d == door, std::cmp::Reverse(d)))
+            .unwrap();
+        if first(most) > 0 {
+            return self
+                .attempts
+                .iter()
+                .position(|a| a.door == most && a.stage == 1)
+                .unwrap();
+        }
+        (0..self.attempts.len())
+            .min_by_key(|&i| (self.attempts[i].started, self.attempts[i].door))
+            .unwrap()
     }
 
     fn push(&mut self, source: IpAddr, door: usize) {

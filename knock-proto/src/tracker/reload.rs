@@ -12,8 +12,8 @@ impl Tracker {
     /// A tracker for `doors` (as [`Tracker::new`]) that takes over this tracker's attempts in
     /// progress on the doors `carry` maps: `carry[new]` is `Some(old)` when the new door
     /// `new` is the old door `old` with the same spec. Other attempts are dropped (counted in
-    /// [`super::Stats::dropped`]), as are attempts beyond the new cap. Counters and the clock
-    /// carry over; this host's addresses and `set_stop_on_open` must be set again. Oldest attempts
+    /// [`super::Stats::dropped`]), as are attempts beyond the new cap. Counters (a carried
+    /// door's evictions too) and the clock carry over; this host's addresses and `set_stop_on_open` must be set again. Oldest attempts
     /// of a door stay first, so they still expire and are evicted first.
     pub fn reload(
         mut self,
@@ -32,6 +32,12 @@ impl Tracker {
             let (Some(old), Ok(new)) = (old, u32::try_from(new)) else {
                 continue;
             };
+            if let (Some(n), Some(&was)) = (
+                next.evicted_by_door.get_mut(new as usize),
+                self.evicted_by_door.get(*old),
+            ) {
+                *n = was;
+            }
             let Ok(old) = u32::try_from(*old) else {
                 continue;
             };
@@ -103,5 +109,18 @@ mod tests {
                 door: 1
             }]
         );
+    }
+
+    #[test]
+    fn a_carried_door_keeps_its_eviction_count() {
+        // Room for one attempt: the second first knock evicts the first.
+        let mut t = Tracker::new(vec![spec("1,2"), spec("4,5")], 1);
+        let mut ev = Vec::new();
+        t.handle(Timestamp::from_millis(0), &hit("198.18.0.1", "1"), &mut ev);
+        t.handle(Timestamp::from_millis(1), &hit("198.18.0.2", "1"), &mut ev);
+        assert_eq!(t.evicted_on(0), 1);
+        // "1,2" moved to position 1 and is carried; "4,5" changed and is not.
+        let t = t.reload(vec![spec("4,6"), spec("1,2")], 1, &[None, Some(0)]);
+        assert_eq!((t.evicted_on(0), t.evicted_on(1)), (0, 1));
     }
 }

@@ -469,22 +469,57 @@ fn restart_resets_the_deadline() {
 }
 
 #[test]
-fn when_full_the_oldest_attempt_is_evicted() {
+fn when_full_first_stage_attempts_are_evicted_before_progressed_ones() {
     let mut r = Run::new(vec![door("1,2,3"), door("7,8")], 2);
     r.knock(0, A, "7");
     r.knock(1, B, "1");
     r.knock(2, B, "2");
+    // Door 1 has the only first-stage attempt.
     assert_eq!(r.knock(3, C, "1"), [evicted(A, 1, 1), stage(C, 0, 1)]);
-    assert_eq!(r.knock(4, A, "1"), [evicted(B, 0, 2), stage(A, 0, 1)]);
+    // B (stage 2) is older than C (stage 1) on door 0, but C goes first.
+    assert_eq!(r.knock(4, A, "1"), [evicted(C, 0, 1), stage(A, 0, 1)]);
     assert_eq!(r.tracker.stats().attempts, 2);
     assert_eq!(r.tracker.stats().evicted, 2);
-    // Advancing does not make an attempt younger: C (started at 3) is still the oldest.
-    r.knock(5, C, "2");
-    assert_eq!(r.knock(6, B, "7"), [evicted(C, 0, 2), stage(B, 1, 1)]);
-    // An oldest attempt that is already past its timeout is reported as expired.
-    assert_eq!(r.knock(5004, C, "7"), [expired(A, 0, 1), stage(C, 1, 1)]);
+    // Nothing at stage 1 left: the oldest of all goes.
+    r.knock(5, A, "2");
+    assert_eq!(r.knock(6, C, "7"), [evicted(B, 0, 2), stage(C, 1, 1)]);
+    // A victim that is already past its timeout is reported as expired.
+    r.knock(7, C, "8");
+    r.knock(8, B, "7");
+    assert_eq!(r.knock(5008, C, "7"), [expired(B, 1, 1), stage(C, 1, 1)]);
     assert_eq!(r.tracker.stats().expired, 1);
     assert_eq!(r.tracker.stats().evicted, 3);
+    assert_eq!((r.tracker.evicted_on(0), r.tracker.evicted_on(1)), (2, 1));
+}
+
+#[test]
+fn a_flood_of_first_knocks_on_one_door_evicts_only_its_own_attempts() {
+    let mut r = Run::new(vec![door("1,2,3"), door("7,8")], 4);
+    r.knock(0, A, "7"); // a real knocker on door 1, stage 1
+    r.knock(1, B, "1");
+    r.knock(2, B, "2"); // a real knocker on door 0, stage 2
+    for i in 0..1000u32 {
+        let spoofed = format!("198.19.{}.{}", i / 256, i % 256);
+        let events = r.knock(10 + u64::from(i), &spoofed, "1");
+        for e in &events {
+            if let Event::Evicted { source, .. } = e {
+                assert!(source.to_string().starts_with("198.19."), "{events:?}");
+            }
+        }
+    }
+    assert_eq!(r.tracker.evicted_on(1), 0);
+    assert_eq!(r.tracker.evicted_on(0), 998);
+    // Both real knockers finish.
+    assert_eq!(r.knock(2000, A, "8"), [opened(A, 1)]);
+    assert_eq!(r.knock(2001, B, "3"), [opened(B, 0)]);
+    // A new real knocker on door 1 makes room on the flooded door, not on its own.
+    r.knock(2002, "198.19.9.9", "1");
+    r.knock(2003, C, "7");
+    let events = r.knock(2004, "198.18.0.9", "7");
+    assert!(
+        matches!(events[0], Event::Evicted { door: 0, .. }),
+        "{events:?}"
+    );
 }
 
 #[test]

@@ -30,12 +30,15 @@ pub(super) struct Datagram<'a> {
     pub(super) source: IpAddr,
     pub(super) destination: IpAddr,
     pub(super) protocol: Transport,
+    /// IPv4's identification field (0 for IPv6): part of what tells two packets apart.
+    pub(super) id: u16,
     /// The transport header and payload.
     pub(super) transport: Span<'a>,
 }
 
-/// Decodes an IPv4 header.
-pub(super) fn ipv4(bytes: &[u8]) -> Result<Datagram<'_>, Skip> {
+/// Decodes an IPv4 header. `wire` is how long the datagram was on the wire at most (the
+/// frame's original length past the link header): a total length beyond it is a lie.
+pub(super) fn ipv4(bytes: &[u8], wire: usize) -> Result<Datagram<'_>, Skip> {
     let header = Ipv4Packet::new(bytes).ok_or(Skip::Truncated)?;
     if header.get_version() != 4 {
         return Err(Skip::Malformed);
@@ -44,8 +47,12 @@ pub(super) fn ipv4(bytes: &[u8]) -> Result<Datagram<'_>, Skip> {
     if header_len < Ipv4Packet::minimum_packet_size() {
         return Err(Skip::Malformed);
     }
+    let total = usize::from(header.get_total_length());
+    if total > wire {
+        return Err(Skip::LongerThanFrame);
+    }
     // A total length shorter than the header itself makes `after` refuse it as malformed.
-    let transport = Span::new(bytes, usize::from(header.get_total_length())).after(header_len)?;
+    let transport = Span::new(bytes, total).after(header_len)?;
     // Only the first fragment (offset 0) holds the transport header; with More Fragments set
     // it is still a complete TCP or UDP header as long as the span above holds one.
     if header.get_fragment_offset() != 0 {
@@ -55,6 +62,7 @@ pub(super) fn ipv4(bytes: &[u8]) -> Result<Datagram<'_>, Skip> {
         source: header.get_source().into(),
         destination: header.get_destination().into(),
         protocol: transport_of(header.get_next_level_protocol())?,
+        id: header.get_identification(),
         transport,
     })
 }
@@ -62,20 +70,25 @@ pub(super) fn ipv4(bytes: &[u8]) -> Result<Datagram<'_>, Skip> {
 /// Decodes an IPv6 header and walks its extension headers to the transport header.
 ///
 /// Jumbograms (payload length 0 with a hop-by-hop jumbo option) come out as
-/// [`Skip::Malformed`]: they cannot cross any link a capture sees in practice.
-pub(super) fn ipv6(bytes: &[u8]) -> Result<Datagram<'_>, Skip> {
+/// [`Skip::Malformed`]: they cannot cross any link a capture sees in practice. `wire` as for
+/// [`ipv4`].
+pub(super) fn ipv6(bytes: &[u8], wire: usize) -> Result<Datagram<'_>, Skip> {
     let header = Ipv6Packet::new(bytes).ok_or(Skip::Truncated)?;
     if header.get_version() != 6 {
         return Err(Skip::Malformed);
     }
     let fixed = Ipv6Packet::minimum_packet_size();
-    let payload =
-        Span::new(bytes, fixed + usize::from(header.get_payload_length())).after(fixed)?;
+    let total = fixed + usize::from(header.get_payload_length());
+    if total > wire {
+        return Err(Skip::LongerThanFrame);
+    }
+    let payload = Span::new(bytes, total).after(fixed)?;
     let (protocol, transport) = walk_extensions(header.get_next_header(), payload)?;
     Ok(Datagram {
         source: header.get_source().into(),
         destination: header.get_destination().into(),
         protocol,
+        id: 0,
         transport,
     })
 }

@@ -9,13 +9,47 @@ use pnet_packet::sll::SLLPacket;
 use pnet_packet::sll2::SLL2Packet;
 use pnet_packet::vlan::VlanPacket;
 
-use super::{LinkType, Skip};
+use super::{LinkType, Mac, Skip};
 
 /// The network layer a link header announced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Network {
     V4,
     V6,
+}
+
+/// Who the link layer says a frame is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Delivery {
+    /// An Ethernet frame to this MAC (unicast, multicast or broadcast).
+    Mac(Mac),
+    /// The kernel classified it as for this host (cooked capture: PACKET_HOST, BROADCAST or
+    /// MULTICAST), or the link type does not say (raw IP, BSD loopback).
+    Host,
+    /// Cooked capture's PACKET_OTHERHOST: seen only because some socket is promiscuous.
+    OtherHost,
+}
+
+/// What the link layer held: the network layer, who the frame is for and its VLAN tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Layer<'a> {
+    pub(super) network: Network,
+    /// The network layer's bytes, to the end of the capture.
+    pub(super) bytes: &'a [u8],
+    pub(super) delivery: Delivery,
+    /// VLAN ids, outermost first (`tags[..tag_count]`).
+    pub(super) tags: [u16; MAX_VLAN_TAGS],
+    pub(super) tag_count: usize,
+    /// Captured on a loopback device, where the host talks to itself: loopback and own
+    /// source addresses are real there.
+    pub(super) loopback: bool,
+}
+
+impl Layer<'_> {
+    /// The VLAN ids of the tags stripped.
+    pub(super) fn vlans(&self) -> &[u16] {
+        self.tags.get(..self.tag_count).unwrap_or_default()
+    }
 }
 
 /// Most VLAN tags we strip from one frame. QinQ uses two; a few more cost nothing, and a bound
@@ -32,6 +66,10 @@ const SLL2_HEADER_LEN: usize = 20;
 
 /// Linux's `PACKET_OUTGOING`: in a cooked capture, a packet this host sent.
 const PACKET_OUTGOING: u8 = 4;
+/// Linux's `PACKET_OTHERHOST`: in a cooked capture, a frame to another host's MAC.
+const PACKET_OTHERHOST: u8 = 3;
+/// Linux's `ARPHRD_LOOPBACK`: a cooked frame captured on `lo`.
+const ARPHRD_LOOPBACK: u16 = 772;
 
 /// 802.1ad service tag (QinQ outer tag).
 const ETHERTYPE_QINQ: EtherType = EtherType(0x88a8);
@@ -44,63 +82,98 @@ const AF_INET: u32 = 2;
 /// macOS. A capture file may come from any of them.
 const AF_INET6: [u32; 4] = [10, 24, 28, 30];
 
-/// Splits `frame` into the network layer it carries and that layer's bytes.
-pub(super) fn network(link: LinkType, frame: &[u8]) -> Result<(Network, &[u8]), Skip> {
+/// Splits `frame` into the network layer it carries, that layer's bytes, who the frame is
+/// for and its VLAN tags.
+pub(super) fn layer(link: LinkType, frame: &[u8]) -> Result<Layer<'_>, Skip> {
+    let bare = |loopback| {
+        move |(network, bytes)| Layer {
+            network,
+            bytes,
+            delivery: Delivery::Host,
+            tags: [0; MAX_VLAN_TAGS],
+            tag_count: 0,
+            loopback,
+        }
+    };
     match link {
         LinkType::Ethernet => ethernet(frame),
         LinkType::LinuxSll => linux_sll(frame),
         LinkType::LinuxSll2 => linux_sll2(frame),
-        LinkType::RawIp => raw_ip(frame),
-        LinkType::Ipv4 => Ok((Network::V4, frame)),
-        LinkType::Ipv6 => Ok((Network::V6, frame)),
-        LinkType::Null | LinkType::Loop => bsd_loopback(frame),
+        LinkType::RawIp => raw_ip(frame).map(bare(false)),
+        LinkType::Ipv4 => Ok(bare(false)((Network::V4, frame))),
+        LinkType::Ipv6 => Ok(bare(false)((Network::V6, frame))),
+        LinkType::Null | LinkType::Loop => bsd_loopback(frame).map(bare(true)),
     }
 }
 
-fn ethernet(frame: &[u8]) -> Result<(Network, &[u8]), Skip> {
+fn ethernet(frame: &[u8]) -> Result<Layer<'_>, Skip> {
     let header = EthernetPacket::new(frame).ok_or(Skip::Truncated)?;
     let rest = tail(frame, EthernetPacket::minimum_packet_size());
-    ethertype(header.get_ethertype(), rest)
+    let mac = header.get_destination().octets();
+    let mut layer = ethertype(header.get_ethertype(), rest, Delivery::Mac(mac))?;
+    // Linux's `lo` shows frames between all-zero MACs.
+    layer.loopback = mac == [0; 6] && header.get_source().octets() == [0; 6];
+    Ok(layer)
+}
+
+/// Who a cooked frame of this packet type is for; outgoing frames are refused.
+fn cooked_delivery(packet_type: u16) -> Result<Delivery, Skip> {
+    // The packet type field is 16 bits wide in v1 but only ever holds 0..=7.
+    match packet_type {
+        t if t == u16::from(PACKET_OUTGOING) => Err(Skip::Outgoing),
+        t if t == u16::from(PACKET_OTHERHOST) => Ok(Delivery::OtherHost),
+        _ => Ok(Delivery::Host),
+    }
 }
 
 /// Linux cooked capture v1: packet type, ARPHRD type, link address, protocol.
-fn linux_sll(frame: &[u8]) -> Result<(Network, &[u8]), Skip> {
+fn linux_sll(frame: &[u8]) -> Result<Layer<'_>, Skip> {
     let header = SLLPacket::new(frame.get(..SLL_HEADER_LEN).ok_or(Skip::Truncated)?)
         .ok_or(Skip::Truncated)?;
-    // The packet type field is 16 bits wide but only ever holds 0..=7.
-    if header.get_packet_type() == u16::from(PACKET_OUTGOING) {
-        return Err(Skip::Outgoing);
-    }
+    let delivery = cooked_delivery(header.get_packet_type())?;
     let rest = tail(frame, SLL_HEADER_LEN);
     // libpcap re-inserts the VLAN tag the kernel stripped right after this header, so the
     // protocol may be 0x8100: `ethertype` strips tags.
-    ethertype(header.get_protocol(), rest)
+    let mut layer = ethertype(header.get_protocol(), rest, delivery)?;
+    layer.loopback = header.get_link_layer_address_type() == ARPHRD_LOOPBACK;
+    Ok(layer)
 }
 
 /// Linux cooked capture v2: protocol, interface index, ARPHRD type, packet type, link address.
-fn linux_sll2(frame: &[u8]) -> Result<(Network, &[u8]), Skip> {
+fn linux_sll2(frame: &[u8]) -> Result<Layer<'_>, Skip> {
     let header = SLL2Packet::new(frame.get(..SLL2_HEADER_LEN).ok_or(Skip::Truncated)?)
         .ok_or(Skip::Truncated)?;
-    if header.get_packet_type() == PACKET_OUTGOING {
-        return Err(Skip::Outgoing);
-    }
+    let delivery = cooked_delivery(u16::from(header.get_packet_type()))?;
     let rest = tail(frame, SLL2_HEADER_LEN);
-    ethertype(header.get_protocol_type(), rest)
+    let mut layer = ethertype(header.get_protocol_type(), rest, delivery)?;
+    layer.loopback = header.get_arphrd_type() == ARPHRD_LOOPBACK;
+    Ok(layer)
 }
 
 /// Strips up to [`MAX_VLAN_TAGS`] VLAN tags, then maps the EtherType to an IP version.
-fn ethertype(mut kind: EtherType, mut rest: &[u8]) -> Result<(Network, &[u8]), Skip> {
-    for _ in 0..=MAX_VLAN_TAGS {
-        match kind {
-            EtherTypes::Ipv4 => return Ok((Network::V4, rest)),
-            EtherTypes::Ipv6 => return Ok((Network::V6, rest)),
+fn ethertype(mut kind: EtherType, mut rest: &[u8], delivery: Delivery) -> Result<Layer<'_>, Skip> {
+    let mut tags = [0; MAX_VLAN_TAGS];
+    for tag_count in 0..=MAX_VLAN_TAGS {
+        let network = match kind {
+            EtherTypes::Ipv4 => Network::V4,
+            EtherTypes::Ipv6 => Network::V6,
             EtherTypes::Vlan | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD => {
                 let tag = VlanPacket::new(rest).ok_or(Skip::Truncated)?;
+                *tags.get_mut(tag_count).ok_or(Skip::Malformed)? = tag.get_vlan_identifier();
                 kind = tag.get_ethertype();
                 rest = tail(rest, VlanPacket::minimum_packet_size());
+                continue;
             }
             _ => return Err(Skip::NotIp),
-        }
+        };
+        return Ok(Layer {
+            network,
+            bytes: rest,
+            delivery,
+            tags,
+            tag_count,
+            loopback: false,
+        });
     }
     Err(Skip::Malformed)
 }
@@ -167,8 +240,13 @@ mod tests {
                 "{len} bytes"
             );
         }
-        assert_eq!(linux_sll(&sll), Ok((Network::V4, &[][..])));
-        assert_eq!(linux_sll2(&sll2), Ok((Network::V6, &[][..])));
+        let l = linux_sll(&sll).unwrap();
+        assert_eq!(
+            (l.network, l.bytes, l.delivery),
+            (Network::V4, &[][..], Delivery::Host)
+        );
+        let l = linux_sll2(&sll2).unwrap();
+        assert_eq!((l.network, l.bytes), (Network::V6, &[][..]));
     }
 
     #[test]
@@ -195,13 +273,16 @@ mod tests {
             frame.extend_from_slice(&[0x00, 0x01, 0x81, 0x00]);
         }
         frame.extend_from_slice(&[0x45; 20]);
-        assert_eq!(ethertype(EtherTypes::Vlan, &frame), Err(Skip::Malformed));
+        let host = Delivery::Host;
+        assert_eq!(
+            ethertype(EtherTypes::Vlan, &frame, host).err(),
+            Some(Skip::Malformed)
+        );
         // Exactly MAX_VLAN_TAGS tags, the last one announcing IPv4.
         let tags = MAX_VLAN_TAGS * 4;
         frame[tags - 2..tags].copy_from_slice(&[0x08, 0x00]);
-        assert_eq!(
-            ethertype(EtherTypes::Vlan, &frame).map(|(n, r)| (n, r.len())),
-            Ok((Network::V4, 24)),
-        );
+        let l = ethertype(EtherTypes::Vlan, &frame, host).unwrap();
+        assert_eq!((l.network, l.bytes.len()), (Network::V4, 24));
+        assert_eq!(l.vlans(), &[1; MAX_VLAN_TAGS]);
     }
 }

@@ -22,12 +22,21 @@
 //! length) is [`Skip::Truncated`]. A packet whose TCP or UDP header was captured whole decodes
 //! even if its payload was cut, since a knock lives in the headers only.
 //!
+//! Only packets the host itself would accept from a real sender count: [`Decoder`] holds a
+//! [`Host`] view (own addresses, MACs, VLANs) and refuses, each under its own [`Skip`], frames
+//! to another host's MAC or for a VLAN the host lacks, lengths past the frame on the wire, and
+//! sources no real sender has (`wire/host.rs`). The plain [`decode`] knows no host and checks
+//! only what needs none.
+//!
 //! Checksums are not verified: offloading leaves them unset in many captures, knockd does not
 //! look at them either, and anyone forging a knock can compute them.
 
+mod host;
 mod ip;
 mod link;
 mod transport;
+
+pub use host::{Host, Mac};
 
 use std::fmt;
 use std::net::IpAddr;
@@ -72,17 +81,48 @@ pub enum Skip {
     Malformed,
     /// Sent by this host (Linux cooked capture on `any` shows outgoing packets too).
     Outgoing,
+    /// To another host's MAC, or a multicast group the host is not in (or, in a cooked
+    /// capture, PACKET_OTHERHOST): seen only because some socket is promiscuous.
+    NotForUs,
+    /// Tagged for a VLAN the host has no device for.
+    OtherVlan,
+    /// The IPv4 total length or IPv6 payload length is larger than the frame on the wire.
+    LongerThanFrame,
+    /// From 0.0.0.0 or `::`.
+    SourceUnspecified,
+    /// From 255.255.255.255.
+    SourceBroadcast,
+    /// From the broadcast address of one of the host's IPv4 subnets.
+    SourceSubnetBroadcast,
+    /// From a multicast address (224.0.0.0/4, ff00::/8).
+    SourceMulticast,
+    /// From a loopback address (127.0.0.0/8, `::1`) on a capture that is not loopback's.
+    SourceLoopback,
+    /// From an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`): forged; Linux drops them.
+    SourceMapped,
+    /// From one of the host's own addresses.
+    SourceLocal,
 }
 
 impl Skip {
     /// Every reason, in declaration order: index a counter array with [`Skip::index`].
-    pub const ALL: [Skip; 6] = [
+    pub const ALL: [Skip; 16] = [
         Skip::Truncated,
         Skip::NotIp,
         Skip::Fragment,
         Skip::NotTransport,
         Skip::Malformed,
         Skip::Outgoing,
+        Skip::NotForUs,
+        Skip::OtherVlan,
+        Skip::LongerThanFrame,
+        Skip::SourceUnspecified,
+        Skip::SourceBroadcast,
+        Skip::SourceSubnetBroadcast,
+        Skip::SourceMulticast,
+        Skip::SourceLoopback,
+        Skip::SourceMapped,
+        Skip::SourceLocal,
     ];
 
     /// A short, stable label for logs and counters.
@@ -94,6 +134,16 @@ impl Skip {
             Skip::NotTransport => "not-tcp-udp",
             Skip::Malformed => "malformed",
             Skip::Outgoing => "outgoing",
+            Skip::NotForUs => "not-for-us",
+            Skip::OtherVlan => "other-vlan",
+            Skip::LongerThanFrame => "longer-than-frame",
+            Skip::SourceUnspecified => "source-unspecified",
+            Skip::SourceBroadcast => "source-broadcast",
+            Skip::SourceSubnetBroadcast => "source-subnet-broadcast",
+            Skip::SourceMulticast => "source-multicast",
+            Skip::SourceLoopback => "source-loopback",
+            Skip::SourceMapped => "source-ipv4-mapped",
+            Skip::SourceLocal => "source-own-address",
         }
     }
 
@@ -162,44 +212,116 @@ impl LinkType {
     }
 }
 
-/// Decodes one captured frame of link type `link` into the knock it could be.
+/// Decodes one captured frame of link type `link` into the knock it could be, knowing
+/// nothing of the host (see [`Decoder`] for the checks that need it).
 ///
 /// `frame` is the captured bytes (pcap's `caplen`, possibly shorter than the packet on the
 /// wire). Never panics and never allocates; see [`Skip`] for what is refused.
 pub fn decode(link: LinkType, frame: &[u8]) -> Result<Hit, Skip> {
-    let datagram = match link::network(link, frame)? {
-        (link::Network::V4, bytes) => ip::ipv4(bytes)?,
-        (link::Network::V6, bytes) => ip::ipv6(bytes)?,
-    };
-    let (proto, segment) = match datagram.protocol {
-        ip::Transport::Tcp => (Proto::Tcp, transport::tcp(datagram.transport)?),
-        ip::Transport::Udp => (Proto::Udp, transport::udp(datagram.transport)?),
-    };
-    Ok(Hit {
-        source: datagram.source,
-        destination: datagram.destination,
-        knock: Knock::new(segment.destination, proto),
-        tcp_flags: segment.flags,
-        src_port: segment.source,
-        tcp_seq: segment.seq,
-    })
+    Decoder::new(link, Host::default())
+        .decode(frame, usize::MAX)
+        .map(|p| p.hit)
 }
 
-/// How many leading bytes of the network layer [`identity`] hashes: an IPv6 header and a
-/// TCP header's ports and sequence number, or an IPv4 header with options and a full TCP
-/// header. Enough to tell two packets apart, the same for one packet seen twice.
-const IDENTITY_BYTES: usize = 64;
+/// The packet's identity (see [`Identity`]), knowing nothing of the host.
+pub fn identity(link: LinkType, frame: &[u8]) -> Result<Identity, Skip> {
+    Decoder::new(link, Host::default())
+        .decode(frame, usize::MAX)
+        .map(|p| p.identity)
+}
 
-/// The packet's identity: a hash of its network-layer bytes, which do not change when the
-/// same packet is captured on several devices. On Linux's `any` device a packet that
-/// crosses a bridge or a VLAN device is seen once per device; the capture uses this to count
-/// it once. Different link headers, same identity.
-pub fn identity(link: LinkType, frame: &[u8]) -> Result<u64, Skip> {
-    use std::hash::Hasher as _;
-    let (_, bytes) = link::network(link, frame)?;
-    let mut h = std::hash::DefaultHasher::new();
-    h.write(bytes.get(..IDENTITY_BYTES).unwrap_or(bytes));
-    Ok(h.finish())
+/// What tells one knock packet from another: addresses, ports, protocol, TCP sequence number
+/// and IPv4 identification, as the headers say, so the same packet has the same identity on
+/// every device that shows it and two packets of one knock do not (a new TCP connection
+/// attempt has a new sequence number; IPv4 numbers its datagrams). On Linux's `any` device a
+/// packet that crosses a bridge or a VLAN device is seen once per device; the capture uses
+/// this to count it once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Identity {
+    source: IpAddr,
+    destination: IpAddr,
+    source_port: u16,
+    knock: Knock,
+    tcp_seq: u32,
+    ip_id: u16,
+}
+
+/// A decoded knock packet: the hit, and its identity for duplicate suppression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet {
+    /// What the tracker needs.
+    pub hit: Hit,
+    /// What tells it from another packet.
+    pub identity: Identity,
+}
+
+/// Decodes the frames of one capture for one host.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    link: LinkType,
+    host: Host,
+}
+
+impl Decoder {
+    /// A decoder for frames of link type `link` captured on `host`.
+    pub fn new(link: LinkType, host: Host) -> Decoder {
+        Decoder { link, host }
+    }
+
+    /// Replaces the host view (its addresses changed).
+    pub fn set_host(&mut self, host: Host) {
+        self.host = host;
+    }
+
+    /// The host view.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// Decodes one frame: `frame` is the captured bytes (pcap's `caplen`), `wire_len` the
+    /// frame's length on the wire (pcap's `len`; `usize::MAX` when unknown). Never panics
+    /// and never allocates.
+    pub fn decode(&self, frame: &[u8], wire_len: usize) -> Result<Packet, Skip> {
+        let layer = link::layer(self.link, frame)?;
+        if let link::Delivery::Mac(mac) = layer.delivery {
+            self.host.check_mac(mac)?;
+        } else if layer.delivery == link::Delivery::OtherHost {
+            return Err(Skip::NotForUs);
+        }
+        for &id in layer.vlans() {
+            self.host.check_vlan(id)?;
+        }
+        let link_len = frame.len() - layer.bytes.len();
+        let wire = wire_len.max(frame.len()).saturating_sub(link_len);
+        let datagram = match layer.network {
+            link::Network::V4 => ip::ipv4(layer.bytes, wire)?,
+            link::Network::V6 => ip::ipv6(layer.bytes, wire)?,
+        };
+        let (proto, ports) = match datagram.protocol {
+            ip::Transport::Tcp => (Proto::Tcp, transport::tcp(datagram.transport)?),
+            ip::Transport::Udp => (Proto::Udp, transport::udp(datagram.transport)?),
+        };
+        self.host.check_source(datagram.source, layer.loopback)?;
+        let knock = Knock::new(ports.destination, proto);
+        Ok(Packet {
+            hit: Hit {
+                source: datagram.source,
+                destination: datagram.destination,
+                knock,
+                tcp_flags: ports.flags,
+                src_port: ports.source,
+                tcp_seq: ports.seq,
+            },
+            identity: Identity {
+                source: datagram.source,
+                destination: datagram.destination,
+                source_port: ports.source,
+                knock,
+                tcp_seq: ports.seq,
+                ip_id: datagram.id,
+            },
+        })
+    }
 }
 
 /// The bytes of one layer: what the capture holds of it, and how long its enclosing header

@@ -86,17 +86,22 @@ fn ethernet_padding_is_not_read() {
 }
 
 #[test]
-fn cooked_capture_skips_outgoing_only() {
+fn cooked_capture_counts_what_the_host_accepts() {
     for spec in [Spec::tcp4(), Spec::udp6()] {
         let ip = spec.ip();
         let kind = frames::ethertype_of(&ip);
-        // Host, broadcast, multicast, other host: all incoming.
-        for packet_type in 0..=3 {
+        // Host, broadcast, multicast: for us.
+        for packet_type in 0..=2 {
             let v1 = frames::sll(packet_type, kind, &ip);
             assert_eq!(decode(LinkType::LinuxSll, &v1), Ok(spec.hit()));
             let v2 = frames::sll2(u8::try_from(packet_type).unwrap(), kind, &ip);
             assert_eq!(decode(LinkType::LinuxSll2, &v2), Ok(spec.hit()));
         }
+        // Other host: seen only because a socket is promiscuous.
+        let v1 = frames::sll(3, kind, &ip);
+        assert_eq!(decode(LinkType::LinuxSll, &v1), Err(Skip::NotForUs));
+        let v2 = frames::sll2(3, kind, &ip);
+        assert_eq!(decode(LinkType::LinuxSll2, &v2), Err(Skip::NotForUs));
         let v1 = frames::sll(4, kind, &ip);
         assert_eq!(decode(LinkType::LinuxSll, &v1), Err(Skip::Outgoing));
         let v2 = frames::sll2(4, kind, &ip);
@@ -177,7 +182,7 @@ fn one_packet_has_one_identity_whatever_the_link_and_two_packets_two() {
     use knock_proto::wire::identity;
     for spec in [Spec::tcp4(), Spec::udp6()] {
         let ip = spec.ip();
-        let ids: Vec<u64> = [
+        let ids: Vec<_> = [
             LinkType::Ethernet,
             LinkType::LinuxSll,
             LinkType::LinuxSll2,

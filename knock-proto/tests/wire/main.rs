@@ -8,6 +8,7 @@
 //! - `props`: property tests, arbitrary bytes and generated packets.
 
 mod frames;
+mod host;
 mod links;
 mod network;
 mod props;

@@ -65,7 +65,7 @@ struct Framing {
 fn framing() -> impl Strategy<Value = Framing> {
     (
         proptest::collection::vec(select(vec![0x8100u16, 0x88a8, 0x9100]), 0..=4),
-        0..=3u8,
+        0..=2u8,
         select(vec![10u32, 24, 28, 30]),
         any::<bool>(),
     )
@@ -117,6 +117,40 @@ fn frame(link: LinkType, ip: &[u8], how: &Framing) -> Vec<u8> {
     }
 }
 
+/// Why no real sender has `source`, written from the RFCs' prefixes rather than std's
+/// predicates.
+/// Whether the frame says it was captured on a loopback device: BSD loopback, Ethernet with
+/// both MACs zero, or a cooked header with ARPHRD_LOOPBACK (772).
+fn on_loopback(link: LinkType, frame: &[u8]) -> bool {
+    const LOOPBACK: [u8; 2] = 772u16.to_be_bytes();
+    match link {
+        LinkType::Null | LinkType::Loop => true,
+        LinkType::Ethernet => frame.get(..12).is_some_and(|m| m.iter().all(|&b| b == 0)),
+        LinkType::LinuxSll => frame.get(2..4) == Some(&LOOPBACK[..]),
+        LinkType::LinuxSll2 => frame.get(8..10) == Some(&LOOPBACK[..]),
+        _ => false,
+    }
+}
+
+fn source_check(source: IpAddr) -> Result<(), Skip> {
+    match source {
+        IpAddr::V4(v4) => match v4.octets() {
+            [0, 0, 0, 0] => Err(Skip::SourceUnspecified),
+            [255, 255, 255, 255] => Err(Skip::SourceBroadcast),
+            [a, ..] if a >> 4 == 14 => Err(Skip::SourceMulticast),
+            [127, ..] => Err(Skip::SourceLoopback),
+            _ => Ok(()),
+        },
+        IpAddr::V6(v6) => match v6.octets() {
+            o if o == [0; 16] => Err(Skip::SourceUnspecified),
+            [0xff, ..] => Err(Skip::SourceMulticast),
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1] => Err(Skip::SourceLoopback),
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ..] => Err(Skip::SourceMapped),
+            _ => Ok(()),
+        },
+    }
+}
+
 /// Decoding reads nothing past what it needs: a prefix decodes to `Truncated` or to exactly
 /// what the whole frame decodes to.
 fn prefixes_agree(link: LinkType, bytes: &[u8]) -> Result<(), TestCaseError> {
@@ -150,7 +184,12 @@ proptest! {
         let ip = spec.ip_with(&exts);
         prop_assume!(frames::carries(link, &ip));
         let frame = frame(link, &ip, &how);
-        prop_assert_eq!(decode(link, &frame), Ok(spec.hit()));
+        let want = match source_check(spec.source) {
+            // On a loopback device the host talks to itself from 127.0.0.1 and ::1.
+            Err(Skip::SourceLoopback) if on_loopback(link, &frame) => Ok(()),
+            other => other,
+        };
+        prop_assert_eq!(decode(link, &frame), want.map(|()| spec.hit()));
         prefixes_agree(link, &frame)?;
     }
 

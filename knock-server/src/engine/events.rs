@@ -20,7 +20,12 @@ impl Engine {
                     door,
                     stage,
                     ..
-                } => self.door_log(Level::INFO, source, door, format!("Stage {stage}")),
+                } => {
+                    // Under a flood most Stage 1 lines are left out: skip formatting them.
+                    if stage > 1 || (self.gate.first_stage)() {
+                        self.door_log(Level::INFO, source, door, format!("Stage {stage}"));
+                    }
+                }
                 Event::Opened { source, door, .. } => {
                     // knockd logs the last stage too, then OPEN SESAME.
                     if let Some(n) = self.sequence_len(door) {
@@ -76,18 +81,17 @@ impl Engine {
             return;
         };
         c.attempts = c.attempts.saturating_add_signed(delta);
-        match *ev {
-            Event::Evicted { .. } => c.evicted += 1,
-            Event::Failed { source, .. } => {
-                if let Some(why) = ev.broken() {
-                    c.last_broken = Some(format!("{source}: {why}"));
-                }
+        if let Event::Failed { source, .. } = *ev {
+            if let Some(why) = ev.broken() {
+                c.last_broken = Some(format!("{source}: {why}"));
             }
-            _ => {}
         }
     }
 
     fn door_log(&mut self, level: Level, source: IpAddr, door: DoorId, what: String) {
+        if !(self.gate.level)(level) {
+            return;
+        }
         let name = self.door_name(door);
         self.log(level, Some(source), format!("{name}: {what}"));
     }

@@ -93,6 +93,29 @@ pub struct Engine {
     rotating: RotatingDoors,
     /// Where their replay record is saved; `None`: not saved (tests).
     replay_file: Option<std::path::PathBuf>,
+    /// Which log lines are worth formatting.
+    gate: LogGate,
+}
+
+/// Which log lines the engine formats at all: under a flood most `Stage 1` lines would be
+/// left out of the log (`stage_lines`), and DEBUG/TRACE lines are read by nobody unless `-v`
+/// or `-D` asked for them, so formatting them is wasted. The executor asks its log; the
+/// default (tests) formats every line.
+#[derive(Debug, Clone, Copy)]
+pub struct LogGate {
+    /// Whether a line at this level would be written anywhere.
+    pub level: fn(Level) -> bool,
+    /// Whether a `Stage 1` line logged now would be written (counts it as left out if not).
+    pub first_stage: fn() -> bool,
+}
+
+impl Default for LogGate {
+    fn default() -> LogGate {
+        LogGate {
+            level: |_| true,
+            first_stage: || true,
+        }
+    }
 }
 
 /// What status says about one door, followed from the tracker's events.
@@ -100,8 +123,6 @@ pub struct Engine {
 struct DoorCounts {
     /// Attempts in progress.
     attempts: u64,
-    /// Attempts evicted to make room, since start.
-    evicted: u64,
     /// The latest broken attempt, as `IP: sequence broken at stage N: expected K, got L`.
     last_broken: Option<String>,
 }
@@ -165,6 +186,7 @@ impl Engine {
             marks_pending: HashMap::new(),
             rotating,
             replay_file,
+            gate: LogGate::default(),
         };
         engine.installed_filter = engine.filter();
         engine.adopt(now, start.adopted);
@@ -426,6 +448,22 @@ impl Engine {
         }
         self.starting.clear();
         self.effects.push_back(Effect::Exit);
+    }
+
+    /// Which log lines to format from now on (see [`LogGate`]).
+    pub fn set_log_gate(&mut self, gate: LogGate) {
+        self.gate = gate;
+    }
+
+    /// Attempts evicted to make room since start, per door that had any: `(name, count)`.
+    pub fn evicted_by_door(&self) -> Vec<(String, u64)> {
+        self.config
+            .doors
+            .iter()
+            .enumerate()
+            .map(|(id, d)| (d.name.clone(), self.tracker.evicted_on(id)))
+            .filter(|&(_, n)| n > 0)
+            .collect()
     }
 
     /// Unix seconds at `t`.

@@ -133,7 +133,6 @@ pub fn build_filter(
                 .map(|s| s.knocks().to_vec())
                 .or_else(|| rotating.get(i).cloned())
                 .unwrap_or_default(),
-            tcpflags: d.tcpflags,
             target: d.target,
         })
         .collect();

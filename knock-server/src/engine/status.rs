@@ -82,7 +82,7 @@ impl Engine {
                     name: d.name.clone(),
                     enabled: self.sequence_len(i).is_some(),
                     attempts: counts.attempts,
-                    evicted: counts.evicted,
+                    evicted: self.tracker.evicted_on(i),
                     last_broken: counts.last_broken,
                 }
             })

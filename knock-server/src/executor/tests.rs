@@ -102,15 +102,19 @@ fn a_knock_behind_a_flood_counts_at_its_capture_time_not_when_the_engine_gets_to
     );
     // The clock says 60 s; the knock was captured at 0 s and 0.1 s, with 5000 spoofed
     // first knocks in between still waiting in the queue.
-    let mut msgs = vec![Msg::Hit(Timestamp::ZERO, hit("198.18.0.1", 7000))];
-    for i in 0..5000u32 {
-        let spoofed = std::net::Ipv4Addr::from(0xC613_0000 + i).to_string();
-        msgs.push(Msg::Hit(Timestamp::ZERO, hit(&spoofed, 7000)));
-    }
-    msgs.push(Msg::Hit(
+    // They come in batches, as the capture hands them over.
+    let mut msgs = vec![Msg::Hits(vec![(Timestamp::ZERO, hit("198.18.0.1", 7000))])];
+    let spoofed: Vec<_> = (0..5000u32)
+        .map(|i| {
+            let source = std::net::Ipv4Addr::from(0xC613_0000 + i).to_string();
+            (Timestamp::ZERO, hit(&source, 7000))
+        })
+        .collect();
+    msgs.extend(spoofed.chunks(64).map(|c| Msg::Hits(c.to_vec())));
+    msgs.push(Msg::Hits(vec![(
         Timestamp::from_millis(100),
         hit("198.18.0.1", 8000),
-    ));
+    )]));
     msgs.push(Msg::Signal(SIGTERM));
     assert_eq!(
         run(dir.path(), &config, Duration::from_secs(60), msgs),
@@ -143,7 +147,7 @@ fn sigterm_closes_doors_at_once_and_a_second_signal_kills_a_start_command_that_n
         marker.display()
     );
     let msgs = vec![
-        Msg::Hit(Timestamp::ZERO, hit("198.18.0.1", 7000)),
+        Msg::Hits(vec![(Timestamp::ZERO, hit("198.18.0.1", 7000))]),
         Msg::Signal(SIGTERM),
         Msg::Signal(SIGINT),
     ];

@@ -1,65 +1,18 @@
-//! Following the host as it changes: its addresses (DHCP, IPv6 privacy addresses, a late
-//! interface) and our nftables table (deleted by `nft flush ruleset`, as Debian's
-//! nftables.service does on restart). Each watcher is a thread that sleeps until the kernel
-//! says something changed and then tells the engine, which decides.
+//! Following our nftables table as it changes: `nft monitor tables` as a child process prints
+//! one line per table created or deleted; a line deleting our table makes the engine put it
+//! back at once (instead of a poll every few seconds, during which the guarded ports followed
+//! the host's own rules). The thread sleeps until nft says something.
 //!
-//! - Addresses: a netlink route socket subscribed to the IPv4 and IPv6 address groups wakes
-//!   the thread on every address added or removed; it then re-reads the addresses (the same
-//!   `getifaddrs` read as at start, so there is one way of listing them) and sends the list.
-//!   Parsing the netlink messages would say the same thing with more code.
-//! - nftables: `nft monitor tables` as a child process prints one line per table created or
-//!   deleted; a line deleting our table makes the engine put it back at once (instead of a
-//!   poll every few seconds, during which the guarded ports followed the host's own rules).
+//! The host's addresses are followed elsewhere, by the capture thread (`host::Watch`, a
+//! netlink socket in the same poll(2) as the capture), because its decoder needs them first.
 
 use std::io::{BufRead as _, BufReader};
-use std::net::IpAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::SyncSender;
 
 use anyhow::Context as _;
-use rustix::net::netlink::SocketAddrNetlink;
-use rustix::net::{AddressFamily, RecvFlags, SocketType};
 
 use crate::engine::Msg;
-
-/// `RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR` (linux/rtnetlink.h).
-const ADDRESS_GROUPS: u32 = 0x10 | 0x100;
-
-/// Starts the address watcher for `interface` (`any`: every interface). `read` lists the
-/// addresses, as at start.
-pub fn watch_addresses(
-    interface: String,
-    read: fn(&str) -> Vec<IpAddr>,
-    tx: SyncSender<Msg>,
-) -> anyhow::Result<()> {
-    let socket = rustix::net::socket(AddressFamily::NETLINK, SocketType::RAW, None)
-        .context("cannot open a netlink socket to follow the host's addresses")?;
-    rustix::net::bind(&socket, &SocketAddrNetlink::new(0, ADDRESS_GROUPS))
-        .context("cannot subscribe to address changes (netlink)")?;
-    std::thread::Builder::new()
-        .name("addresses".into())
-        .spawn(move || {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                match rustix::net::recv(&socket, &mut buf[..], RecvFlags::empty()) {
-                    Ok(_) => {}
-                    // ENOBUFS: we missed messages; the re-read below covers them all.
-                    Err(rustix::io::Errno::NOBUFS | rustix::io::Errno::INTR) => {}
-                    Err(e) => {
-                        tracing::error!("stopped following address changes: {e}");
-                        return;
-                    }
-                }
-                // Several changes often come together: take what is queued, read once.
-                while rustix::net::recv(&socket, &mut buf[..], RecvFlags::DONTWAIT).is_ok() {}
-                if tx.send(Msg::LocalAddresses(read(&interface))).is_err() {
-                    return;
-                }
-            }
-        })
-        .context("cannot start the address thread")?;
-    Ok(())
-}
 
 /// The running `nft monitor`, stopped when dropped.
 #[derive(Debug)]
@@ -94,7 +47,10 @@ pub fn watch_table(table: &str, tx: SyncSender<Msg>) -> anyhow::Result<NftMonito
                     return;
                 }
             }
+            // The executor falls back to periodic checks (unless we are exiting: then the
+            // queue may be full or gone, and nobody needs to know).
             tracing::debug!("nft monitor stopped");
+            let _ = tx.try_send(Msg::TableUnwatched);
         })
         .context("cannot start the nft monitor thread")?;
     Ok(NftMonitor(child))

@@ -1,0 +1,194 @@
+//! The host as the decoder must see it, read from the system, and a watch that says when it
+//! changed.
+//!
+//! [`read`] fills a [`Host`]: every address of every interface with its prefix (a packet
+//! from any of them is forged, whichever interface we capture on), every interface's MAC,
+//! the multicast MACs the kernel listens to (`/proc/net/dev_mcast`) and the VLAN ids it has
+//! devices for (`/proc/net/vlan/config`; without that file no VLAN module is loaded and the
+//! set is left unknown, since a VLAN-aware bridge still accepts tagged frames). [`Watch`] is
+//! a netlink socket subscribed to address and link changes: the capture thread polls it with
+//! the capture and re-reads the host when it fires, so nothing wakes up while nothing
+//! changes.
+
+use std::fs;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, FromRawFd as _, OwnedFd, RawFd};
+
+use knock_proto::wire::{Host, Mac};
+
+/// Reads the host's addresses, MACs, multicast groups and VLANs.
+pub fn read() -> Host {
+    let mut host = Host::default();
+    let devices = pcap::Device::list().unwrap_or_default();
+    host.set_addresses(devices.iter().flat_map(|d| {
+        d.addresses
+            .iter()
+            .map(|a| (a.addr, a.netmask.map_or(host_prefix(a.addr), prefix_len)))
+    }));
+    host.set_macs(macs());
+    host.set_multicast_macs(multicast_macs());
+    host.set_vlans(vlans());
+    host
+}
+
+/// This host's addresses on `interface` (all interfaces for `any`): the addresses a door
+/// without a target knocks on.
+pub fn local_addresses(interface: &str) -> Vec<IpAddr> {
+    let Ok(devices) = pcap::Device::list() else {
+        return Vec::new();
+    };
+    let mut addrs: Vec<IpAddr> = devices
+        .into_iter()
+        .filter(|d| interface == "any" || d.name == interface)
+        .flat_map(|d| d.addresses.into_iter().map(|a| a.addr))
+        .collect();
+    addrs.sort();
+    addrs.dedup();
+    addrs
+}
+
+fn host_prefix(addr: IpAddr) -> u8 {
+    if addr.is_ipv4() { 32 } else { 128 }
+}
+
+/// The prefix length of a netmask (its leading ones).
+fn prefix_len(mask: IpAddr) -> u8 {
+    let ones = match mask {
+        IpAddr::V4(m) => u32::from(m).leading_ones(),
+        IpAddr::V6(m) => u128::from(m).leading_ones(),
+    };
+    u8::try_from(ones).unwrap_or(128)
+}
+
+/// Every interface's MAC (a frame to any of them is for this host), or unknown.
+fn macs() -> Option<Vec<Mac>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir("/sys/class/net").ok()?.flatten() {
+        let Ok(text) = fs::read_to_string(entry.path().join("address")) else {
+            continue;
+        };
+        if let Some(mac) = parse_mac(text.trim(), ':') {
+            out.push(mac);
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// `/proc/net/dev_mcast`: `index name users global 333300000001` per line.
+fn multicast_macs() -> Option<Vec<Mac>> {
+    let text = fs::read_to_string("/proc/net/dev_mcast").ok()?;
+    Some(
+        text.lines()
+            .filter_map(|l| l.split_whitespace().nth(4))
+            .filter_map(|hex| parse_mac(hex, '\0'))
+            .collect(),
+    )
+}
+
+/// `/proc/net/vlan/config`: two header lines, then `eth0.100 | 100 | eth0`.
+fn vlans() -> Option<Vec<u16>> {
+    let text = fs::read_to_string("/proc/net/vlan/config").ok()?;
+    Some(
+        text.lines()
+            .skip(2)
+            .filter_map(|l| l.split('|').nth(1)?.trim().parse().ok())
+            .collect(),
+    )
+}
+
+/// A MAC written as hex pairs, separated by `sep` (`'\0'`: not separated).
+fn parse_mac(text: &str, sep: char) -> Option<Mac> {
+    let hex: String = text.chars().filter(|&c| c != sep).collect();
+    if hex.len() != 12 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (i, byte) in mac.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(mac)
+}
+
+/// A netlink socket told of address and link changes.
+#[derive(Debug)]
+pub struct Watch(OwnedFd);
+
+impl AsRawFd for Watch {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+#[allow(unsafe_code)]
+impl Watch {
+    /// Subscribes to link and IPv4/IPv6 address changes; `None` where netlink is missing.
+    pub fn open() -> Option<Watch> {
+        let flags = libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+        // SAFETY: plain socket(2); the result is checked before use.
+        let fd = unsafe { libc::socket(libc::AF_NETLINK, flags, libc::NETLINK_ROUTE) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `fd` is a fresh socket that nothing else owns.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sockaddr_nl is plain data; all zero is its "any" value.
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        addr.nl_groups =
+            (libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR) as u32;
+        let len = size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+        // SAFETY: `addr` is a valid sockaddr_nl of `len` bytes for the duration of the call.
+        let rc = unsafe { libc::bind(fd, (&raw const addr).cast(), len) };
+        (rc == 0).then_some(Watch(owned))
+    }
+
+    /// Reads every waiting notification; returns whether there was any.
+    pub fn drain(&self) -> bool {
+        let mut buf = [0u8; 8192];
+        let mut any = false;
+        loop {
+            // SAFETY: `buf` is writable for its length; the socket is non-blocking.
+            let n = unsafe {
+                libc::recv(
+                    self.0.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n <= 0 {
+                // EAGAIN: drained; ENOBUFS (we fell behind): re-reading covers it.
+                return any;
+            }
+            any = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_and_prefixes_parse() {
+        assert_eq!(
+            parse_mac("02:00:00:0a:ff:01", ':'),
+            Some([2, 0, 0, 10, 255, 1])
+        );
+        assert_eq!(
+            parse_mac("333300000001", '\0'),
+            Some([0x33, 0x33, 0, 0, 0, 1])
+        );
+        assert_eq!(parse_mac("02:00", ':'), None);
+        assert_eq!(parse_mac("zz0000000001", '\0'), None);
+        assert_eq!(prefix_len("255.255.255.0".parse().unwrap()), 24);
+        assert_eq!(prefix_len("ffff:ffff:ffff:ffff::".parse().unwrap()), 64);
+    }
+
+    #[test]
+    fn the_running_host_reads_without_panicking() {
+        let host = read();
+        // Loopback exists everywhere this runs (in a namespace too).
+        let _ = host.addresses().count();
+    }
+}
