@@ -61,17 +61,78 @@ fn prefix_len(mask: IpAddr) -> u8 {
 }
 
 /// Every interface's MAC (a frame to any of them is for this host), or unknown.
+///
+/// Sysfs shows the network namespace it was mounted in, and in some containers that is not
+/// ours (systemd-nspawn joined to a namespace shows the host's `/sys/class/net`): its MACs
+/// are then another machine's, and trusting them would refuse every knock. `/proc/net` is
+/// always our namespace's, so sysfs is used only when the two agree on the interfaces (names,
+/// and the indexes `/proc/net/dev_mcast` gives); otherwise the MACs are unknown and no frame
+/// is refused for its destination MAC.
 fn macs() -> Option<Vec<Mac>> {
-    let mut out = Vec::new();
+    let ours = proc_interfaces(
+        &fs::read_to_string("/proc/net/dev").ok()?,
+        &fs::read_to_string("/proc/net/dev_mcast").unwrap_or_default(),
+    );
+    let mut sysfs = Vec::new();
     for entry in fs::read_dir("/sys/class/net").ok()?.flatten() {
-        let Ok(text) = fs::read_to_string(entry.path().join("address")) else {
-            continue;
-        };
-        if let Some(mac) = parse_mac(text.trim(), ':') {
-            out.push(mac);
-        }
+        let path = entry.path();
+        let read = |file: &str| fs::read_to_string(path.join(file)).unwrap_or_default();
+        sysfs.push(SysfsInterface {
+            name: entry.file_name().to_string_lossy().into_owned(),
+            index: read("ifindex").trim().parse().ok(),
+            mac: parse_mac(read("address").trim(), ':'),
+        });
     }
+    if !same_namespace(&ours, &sysfs) {
+        tracing::debug!(
+            "/sys/class/net shows another network namespace's interfaces: destination MACs are not checked"
+        );
+        return None;
+    }
+    let out: Vec<Mac> = sysfs.into_iter().filter_map(|i| i.mac).collect();
     (!out.is_empty()).then_some(out)
+}
+
+/// One interface as `/sys/class/net` shows it.
+struct SysfsInterface {
+    name: String,
+    index: Option<u32>,
+    mac: Option<Mac>,
+}
+
+/// Our namespace's interfaces from `/proc/net/dev` (names) and `/proc/net/dev_mcast` (the
+/// index of those with multicast groups): name and index, where known.
+fn proc_interfaces(dev: &str, dev_mcast: &str) -> Vec<(String, Option<u32>)> {
+    let indexes: Vec<(&str, u32)> = dev_mcast
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let index = words.next()?.parse().ok()?;
+            Some((words.next()?, index))
+        })
+        .collect();
+    dev.lines()
+        .skip(2)
+        .filter_map(|l| Some(l.rsplit_once(':')?.0.trim()))
+        .map(|name| {
+            let index = indexes.iter().find(|(n, _)| *n == name).map(|&(_, i)| i);
+            (name.to_owned(), index)
+        })
+        .collect()
+}
+
+/// Whether sysfs shows our namespace: the same interface names, and no index that differs.
+fn same_namespace(ours: &[(String, Option<u32>)], sysfs: &[SysfsInterface]) -> bool {
+    ours.len() == sysfs.len()
+        && ours.iter().all(|(name, index)| {
+            sysfs.iter().any(|s| {
+                s.name == *name
+                    && match (index, s.index) {
+                        (Some(a), Some(b)) => *a == b,
+                        _ => true,
+                    }
+            })
+        })
 }
 
 /// `/proc/net/dev_mcast`: `index name users global 333300000001` per line.
@@ -183,6 +244,35 @@ mod tests {
         assert_eq!(parse_mac("zz0000000001", '\0'), None);
         assert_eq!(prefix_len("255.255.255.0".parse().unwrap()), 24);
         assert_eq!(prefix_len("ffff:ffff:ffff:ffff::".parse().unwrap()), 64);
+    }
+
+    fn sysfs(list: &[(&str, u32)]) -> Vec<SysfsInterface> {
+        list.iter()
+            .map(|&(name, index)| SysfsInterface {
+                name: name.into(),
+                index: Some(index),
+                mac: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sysfs_of_another_namespace_is_not_trusted_for_macs() {
+        let dev = "Inter-|   Receive\n face |bytes\n    lo:   0 0\n  eth0: 1 2 3\n";
+        let mcast = "1    lo              1     0     010000000001\n7    eth0            1     0     333300000001\n";
+        let ours = proc_interfaces(dev, mcast);
+        assert_eq!(
+            ours,
+            vec![("lo".to_owned(), Some(1)), ("eth0".to_owned(), Some(7))]
+        );
+        assert!(same_namespace(&ours, &sysfs(&[("eth0", 7), ("lo", 1)])));
+        // systemd-nspawn joined to a namespace: the host's interfaces.
+        let host = sysfs(&[("eth0", 2), ("ifb0", 3), ("lo", 1)]);
+        assert!(!same_namespace(&ours, &host), "other names");
+        assert!(
+            !same_namespace(&ours, &sysfs(&[("eth0", 2), ("lo", 1)])),
+            "same names, another eth0"
+        );
     }
 
     #[test]
