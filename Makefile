@@ -7,8 +7,8 @@
 #   sudo make demo            # the quick start: a knock opens a door on a private test link
 #
 # Paths follow Debian's layout: binaries in $(PREFIX)/bin, units in /lib/systemd/system, and
-# completions where each shell looks by default, ahead of zsh's own _knock (written for
-# knockd's client, in /usr/share/zsh/functions/Completion/Unix):
+# completions (knock's and knock-server's) where each shell looks by default, ahead of zsh's
+# own _knock (written for knockd's client, in /usr/share/zsh/functions/Completion/Unix):
 #   PREFIX=/usr      zsh: /usr/share/zsh/vendor-completions  fish: /usr/share/fish/vendor_completions.d
 #   any other PREFIX zsh: $(PREFIX)/share/zsh/site-functions  fish: /etc/fish/completions
 # Debian's zsh searches /usr/local/share/zsh/site-functions first and /usr/share/zsh/vendor-completions
@@ -60,6 +60,9 @@ install-files:
 	install -Dm644 completions/knock.bash $(DESTDIR)$(BASHCOMPDIR)/knock
 	install -Dm644 completions/_knock $(DESTDIR)$(ZSHCOMPDIR)/_knock
 	install -Dm644 completions/knock.fish $(DESTDIR)$(FISHCOMPDIR)/knock.fish
+	install -Dm644 completions/knock-server.bash $(DESTDIR)$(BASHCOMPDIR)/knock-server
+	install -Dm644 completions/_knock-server $(DESTDIR)$(ZSHCOMPDIR)/_knock-server
+	install -Dm644 completions/knock-server.fish $(DESTDIR)$(FISHCOMPDIR)/knock-server.fish
 	install -Dm644 completions/_knock.ps1 $(SHAREDIR)/knock/completions/_knock.ps1
 	install -Dm644 completions/knock.elv $(SHAREDIR)/knock/completions/knock.elv
 	install -d $(UNITDIR)
@@ -76,6 +79,8 @@ install-files:
 uninstall:
 	rm -f $(BINDIR)/knock-server $(BINDIR)/knock $(MANDIR)/man1/knock.1 $(MANDIR)/man8/knock-server.8
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/knock $(DESTDIR)$(ZSHCOMPDIR)/_knock $(DESTDIR)$(FISHCOMPDIR)/knock.fish
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/knock-server $(DESTDIR)$(ZSHCOMPDIR)/_knock-server \
+	  $(DESTDIR)$(FISHCOMPDIR)/knock-server.fish
 	for u in $(UNITS); do rm -f $(UNITDIR)/$${u##*/}; done
 	rm -rf $(SHAREDIR)/knock $(SHAREDIR)/doc/knock
 

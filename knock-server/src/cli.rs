@@ -147,6 +147,10 @@ pub struct Args {
     /// Print the man page (roff) and exit
     #[arg(long = "man", hide = true)]
     pub man: bool,
+
+    /// Print the completion script for SHELL (bash, zsh, fish, elvish, powershell) and exit
+    #[arg(long = "completions", value_name = "SHELL", hide = true)]
+    pub completions: Option<crate::completions::Shell>,
 }
 
 const AFTER_HELP: &str = "\

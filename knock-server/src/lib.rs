@@ -10,6 +10,7 @@
 //! - [`journal`]: pending stop commands on disk, so a crash never leaves a door open;
 //! - [`rotating`]: rotating doors (authenticated knocks, PROTOCOL.md) beside the tracker;
 //! - [`keys`]: `keygen` and `pair`, and reading key files;
+//! - [`completions`]: the shell completion scripts, from the clap definition;
 //! - [`control`]: the control socket's requests and answers;
 //! - [`filter`]: the kernel BPF filter of the doors' ports, of bounded size;
 //! - [`host`]: this host's addresses, MACs and VLANs, for the decoder, and their netlink watch;
@@ -25,6 +26,7 @@
 pub mod actions;
 pub mod capture;
 pub mod cli;
+pub mod completions;
 pub mod control;
 pub mod control_socket;
 pub mod engine;

@@ -17,8 +17,8 @@ use knock_server::cli::{Args, Cli, Command};
 use knock_server::engine::{self, Engine, Exit, Msg, Settings};
 use knock_server::executor::{self, Executor};
 use knock_server::{
-    capture, control_socket, files, filter, instance, journal, keys, load, log, man, operator,
-    perform, pidfile, rotating, table_watch,
+    capture, completions, control_socket, files, filter, instance, journal, keys, load, log, man,
+    operator, perform, pidfile, rotating, table_watch,
 };
 
 /// Batches of hits (and other messages) waiting for the engine; beyond this the capture
@@ -54,6 +54,10 @@ fn run() -> anyhow::Result<ExitCode> {
 fn daemon(args: Args) -> anyhow::Result<ExitCode> {
     if args.man {
         print_stdout(&man::render()?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(shell) = args.completions {
+        print_stdout(&completions::render(shell))?;
         return Ok(ExitCode::SUCCESS);
     }
     // Absolute before anything uses them: `-d` changes directory to `/`, and SIGHUP re-reads

@@ -278,6 +278,13 @@ fn extra() -> Roff {
             "/etc/knock/INSTANCE.toml",
             "The config of knock-server@INSTANCE.service (the systemd template unit).",
         ),
+        (
+            "/usr/share/bash-completion/completions/knock-server",
+            "Shell completion of the subcommands and flags, as the Debian package installs it; \
+             zsh's is /usr/share/zsh/vendor-completions/_knock-server, fish's \
+             /usr/share/fish/vendor_completions.d/knock-server.fish. knock-server \
+             --completions SHELL prints them (bash, zsh, fish, powershell, elvish).",
+        ),
     ] {
         r.control("TP", []).text([italic(file)]).text([roman(what)]);
     }
