@@ -119,13 +119,11 @@ pub fn guard_batch(table: &str, guarded: &[Knock]) -> Nftables<'static> {
     b.to_nftables()
 }
 
-/// The batch that lets `ip` reach `ports` for `for_`. Each element is added bare, deleted
-/// and added again with its timeout: in one transaction that is an idempotent "set the
-/// timeout", since a plain add of an element that exists keeps its old timeout.
-pub fn allow_batch(table: &str, ip: IpAddr, ports: &[Knock], for_: Duration) -> Nftables<'static> {
+/// The allow set for `ip`'s family and the set's keys for `ip` on each of `ports`.
+fn allow_keys(ip: IpAddr, ports: &[Knock]) -> (&'static str, Vec<Expression<'static>>) {
     let ip = ip.to_canonical();
     let allow = if ip.is_ipv4() { ALLOW4 } else { ALLOW6 };
-    let keys: Vec<Expression<'static>> = ports
+    let keys = ports
         .iter()
         .map(|k| {
             concat(vec![
@@ -135,6 +133,14 @@ pub fn allow_batch(table: &str, ip: IpAddr, ports: &[Knock], for_: Duration) -> 
             ])
         })
         .collect();
+    (allow, keys)
+}
+
+/// The batch that lets `ip` reach `ports` for `for_`. Each element is added bare, deleted
+/// and added again with its timeout: in one transaction that is an idempotent "set the
+/// timeout", since a plain add of an element that exists keeps its old timeout.
+pub fn allow_batch(table: &str, ip: IpAddr, ports: &[Knock], for_: Duration) -> Nftables<'static> {
+    let (allow, keys) = allow_keys(ip, ports);
     let timed: Vec<Expression<'static>> = keys
         .iter()
         .map(|key| {
@@ -155,18 +161,7 @@ pub fn allow_batch(table: &str, ip: IpAddr, ports: &[Knock], for_: Duration) -> 
 /// The batch that closes `ports` to `ip` now: each element is added bare and deleted, so
 /// that it goes whether or not it was there (a delete of a missing element fails the batch).
 pub fn revoke_batch(table: &str, ip: IpAddr, ports: &[Knock]) -> Nftables<'static> {
-    let ip = ip.to_canonical();
-    let allow = if ip.is_ipv4() { ALLOW4 } else { ALLOW6 };
-    let keys: Vec<Expression<'static>> = ports
-        .iter()
-        .map(|k| {
-            concat(vec![
-                Expression::String(ip.to_string().into()),
-                Expression::String(k.proto.as_str().into()),
-                Expression::Number(u32::from(k.port.get())),
-            ])
-        })
-        .collect();
+    let (allow, keys) = allow_keys(ip, ports);
     let mut b = Batch::new();
     b.add(element(table, allow, keys.clone()));
     b.delete(element(table, allow, keys));
