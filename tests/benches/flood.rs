@@ -34,10 +34,7 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use knock_e2e::{CLIENT_V4, Daemon, Link, Netns, SERVER_V4, bin, scratch, write};
-use pnet_packet::ip::IpNextHeaderProtocols;
-use pnet_packet::ipv4::{self, Ipv4Flags, MutableIpv4Packet};
-use pnet_packet::tcp::{self, MutableTcpPacket, TcpFlags};
+use knock_e2e::{CLIENT_V4, Daemon, Link, Netns, SERVER_V4, bin, scratch, syn, write};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 /// The door: knocked in full by the real client, its first port flooded.
@@ -448,41 +445,6 @@ fn pace(start: Instant, i: usize, pps: u64) {
     if due > now {
         std::thread::sleep(due - now);
     }
-}
-
-/// Writes an IPv4 TCP SYN (20 + 20 bytes) with correct checksums into `buf`.
-fn syn(buf: &mut [u8; 40], src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), seq: u32) {
-    {
-        let mut tcp = MutableTcpPacket::new(&mut buf[20..]).expect("room for a TCP header");
-        tcp.set_source(src.1);
-        tcp.set_destination(dst.1);
-        tcp.set_sequence(seq);
-        tcp.set_acknowledgement(0);
-        tcp.set_data_offset(5);
-        tcp.set_reserved(0);
-        tcp.set_flags(TcpFlags::SYN);
-        tcp.set_window(64_240);
-        tcp.set_urgent_ptr(0);
-        tcp.set_checksum(0);
-        let sum = tcp::ipv4_checksum(&tcp.to_immutable(), &src.0, &dst.0);
-        tcp.set_checksum(sum);
-    }
-    let mut ip = MutableIpv4Packet::new(&mut buf[..]).expect("room for an IPv4 header");
-    ip.set_version(4);
-    ip.set_header_length(5);
-    ip.set_dscp(0);
-    ip.set_ecn(0);
-    ip.set_total_length(40);
-    ip.set_identification(seq as u16);
-    ip.set_flags(Ipv4Flags::DontFragment);
-    ip.set_fragment_offset(0);
-    ip.set_ttl(64);
-    ip.set_next_level_protocol(IpNextHeaderProtocols::Tcp);
-    ip.set_source(src.0);
-    ip.set_destination(dst.0);
-    ip.set_checksum(0);
-    let sum = ipv4::checksum(&ip.to_immutable());
-    ip.set_checksum(sum);
 }
 
 /// Reads the daemon's log as it grows, without re-reading what it has seen.

@@ -17,6 +17,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use pnet_packet::{ipv4, tcp};
+
 /// The client host's IPv4 address.
 pub const CLIENT_V4: &str = "198.18.0.1";
 /// The server host's IPv4 address.
@@ -503,4 +505,45 @@ impl KnockServer {
 /// Result helper for tests that check an `io::Result`.
 pub fn io_ok<T>(r: io::Result<T>, what: &str) -> T {
     r.unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// Writes an IPv4 TCP SYN (20 + 20 bytes) with correct checksums into `buf`: a forged knock
+/// for a raw socket (`IPPROTO_RAW`), from any source the test chooses.
+pub fn syn(
+    buf: &mut [u8; 40],
+    src: (std::net::Ipv4Addr, u16),
+    dst: (std::net::Ipv4Addr, u16),
+    seq: u32,
+) {
+    {
+        let mut tcp = tcp::MutableTcpPacket::new(&mut buf[20..]).expect("room for a TCP header");
+        tcp.set_source(src.1);
+        tcp.set_destination(dst.1);
+        tcp.set_sequence(seq);
+        tcp.set_acknowledgement(0);
+        tcp.set_data_offset(5);
+        tcp.set_reserved(0);
+        tcp.set_flags(tcp::TcpFlags::SYN);
+        tcp.set_window(64_240);
+        tcp.set_urgent_ptr(0);
+        tcp.set_checksum(0);
+        let sum = tcp::ipv4_checksum(&tcp.to_immutable(), &src.0, &dst.0);
+        tcp.set_checksum(sum);
+    }
+    let mut ip = ipv4::MutableIpv4Packet::new(&mut buf[..]).expect("room for an IPv4 header");
+    ip.set_version(4);
+    ip.set_header_length(5);
+    ip.set_dscp(0);
+    ip.set_ecn(0);
+    ip.set_total_length(40);
+    ip.set_identification(seq as u16);
+    ip.set_flags(ipv4::Ipv4Flags::DontFragment);
+    ip.set_fragment_offset(0);
+    ip.set_ttl(64);
+    ip.set_next_level_protocol(pnet_packet::ip::IpNextHeaderProtocols::Tcp);
+    ip.set_source(src.0);
+    ip.set_destination(dst.0);
+    ip.set_checksum(0);
+    let sum = ipv4::checksum(&ip.to_immutable());
+    ip.set_checksum(sum);
 }
