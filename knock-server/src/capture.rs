@@ -259,9 +259,41 @@ pub fn local_addresses(interface: &str) -> Vec<IpAddr> {
     host::local_addresses(interface)
 }
 
+/// Batch buffers the engine has handled, back for the capture thread to fill (at most
+/// [`POOLED`]): a flood then allocates nothing per batch.
+#[derive(Debug, Default)]
+struct Pool(Mutex<Vec<Vec<(Timestamp, Hit)>>>);
+
+/// Buffers kept in the [`Pool`]: as many as the engine's queue holds, and one being filled.
+const POOLED: usize = 8;
+
+impl Pool {
+    /// An empty buffer for [`MAX_BATCH`] hits.
+    fn take(&self) -> Vec<(Timestamp, Hit)> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_else(|| Vec::with_capacity(MAX_BATCH))
+    }
+
+    fn give(&self, mut batch: Vec<(Timestamp, Hit)>) {
+        if batch.capacity() < MAX_BATCH {
+            return;
+        }
+        batch.clear();
+        if let Ok(mut p) = self.0.lock() {
+            if p.len() < POOLED {
+                p.push(batch);
+            }
+        }
+    }
+}
+
 /// A running capture thread.
 pub struct Running {
     stop: Arc<AtomicBool>,
+    pool: Arc<Pool>,
     new_filter: Arc<Mutex<Option<String>>>,
     /// Wakes the capture thread out of poll(2): one byte written means "look at `stop` and
     /// `new_filter`".
@@ -274,6 +306,11 @@ impl Running {
     pub fn set_filter(&self, filter: String) {
         *self.new_filter.lock().unwrap_or_else(|e| e.into_inner()) = Some(filter);
         self.wake();
+    }
+
+    /// Takes back a handled batch's buffer.
+    pub fn recycle(&self, batch: Vec<(Timestamp, Hit)>) {
+        self.pool.give(batch);
     }
 
     /// Stops the thread and waits for it.
@@ -299,6 +336,7 @@ struct Shared {
     new_filter: Arc<Mutex<Option<String>>>,
     wake: UnixStream,
     clock: Clock,
+    pool: Arc<Pool>,
 }
 
 /// Starts the capture thread. Its stack is small: it holds a 64 KiB netlink buffer at most.
@@ -319,8 +357,13 @@ pub fn spawn(
         new_filter: Arc::new(Mutex::new(None)),
         wake: wake_rx,
         clock,
+        pool: Arc::default(),
     };
-    let (stop, new_filter) = (shared.stop.clone(), shared.new_filter.clone());
+    let (stop, new_filter, pool) = (
+        shared.stop.clone(),
+        shared.new_filter.clone(),
+        shared.pool.clone(),
+    );
     let thread = std::thread::Builder::new()
         .name("capture".into())
         .stack_size(256 * 1024)
@@ -332,6 +375,7 @@ pub fn spawn(
         .context("cannot start the capture thread")?;
     Ok(Running {
         stop,
+        pool,
         new_filter,
         wake,
         thread: Some(thread),
@@ -344,7 +388,7 @@ fn run(opened: &mut Opened, shared: &Shared) -> anyhow::Result<()> {
     // Only a capture on all devices (`any`, cooked) sees one packet more than once.
     let mut recent =
         matches!(opened.link, LinkType::LinuxSll | LinkType::LinuxSll2).then(Recent::default);
-    let mut batch = Vec::with_capacity(64);
+    let mut batch = shared.pool.take();
     let mut drops = KernelDrops::default();
     let mut fds = [
         pollfd(opened.cap.as_raw_fd()),
@@ -432,7 +476,7 @@ fn hand_over(
         return Ok(());
     }
     let at = batch.first().map_or(Timestamp::ZERO, |&(t, _)| t);
-    let hits = std::mem::replace(batch, Vec::with_capacity(64));
+    let hits = std::mem::replace(batch, shared.pool.take());
     deliver(shared, hits)?;
     drops.check(opened, at, &shared.counters);
     Ok(())
@@ -584,8 +628,11 @@ fn deliver(shared: &Shared, hits: Vec<(Timestamp, Hit)>) -> anyhow::Result<()> {
     }
     match shared.tx.try_send(Msg::Hits(hits)) {
         Ok(()) => Ok(()),
-        Err(TrySendError::Full(_)) => {
+        Err(TrySendError::Full(msg)) => {
             shared.counters.queue_full.fetch_add(n, Ordering::Relaxed);
+            if let Msg::Hits(hits) = msg {
+                shared.pool.give(hits);
+            }
             Ok(())
         }
         Err(TrySendError::Disconnected(_)) => bail!("the engine has stopped"),

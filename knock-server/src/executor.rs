@@ -130,15 +130,23 @@ pub enum Exit {
     CaptureFailed,
 }
 
-/// Where a new capture filter goes: the capture thread (or a test's recorder).
+/// The capture thread as the executor sees it (or a test's recorder): where a new filter
+/// goes, and where handled batches go back to be filled again.
 pub trait Filters {
     /// Installs `filter` (asynchronously).
     fn set_filter(&self, filter: String);
+
+    /// Takes back a batch the engine has handled, so that a flood allocates no buffers.
+    fn recycle(&self, _batch: Vec<(Timestamp, Hit)>) {}
 }
 
 impl Filters for capture::Running {
     fn set_filter(&self, filter: String) {
         capture::Running::set_filter(self, filter);
+    }
+
+    fn recycle(&self, batch: Vec<(Timestamp, Hit)>) {
+        capture::Running::recycle(self, batch);
     }
 }
 
@@ -177,7 +185,8 @@ pub struct Executor<'a> {
     next_summary: Option<Timestamp>,
     next_firewall_check: Option<Timestamp>,
     guards: bool,
-    batch: Vec<(Timestamp, Hit)>,
+    /// When the last hit handled was captured (the engine's clock waits for queued hits).
+    last_hit: Option<Timestamp>,
     effects: Vec<Effect>,
 }
 
@@ -264,7 +273,7 @@ impl<'a> Executor<'a> {
             next_summary: None,
             next_firewall_check: check_every.filter(|_| guards).map(|every| now + every),
             guards,
-            batch: Vec::new(),
+            last_hit: None,
             effects: Vec::new(),
         })
     }
@@ -308,7 +317,7 @@ impl<'a> Executor<'a> {
 
     /// Handles `first` (one batch of the capture's) and the batches waiting behind it (until
     /// [`DRAIN`] hits); returns the message that stopped it, if it was not a batch of hits,
-    /// and whether the queue was emptied. The last batch handled stays in `self.batch`.
+    /// and whether the queue was emptied.
     fn drain_hits(
         &mut self,
         rx: &Receiver<Msg>,
@@ -319,7 +328,8 @@ impl<'a> Executor<'a> {
         loop {
             self.engine.hits(&batch);
             handled += batch.len();
-            self.batch = batch;
+            self.last_hit = batch.last().map(|&(t, _)| t);
+            self.capture.recycle(batch);
             self.perform_effects_quietly();
             if handled >= DRAIN {
                 return (None, false);
@@ -461,7 +471,7 @@ impl<'a> Executor<'a> {
         let engine_now = if drained {
             now
         } else {
-            self.batch.last().map_or(now, |&(t, _)| t.min(now))
+            self.last_hit.map_or(now, |t| t.min(now))
         };
         self.engine.tick(engine_now);
         if self.next_firewall_check.is_some_and(|t| t <= now) {

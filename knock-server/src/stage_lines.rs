@@ -23,17 +23,9 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::SystemTime;
 
 /// The process's limiter.
 static LIMITER: Mutex<StageLines> = Mutex::new(StageLines::new());
-
-/// Now, in Unix seconds.
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 /// [`StageLines::admit`] on the process's limiter, at `now` (Unix seconds).
 pub fn admit(now: u64, line: &str, out: &mut Vec<String>) {
@@ -43,11 +35,11 @@ pub fn admit(now: u64, line: &str, out: &mut Vec<String>) {
         .admit(now, line, out);
 }
 
-/// Whether a `Stage 1` line logged now would be written; if not, it is counted as left out
-/// and the caller need not log it.
-pub fn wants_first_stage() -> bool {
+/// Whether a `Stage 1` line logged at `now` (Unix seconds) would be written; if not, it is
+/// counted as left out and the caller need not log it.
+pub fn wants_first_stage(now: u64) -> bool {
     let mut l = LIMITER.lock().unwrap_or_else(|e| e.into_inner());
-    l.tick(unix_now());
+    l.tick(now);
     if l.first_spent < FIRST_STAGE_PER_SECOND {
         return true;
     }

@@ -22,7 +22,9 @@
 //! Knobs (environment): FLOOD_SIZES (default `10000,30000,100000`, at most 126976),
 //! FLOOD_PPS (send rates, default `50000,5000` packets/s), FLOOD_KNOCKD_CAP_S (how long to wait for knockd,
 //! default 120), FLOOD_SMALL_CAP (knock-server's max_attempts in the bounded run, default
-//! 1000), FLOOD_SUMMARY=0 (skip waiting a minute for knock-server's summary line).
+//! 1000), FLOOD_SUMMARY=0 (skip waiting a minute for knock-server's summary line),
+//! FLOOD_KNOCKD=0 (knock-server's rows only), FLOOD_PERF=DIR (profile each knock-server
+//! case from just before its flood until it is idle: `perf record -g -p PID -o DIR/CASE.data`).
 //! `cargo test` never runs it (a bench target); run without `--bench` it only says how to run.
 
 use std::ffi::OsStr;
@@ -76,6 +78,7 @@ struct Settings {
     knockd_cap: Duration,
     small_cap: usize,
     summary: bool,
+    knockd: bool,
 }
 
 impl Settings {
@@ -98,6 +101,7 @@ impl Settings {
             knockd_cap: Duration::from_secs(one("FLOOD_KNOCKD_CAP_S", "120").unwrap_or(120)),
             small_cap: one("FLOOD_SMALL_CAP", "1000").map_or(1_000, |c| c as usize),
             summary: std::env::var("FLOOD_SUMMARY").map_or(true, |v| v != "0"),
+            knockd: std::env::var("FLOOD_KNOCKD").map_or(true, |v| v != "0"),
         }
     }
 }
@@ -140,6 +144,8 @@ struct Row {
     tcpdump_cpu: Option<f64>,
     log_bytes: u64,
     hwm: (u64, u64),
+    /// Context switches of the daemon's threads, and of tcpdump's, during the case.
+    switches: (u64, Option<u64>),
     summary: Option<String>,
 }
 
@@ -165,7 +171,9 @@ fn main() {
     for &pps in &settings.rates {
         for &n in &settings.sizes {
             cases.push((Subject::KnockServer { max_attempts: None }, n, pps));
-            cases.push((Subject::Knockd, n, pps));
+            if settings.knockd {
+                cases.push((Subject::Knockd, n, pps));
+            }
         }
     }
     if let Some(&pps) = settings.rates.first() {
@@ -207,8 +215,20 @@ fn run_case(subject: Subject, (n, pps): (usize, u64), summary: bool, knockd_cap:
     let tcpdump_before = tcpdump.as_ref().map_or(0, |t| cpu_ticks(t.pid()));
     let hwm_before = vm_hwm_kb(pid);
     let cpu_before = cpu_ticks(pid);
+    let switches_before = (
+        switches(pid),
+        tcpdump.as_ref().map_or(0, |t| switches(t.pid())),
+    );
     let rx_before = rx_packets(&link.server);
 
+    let perf = match subject {
+        Subject::KnockServer { max_attempts } => std::env::var_os("FLOOD_PERF").map(|dir| {
+            let cap = max_attempts.map_or(String::new(), |c| format!("-cap{c}"));
+            let out = Path::new(&dir).join(format!("knock-server-{n}-{pps}{cap}.data"));
+            profile(pid, &out)
+        }),
+        Subject::Knockd => None,
+    };
     let t0 = Instant::now();
     let sender = spawn_sender(link.client.name.clone(), n, pps);
     let cap = match subject {
@@ -220,12 +240,25 @@ fn run_case(subject: Subject, (n, pps): (usize, u64), summary: bool, knockd_cap:
     if !matches!(outcome, Outcome::Unfinished(_)) {
         wait_idle(pid, Duration::from_secs(10));
     }
+    if let Some(mut perf) = perf {
+        // perf writes its file on SIGINT.
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &perf.id().to_string()])
+            .status();
+        let _ = perf.wait();
+    }
     let cpu = cpu_ticks(pid).saturating_sub(cpu_before) as f64 / clock_ticks();
     let tcpdump_cpu = tcpdump.as_ref().map(|t| {
         wait_idle(t.pid(), Duration::from_secs(10));
         cpu_ticks(t.pid()).saturating_sub(tcpdump_before) as f64 / clock_ticks()
     });
     let hwm_after = vm_hwm_kb(pid);
+    let switches_during = (
+        switches(pid).saturating_sub(switches_before.0),
+        tcpdump
+            .as_ref()
+            .map(|t| switches(t.pid()).saturating_sub(switches_before.1)),
+    );
     let arrived = rx_packets(&link.server).saturating_sub(rx_before);
     let knock_server = matches!(subject, Subject::KnockServer { .. });
     if knock_server && summary {
@@ -251,8 +284,31 @@ fn run_case(subject: Subject, (n, pps): (usize, u64), summary: bool, knockd_cap:
         outcome,
         cpu,
         hwm: (hwm_before, hwm_after),
+        switches: switches_during,
         summary: tail.summary.take(),
     }
+}
+
+/// Starts `perf record` on `pid`'s threads, writing `out`, and waits until it samples.
+fn profile(pid: u32, out: &Path) -> std::process::Child {
+    let child = std::process::Command::new("perf")
+        .args([
+            "record",
+            "-q",
+            "-F",
+            "10000",
+            "-g",
+            "-p",
+            &pid.to_string(),
+            "-o",
+        ])
+        .arg(out)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("FLOOD_PERF needs perf (apt-get install linux-perf)");
+    // perf opens its counters within moments; the flood must not start before.
+    std::thread::sleep(Duration::from_millis(500));
+    child
 }
 
 /// Polls the log until the real knock opens, the daemon goes idle without it, or `cap`.
@@ -586,6 +642,28 @@ fn cpu_ticks(pid: u32) -> u64 {
         .sum()
 }
 
+/// Context switches of all the process's threads so far (voluntary and not): how often it
+/// was woken or preempted.
+fn switches(pid: u32) -> u64 {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("status")).ok())
+        .flat_map(|s| {
+            s.lines()
+                .filter_map(|l| {
+                    let v = l
+                        .strip_prefix("voluntary_ctxt_switches:")
+                        .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))?;
+                    v.trim().parse::<u64>().ok()
+                })
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
 /// Units of [`cpu_ticks`] per second.
 fn clock_ticks() -> f64 {
     1e9
@@ -602,8 +680,8 @@ fn vm_hwm_kb(pid: u32) -> u64 {
 }
 
 fn table_header() -> String {
-    "| daemon | flood N | rate | flood sent in | arrived at eth0 | flood knocks seen | real knock opened after | lag after flood | daemon CPU | CPU per arrived packet | tcpdump CPU (same run) | tcpdump per packet | ratio | log bytes | VmHWM before -> after |\n\
-     |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "| daemon | flood N | rate | flood sent in | arrived at eth0 | flood knocks seen | real knock opened after | lag after flood | daemon CPU | CPU per arrived packet | tcpdump CPU (same run) | tcpdump per packet | ratio | context switches (daemon / tcpdump) | log bytes | VmHWM before -> after |\n\
+     |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         .to_owned()
 }
 
@@ -648,8 +726,12 @@ fn format_row(r: &Row) -> String {
     } else {
         "-".to_owned()
     };
+    let switches = match r.switches {
+        (d, Some(t)) => format!("{d} / {t}"),
+        (d, None) => d.to_string(),
+    };
     format!(
-        "| {} | {} | {}/s | {:.2} s{errors} | {} | {seen} | {open} | {lag} | {:.3} s | {} | {tcpdump} | {tcpdump_per} | {ratio} | {} | {} -> {} kB |",
+        "| {} | {} | {}/s | {:.2} s{errors} | {} | {seen} | {open} | {lag} | {:.3} s | {} | {tcpdump} | {tcpdump_per} | {ratio} | {switches} | {} | {} -> {} kB |",
         r.subject,
         r.n,
         r.pps,

@@ -1,5 +1,6 @@
 //! What the tracker's events do: knockd's log lines, the counts status reports, openings.
 
+use std::fmt::Display;
 use std::net::IpAddr;
 
 use knock_proto::tracker::{DoorId, Event};
@@ -22,21 +23,21 @@ impl Engine {
                     ..
                 } => {
                     // Under a flood most Stage 1 lines are left out: skip formatting them.
-                    if stage > 1 || (self.gate.first_stage)() {
-                        self.door_log(Level::INFO, source, door, format!("Stage {stage}"));
+                    if stage > 1 || (self.gate.first_stage)(self.unix_secs(now)) {
+                        self.door_log(Level::INFO, source, door, format_args!("Stage {stage}"));
                     }
                 }
                 Event::Opened { source, door, .. } => {
                     // knockd logs the last stage too, then OPEN SESAME.
                     if let Some(n) = self.sequence_len(door) {
-                        self.door_log(Level::INFO, source, door, format!("Stage {n}"));
+                        self.door_log(Level::INFO, source, door, format_args!("Stage {n}"));
                     }
-                    self.door_log(Level::INFO, source, door, "OPEN SESAME".into());
+                    self.door_log(Level::INFO, source, door, "OPEN SESAME");
                     self.open(now, door, source);
                 }
                 Event::Failed { source, door, .. } => {
                     if let Some(why) = ev.broken() {
-                        self.door_log(Level::DEBUG, source, door, why.to_string());
+                        self.door_log(Level::DEBUG, source, door, why);
                     }
                 }
                 Event::Expired {
@@ -48,7 +49,7 @@ impl Engine {
                     Level::INFO,
                     source,
                     door,
-                    format!("sequence timeout (stage {stage})"),
+                    format_args!("sequence timeout (stage {stage})"),
                 ),
                 Event::Evicted {
                     source,
@@ -59,7 +60,7 @@ impl Engine {
                     Level::TRACE,
                     source,
                     door,
-                    format!("evicted at stage {stage}"),
+                    format_args!("evicted at stage {stage}"),
                 ),
             }
         }
@@ -88,12 +89,18 @@ impl Engine {
         }
     }
 
-    fn door_log(&mut self, level: Level, source: IpAddr, door: DoorId, what: String) {
+    /// Logs `DOOR: what`, formatted only if the line would be written anywhere: under a
+    /// flood of spoofed sources, TRACE and DEBUG lines (evictions, broken sequences) would
+    /// otherwise cost a string each.
+    fn door_log(&mut self, level: Level, source: IpAddr, door: DoorId, what: impl Display) {
         if !(self.gate.level)(level) {
             return;
         }
-        let name = self.door_name(door);
-        self.log(level, Some(source), format!("{name}: {what}"));
+        let text = match self.config.doors.get(door) {
+            Some(d) => format!("{}: {what}", d.name),
+            None => format!("?: {what}"),
+        };
+        self.log(level, Some(source), text);
     }
 
     /// The length of the sequence a door currently expects.

@@ -105,15 +105,16 @@ pub struct Engine {
 pub struct LogGate {
     /// Whether a line at this level would be written anywhere.
     pub level: fn(Level) -> bool,
-    /// Whether a `Stage 1` line logged now would be written (counts it as left out if not).
-    pub first_stage: fn() -> bool,
+    /// Whether a `Stage 1` line logged in this second (Unix time) would be written (counts
+    /// it as left out if not). The engine's clock says which second: no clock read per line.
+    pub first_stage: fn(u64) -> bool,
 }
 
 impl Default for LogGate {
     fn default() -> LogGate {
         LogGate {
             level: |_| true,
-            first_stage: || true,
+            first_stage: |_| true,
         }
     }
 }
