@@ -1,7 +1,7 @@
 //! Packet capture on its own thread, in batches, asleep while nothing happens.
 //!
 //! The thread blocks in poll(2) on three file descriptors: the capture (non-blocking), a
-//! wake-up socket (stop, a new filter) and a netlink socket (the host's addresses changed:
+//! wake-up socket (stop) and a netlink socket (the host's addresses changed:
 //! `host::Watch`). No timeout: an idle daemon is not woken. The capture uses the kernel's
 //! TPACKET_V3 ring of blocks: the kernel hands a block over when it is full or
 //! [`BLOCK_TIMEOUT_MS`] after its first packet, so a flood costs one wake-up per block of
@@ -10,14 +10,18 @@
 //! hand-off (which bounds the latency a batch adds), decodes them for this host ([`Decoder`]) and hands the hits to the engine as one
 //! message, with `try_send`: it never waits on the engine, on commands or on logging. When
 //! the engine falls behind, hits are dropped and counted rather than queued without bound.
-//! The kernel BPF filter does most of the dropping before any copy (`filter.rs`).
+//! The kernel BPF filter does most of the dropping before any copy (`filter/`). It is not
+//! installed through libpcap: its program is attached to the socket directly
+//! ([`attach`]), from the engine's thread, and replaces the old one at once, leaving the
+//! packets already in the ring alone (libpcap would run a new filter over them and drop a
+//! knock the old filter took).
 //! The one exception is `-v`, where each hit is printed as it is handed over (as knockd -v
 //! prints each packet), with its source port and TCP sequence number: a retransmitted SYN
 //! repeats both, a new connection attempt does not.
 
 use std::io::{Read as _, Write as _};
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd as _, RawFd};
+use std::os::fd::{AsFd, AsRawFd as _, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -30,12 +34,13 @@ use knock_proto::Timestamp;
 use knock_proto::wire::{Decoder, Hit, Identity, LinkType, Skip};
 
 use crate::executor::Msg;
-use crate::filter::BPF_MAXINSNS;
+use crate::filter::{BPF_MAXINSNS, Filter, Framing, Insn};
 use crate::host;
 
 /// Enough for Ethernet, two VLAN tags, IPv6 with a few extension headers and a TCP header;
-/// we never look at payloads.
-const SNAPLEN: i32 = 256;
+/// we never look at payloads. The filter's program cuts accepted packets to this too, so the
+/// kernel copies no more into the ring.
+const SNAPLEN: u16 = 256;
 /// The kernel ring's size. Its pages are mapped into this process, so all of it counts as
 /// resident memory; libpcap's default is 2 MiB. 1 MiB holds about 3000 frames of SNAPLEN
 /// bytes, 20 ms of a 140 000 packets/s flood, which the thread drains in far less.
@@ -153,47 +158,96 @@ pub struct Opened {
     link: LinkType,
     /// The interface name.
     pub interface: String,
-    /// The filter asked for last (empty: none yet).
-    filter: String,
 }
 
 impl Opened {
-    /// Whether the link type is Ethernet (so VLAN variants belong in the filter).
-    pub fn is_ethernet(&self) -> bool {
-        self.link == LinkType::Ethernet
+    /// Where the IP header starts in what the kernel filter sees, for this link type.
+    pub fn framing(&self) -> Framing {
+        framing(self.link)
     }
 
-    /// Applies a BPF filter now and says whether the kernel runs it: libpcap falls back to
-    /// filtering in user space without telling its caller, so the kernel is asked how long
-    /// the program attached to the socket is (SO_GET_FILTER).
-    pub fn set_filter(&mut self, filter: &str) -> anyhow::Result<FilterReport> {
-        let instructions = self
-            .cap
-            .compile(filter, true)
-            .with_context(|| format!("cannot compile the capture filter `{filter}`"))?
-            .get_instructions()
-            .len();
-        self.cap
-            .filter(filter, true)
-            .with_context(|| format!("cannot compile the capture filter `{filter}`"))?;
-        let attached = attached_filter_len(self.cap.as_raw_fd());
-        filter.clone_into(&mut self.filter);
-        Ok(FilterReport {
-            instructions,
-            in_kernel: instructions <= BPF_MAXINSNS && attached == Some(instructions),
-        })
+    /// Attaches `filter`'s program to the capture socket now and says whether the kernel
+    /// runs it.
+    pub fn set_filter(&mut self, filter: &Filter) -> anyhow::Result<FilterReport> {
+        install(self.cap.as_fd(), self.framing(), filter)
     }
 }
 
-/// How many instructions the kernel runs for socket `fd`'s filter (0: none), or `None` where
+/// Where the IP header starts for a link type: the kernel filter of a cooked (`any`) socket
+/// sees packets from the network header on, without the cooked header libpcap adds.
+fn framing(link: LinkType) -> Framing {
+    match link {
+        LinkType::Ethernet => Framing::Ethernet,
+        LinkType::LinuxSll
+        | LinkType::LinuxSll2
+        | LinkType::RawIp
+        | LinkType::Ipv4
+        | LinkType::Ipv6 => Framing::Ip(0),
+        LinkType::Null | LinkType::Loop => Framing::Ip(4),
+    }
+}
+
+/// Makes `filter`'s program, attaches it to `socket` and reads back what the kernel runs.
+fn install(
+    socket: BorrowedFd<'_>,
+    framing: Framing,
+    filter: &Filter,
+) -> anyhow::Result<FilterReport> {
+    let program = filter
+        .program(framing, u32::from(SNAPLEN))
+        .context("cannot make the capture filter")?;
+    attach(socket, &program).context("the kernel refused the capture filter")?;
+    let attached = attached_filter_len(socket);
+    Ok(FilterReport {
+        instructions: program.len(),
+        in_kernel: program.len() <= BPF_MAXINSNS && attached == Some(program.len()),
+    })
+}
+
+// The kernel's `struct sock_filter` is what `Insn` mirrors.
+const _: () = assert!(
+    size_of::<Insn>() == size_of::<libc::sock_filter>()
+        && align_of::<Insn>() == align_of::<libc::sock_filter>()
+);
+
+/// Attaches `program` to `socket` as its kernel filter (SO_ATTACH_FILTER): the old one is
+/// replaced at once, and packets already queued stay queued.
+#[allow(unsafe_code)]
+pub fn attach(socket: BorrowedFd<'_>, program: &[Insn]) -> std::io::Result<()> {
+    let len = u16::try_from(program.len())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let fprog = libc::sock_fprog {
+        len,
+        // The kernel copies the program and never writes through this pointer.
+        filter: program.as_ptr().cast::<libc::sock_filter>().cast_mut(),
+    };
+    // SAFETY: `fprog` points at `len` instructions laid out as `struct sock_filter` (checked
+    // above), alive for the call; the size passed is that of `fprog`.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&raw const fprog).cast::<libc::c_void>(),
+            size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// How many instructions the kernel runs for `socket`'s filter (0: none), or `None` where
 /// it cannot say.
 #[allow(unsafe_code)]
-fn attached_filter_len(fd: RawFd) -> Option<usize> {
+fn attached_filter_len(socket: BorrowedFd<'_>) -> Option<usize> {
     let mut len: libc::socklen_t = 0;
     // SAFETY: SO_GET_FILTER with a zero length only writes the program's length to `len`.
     let rc = unsafe {
         libc::getsockopt(
-            fd,
+            socket.as_raw_fd(),
             libc::SOL_SOCKET,
             libc::SO_GET_FILTER,
             std::ptr::null_mut(),
@@ -201,16 +255,6 @@ fn attached_filter_len(fd: RawFd) -> Option<usize> {
         )
     };
     (rc == 0).then_some(len as usize)
-}
-
-/// The number of BPF instructions `filter` compiles to for link type `dlt`, without a
-/// capture (for `--check`).
-pub fn filter_size(filter: &str, dlt: i32) -> anyhow::Result<usize> {
-    let dead = pcap::Capture::dead(pcap::Linktype(dlt)).context("libpcap")?;
-    let program = dead
-        .compile(filter, true)
-        .with_context(|| format!("cannot compile the capture filter `{filter}`"))?;
-    Ok(program.get_instructions().len())
 }
 
 /// Opens `interface` for capture: blocks of packets handed over within [`BLOCK_TIMEOUT_MS`],
@@ -221,7 +265,7 @@ pub fn open(interface: &str) -> anyhow::Result<Opened> {
         .with_context(|| format!("no capture device {interface}"))?
         .immediate_mode(false)
         .timeout(BLOCK_TIMEOUT_MS)
-        .snaplen(SNAPLEN)
+        .snaplen(i32::from(SNAPLEN))
         .buffer_size(BUFFER_BYTES)
         .promisc(false);
     let cap = match inactive.open().and_then(pcap::Capture::setnonblock) {
@@ -250,7 +294,6 @@ pub fn open(interface: &str) -> anyhow::Result<Opened> {
         cap,
         link,
         interface: interface.to_owned(),
-        filter: String::new(),
     })
 }
 
@@ -294,18 +337,20 @@ impl Pool {
 pub struct Running {
     stop: Arc<AtomicBool>,
     pool: Arc<Pool>,
-    new_filter: Arc<Mutex<Option<String>>>,
-    /// Wakes the capture thread out of poll(2): one byte written means "look at `stop` and
-    /// `new_filter`".
+    /// The capture socket (a duplicate of the descriptor libpcap holds, so it stays valid
+    /// whatever the thread does), for new filters.
+    socket: OwnedFd,
+    framing: Framing,
+    /// Wakes the capture thread out of poll(2): one byte written means "look at `stop`".
     wake: UnixStream,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Running {
-    /// Makes the thread install `filter` (pcap handles are not shared across threads).
-    pub fn set_filter(&self, filter: String) {
-        *self.new_filter.lock().unwrap_or_else(|e| e.into_inner()) = Some(filter);
-        self.wake();
+    /// Attaches `filter`'s program to the capture socket now, from the calling thread: the
+    /// program is made here and the kernel swaps it in at once, without the capture thread.
+    pub fn set_filter(&self, filter: &Filter) -> anyhow::Result<FilterReport> {
+        install(self.socket.as_fd(), self.framing, filter)
     }
 
     /// Takes back a handled batch's buffer.
@@ -333,7 +378,6 @@ struct Shared {
     tx: SyncSender<Msg>,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
-    new_filter: Arc<Mutex<Option<String>>>,
     wake: UnixStream,
     clock: Clock,
     pool: Arc<Pool>,
@@ -350,20 +394,21 @@ pub fn spawn(
     wake.set_nonblocking(true)
         .and_then(|()| wake_rx.set_nonblocking(true))
         .context("cannot create the wake-up socket")?;
+    let socket = opened
+        .cap
+        .as_fd()
+        .try_clone_to_owned()
+        .context("cannot duplicate the capture socket")?;
+    let framing = opened.framing();
     let shared = Shared {
         tx,
         counters,
         stop: Arc::new(AtomicBool::new(false)),
-        new_filter: Arc::new(Mutex::new(None)),
         wake: wake_rx,
         clock,
         pool: Arc::default(),
     };
-    let (stop, new_filter, pool) = (
-        shared.stop.clone(),
-        shared.new_filter.clone(),
-        shared.pool.clone(),
-    );
+    let (stop, pool) = (shared.stop.clone(), shared.pool.clone());
     let thread = std::thread::Builder::new()
         .name("capture".into())
         .stack_size(256 * 1024)
@@ -376,7 +421,8 @@ pub fn spawn(
     Ok(Running {
         stop,
         pool,
-        new_filter,
+        socket,
+        framing,
         wake,
         thread: Some(thread),
     })
@@ -409,28 +455,6 @@ fn run(opened: &mut Opened, shared: &Shared) -> anyhow::Result<()> {
             if shared.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            let filter = shared.new_filter.lock().ok().and_then(|mut g| g.take());
-            if let Some(f) = filter {
-                // libpcap runs the new filter over the packets already in the ring when a
-                // filter is set (pcap_setfilter_linux: blocks_to_filter_in_userland), so a
-                // knock the old filter took and the new one does not would be lost: what is
-                // visible is read and handed over first. Packets still in the block the
-                // kernel is filling are not visible yet (see the ignored test below). Waiting
-                // for that block to retire before installing (10 ms) would save them but
-                // lose, meanwhile, the first knocks on the new filter's ports (a one-time
-                // door's next sequence knocked at once): that needs a transition filter,
-                // old or new, built from the doors (not from the two strings: libpcap shifts
-                // the offsets of everything after `vlan`).
-                drain(
-                    opened,
-                    &decoder,
-                    &mut recent,
-                    &mut batch,
-                    &mut drops,
-                    shared,
-                )?;
-                install(opened, &f);
-            }
         }
         if let Some(w) = &watch {
             if fds[2].revents != 0 && w.drain() {
@@ -439,29 +463,6 @@ fn run(opened: &mut Opened, shared: &Shared) -> anyhow::Result<()> {
                 let _ = shared.tx.send(Msg::LocalAddresses(local));
             }
         }
-    }
-}
-
-/// Reads and hands over every packet waiting, before a filter is set.
-fn drain(
-    opened: &mut Opened,
-    decoder: &Decoder,
-    recent: &mut Option<Recent>,
-    batch: &mut Vec<(Timestamp, Hit)>,
-    drops: &mut KernelDrops,
-    shared: &Shared,
-) -> anyhow::Result<()> {
-    while read_batch(opened, decoder, recent.as_mut(), batch, shared)? {
-        hand_over(opened, batch, drops, shared)?;
-    }
-    hand_over(opened, batch, drops, shared)
-}
-
-/// Sets `filter` and logs what became of it.
-fn install(opened: &mut Opened, filter: &str) {
-    match opened.set_filter(filter) {
-        Ok(report) => report.log(),
-        Err(e) => tracing::error!("{e:#}"),
     }
 }
 
@@ -694,10 +695,11 @@ mod tests {
             return;
         }
         let mut opened = open("lo").unwrap();
-        opened.set_filter("udp dst port 47011").unwrap();
+        opened.set_filter(&udp_port(47011)).unwrap();
         let (tx, rx) = std::sync::mpsc::sync_channel(64);
         let running = spawn(opened, Clock::start(), tx, Arc::default()).unwrap();
-        running.set_filter("udp dst port 47012".into());
+        let report = running.set_filter(&udp_port(47012)).unwrap();
+        assert!(report.in_kernel, "{report:?}");
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let mut got = None;
         for _ in 0..50 {
@@ -714,26 +716,33 @@ mod tests {
         }
     }
 
+    /// A filter for UDP knocks on `port`, to any destination.
+    fn udp_port(port: u16) -> Filter {
+        let door = crate::filter::DoorFilter {
+            knocks: vec![format!("{port}:udp").parse().unwrap()],
+            target: None,
+        };
+        crate::filter::build(&[door], &[], false)
+    }
+
     #[test]
     /// A knock queued under the old filter that the new one leaves out still reaches the
-    /// engine (libpcap re-filters queued packets when a filter is set), even while it sits in
-    /// the kernel's open block. Root only: it captures on `lo`.
-    #[ignore = "known bug (issue 10): a knock still in the kernel's open TPACKET_V3 block \
-                when the filter changes is re-filtered by libpcap with the new filter and \
-                lost; the fix is a transition filter (old or new) built from the doors"]
+    /// engine, even while it sits in the kernel's open block (libpcap, had it installed the
+    /// new filter, would have run it over the queued packets and dropped this one). Root
+    /// only: it captures on `lo`.
     fn a_knock_in_flight_when_the_filter_changes_is_handed_over() {
         if !knock_e2e::root_or_skip() {
             return;
         }
         let mut opened = open("lo").unwrap();
-        opened.set_filter("udp dst port 47001").unwrap();
+        opened.set_filter(&udp_port(47001)).unwrap();
         let (tx, rx) = std::sync::mpsc::sync_channel(64);
         let running = spawn(opened, Clock::start(), tx, Arc::default()).unwrap();
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         // The datagram sits in the kernel's open block (handed over BLOCK_TIMEOUT_MS after
         // its first packet) when the new filter comes.
         socket.send_to(b"knock", "127.0.0.1:47001").unwrap();
-        running.set_filter("udp dst port 47002".into());
+        running.set_filter(&udp_port(47002)).unwrap();
         let got = rx.recv_timeout(std::time::Duration::from_secs(5));
         running.stop();
         match got {

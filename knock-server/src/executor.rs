@@ -29,6 +29,7 @@ use crate::capture::{self, Clock, Counters};
 use crate::control::{self, Request, Response, Status};
 use crate::engine::{Effect, Engine, LogGate, LogLine};
 use crate::exec::{Kind, Runner};
+use crate::filter::{Filter, Framing};
 use crate::journal::Journal;
 use crate::load;
 use crate::perform::Performer;
@@ -104,8 +105,6 @@ pub struct Settings {
     pub ipv4_only: bool,
     /// `-l`: log knockers' DNS names.
     pub lookup: bool,
-    /// Whether the capture's link is Ethernet (VLAN variants in the filter).
-    pub ethernet: bool,
     /// The instance's name, for status.
     pub instance: String,
     /// `nft monitor` reports our table's deletion ([`Msg::FirewallChanged`]), so there is no
@@ -133,16 +132,19 @@ pub enum Exit {
 /// The capture thread as the executor sees it (or a test's recorder): where a new filter
 /// goes, and where handled batches go back to be filled again.
 pub trait Filters {
-    /// Installs `filter` (asynchronously).
-    fn set_filter(&self, filter: String);
+    /// Installs `filter` now: its program replaces the kernel's filter at once.
+    fn set_filter(&self, filter: &Filter);
 
     /// Takes back a batch the engine has handled, so that a flood allocates no buffers.
     fn recycle(&self, _batch: Vec<(Timestamp, Hit)>) {}
 }
 
 impl Filters for capture::Running {
-    fn set_filter(&self, filter: String) {
-        capture::Running::set_filter(self, filter);
+    fn set_filter(&self, filter: &Filter) {
+        match capture::Running::set_filter(self, filter) {
+            Ok(report) => report.log(),
+            Err(e) => tracing::error!("{e:#}"),
+        }
     }
 
     fn recycle(&self, batch: Vec<(Timestamp, Hit)>) {
@@ -444,8 +446,7 @@ impl<'a> Executor<'a> {
             .doors
             .iter()
             .any(|d| !d.actions.open.is_empty());
-        let ethernet = self.settings.ethernet;
-        if self.engine.reload(loaded, |f| compiles(f, ethernet)) && guards != self.guards {
+        if self.engine.reload(loaded, compiles) && guards != self.guards {
             self.guards = guards;
             let every = self.settings.firewall_check_every().filter(|_| guards);
             self.next_firewall_check = every.map(|e| self.clock.now() + e);
@@ -580,7 +581,7 @@ impl<'a> Executor<'a> {
                 self.commands.send(Job::MarkOneTime { door, path, used })
             }
             Effect::ReopenLog => crate::log::reopen(),
-            Effect::SetFilter(f) => self.capture.set_filter(f),
+            Effect::SetFilter(f) => self.capture.set_filter(&f),
             Effect::SaveReplay { path, text } => self.commands.send(Job::SaveReplay { path, text }),
             Effect::Exit => return true,
             e @ Effect::Perform { .. } => {
@@ -668,16 +669,12 @@ fn resolver(
     })
 }
 
-/// Whether libpcap compiles `filter` (checked before a reload commits to a config).
-pub fn compiles(filter: &str, ethernet: bool) -> Result<(), String> {
-    let link = if ethernet {
-        pcap::Linktype::ETHERNET
-    } else {
-        pcap::Linktype(113) // LINUX_SLL, what `any` captures
-    };
-    let cap = pcap::Capture::dead(link).map_err(|e| e.to_string())?;
-    cap.compile(filter, true)
-        .map(|_| ())
+/// Whether `filter` makes a program the kernel takes (checked before a reload commits to a
+/// config; on Ethernet, the longest program).
+pub fn compiles(filter: &Filter) -> Result<(), String> {
+    filter
+        .program(Framing::Ethernet, 0)
+        .map(drop)
         .map_err(|e| e.to_string())
 }
 

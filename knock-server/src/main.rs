@@ -115,7 +115,6 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         interface: interface.clone(),
         ipv4_only: args.only_ipv4,
         lookup: args.lookup,
-        ethernet: opened.is_ethernet(),
         table_watched: false,
     };
     let replay = rotating::Replay {
@@ -131,10 +130,10 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         &loaded.one_time,
         &doors.filter_knocks(&loaded.config),
         &local,
-        settings.ethernet,
         settings.ipv4_only,
     );
     let report = opened.set_filter(&filter)?;
+    let opened_framing = opened.framing();
     let performer = perform::Performer::new(&loaded.config, &instance.instance.table())?;
     if args.daemon {
         daemonize()?;
@@ -158,7 +157,10 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    tracing::debug!("capture filter: {filter}");
+    tracing::debug!(
+        "capture filter: {}",
+        filter.pcap(opened_framing == knock_server::filter::Framing::Ethernet)
+    );
     report.log();
     let clock = capture::Clock::start();
     let counters = Arc::new(capture::Counters::default());
@@ -169,7 +171,6 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
             local,
             adopted,
             wall: executor::wall(),
-            ethernet: settings.ethernet,
             ipv4_only: settings.ipv4_only,
             replay: Some(replay),
         },
@@ -204,26 +205,24 @@ fn report_filter_size(loaded: &load::Loaded, ipv4_only: bool) -> anyhow::Result<
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let doors = rotating::RotatingDoors::new(loaded, Default::default(), unix);
-    let filter = engine::build_filter(
+    let wanted = engine::build_filter(
         &loaded.config,
         &loaded.one_time,
         &doors.filter_knocks(&loaded.config),
         &[],
-        true,
         ipv4_only,
     );
-    let size = capture::filter_size(&filter, 1)?;
+    // The program is generated, never compiled by libpcap: an error here is a bug of ours.
+    let size = wanted
+        .program(filter::Framing::Ethernet, 0)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .len();
     let line = format!(
-        "\ncapture filter: {size} BPF instructions on Ethernet (kernel limit {})\n  {filter}\n",
-        filter::BPF_MAXINSNS
+        "\ncapture filter: {size} BPF instructions on Ethernet (kernel limit {})\n  {}\n",
+        filter::BPF_MAXINSNS,
+        wanted.pcap(true)
     );
-    print_stdout(line.as_bytes())?;
-    if size > filter::BPF_MAXINSNS {
-        eprintln!(
-            "warning: the kernel will refuse this filter; every packet would be copied to knock-server"
-        );
-    }
-    Ok(())
+    print_stdout(line.as_bytes())
 }
 
 /// Where the log goes: knockd's rules (see [`log`]).

@@ -72,8 +72,8 @@ pub enum Effect {
     },
     /// Reopen the LogFile by its name (logrotate moved it away).
     ReopenLog,
-    /// Install this capture filter.
-    SetFilter(String),
+    /// Install this capture filter (the executor makes its program, off the capture thread).
+    SetFilter(crate::filter::Filter),
     /// Save the rotating doors' replay record (atomically), before any later
     /// [`Effect::Run`] starts.
     SaveReplay {

@@ -48,6 +48,7 @@ use tracing::Level;
 
 use crate::exec::Kind;
 pub use crate::executor::{Exit, Msg, Settings};
+use crate::filter::Filter;
 use crate::journal::{Entry, Record};
 use crate::load::Loaded;
 use crate::rotating::{Handled, Replay, RotatingDoors};
@@ -67,8 +68,7 @@ pub struct Engine {
     epoch_unix_ms: u64,
     /// The latest time given: never goes back.
     clock: Timestamp,
-    /// The capture's link is Ethernet; `-4`: both shape the filter.
-    ethernet: bool,
+    /// `-4`: shapes the filter.
     ipv4_only: bool,
     config: Config,
     one_time: Vec<Option<OneTimeSequences>>,
@@ -86,7 +86,7 @@ pub struct Engine {
     stopping: bool,
     /// The capture filter last asked for: an unchanged one is not installed again (libpcap
     /// drops the packets already queued when a filter is set, a knock in flight among them).
-    installed_filter: String,
+    installed_filter: Filter,
     /// Per one-time sequence file, marks asked of the executor and not yet done.
     marks_pending: HashMap<PathBuf, usize>,
     /// Rotating doors (issue 12): their hits never reach the tracker.
@@ -138,8 +138,6 @@ pub struct Start {
     pub adopted: Vec<Entry>,
     /// The wall-clock time at `now`.
     pub wall: SystemTime,
-    /// The capture's link is Ethernet (VLAN variants in the filter).
-    pub ethernet: bool,
     /// `-4`: IPv4 only.
     pub ipv4_only: bool,
     /// The rotating doors' replay record as saved, and its file; `None`: start empty and
@@ -170,7 +168,6 @@ impl Engine {
         let mut engine = Engine {
             epoch_unix_ms,
             clock: now,
-            ethernet: start.ethernet,
             ipv4_only: start.ipv4_only,
             door_counts: vec![DoorCounts::default(); loaded.config.doors.len()],
             config: loaded.config,
@@ -183,7 +180,7 @@ impl Engine {
             effects: VecDeque::new(),
             events: Vec::new(),
             stopping: false,
-            installed_filter: String::new(),
+            installed_filter: Filter::default(),
             marks_pending: HashMap::new(),
             rotating,
             replay_file,
@@ -224,19 +221,18 @@ impl Engine {
     }
 
     /// The capture filter for the current doors and addresses.
-    pub fn filter(&self) -> String {
+    pub fn filter(&self) -> Filter {
         build_filter(
             &self.config,
             &self.one_time,
             &self.rotating.filter_knocks(&self.config),
             &self.local,
-            self.ethernet,
             self.ipv4_only,
         )
     }
 
     /// Asks for `filter` to be installed, unless it is the one in place.
-    fn set_filter(&mut self, filter: String) {
+    fn set_filter(&mut self, filter: Filter) {
         if filter != self.installed_filter {
             self.installed_filter = filter.clone();
             self.effects.push_back(Effect::SetFilter(filter));

@@ -169,7 +169,6 @@ mod tests {
                 local: Vec::new(),
                 adopted: Vec::new(),
                 wall: epoch(),
-                ethernet: true,
                 ipv4_only: false,
                 replay: None,
             },

@@ -9,7 +9,7 @@ use knock_proto::tracker::{DoorId, DoorSpec, Tracker};
 use tracing::Level;
 
 use super::{Effect, Engine};
-use crate::filter::{self, DoorFilter};
+use crate::filter::{self, DoorFilter, Filter};
 use crate::load::Loaded;
 use crate::rotating::RotatingDoors;
 
@@ -21,7 +21,7 @@ impl Engine {
     pub fn reload(
         &mut self,
         mut loaded: Loaded,
-        compiles: impl FnOnce(&str) -> Result<(), String>,
+        compiles: impl FnOnce(&Filter) -> Result<(), String>,
     ) -> bool {
         self.keep_one_time_in_flight(&mut loaded);
         let record = self.rotating.record().clone();
@@ -31,7 +31,6 @@ impl Engine {
             &loaded.one_time,
             &rotating.filter_knocks(&loaded.config),
             &self.local,
-            self.ethernet,
             self.ipv4_only,
         );
         if let Err(e) = compiles(&filter) {
@@ -121,9 +120,8 @@ pub fn build_filter(
     one_time: &[Option<OneTimeSequences>],
     rotating: &[Vec<knock_proto::Knock>],
     local: &[IpAddr],
-    ethernet: bool,
     ipv4_only: bool,
-) -> String {
+) -> Filter {
     let doors: Vec<DoorFilter> = config
         .doors
         .iter()
@@ -136,5 +134,5 @@ pub fn build_filter(
             target: d.target,
         })
         .collect();
-    filter::build(&doors, local, ipv4_only, ethernet)
+    filter::build(&doors, local, ipv4_only)
 }

@@ -61,7 +61,6 @@ pub(super) fn engine_at(now: Timestamp, text: &str, adopted: Vec<Entry>) -> Engi
             local: Vec::new(),
             adopted,
             wall: epoch() + now.saturating_since(Timestamp::ZERO),
-            ethernet: true,
             ipv4_only: false,
             replay: None,
         },
@@ -576,6 +575,7 @@ fn a_new_local_address_reaches_tracker_and_filter() {
         panic!("{fx:?}")
     };
     assert_eq!(line.text, "local addresses changed: 198.18.0.2, fd00::2");
+    let f = f.to_string();
     assert!(f.contains("198.18.0.2") && f.contains("fd00::2"), "{f}");
     e.set_local_addresses(vec![
         "198.18.0.2".parse().unwrap(),

@@ -1,4 +1,4 @@
-//! The kernel BPF filter, in pcap syntax, compiled from the doors.
+//! The kernel's capture filter, built from the doors.
 //!
 //! The kernel drops most packets that cannot be a knock before they are copied to us, with a
 //! program whose size does not grow with the number of doors: the doors' ports as at most
@@ -7,14 +7,32 @@
 //! `target`s; with more, any destination). The filter is a superset: the tracker has the last
 //! word on ports, destinations and TCP flags, and the decoder on everything else (IPv6
 //! packets whose transport header sits behind extension headers reach it as a class, since
-//! BPF cannot walk them). On Ethernet the same filter is repeated behind one and two VLAN
-//! tags. A few hundred instructions at most, whatever the config: far below the kernel's
-//! limit of [`BPF_MAXINSNS`], and libpcap's optimiser stays fast.
+//! BPF cannot walk them).
+//!
+//! One value, [`Filter`], rendered two ways:
+//! - [`Filter::program`]: the classic BPF program the kernel runs (`program.rs`), generated
+//!   here rather than by libpcap, for two reasons. libpcap compiles only on the capture's own
+//!   handle, that is on the capture thread, while a rotating door's ports change every step;
+//!   this is a pure function of the filter, built on the engine's thread in microseconds. And
+//!   libpcap, when it installs a new filter, runs it in user space over the packets already
+//!   in its ring, so a knock the old filter took and the new one does not was lost; a
+//!   program attached to the socket directly (`capture.rs`) replaces the kernel's filter
+//!   atomically and leaves the ring alone.
+//! - [`Filter::pcap`]: the same filter in pcap syntax, for `--check`, for tcpdump beside the
+//!   daemon in the flood bench, and for the tests, which run libpcap's compilation of this
+//!   text and the generated program (in the kernel) over the same frames and require the
+//!   same verdicts.
+
+#[cfg(test)]
+mod agreement;
+mod program;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use knock_proto::{Knock, Proto};
+
+pub use program::{Framing, Insn, ProgramError};
 
 /// What the filter needs to know of one door.
 #[derive(Debug, Clone)]
@@ -29,7 +47,7 @@ pub struct DoorFilter {
 /// routing, fragment, destination options, authentication.
 const IPV6_EXTENSION_HEADERS: [u8; 5] = [0, 43, 44, 60, 51];
 
-/// A filter that matches no packet, for a config whose doors are all disabled.
+/// A filter that matches no packet, in pcap syntax, for a config whose doors are all disabled.
 pub const MATCH_NOTHING: &str = "less 1";
 
 /// Port ranges per protocol at most.
@@ -38,60 +56,107 @@ pub const MAX_RANGES: usize = 8;
 /// Destination addresses tested at most; with more, the filter tests none.
 pub const MAX_HOSTS: usize = 16;
 
-/// The kernel's limit on a classic BPF program (linux/bpf_common.h): a longer one is refused
-/// and libpcap silently filters in user space instead.
+/// The kernel's limit on a classic BPF program (linux/bpf_common.h).
 pub const BPF_MAXINSNS: usize = 4096;
 
+/// Which packets the kernel lets through: see the module documentation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Destination port ranges of TCP knocks: sorted, disjoint, at most [`MAX_RANGES`].
+    tcp: Vec<(u16, u16)>,
+    /// The same for UDP knocks.
+    udp: Vec<(u16, u16)>,
+    /// The destinations tested (at most [`MAX_HOSTS`]); `None`: any.
+    hosts: Option<Vec<IpAddr>>,
+    /// IPv4 only (`-4`).
+    ipv4_only: bool,
+}
+
 /// Builds the filter. `local` are this host's addresses (doors without `target` knock on
-/// them; empty means any destination); `ipv4_only` drops IPv6; `ethernet` adds the
-/// VLAN-tagged variants (the `vlan` keyword only exists on Ethernet).
-pub fn build(doors: &[DoorFilter], local: &[IpAddr], ipv4_only: bool, ethernet: bool) -> String {
+/// them; empty means any destination); `ipv4_only` drops IPv6.
+pub fn build(doors: &[DoorFilter], local: &[IpAddr], ipv4_only: bool) -> Filter {
     let doors: Vec<&DoorFilter> = doors
         .iter()
         .filter(|d| !d.knocks.is_empty())
         .filter(|d| !(ipv4_only && d.target.is_some_and(|t| t.is_ipv6())))
         .collect();
     if doors.is_empty() {
-        return MATCH_NOTHING.to_owned();
+        return Filter::default();
     }
-    let hosts = destinations(&doors, local, ipv4_only);
-    let mut transport = Vec::new();
-    for (proto, name) in [(Proto::Tcp, "tcp"), (Proto::Udp, "udp")] {
-        let ports: BTreeSet<u16> = doors
+    let ports = |proto: Proto| -> Vec<(u16, u16)> {
+        let set: BTreeSet<u16> = doors
             .iter()
             .flat_map(|d| d.knocks.iter())
             .filter(|k| k.proto == proto)
             .map(|k| k.port.get())
             .collect();
-        if !ports.is_empty() {
-            transport.push(format!("({name} and ({}))", range_list(&ranges(&ports))));
-        }
-    }
-    let mut inner = format!("({})", transport.join(" or "));
-    if !ipv4_only {
-        let nh: Vec<String> = IPV6_EXTENSION_HEADERS
-            .iter()
-            .map(|n| format!("ip6[6] = {n}"))
-            .collect();
-        inner = format!("{inner} or (ip6 and ({}))", nh.join(" or "));
-    }
-    if let Some(hosts) = hosts {
-        inner = format!("{hosts} and ({inner})");
-    }
-    if ipv4_only {
-        inner = format!("ip and ({inner})");
-    }
-    if ethernet {
-        format!("({inner}) or (vlan and (({inner}) or (vlan and ({inner}))))")
-    } else {
-        inner
+        ranges(&set)
+    };
+    Filter {
+        tcp: ports(Proto::Tcp),
+        udp: ports(Proto::Udp),
+        hosts: destinations(&doors, local, ipv4_only),
+        ipv4_only,
     }
 }
 
-/// The destinations to test, as a pcap expression, or `None` for any: this host's addresses
-/// (if any door knocks on them) and the doors' targets, unless there are more than
-/// [`MAX_HOSTS`].
-fn destinations(doors: &[&DoorFilter], local: &[IpAddr], ipv4_only: bool) -> Option<String> {
+impl Filter {
+    /// Whether no packet passes (no enabled door has a knock).
+    pub fn matches_nothing(&self) -> bool {
+        self.tcp.is_empty() && self.udp.is_empty()
+    }
+
+    /// The program the kernel runs for this filter on a socket whose packets start as
+    /// `framing` says; accepted packets are cut to `snaplen` bytes.
+    pub fn program(&self, framing: Framing, snaplen: u32) -> Result<Vec<Insn>, ProgramError> {
+        program::generate(self, framing, snaplen)
+    }
+
+    /// The filter in pcap syntax; `ethernet` adds the VLAN-tagged variants (the `vlan`
+    /// keyword only exists on Ethernet).
+    pub fn pcap(&self, ethernet: bool) -> String {
+        if self.matches_nothing() {
+            return MATCH_NOTHING.to_owned();
+        }
+        let mut transport = Vec::new();
+        for (ranges, name) in [(&self.tcp, "tcp"), (&self.udp, "udp")] {
+            if !ranges.is_empty() {
+                transport.push(format!("({name} and ({}))", range_list(ranges)));
+            }
+        }
+        let mut inner = format!("({})", transport.join(" or "));
+        if !self.ipv4_only {
+            let nh: Vec<String> = IPV6_EXTENSION_HEADERS
+                .iter()
+                .map(|n| format!("ip6[6] = {n}"))
+                .collect();
+            inner = format!("{inner} or (ip6 and ({}))", nh.join(" or "));
+        }
+        if let Some(hosts) = &self.hosts {
+            let list: Vec<String> = hosts.iter().map(|h| format!("dst host {h}")).collect();
+            inner = format!("({}) and ({inner})", list.join(" or "));
+        }
+        if self.ipv4_only {
+            inner = format!("ip and ({inner})");
+        }
+        if ethernet {
+            format!("({inner}) or (vlan and (({inner}) or (vlan and ({inner}))))")
+        } else {
+            inner
+        }
+    }
+}
+
+/// The filter in pcap syntax, on Ethernet (for logs and messages).
+impl std::fmt::Display for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.pcap(true))
+    }
+}
+
+/// The destinations to test, or `None` for any: this host's addresses (if any door knocks on
+/// them) and the doors' targets, unless there are more than [`MAX_HOSTS`].
+fn destinations(doors: &[&DoorFilter], local: &[IpAddr], ipv4_only: bool) -> Option<Vec<IpAddr>> {
     let mut set = BTreeSet::new();
     if doors.iter().any(|d| d.target.is_none()) {
         if local.is_empty() {
@@ -104,8 +169,7 @@ fn destinations(doors: &[&DoorFilter], local: &[IpAddr], ipv4_only: bool) -> Opt
     if set.is_empty() || set.len() > MAX_HOSTS {
         return None;
     }
-    let list: Vec<String> = set.iter().map(|h| format!("dst host {h}")).collect();
-    Some(format!("({})", list.join(" or ")))
+    Some(set.into_iter().collect())
 }
 
 /// `ports` as at most [`MAX_RANGES`] inclusive ranges covering them all: the largest gaps
@@ -170,8 +234,8 @@ mod tests {
             &[door("7000,8000:udp,9000,7000", None)],
             &addrs(&["198.18.0.2", "fd00::2"]),
             true,
-            false,
-        );
+        )
+        .pcap(false);
         assert_eq!(
             f,
             "ip and ((dst host 198.18.0.2) and (((tcp and (dst port 7000 or dst port 9000)) or (udp and (dst port 8000)))))"
@@ -184,8 +248,8 @@ mod tests {
             &[door("1:udp", Some("198.18.1.9"))],
             &addrs(&["198.18.0.2"]),
             true,
-            true,
-        );
+        )
+        .pcap(true);
         let inner = "ip and ((dst host 198.18.1.9) and (((udp and (dst port 1)))))";
         assert_eq!(
             f,
@@ -195,7 +259,9 @@ mod tests {
 
     #[test]
     fn no_enabled_door_matches_nothing() {
-        assert_eq!(build(&[], &[], false, true), MATCH_NOTHING);
+        let f = build(&[], &[], false);
+        assert!(f.matches_nothing());
+        assert_eq!(f.pcap(true), MATCH_NOTHING);
     }
 
     #[test]
@@ -204,8 +270,8 @@ mod tests {
             &[door("1", None)],
             &addrs(&["198.18.0.2", "fd00::2"]),
             false,
-            false,
-        );
+        )
+        .pcap(false);
         assert_eq!(
             f,
             "(dst host 198.18.0.2 or dst host fd00::2) and (((tcp and (dst port 1))) or (ip6 and (ip6[6] = 0 or ip6[6] = 43 or ip6[6] = 44 or ip6[6] = 60 or ip6[6] = 51)))"
@@ -237,16 +303,12 @@ mod tests {
             })
             .collect();
         let local: Vec<IpAddr> = (1..=100u8).map(|i| IpAddr::from([198, 18, 1, i])).collect();
-        let big = build(&doors, &local, false, true);
-        let small = build(&doors[..1], &local[..1], false, true);
-        assert!(big.len() < 3000, "{} bytes: {big}", big.len());
-        let size = |f: &str| crate::capture::filter_size(f, 1).unwrap();
+        let big = build(&doors, &local, false);
+        let small = build(&doors[..1], &local[..1], false);
+        assert!(big.hosts.is_none(), "more than MAX_HOSTS addresses: any");
+        let size = |f: &Filter| f.program(Framing::Ethernet, 256).unwrap().len();
         let (big_size, small_size) = (size(&big), size(&small));
-        assert!(big_size < 1000, "{big_size} instructions");
-        assert!(small_size < 1000, "{small_size} instructions");
-        assert!(
-            !big.contains("dst host"),
-            "more than MAX_HOSTS addresses: any"
-        );
+        assert!(big_size < 150, "{big_size} instructions");
+        assert!(small_size < 150, "{small_size} instructions");
     }
 }
