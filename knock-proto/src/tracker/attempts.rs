@@ -316,9 +316,12 @@ impl Attempts {
         };
         let slot = self.allocate(record);
         let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index.insert(hash, slot, |s| {
-            let a = &slots[s as usize];
-            key_hash(hasher, a.source, a.door)
+        self.index.insert(hash, slot, || {
+            // Every live attempt but the new one, which is placed after.
+            (0u32..)
+                .zip(slots)
+                .filter(move |&(s, a)| a.stage != 0 && s != slot)
+                .map(|(s, a)| (s, key_hash(hasher, a.source, a.door)))
         });
         self.push_back(slot);
         self.len += 1;

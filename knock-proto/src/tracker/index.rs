@@ -134,10 +134,17 @@ impl Index {
         self.chunks[pos.chunk].slots[pos.lane]
     }
 
-    /// Adds `slot` under `hash`; `rehash` gives the hash of any slot already in, for growing.
-    pub(super) fn insert(&mut self, hash: u64, slot: u32, rehash: impl Fn(u32) -> u64) {
+    /// Adds `slot` under `hash`. `entries` gives every entry already in, as (slot, hash),
+    /// for growing: the caller walks its slab in order, which reads memory sequentially
+    /// where looking each slot up in the old table would miss the cache once per entry.
+    pub(super) fn insert<I: Iterator<Item = (u32, u64)>>(
+        &mut self,
+        hash: u64,
+        slot: u32,
+        entries: impl FnOnce() -> I,
+    ) {
         if self.len >= self.chunks.len() * PER_CHUNK {
-            self.grow(rehash);
+            self.grow(entries());
         }
         self.place(hash, slot);
         self.len += 1;
@@ -194,19 +201,17 @@ impl Index {
         }
     }
 
-    /// Doubles the table (from nothing: one chunk) and re-places every entry. O(entries), at
-    /// most once per doubling of the entries: O(1) amortised.
-    fn grow(&mut self, rehash: impl Fn(u32) -> u64) {
+    /// Doubles the table (from nothing: one chunk) and places `entries` (every entry it
+    /// held) anew. O(entries), at most once per doubling of the entries: O(1) amortised.
+    fn grow(&mut self, entries: impl Iterator<Item = (u32, u64)>) {
         let size = (self.chunks.len() * 2).max(1);
-        let old = std::mem::replace(&mut self.chunks, vec![EMPTY; size]);
-        for chunk in &old {
-            for lane in 0..WIDTH {
-                if chunk.tags[lane] != 0 {
-                    let slot = chunk.slots[lane];
-                    self.place(rehash(slot), slot);
-                }
-            }
+        self.chunks = vec![EMPTY; size];
+        let mut placed = 0;
+        for (slot, hash) in entries {
+            self.place(hash, slot);
+            placed += 1;
         }
+        debug_assert_eq!(placed, self.len, "grow was given every entry");
     }
 }
 
@@ -229,7 +234,9 @@ mod tests {
     fn overflowing_entries_are_found_and_removed_without_tombstones() {
         let mut index = Index::default();
         for slot in 0..40 {
-            index.insert(colliding(slot), slot, colliding);
+            index.insert(colliding(slot), slot, || {
+                (0..slot).map(|s| (s, colliding(s)))
+            });
         }
         assert_eq!(index.chunks.len(), 8);
         for slot in 0..40 {
@@ -263,8 +270,8 @@ mod tests {
     #[test]
     fn candidates_are_the_home_chunk_tag_matches() {
         let mut index = Index::default();
-        index.insert(colliding(1), 1, colliding);
-        index.insert(0x0100_0000_0000_0000, 2, |_| 0x0100_0000_0000_0000);
+        index.insert(colliding(1), 1, std::iter::empty);
+        index.insert(0x0100_0000_0000_0000, 2, || [(1, colliding(1))].into_iter());
         let mut seen = Vec::new();
         index.candidates(colliding(7), |s| seen.push(s));
         assert_eq!(seen, [1]);
