@@ -112,7 +112,7 @@ fn frame() -> impl Strategy<Value = Frame> {
         prop::sample::select(vec![4u8, 4, 4, 6, 6, 0]),
         prop_oneof![
             3 => any::<u8>().prop_map(address),
-            1 => any::<[u8; 4]>().prop_map(|a| IpAddr::from(a)),
+            1 => any::<[u8; 4]>().prop_map(IpAddr::from),
         ],
         prop::sample::select(vec![6u8, 6, 17, 17, 1, 0, 43, 44, 60, 51, 58]),
         0u16..310,
