@@ -130,16 +130,16 @@ impl Counters {
 /// What became of a filter: its size, and whether the kernel runs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FilterReport {
-    /// BPF instructions, as libpcap compiled it.
+    /// BPF instructions of the program.
     pub instructions: usize,
-    /// Whether the kernel accepted it (else libpcap filters in user space: every packet on
-    /// the interface is copied to us).
+    /// Whether the kernel runs it, as SO_GET_FILTER reads it back (else the socket may have
+    /// no filter at all: every packet on the interface would be copied to us).
     pub in_kernel: bool,
 }
 
 impl FilterReport {
     /// Logs the report: loudly (ERROR, so it reaches the log file and syslog) when the
-    /// kernel did not take the filter.
+    /// kernel does not run the filter.
     pub fn log(self) {
         if self.in_kernel {
             tracing::debug!(
@@ -148,7 +148,7 @@ impl FilterReport {
             );
         } else {
             tracing::error!(
-                "the kernel refused the capture filter ({} BPF instructions, limit {BPF_MAXINSNS}): libpcap filters in user space, so every packet on the interface is copied to knock-server",
+                "the kernel does not run the capture filter as built ({} BPF instructions, limit {BPF_MAXINSNS}): every packet on the interface may be copied to knock-server",
                 self.instructions
             );
         }
@@ -199,6 +199,7 @@ fn install(
     let program = filter
         .program(framing, u32::from(SNAPLEN))
         .context("cannot make the capture filter")?;
+    // On failure the kernel keeps the filter it had: the doors of the old config still work.
     attach(socket, &program).context("the kernel refused the capture filter")?;
     let attached = attached_filter_len(socket);
     Ok(FilterReport {
