@@ -348,6 +348,20 @@ fn evict(c: &mut Criterion) {
     }
 }
 
+/// An empty tracker filled with 100 000 first knocks from new sources, the cap as high:
+/// what a spoofed flood costs while the tracker grows to its default `max_attempts` (the
+/// slab and the index growing included). Criterion's time is per first knock.
+fn fill(c: &mut Criterion) {
+    const N: usize = 100_000;
+    let mut group = c.benchmark_group("tracker/fill");
+    group.throughput(Throughput::Elements(N as u64));
+    group.sample_size(10);
+    group.bench_function(BenchmarkId::from_parameter(N), |b| {
+        b.iter(|| black_box(prefilled(N, N).1))
+    });
+    group.finish();
+}
+
 /// Inside a module: `criterion_group!` makes an undocumented `pub fn`.
 mod group {
     use super::*;
@@ -357,7 +371,7 @@ mod group {
         config = Criterion::default()
             .warm_up_time(Duration::from_secs(1))
             .measurement_time(Duration::from_secs(3));
-        targets = advance, repeat, evict, advance_batch, repeat_batch, evict_batch, chase
+        targets = advance, repeat, evict, advance_batch, repeat_batch, evict_batch, chase, fill
     }
 }
 criterion_main!(group::benches);
