@@ -238,6 +238,19 @@ mod tests {
             ),
             (r#"{ secret_file = "k", sealed = 1 }"#, "sealed"),
             (r#"{ secret_file = 7 }"#, "secret_file"),
+            // The client's own keys, read as in any sequence table.
+            (
+                r#"{ secret_file = "k", delay_ms = 3600001 }"#,
+                "delay_ms = 3600001 is out of range: use 0 to 3600000 milliseconds",
+            ),
+            (
+                r#"{ secret_file = "k", hits = 0 }"#,
+                "hits = 0 is out of range",
+            ),
+            (
+                r#"{ secret_file = "k", door = 1 }"#,
+                "`door` must be a string",
+            ),
         ] {
             let e = entry(text).unwrap_err();
             assert!(
