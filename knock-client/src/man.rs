@@ -19,6 +19,11 @@ pub fn write(out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, ".TP\n\\fB{}\\fR\n{}", escape(command), escape(what))?;
     }
     section(out, "FILES")?;
+    // The rotating keys with their defaults, from their one declaration (the server's too).
+    let rotating: String = knock_proto::config::rotating_keys::KEYS
+        .iter()
+        .filter_map(|k| Some(format!("\\fB{}\\fR ({}), ", k.name, k.default?)))
+        .collect();
     writeln!(
         out,
         ".TP\n\\fI$XDG_CONFIG_HOME/knock/config.toml\\fR (Linux; \\fI~/.config/knock/config.toml\\fR \
@@ -31,9 +36,7 @@ pub fn write(out: &mut dyn Write) -> io::Result<()> {
          sequences in knockd syntax, each a string or a table with \\fBsequence\\fR, \\fBhits\\fR and \
          \\fBdelay_ms\\fR. A rotating sequence (a server door with secret_file) is a table with \
          \\fBsecret_file\\fR (the key file; ~/ is your home; refused unless only you can read it), \
-         and as the server's door says: \\fBknocks\\fR (3), \\fBports\\fR (\"1024-65535\"), \
-         \\fBstep_seconds\\fR (30), \\fBsealed\\fR (true), \\fBbind_source\\fR (false), \
-         \\fBdoor\\fR (the server's door name, default the sequence's name); knock-server pair \
+         and as the server's door says: {rotating}\\fBdoor\\fR (the server's door name, default the sequence's name); knock-server pair \
          DOOR prints it. Sealed knocks need raw sockets (root, or setcap cap_net_raw+ep on \
          knock). For example:"
     )?;

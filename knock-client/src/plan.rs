@@ -275,17 +275,14 @@ fn from_rotating(
     if overrides.udp {
         bail!("rotating doors are knocked with TCP only: drop -u");
     }
-    let door = entry.rotating.door()?;
+    let door = entry.door()?;
     let (ports, sealing, _) = crate::rotating::current(&door, crate::rotating::now_millis()?);
     let knocks = ports
         .into_iter()
         .map(|p| Knock::new(p, Proto::Tcp))
         .collect();
     let hits = overrides.hits.or(entry.hits).unwrap_or(profile.hits);
-    let delay = overrides
-        .delay
-        .or(entry.delay_ms.map(Duration::from_millis))
-        .unwrap_or(profile.delay);
+    let delay = overrides.delay.or(entry.delay).unwrap_or(profile.delay);
     let hit_delay = overrides
         .hit_delay
         .or(profile.hit_delay)

@@ -6,146 +6,45 @@
 //! needs a raw socket. The wall clock is read here, once per run: `KNOCK_TEST_CLOCK_SKEW`
 //! (seconds, may be negative) shifts it, for tests of a client whose clock is off.
 
-use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use knock_proto::auth::{Key, Nonce, PortSet, RotatingDoor, Seal, Step};
+use knock_proto::auth::{Key, Nonce, RotatingDoor, Seal, Step};
+use knock_proto::config::Rotating;
 
 /// Shifts the client's clock by this many seconds: for tests only, never for real use.
 pub const CLOCK_SKEW_VAR: &str = "KNOCK_TEST_CLOCK_SKEW";
 
 /// A rotating sequence of a profile, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rotating {
-    /// The key file, as written (`~/` is the home directory).
-    pub secret_file: String,
+pub struct RotatingEntry {
     /// The server's door name, bound into the derivation (default: the sequence's name).
     pub door: String,
-    /// Ports per sequence.
-    pub knocks: u8,
-    /// Where the ports are drawn from, exactly as the server's `pair` printed it.
-    pub ports: PortSet,
-    /// Length of a step.
-    pub step_seconds: NonZeroU32,
-    /// Whether knocks carry a seal (then they need raw sockets).
-    pub sealed: bool,
-    /// Whether the seal binds our source address.
-    pub bind_source: bool,
-}
-
-/// The keys of a rotating sequence's table, as written (checked by [`check_raw`]).
-#[derive(Debug, Default)]
-pub(crate) struct RawRotating {
-    pub secret_file: String,
-    pub door: Option<String>,
-    pub knocks: Option<i128>,
-    pub ports: Option<String>,
-    pub step_seconds: Option<i128>,
-    pub sealed: Option<bool>,
-    pub bind_source: Option<bool>,
-    pub hits: Option<i128>,
-    pub delay_ms: Option<i128>,
-}
-
-impl RawRotating {
-    /// Every key such a table may hold.
-    pub const KEYS: [&str; 9] = [
-        "secret_file",
-        "door",
-        "knocks",
-        "ports",
-        "step_seconds",
-        "sealed",
-        "bind_source",
-        "hits",
-        "delay_ms",
-    ];
-}
-
-/// A rotating sequence with its profile-level overrides.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RotatingEntry {
-    /// The sequence.
+    /// The door's settings, read and checked exactly as the server reads its door
+    /// (`knock_proto::config::rotating_keys`). The key file is as written (`~/` is the home
+    /// directory).
     pub rotating: Rotating,
     /// Overrides the profile's hits.
     pub hits: Option<u8>,
-    /// Overrides the profile's delay, in ms.
-    pub delay_ms: Option<u64>,
+    /// Overrides the profile's delay.
+    pub delay: Option<std::time::Duration>,
 }
 
-/// Checks a rotating sequence's settings; `name` is the sequence's name, the door's by
-/// default. The profile parser has read the keys and their types (`profiles/parse.rs`).
-pub(crate) fn check_raw(name: &str, raw: RawRotating) -> Result<RotatingEntry, String> {
-    let knocks = match raw.knocks.unwrap_or(3) {
-        n @ 1..=16 => n as u8,
-        n => {
-            return Err(format!(
-                "knocks = {n}: from 1 to 16, as the server's door says"
-            ));
-        }
-    };
-    let ports: PortSet = raw
-        .ports
-        .as_deref()
-        .unwrap_or("1024-65535")
-        .parse()
-        .map_err(|e| format!("ports: {e}"))?;
-    let step_seconds = raw
-        .step_seconds
-        .map_or(Some(30), |s| {
-            u32::try_from(s).ok().filter(|s| (5..=3600).contains(s))
-        })
-        .and_then(NonZeroU32::new)
-        .ok_or("step_seconds: from 5 to 3600, as the server's door says")?;
-    let hits = raw
-        .hits
-        .map(|h| {
-            u8::try_from(h)
-                .ok()
-                .filter(|h| *h >= 1)
-                .ok_or(format!("hits = {h}: from 1 to 255"))
-        })
-        .transpose()?;
-    let delay_ms = raw
-        .delay_ms
-        .map(|ms| u64::try_from(ms).map_err(|_| format!("delay_ms = {ms}: 0 or more")))
-        .transpose()?;
-    if raw.secret_file.trim().is_empty() {
-        return Err(
-            "secret_file is empty: name the key file `knock-server pair` told you to save".into(),
-        );
-    }
-    Ok(RotatingEntry {
-        rotating: Rotating {
-            secret_file: raw.secret_file.trim().to_owned(),
-            door: raw.door.unwrap_or_else(|| name.to_owned()),
-            knocks,
-            ports,
-            step_seconds,
-            sealed: raw.sealed.unwrap_or(true),
-            bind_source: raw.bind_source.unwrap_or(false),
-        },
-        hits,
-        delay_ms,
-    })
-}
-
-impl Rotating {
+impl RotatingEntry {
     /// Reads the key and gives the protocol's view of the door.
     pub fn door(&self) -> anyhow::Result<RotatingDoor> {
-        let path = expand_home(&self.secret_file);
-        let key = read_key(&path)?;
+        let r = &self.rotating;
+        let key = read_key(&expand_home(&r.secret_file))?;
         Ok(RotatingDoor {
             name: self.door.clone(),
             key,
-            knocks: self.knocks,
-            ports: self.ports.clone(),
-            step_seconds: self.step_seconds,
-            seal: if self.sealed {
+            knocks: r.knocks,
+            ports: r.ports.clone(),
+            step_seconds: r.step_seconds,
+            seal: if r.sealed {
                 Seal::On {
-                    bind_source: self.bind_source,
+                    bind_source: r.bind_source,
                 }
             } else {
                 Seal::Off
@@ -199,10 +98,11 @@ pub fn now_millis() -> anyhow::Result<u64> {
 }
 
 /// `~/x` as `$HOME/x`; anything else unchanged.
-fn expand_home(path: &str) -> PathBuf {
-    match (path.strip_prefix("~/"), directories::BaseDirs::new()) {
+fn expand_home(path: &Path) -> PathBuf {
+    let rest = path.to_str().and_then(|p| p.strip_prefix("~/"));
+    match (rest, directories::BaseDirs::new()) {
         (Some(rest), Some(dirs)) => dirs.home_dir().join(rest),
-        _ => PathBuf::from(path),
+        _ => path.to_owned(),
     }
 }
 
@@ -273,7 +173,7 @@ pub fn show(
             crate::profiles::name_list(profile.rotating.keys().map(String::as_str))
         );
     };
-    let door = entry.rotating.door()?;
+    let door = entry.door()?;
     let (ports, _, left) = current(&door, now_millis()?);
     let ports: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
     writeln!(out, "ports: {} (tcp)", ports.join(","))?;
@@ -290,6 +190,9 @@ pub fn show(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod agreement_tests;
 
 #[cfg(test)]
 mod tests {
@@ -309,7 +212,7 @@ mod tests {
     #[test]
     fn a_table_with_secret_file_is_rotating_with_the_servers_defaults() {
         let e = entry(r#"{ secret_file = "~/k" }"#).unwrap();
-        assert_eq!(e.rotating.door, "ssh");
+        assert_eq!(e.door, "ssh");
         assert_eq!((e.rotating.knocks, e.rotating.step_seconds.get()), (3, 30));
         assert_eq!(e.rotating.ports.to_string(), "1024-65535");
         assert!(e.rotating.sealed && !e.rotating.bind_source);
@@ -324,7 +227,10 @@ mod tests {
     fn bad_settings_say_what_is_wrong() {
         for (text, says) in [
             (r#"{ secret_file = "k", knocks = 0 }"#, "knocks = 0"),
-            (r#"{ secret_file = "k", ports = "x" }"#, "ports:"),
+            (
+                r#"{ secret_file = "k", ports = "x" }"#,
+                "`x` is not a port or a range like 1024-65535",
+            ),
             (r#"{ secret_file = "k", step_seconds = 1 }"#, "step_seconds"),
             (
                 r#"{ secret_file = "k", sequence = "1" }"#,
@@ -332,6 +238,19 @@ mod tests {
             ),
             (r#"{ secret_file = "k", sealed = 1 }"#, "sealed"),
             (r#"{ secret_file = 7 }"#, "secret_file"),
+            // The client's own keys, read as in any sequence table.
+            (
+                r#"{ secret_file = "k", delay_ms = 3600001 }"#,
+                "delay_ms = 3600001 is out of range: use 0 to 3600000 milliseconds",
+            ),
+            (
+                r#"{ secret_file = "k", hits = 0 }"#,
+                "hits = 0 is out of range",
+            ),
+            (
+                r#"{ secret_file = "k", door = 1 }"#,
+                "`door` must be a string",
+            ),
         ] {
             let e = entry(text).unwrap_err();
             assert!(

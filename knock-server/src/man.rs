@@ -46,6 +46,8 @@ const OPTION_KEYS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// (key in knockd.conf, key in TOML, what it does): the sequence keys first, then (from
+/// `knock_proto::config::rotating_keys`) the keys of rotating doors, then these.
 const DOOR_KEYS: &[(&str, &str, &str)] = &[
     (
         "Sequence",
@@ -57,36 +59,7 @@ const DOOR_KEYS: &[(&str, &str, &str)] = &[
         "one_time_sequences",
         "A file with one sequence per line, each usable once: the used line gets # as its first character and the next line becomes the sequence. A relative path is relative to the config file. When no line is left the door is disabled, with a warning.",
     ),
-    (
-        "-",
-        "secret_file",
-        "Makes the door rotating (TOML only, instead of sequence): its sequence changes every step_seconds, derived from the key in this file (from knock-server keygen; relative to the config file; refused unless only its owner can read it). knock-server pair DOOR prints the client's settings. The current step and one either side are accepted; a knock for a step further off is logged with how far the knocker's clock seems off. The protocol is in PROTOCOL.md.",
-    ),
-    (
-        "-",
-        "knocks",
-        "Rotating doors: ports per sequence, 1 to 16 (default 3; 2 or more when sealed).",
-    ),
-    (
-        "-",
-        "ports",
-        "Rotating doors: the ports knocks are drawn from (default \"1024-65535\"); ports other doors knock on or open are taken out.",
-    ),
-    (
-        "-",
-        "step_seconds",
-        "Rotating doors: seconds per step, 5 to 3600 (default 30).",
-    ),
-    (
-        "-",
-        "sealed",
-        "Rotating doors: each TCP knock must carry a MAC in its sequence number, so that a sniffed knock cannot be replayed and a guessed one counts for nothing (default true; needs a client with raw sockets).",
-    ),
-    (
-        "-",
-        "bind_source",
-        "Sealed doors: the MAC covers the knocker's source address, so a knock only opens for that address (default false: knocks through NAT work).",
-    ),
+    // Then the rotating keys, from their one declaration: see `door_keys`.
     (
         "Seq_Timeout, Timeout",
         "seq_timeout",
@@ -169,15 +142,29 @@ pub fn render() -> std::io::Result<Vec<u8>> {
 
 fn keys(roff: &mut Roff, keys: &[(&str, &str, &str)]) {
     for (knockd, toml, what) in keys {
-        let mut head = Vec::new();
-        if *knockd != "-" {
-            head.push(bold(*knockd));
-            head.push(roman(" (knockd.conf), "));
-        }
-        head.push(bold(*toml));
-        head.push(roman(" (TOML)"));
-        roff.control("TP", []).text(head).text([roman(*what)]);
+        key(roff, knockd, toml, what);
     }
+}
+
+/// [`DOOR_KEYS`] with the rotating keys after the two sequence keys.
+fn door_keys(roff: &mut Roff) {
+    let (sequences, rest) = DOOR_KEYS.split_at(2);
+    keys(roff, sequences);
+    for k in &knock_proto::config::rotating_keys::KEYS {
+        key(roff, "-", k.name, &k.describe());
+    }
+    keys(roff, rest);
+}
+
+fn key(roff: &mut Roff, knockd: &str, toml: &str, what: &str) {
+    let mut head = Vec::new();
+    if knockd != "-" {
+        head.push(bold(knockd));
+        head.push(roman(" (knockd.conf), "));
+    }
+    head.push(bold(toml));
+    head.push(roman(" (TOML)"));
+    roff.control("TP", []).text(head).text([roman(what)]);
 }
 
 /// `status` and `close`, which clap lists by name only.
@@ -229,7 +216,7 @@ fn extra() -> Roff {
     r.control("SS", ["Global settings"]);
     keys(&mut r, OPTION_KEYS);
     r.control("SS", ["Door settings"]);
-    keys(&mut r, DOOR_KEYS);
+    door_keys(&mut r);
     r.control("SH", ["KEYS"]).text([roman(
         "knock-server keygen [FILE] writes a new 256-bit key for a rotating door, as base64, to \
          FILE (created mode 600; an existing file is never overwritten) or to stdout. \

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use knock_proto::Proto;
 use knock_proto::config::Diagnostics;
+use knock_proto::config::rotating_keys::{self, RotatingDraft};
 use knock_proto::config::walk::{DeTable, DeValue, Key, NamedTables, Val, Walker, in_file_order};
 
-use crate::rotating::{RawRotating, RotatingEntry};
+use crate::rotating::RotatingEntry;
 
 use super::{Config, MAX_DELAY_MS, MAX_HIT_DELAY_MS, MIN_HIT_DELAY_MS, NamedSequence, Profile};
 
@@ -29,6 +30,9 @@ const PROFILE_KEYS: [&str; 6] = [
 ];
 /// The keys of a sequence written as a table.
 const SEQUENCE_KEYS: [&str; 3] = ["sequence", "hits", "delay_ms"];
+/// The keys of a rotating sequence's table besides the rotating keys themselves (declared
+/// once, for the server's doors too, in `knock_proto::config::rotating_keys`).
+const ROTATING_SEQUENCE_KEYS: [&str; 3] = ["door", "hits", "delay_ms"];
 
 /// Parses the config's `text`, read from `path` (used in messages only).
 pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
@@ -188,7 +192,7 @@ fn sequences(
         let name = key.get_ref().to_string();
         match val.get_ref() {
             DeValue::Table(t) if t.contains_key("secret_file") => {
-                if let Some(r) = rotating_table(w, &name, val, t) {
+                if let Some(r) = rotating_table(w, &name, t) {
                     rotating.insert(name, r);
                 }
             }
@@ -203,38 +207,36 @@ fn sequences(
 }
 
 /// `{ secret_file = "...", knocks = 3, ports = "...", step_seconds = 30, sealed = true }`:
-/// a rotating sequence (`knock-server pair DOOR` prints one), checked by
-/// [`crate::rotating::check_raw`].
-fn rotating_table(
-    w: &mut Walker<'_>,
-    name: &str,
-    val: &Val<'_>,
-    table: &DeTable<'_>,
-) -> Option<RotatingEntry> {
+/// a rotating sequence (`knock-server pair DOOR` prints one). Its rotating keys are read and
+/// checked by knock-proto's [`RotatingDraft`], as the server reads its door; the keys of
+/// [`ROTATING_SEQUENCE_KEYS`] are the client's own.
+fn rotating_table(w: &mut Walker<'_>, name: &str, table: &DeTable<'_>) -> Option<RotatingEntry> {
     let before = w.error_count();
-    let mut raw = RawRotating::default();
+    let mut draft = RotatingDraft::default();
+    let mut settings = Settings::default();
+    let mut door = None;
     for (key, v) in in_file_order(table) {
-        let k = key.get_ref().as_ref();
-        let text = |w: &mut Walker<'_>| w.string(v, k).map(str::to_owned);
-        match k {
-            "secret_file" => raw.secret_file = text(w).unwrap_or_default(),
-            "door" => raw.door = text(w),
-            "ports" => raw.ports = text(w),
-            "knocks" => raw.knocks = w.integer(v, k),
-            "step_seconds" => raw.step_seconds = w.integer(v, k),
-            "hits" => raw.hits = w.integer(v, k),
-            "delay_ms" => raw.delay_ms = w.integer(v, k),
-            "sealed" => raw.sealed = w.bool(v, k),
-            "bind_source" => raw.bind_source = w.bool(v, k),
-            _ => w.unknown_key(key, &RawRotating::KEYS, None),
+        if draft.read(w, key, v) {
+            continue;
+        }
+        match key.get_ref().as_ref() {
+            "door" => door = w.string(v, "door").map(str::to_owned),
+            "hits" | "delay_ms" => settings.read(w, key, v),
+            _ => {
+                let known: Vec<&str> = rotating_keys::names()
+                    .chain(ROTATING_SEQUENCE_KEYS)
+                    .collect();
+                w.unknown_key(key, &known, None);
+            }
         }
     }
-    if w.error_count() > before {
-        return None;
-    }
-    crate::rotating::check_raw(name, raw)
-        .map_err(|e| w.err(val.span(), format!("rotating sequence `{name}`: {e}")))
-        .ok()
+    let rotating = draft.finish(w)?;
+    (w.error_count() == before).then(|| RotatingEntry {
+        door: door.unwrap_or_else(|| name.to_owned()),
+        rotating,
+        hits: settings.hits,
+        delay: settings.delay,
+    })
 }
 
 /// One sequence: a fixed list, or a table around one.

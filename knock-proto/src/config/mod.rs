@@ -17,6 +17,7 @@ pub mod diagnostic;
 pub mod knockd;
 pub mod model;
 mod rotating;
+pub mod rotating_keys;
 pub mod toml;
 
 #[cfg(test)]

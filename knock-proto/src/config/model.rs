@@ -139,18 +139,10 @@ pub enum SequenceSource {
     Rotating(Rotating),
 }
 
-/// The default `knocks` of a rotating door.
-pub const DEFAULT_ROTATING_KNOCKS: u8 = 3;
-/// The most `knocks` a rotating door may have.
-pub const MAX_ROTATING_KNOCKS: u8 = 16;
-/// The default `step_seconds` of a rotating door.
-pub const DEFAULT_STEP_SECONDS: u32 = 30;
-/// The range of `step_seconds`: below 5 s clocks never agree, above an hour a sniffed
-/// sequence stays good too long.
-pub const STEP_SECONDS: std::ops::RangeInclusive<u32> = 5..=3600;
-
 /// A rotating door's settings, all checked: `knocks` fit in `ports`, a sealed door has two
-/// knocks or more, `bind_source` only on sealed doors.
+/// knocks or more, `bind_source` only on sealed doors. The server's door and the client's
+/// profile read them alike, through [`super::rotating_keys`] (where the defaults and ranges
+/// are).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rotating {
     /// The key file, as written (made relative to the config file's directory by

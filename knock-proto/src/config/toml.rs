@@ -19,7 +19,6 @@
 //! reported, since anything found in a half-parsed document could be an echo of them.
 
 mod door;
-mod rotating;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -189,8 +188,8 @@ impl Cx<'_> {
                     }
                 }
                 _ => {
-                    let elsewhere = door::DOOR_KEYS
-                        .contains(&name)
+                    let elsewhere = door::door_keys()
+                        .any(|k| k == name)
                         .then_some("a door's `[doors.NAME]` section");
                     self.unknown_key(key, &OPTION_KEYS, elsewhere);
                 }

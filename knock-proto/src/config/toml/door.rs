@@ -5,23 +5,17 @@ use std::path::PathBuf;
 
 use toml::de::{DeTable, DeValue};
 
-use super::rotating::{ROTATING_KEYS, RotatingDraft};
 use super::{Cx, Key, Val, sorted};
 use crate::config::model::*;
+use crate::config::rotating_keys::{self, RotatingDraft};
 use crate::config::value;
 use crate::flags::TcpFlags;
 use crate::sequence::{Knock, Proto};
 
-/// The keys of a door table.
-pub(super) const DOOR_KEYS: [&str; 22] = [
+/// The keys of a door table besides the rotating ones (declared in [`rotating_keys`]).
+const OWN_DOOR_KEYS: [&str; 16] = [
     "sequence",
     "one_time_sequences",
-    "secret_file",
-    "knocks",
-    "ports",
-    "step_seconds",
-    "sealed",
-    "bind_source",
     "seq_timeout",
     "tcpflags",
     "command",
@@ -37,6 +31,16 @@ pub(super) const DOOR_KEYS: [&str; 22] = [
     "open",
     "open_seconds",
 ];
+
+/// Every key of a door table: the sequence keys, the rotating ones, then the rest.
+pub(super) fn door_keys() -> impl Iterator<Item = &'static str> {
+    let (sequence, rest) = OWN_DOOR_KEYS.split_at(2);
+    sequence
+        .iter()
+        .copied()
+        .chain(rotating_keys::names())
+        .chain(rest.iter().copied())
+}
 
 /// The keys of a `wake_on_lan = { ... }` table.
 const WOL_KEYS: [&str; 4] = ["mac", "address", "port", "interface"];
@@ -113,8 +117,8 @@ impl Cx<'_> {
             self.door_key(&mut d, key, val);
         }
         let mut complete = self.door_complete(name_key, &d);
-        if complete && d.rotating.secret_file.is_some() {
-            match self.rotating(&d.rotating) {
+        if complete && d.rotating.secret_file().is_some() {
+            match d.rotating.finish(self) {
                 Some(r) => d.door.sequence = SequenceSource::Rotating(r),
                 None => complete = false,
             }
@@ -135,7 +139,7 @@ impl Cx<'_> {
                 );
             }
         }
-        if let (Some((at, key)), None) = (d.rotating.first_key, &d.rotating.secret_file) {
+        if let (Some((at, key)), None) = (d.rotating.first_key(), d.rotating.secret_file()) {
             self.err(
                 at..at,
                 format!(
@@ -149,9 +153,8 @@ impl Cx<'_> {
             d.sequence.map(|(at, ok)| (at, ok, "sequence")),
             d.one_time.map(|(at, ok)| (at, ok, "one_time_sequences")),
             d.rotating
-                .secret_file
-                .as_ref()
-                .map(|(at, f)| (*at, f.is_some(), "secret_file")),
+                .secret_file()
+                .map(|(at, ok)| (at, ok, "secret_file")),
         ];
         let mut given: Vec<(usize, bool, &str)> = sources.into_iter().flatten().collect();
         given.sort();
@@ -183,12 +186,13 @@ impl Cx<'_> {
     }
 
     fn door_key(&mut self, d: &mut Draft, key: &Key<'_>, val: &Val<'_>) {
+        if d.rotating.read(self, key, val) {
+            return;
+        }
         let name = key.get_ref().as_ref();
         let at = key.span().start;
         match name {
             "sequence" | "one_time_sequences" => self.sequence_key(d, key, val),
-            "secret_file" => self.rotating_key(&mut d.rotating, key, val),
-            _ if ROTATING_KEYS.contains(&name) => self.rotating_key(&mut d.rotating, key, val),
             "seq_timeout" => {
                 if let Some(t) = self.timeout(val, name, 1) {
                     d.door.seq_timeout = t;
@@ -231,7 +235,8 @@ impl Cx<'_> {
                 let elsewhere = super::OPTION_KEYS
                     .contains(&name)
                     .then_some("the `[options]` section");
-                self.unknown_key(key, &DOOR_KEYS, elsewhere);
+                let known: Vec<&str> = door_keys().collect();
+                self.unknown_key(key, &known, elsewhere);
             }
         }
     }
