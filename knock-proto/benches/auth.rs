@@ -31,7 +31,7 @@ fn verifier() -> Verifier {
 }
 
 fn bench(c: &mut Criterion) {
-    let v = verifier();
+    let mut v = verifier();
     let src: IpAddr = "198.18.0.1".parse().unwrap();
     let step = Step::at(UNIX, NonZeroU32::new(30).unwrap());
     let port = v.doors()[0].sequence(step)[0];

@@ -19,6 +19,7 @@ use knock_proto::{Knock, Port, Proto, Timestamp};
 
 use tracing::Level;
 
+use crate::control::Refused;
 use crate::load::Loaded;
 
 /// A line to log: its level and the text after `IP: `.
@@ -49,6 +50,19 @@ pub struct RotatingDoors {
     /// When attempts past their timeout are next dropped (at most once a second: the engine
     /// calls [`RotatingDoors::roll`] after every batch of hits).
     next_expire: Timestamp,
+    /// Knocks refused since start, per verifier door (for status).
+    refused: Vec<Refused>,
+    /// MACs computed by verifiers replaced by a reload (for status).
+    macs_before: u64,
+}
+
+/// What status says about one rotating door.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoorCounts {
+    /// Attempts in progress.
+    pub attempts: u64,
+    /// Knocks refused since start, by reason.
+    pub refused: Refused,
 }
 
 /// The replay record as saved, and where it is saved.
@@ -80,10 +94,42 @@ impl RotatingDoors {
         RotatingDoors {
             saved: gate.record.to_text(),
             next_expire: Timestamp::ZERO,
+            refused: vec![Refused::default(); config_ids.len()],
+            macs_before: 0,
             verifier,
             gate,
             config_ids,
         }
+    }
+
+    /// Keeps the counts of `old` (the doors before a reload) for the doors of the same name.
+    pub fn carry_counts(&mut self, old: &RotatingDoors) {
+        self.macs_before = old.seal_checks();
+        for (i, door) in self.verifier.doors().iter().enumerate() {
+            let before = old
+                .verifier
+                .doors()
+                .iter()
+                .position(|d| d.name == door.name);
+            if let Some(counts) = before.and_then(|o| old.refused.get(o)) {
+                self.refused[i] = counts.clone();
+            }
+        }
+    }
+
+    /// Status of config door `config_id` at `now` if it is a rotating door.
+    pub fn door_counts(&self, now: Timestamp, config_id: usize) -> Option<DoorCounts> {
+        let i = self.config_ids.iter().position(|&id| id == config_id)?;
+        let attempts = self.gate.attempts_by_door(now, &self.verifier);
+        Some(DoorCounts {
+            attempts: attempts.get(i).copied().unwrap_or(0) as u64,
+            refused: self.refused.get(i).cloned().unwrap_or_default(),
+        })
+    }
+
+    /// MACs computed to check seals since start.
+    pub fn seal_checks(&self) -> u64 {
+        self.macs_before + self.verifier.macs()
     }
 
     /// Whether the config has no rotating door.
@@ -147,6 +193,7 @@ impl RotatingDoors {
         }
         let verdict = self.verifier.verify(knock.port, Some(tcp_seq), source);
         let outcome = self.gate.handle(now, &self.verifier, source, verdict);
+        self.count(&outcome);
         let line = self.line(knock.port, &outcome);
         let handled = match outcome {
             Outcome::NotOurs => Handled::NotOurs,
@@ -156,6 +203,20 @@ impl RotatingDoors {
             _ => Handled::Taken,
         };
         (handled, line)
+    }
+
+    /// Counts a refused knock for status.
+    fn count(&mut self, outcome: &Outcome) {
+        let (door, field): (usize, fn(&mut Refused) -> &mut u64) = match *outcome {
+            Outcome::Refused(Refusal::WrongSeal { door }) => (door, |r| &mut r.wrong_seal),
+            Outcome::Refused(Refusal::OffStep { door, .. }) => (door, |r| &mut r.off_step),
+            Outcome::Replayed { door } => (door, |r| &mut r.replayed),
+            Outcome::Full { door } => (door, |r| &mut r.not_tracked),
+            _ => return,
+        };
+        if let Some(counts) = self.refused.get_mut(door) {
+            *field(counts) += 1;
+        }
     }
 
     /// The replay record (to carry over a reload).
@@ -240,7 +301,7 @@ impl RotatingDoors {
                 Level::DEBUG,
                 format!("{}: sequence broken (knock out of order)", name(door)),
             ),
-            Outcome::Full => (
+            Outcome::Full { .. } => (
                 Level::DEBUG,
                 "too many attempts in progress, not tracked".to_owned(),
             ),

@@ -136,6 +136,9 @@ pub struct Verifier {
     doors: Vec<RotatingDoor>,
     current: Vec<Option<Step>>,
     by_port: HashMap<Port, Vec<Candidate>>,
+    /// MACs computed by [`Verifier::verify`] so far: what a flood on the current ports
+    /// costs (one per packet, unless two derived sequences share a port).
+    macs: u64,
 }
 
 impl Verifier {
@@ -147,7 +150,13 @@ impl Verifier {
             doors,
             current,
             by_port: HashMap::new(),
+            macs: 0,
         }
+    }
+
+    /// MACs computed to check seals since the verifier was made.
+    pub fn macs(&self) -> u64 {
+        self.macs
     }
 
     /// The doors, in the order [`Verified::door`] indexes.
@@ -237,9 +246,10 @@ impl Verifier {
     }
 
     /// What a TCP hit on `port` carrying `tcp_seq` from `source` is. `tcp_seq` is `None` for
-    /// UDP, which never knocks on a rotating door.
+    /// UDP, which never knocks on a rotating door. Counts the MACs it computes
+    /// ([`Verifier::macs`]).
     pub fn verify(
-        &self,
+        &mut self,
         port: Port,
         tcp_seq: Option<u32>,
         source: IpAddr,
@@ -259,6 +269,7 @@ impl Verifier {
                 Seal::On { .. } => {
                     let nonce = Nonce::of_seq(seq);
                     let sealed = door.sealed(step, c.index, port, nonce, source);
+                    self.macs += 1;
                     if !sealed.verifies(&door.key, seq) {
                         if refusal == Refusal::NotOurs {
                             refusal = Refusal::WrongSeal { door: c.door };
