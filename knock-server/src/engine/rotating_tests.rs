@@ -242,3 +242,29 @@ fn status_counts_first_knocks_not_tracked_beyond_max_attempts() {
     assert_eq!(ssh.attempts, 3);
     assert_eq!(ssh.refused.as_ref().map(|r| r.not_tracked), Some(2));
 }
+
+#[test]
+fn wrong_seals_log_nothing_without_v_and_stage_1_lines_keep_to_the_log_budget() {
+    let mut e = engine(ms(0), ReplayRecord::default());
+    e.set_log_gate(LogGate {
+        level: |l| l <= Level::INFO,
+        first_stage: |_| false,
+    });
+    take(&mut e);
+    let (at, first) = sealed(ms(100), 1)[0];
+    for i in 0..100u8 {
+        let source = std::net::IpAddr::from([198, 18, 16, i]);
+        let wrong = Hit {
+            source,
+            tcp_seq: first.tcp_seq ^ 1,
+            ..first
+        };
+        // A wrong seal, and a captured first knock replayed from a spoofed source.
+        e.hits(&[(at, wrong), (at, Hit { source, ..first })]);
+    }
+    let fx = take(&mut e);
+    assert!(!fx.iter().any(|f| matches!(f, Effect::Log(_))), "{fx:#?}");
+    let s = status(&mut e, ms(200));
+    assert_eq!(s.doors[0].attempts, 100);
+    assert_eq!(s.doors[0].refused.as_ref().map(|r| r.wrong_seal), Some(100));
+}
