@@ -84,6 +84,23 @@ pub struct DoorStatus {
     /// Why the most recent broken attempt broke, e.g.
     /// `198.18.0.1: sequence broken at stage 3: expected 1/tcp, got 2/tcp`.
     pub last_broken: Option<String>,
+    /// Rotating doors only (`secret_file`): knocks on its ports refused since start, by
+    /// reason; `null` for the other doors.
+    #[serde(default)]
+    pub refused: Option<Refused>,
+}
+
+/// Knocks on a rotating door's ports that counted for nothing, by reason.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Refused {
+    /// A wrong seal in the TCP sequence number: guesses, spoofs, a flood.
+    pub wrong_seal: u64,
+    /// A complete sequence that had already opened the door in its step.
+    pub replayed: u64,
+    /// A right knock for a time step too far from the server's (a clock off).
+    pub off_step: u64,
+    /// A first knock not tracked because `max_attempts` attempts were in progress.
+    pub not_tracked: u64,
 }
 
 /// A door open for one knocker.
@@ -114,6 +131,10 @@ pub struct Counters {
     pub dropped: u64,
     /// Effects (commands, nftables updates, mails) waiting to be performed now.
     pub queued_effects: u64,
+    /// MACs computed to check sealed knocks (rotating doors): at most one per packet on
+    /// their ports, unless two derived sequences share a port.
+    #[serde(default)]
+    pub seal_checks: u64,
 }
 
 #[cfg(test)]
@@ -138,6 +159,22 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Request::Status).unwrap(),
             r#"{"request":"status"}"#
+        );
+    }
+
+    #[test]
+    fn a_status_without_the_rotating_fields_still_reads() {
+        // What a daemon from before rotating doors answered.
+        let old = r#"{"response":"status","instance":"eth0","pid":7,"config":"k.toml",
+            "uptime_secs":3,"doors":[{"name":"ssh","enabled":true,"attempts":1,"evicted":0,
+            "last_broken":null}],"open":[],"counters":{"packets":5,"ignored":[],"evicted":0,
+            "dropped":0,"queued_effects":0}}"#;
+        let Response::Status(s) = serde_json::from_str(old).unwrap() else {
+            panic!("not a status")
+        };
+        assert_eq!(
+            (s.doors[0].refused.clone(), s.counters.seal_checks),
+            (None, 0)
         );
     }
 }

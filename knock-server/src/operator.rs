@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use crate::cli::{CloseArgs, InstanceArgs, StatusArgs};
-use crate::control::{OpenWindow, Request, Response, Status};
+use crate::control::{OpenWindow, Refused, Request, Response, Status};
 use crate::control_socket;
 
 const EXIT_USAGE: u8 = 2;
@@ -115,17 +115,32 @@ pub fn render_status(s: &Status) -> String {
         if let Some(why) = &d.last_broken {
             let _ = writeln!(out, "    last broken: {why}");
         }
+        if let Some(r) = &d.refused {
+            let _ = writeln!(out, "    refused since start: {}", refused(r));
+        }
     }
     let c = &s.counters;
+    let seals = match c.seal_checks {
+        0 => String::new(),
+        n => format!(", {n} seals checked"),
+    };
     let _ = writeln!(
         out,
-        "\ncounters: {} packets, {} dropped (engine busy), {} evicted, {} effects queued",
+        "\ncounters: {} packets, {} dropped (engine busy), {} evicted, {} effects queued{seals}",
         c.packets, c.dropped, c.evicted, c.queued_effects
     );
     for (why, n) in &c.ignored {
         let _ = writeln!(out, "  ignored {why}: {n}");
     }
     out
+}
+
+/// `12 wrong seal, 1 replayed, 0 off step, 0 not tracked (max_attempts)`.
+fn refused(r: &Refused) -> String {
+    format!(
+        "{} wrong seal, {} replayed, {} off step, {} not tracked (max_attempts)",
+        r.wrong_seal, r.replayed, r.off_step, r.not_tracked
+    )
 }
 
 fn open_table(open: &[OpenWindow]) -> String {
@@ -207,5 +222,33 @@ mod tests {
             "{row}"
         );
         assert_eq!(duration(3725), "1h02m");
+    }
+
+    #[test]
+    fn a_rotating_door_shows_its_refused_knocks_and_the_seal_checks() {
+        let mut s = Status {
+            doors: vec![crate::control::DoorStatus {
+                name: "ssh".into(),
+                enabled: true,
+                attempts: 2,
+                refused: Some(Refused {
+                    wrong_seal: 12,
+                    replayed: 1,
+                    ..Refused::default()
+                }),
+                ..Default::default()
+            }],
+            ..Status::default()
+        };
+        s.counters.seal_checks = 13;
+        let text = render_status(&s);
+        assert!(text.contains("  ssh: 2 attempt(s) in progress\n"), "{text}");
+        assert!(
+            text.contains(
+                "    refused since start: 12 wrong seal, 1 replayed, 0 off step, 0 not tracked"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("effects queued, 13 seals checked"), "{text}");
     }
 }

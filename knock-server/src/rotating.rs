@@ -19,6 +19,7 @@ use knock_proto::{Knock, Port, Proto, Timestamp};
 
 use tracing::Level;
 
+use crate::control::Refused;
 use crate::load::Loaded;
 
 /// A line to log: its level and the text after `IP: `.
@@ -49,6 +50,19 @@ pub struct RotatingDoors {
     /// When attempts past their timeout are next dropped (at most once a second: the engine
     /// calls [`RotatingDoors::roll`] after every batch of hits).
     next_expire: Timestamp,
+    /// Knocks refused since start, per verifier door (for status).
+    refused: Vec<Refused>,
+    /// MACs computed by verifiers replaced by a reload (for status).
+    macs_before: u64,
+}
+
+/// What status says about one rotating door.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoorCounts {
+    /// Attempts in progress.
+    pub attempts: u64,
+    /// Knocks refused since start, by reason.
+    pub refused: Refused,
 }
 
 /// The replay record as saved, and where it is saved.
@@ -80,10 +94,42 @@ impl RotatingDoors {
         RotatingDoors {
             saved: gate.record.to_text(),
             next_expire: Timestamp::ZERO,
+            refused: vec![Refused::default(); config_ids.len()],
+            macs_before: 0,
             verifier,
             gate,
             config_ids,
         }
+    }
+
+    /// Keeps the counts of `old` (the doors before a reload) for the doors of the same name.
+    pub fn carry_counts(&mut self, old: &RotatingDoors) {
+        self.macs_before = old.seal_checks();
+        for (i, door) in self.verifier.doors().iter().enumerate() {
+            let before = old
+                .verifier
+                .doors()
+                .iter()
+                .position(|d| d.name == door.name);
+            if let Some(counts) = before.and_then(|o| old.refused.get(o)) {
+                self.refused[i] = counts.clone();
+            }
+        }
+    }
+
+    /// Status of config door `config_id` at `now` if it is a rotating door.
+    pub fn door_counts(&self, now: Timestamp, config_id: usize) -> Option<DoorCounts> {
+        let i = self.config_ids.iter().position(|&id| id == config_id)?;
+        let attempts = self.gate.attempts_by_door(now, &self.verifier);
+        Some(DoorCounts {
+            attempts: attempts.get(i).copied().unwrap_or(0) as u64,
+            refused: self.refused.get(i).cloned().unwrap_or_default(),
+        })
+    }
+
+    /// MACs computed to check seals since start.
+    pub fn seal_checks(&self) -> u64 {
+        self.macs_before + self.verifier.macs()
     }
 
     /// Whether the config has no rotating door.
@@ -131,14 +177,17 @@ impl RotatingDoors {
     }
 
     /// Judges one hit from `source` on `knock` with these TCP flags and sequence number: what
-    /// it did, and the line to log (after `IP: `), if any.
+    /// it did, and the line to log (after `IP: `), if any. `wanted(level, first_stage)` says
+    /// whether a line at that level (a `Stage 1` line, with `first_stage`) would be written:
+    /// under a flood of wrong seals, formatting a DEBUG line per packet nobody reads would
+    /// cost more than the MAC.
     pub fn handle(
         &mut self,
         now: Timestamp,
         source: IpAddr,
         knock: Knock,
-        tcp_flags: u8,
-        tcp_seq: u32,
+        (tcp_flags, tcp_seq): (u8, u32),
+        wanted: impl FnOnce(Level, bool) -> bool,
     ) -> (Handled, Option<Line>) {
         // A knock is a SYN: only a SYN's sequence number is the sender's to choose.
         let syn = tcp_flags & bits::SYN != 0 && tcp_flags & bits::ACK == 0;
@@ -147,7 +196,12 @@ impl RotatingDoors {
         }
         let verdict = self.verifier.verify(knock.port, Some(tcp_seq), source);
         let outcome = self.gate.handle(now, &self.verifier, source, verdict);
-        let line = self.line(knock.port, &outcome);
+        self.count(&outcome);
+        let first_stage = matches!(outcome, Outcome::Progress { done: 1, .. });
+        let line = self
+            .level(&outcome)
+            .filter(|&l| wanted(l, first_stage))
+            .map(|l| (l, self.text(knock.port, &outcome)));
         let handled = match outcome {
             Outcome::NotOurs => Handled::NotOurs,
             Outcome::Open { door, .. } => Handled::Open {
@@ -156,6 +210,20 @@ impl RotatingDoors {
             _ => Handled::Taken,
         };
         (handled, line)
+    }
+
+    /// Counts a refused knock for status.
+    fn count(&mut self, outcome: &Outcome) {
+        let (door, field): (usize, fn(&mut Refused) -> &mut u64) = match *outcome {
+            Outcome::Refused(Refusal::WrongSeal { door }) => (door, |r| &mut r.wrong_seal),
+            Outcome::Refused(Refusal::OffStep { door, .. }) => (door, |r| &mut r.off_step),
+            Outcome::Replayed { door } => (door, |r| &mut r.replayed),
+            Outcome::Full { door } => (door, |r| &mut r.not_tracked),
+            _ => return,
+        };
+        if let Some(counts) = self.refused.get_mut(door) {
+            *field(counts) += 1;
+        }
     }
 
     /// The replay record (to carry over a reload).
@@ -181,16 +249,15 @@ impl RotatingDoors {
             .map_or("?", |d| d.name.as_str())
     }
 
-    fn line(&self, port: Port, outcome: &Outcome) -> Option<Line> {
+    /// The text of the line `outcome` logs (see [`level`] for whether it logs one).
+    fn text(&self, port: Port, outcome: &Outcome) -> String {
         let name = |door: usize| self.name(door).to_owned();
         let step = |door: usize| self.verifier.doors()[door].step_seconds.get();
-        Some(match *outcome {
+        match *outcome {
             Outcome::NotOurs | Outcome::Repeat { .. } | Outcome::Refused(Refusal::NotOurs) => {
-                return None;
+                String::new()
             }
-            Outcome::Progress { door, done, .. } => {
-                (Level::INFO, format!("{}: Stage {done}", name(door)))
-            }
+            Outcome::Progress { door, done, .. } => format!("{}: Stage {done}", name(door)),
             Outcome::Open { door, offset } => {
                 let knocks = self.verifier.doors()[door].knocks;
                 let skew = if offset == 0 {
@@ -198,52 +265,47 @@ impl RotatingDoors {
                 } else {
                     format!(" ({})", clock_off(offset, step(door)))
                 };
-                (Level::INFO, format!("{}: Stage {knocks}{skew}", name(door)))
+                format!("{}: Stage {knocks}{skew}", name(door))
             }
-            Outcome::Replayed { door } => (
-                Level::INFO,
-                format!(
-                    "{}: replayed knock refused: this sequence already opened the door in its \
-                     step{}",
-                    name(door),
-                    if self.sealed(door) {
-                        ""
-                    } else {
-                        " (for another address)"
-                    }
-                ),
-            ),
-            Outcome::Refused(Refusal::WrongSeal { door }) => (
-                Level::DEBUG,
-                format!(
-                    "{}: knock on port {port} refused: wrong seal in the TCP sequence number (a \
-                     guess, a spoof, a client without raw sockets, or a firewall that rewrites \
-                     sequence numbers)",
-                    name(door)
-                ),
-            ),
-            Outcome::Refused(Refusal::OffStep { door, offset }) => {
-                // Only the key holder can make a sealed knock: worth saying without -v.
-                let level = if self.sealed(door) {
-                    Level::INFO
+            Outcome::Replayed { door } => format!(
+                "{}: replayed knock refused: this sequence already opened the door in its step{}",
+                name(door),
+                if self.sealed(door) {
+                    ""
                 } else {
-                    Level::DEBUG
-                };
-                let text = format!(
-                    "{}: knock for another time step refused: {}",
-                    name(door),
-                    clock_off(offset, step(door))
-                );
-                (level, text)
+                    " (for another address)"
+                }
+            ),
+            Outcome::Refused(Refusal::WrongSeal { door }) => format!(
+                "{}: knock on port {port} refused: wrong seal in the TCP sequence number (a \
+                 guess, a spoof, a client without raw sockets, or a firewall that rewrites \
+                 sequence numbers)",
+                name(door)
+            ),
+            Outcome::Refused(Refusal::OffStep { door, offset }) => format!(
+                "{}: knock for another time step refused: {}",
+                name(door),
+                clock_off(offset, step(door))
+            ),
+            Outcome::OutOfOrder { door } => {
+                format!("{}: sequence broken (knock out of order)", name(door))
             }
-            Outcome::OutOfOrder { door } => (
-                Level::DEBUG,
-                format!("{}: sequence broken (knock out of order)", name(door)),
-            ),
-            Outcome::Full => (
-                Level::DEBUG,
-                "too many attempts in progress, not tracked".to_owned(),
-            ),
+            Outcome::Full { .. } => "too many attempts in progress, not tracked".to_owned(),
+        }
+    }
+
+    /// The level of the line `outcome` logs, if any.
+    fn level(&self, outcome: &Outcome) -> Option<Level> {
+        Some(match *outcome {
+            Outcome::NotOurs | Outcome::Repeat { .. } | Outcome::Refused(Refusal::NotOurs) => {
+                return None;
+            }
+            Outcome::Progress { .. } | Outcome::Open { .. } | Outcome::Replayed { .. } => {
+                Level::INFO
+            }
+            // Only the key holder can make a sealed knock: worth saying without -v.
+            Outcome::Refused(Refusal::OffStep { door, .. }) if self.sealed(door) => Level::INFO,
+            Outcome::Refused(_) | Outcome::OutOfOrder { .. } | Outcome::Full { .. } => Level::DEBUG,
         })
     }
 
@@ -344,10 +406,20 @@ mod tests {
             .collect()
     }
 
+    fn handle(
+        doors: &mut RotatingDoors,
+        source: IpAddr,
+        knock: Knock,
+        flags: u8,
+        seq: u32,
+    ) -> (Handled, Option<Line>) {
+        doors.handle(Timestamp::ZERO, source, knock, (flags, seq), |_, _| true)
+    }
+
     fn knock(doors: &mut RotatingDoors, source: IpAddr, ks: &[(Knock, u32)]) -> Handled {
         let mut last = Handled::NotOurs;
         for (k, seq) in ks {
-            last = doors.handle(Timestamp::ZERO, source, *k, bits::SYN, *seq).0;
+            last = handle(doors, source, *k, bits::SYN, *seq).0;
         }
         last
     }
@@ -379,17 +451,18 @@ mod tests {
         let (k, seq) = knocks(&doors, 7, me)[0];
         let udp = Knock::new(k.port, Proto::Udp);
         let not_ours = (Handled::NotOurs, None);
-        assert_eq!(doors.handle(Timestamp::ZERO, me, udp, 0, seq), not_ours);
+        assert_eq!(handle(&mut doors, me, udp, 0, seq), not_ours);
         let ack = bits::SYN | bits::ACK;
-        assert_eq!(doors.handle(Timestamp::ZERO, me, k, ack, seq), not_ours);
+        assert_eq!(handle(&mut doors, me, k, ack, seq), not_ours);
         let other = Knock::new(Port::new(9999).unwrap(), Proto::Tcp);
-        assert_eq!(
-            doors.handle(Timestamp::ZERO, me, other, bits::SYN, seq),
-            not_ours
-        );
-        let (handled, line) = doors.handle(Timestamp::ZERO, me, k, bits::SYN, seq ^ 1);
+        assert_eq!(handle(&mut doors, me, other, bits::SYN, seq), not_ours);
+        let (handled, line) = handle(&mut doors, me, k, bits::SYN, seq ^ 1);
         assert_eq!(handled, Handled::Taken);
         assert!(line.unwrap().1.contains("wrong seal"));
+        // Without -v nobody reads that line: it is not even formatted.
+        let info_only = |l: Level, _| l <= Level::INFO;
+        let (handled, line) = doors.handle(Timestamp::ZERO, me, k, (bits::SYN, seq ^ 1), info_only);
+        assert_eq!((handled, line), (Handled::Taken, None));
         let filter = doors.filter_knocks(&loaded().config);
         assert!(filter[0].is_empty() && filter[1].contains(&k));
     }

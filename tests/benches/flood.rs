@@ -17,13 +17,24 @@
 //! costs. CPU per packet is CPU time over the flood packets that arrived at eth0, for both.
 //! The log's size is reported too (knock-server rate-limits Stage lines under a flood).
 //!
+//! Rotating doors (issue 12): one more knock-server case per rate, at the largest size, with a
+//! rotating sealed door (`secret_file`, a key from `knock-server keygen`, `step_seconds =
+//! 3600` so that the ports do not change during the run; the bench waits out a step that ends
+//! within two minutes). The flood goes to the first port of the door's current step (from
+//! `knock --show` with a client profile holding the same key) with sequence numbers that are
+//! no seal; the real knock is our `knock` in the client namespace, sealed. After it the bench
+//! asks `knock-server status --json` how many MACs the daemon computed (`seal_checks`, per
+//! packet handed over by the capture), how many flood SYNs it refused for a wrong seal, and
+//! how many attempts are in progress (the flood must start none).
+//!
 //! Needs root and the release binaries (found next to this bench in target/release):
 //! `cargo build --release --bins && cargo bench -p knock-e2e --bench flood`.
 //! Knobs (environment): FLOOD_SIZES (default `10000,30000,100000`, at most 126976),
 //! FLOOD_PPS (send rates, default `50000,5000` packets/s), FLOOD_KNOCKD_CAP_S (how long to wait for knockd,
 //! default 120), FLOOD_SMALL_CAP (knock-server's max_attempts in the bounded run, default
 //! 1000), FLOOD_SUMMARY=0 (skip waiting a minute for knock-server's summary line),
-//! FLOOD_KNOCKD=0 (knock-server's rows only), FLOOD_PERF=DIR (profile each knock-server
+//! FLOOD_KNOCKD=0 (knock-server's rows only), FLOOD_ROTATING=0 (no rotating-door rows),
+//! FLOOD_PERF=DIR (profile each knock-server
 //! case from just before its flood until it is idle: `perf record -g -p PID -o DIR/CASE.data`).
 //! `cargo test` never runs it (a bench target); run without `--bench` it only says how to run.
 
@@ -33,6 +44,7 @@ use std::io::{self, Read as _, Seek as _, SeekFrom};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -52,16 +64,30 @@ const KNOCK_SERVER_CAP: Duration = Duration::from_secs(60);
 const IDLE: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(20);
 
+/// A rotating door's time step in the bench: long, so that its ports stay put.
+const STEP_SECONDS: u64 = 3600;
+/// A step ending sooner than this is waited out before the flood.
+const STEP_MARGIN: u64 = 120;
+
 /// Which daemon a case runs.
 #[derive(Debug, Clone, Copy)]
 enum Subject {
-    KnockServer { max_attempts: Option<usize> },
+    KnockServer {
+        max_attempts: Option<usize>,
+    },
+    /// knock-server with a rotating sealed door instead of the fixed one.
+    Rotating,
     Knockd,
 }
 
 impl Subject {
+    fn is_knock_server(self) -> bool {
+        !matches!(self, Subject::Knockd)
+    }
+
     fn label(self) -> String {
         match self {
+            Subject::Rotating => "knock-server (rotating sealed door)".into(),
             Subject::KnockServer { max_attempts: None } => "knock-server".into(),
             Subject::KnockServer {
                 max_attempts: Some(cap),
@@ -79,6 +105,7 @@ struct Settings {
     small_cap: usize,
     summary: bool,
     knockd: bool,
+    rotating: bool,
 }
 
 impl Settings {
@@ -102,6 +129,7 @@ impl Settings {
             small_cap: one("FLOOD_SMALL_CAP", "1000").map_or(1_000, |c| c as usize),
             summary: std::env::var("FLOOD_SUMMARY").map_or(true, |v| v != "0"),
             knockd: std::env::var("FLOOD_KNOCKD").map_or(true, |v| v != "0"),
+            rotating: std::env::var("FLOOD_ROTATING").map_or(true, |v| v != "0"),
         }
     }
 }
@@ -147,6 +175,21 @@ struct Row {
     /// Context switches of the daemon's threads, and of tcpdump's, during the case.
     switches: (u64, Option<u64>),
     summary: Option<String>,
+    /// What status said after a rotating-door case.
+    rotating: Option<RotatingCounts>,
+}
+
+/// A rotating door's counters from `knock-server status --json` after the case.
+struct RotatingCounts {
+    /// Packets the capture handed over.
+    packets: u64,
+    /// MACs computed to check seals.
+    seal_checks: u64,
+    /// Knocks refused for a wrong seal.
+    wrong_seal: u64,
+    /// Attempts in progress, and the cap.
+    attempts: u64,
+    max_attempts: u64,
 }
 
 fn main() {
@@ -180,6 +223,11 @@ fn main() {
         let cap = Some(settings.small_cap);
         cases.push((Subject::KnockServer { max_attempts: cap }, largest, pps));
     }
+    if settings.rotating {
+        for &pps in &settings.rates {
+            cases.push((Subject::Rotating, largest, pps));
+        }
+    }
     println!("{}", table_header());
     let mut rows = Vec::new();
     for (subject, n, pps) in cases {
@@ -197,6 +245,31 @@ fn main() {
         let line = row.summary.as_deref().unwrap_or_default();
         println!("{} N={} at {}/s: {line}", row.subject, row.n, row.pps);
     }
+    for row in &rows {
+        if let Some(c) = &row.rotating {
+            println!(
+                "{} N={} at {}/s: {}",
+                row.subject,
+                row.n,
+                row.pps,
+                rotating_line(c)
+            );
+        }
+    }
+}
+
+/// `103003 packets, 103003 seal checks (1.00 per packet), 103000 refused for a wrong seal,
+/// 0 attempts in progress (max_attempts 16384)`.
+fn rotating_line(c: &RotatingCounts) -> String {
+    let per_packet = if c.packets > 0 {
+        format!("{:.2}", c.seal_checks as f64 / c.packets as f64)
+    } else {
+        "-".to_owned()
+    };
+    format!(
+        "{} packets, {} seal checks ({per_packet} per packet), {} refused for a wrong seal, {} attempts in progress (max_attempts {})",
+        c.packets, c.seal_checks, c.wrong_seal, c.attempts, c.max_attempts
+    )
 }
 
 /// Runs one daemon against one flood on a fresh link.
@@ -208,10 +281,16 @@ fn run_case(subject: Subject, (n, pps): (usize, u64), summary: bool, knockd_cap:
     let started = Instant::now();
     let mut daemon = start(subject, &link, dir.path(), &log);
     let pid = daemon.pid();
-    let tcpdump = match subject {
-        Subject::KnockServer { .. } => Some(start_tcpdump(&link, dir.path())),
-        Subject::Knockd => None,
+    let target = match subject {
+        Subject::Rotating => rotating_target(&link, dir.path()),
+        _ => Target {
+            port: DOOR[0],
+            real: Real::Raw,
+        },
     };
+    let tcpdump = subject
+        .is_knock_server()
+        .then(|| start_tcpdump(&link, dir.path()));
     let tcpdump_before = tcpdump.as_ref().map_or(0, |t| cpu_ticks(t.pid()));
     let hwm_before = vm_hwm_kb(pid);
     let cpu_before = cpu_ticks(pid);
@@ -222,18 +301,24 @@ fn run_case(subject: Subject, (n, pps): (usize, u64), summary: bool, knockd_cap:
     let rx_before = rx_packets(&link.server);
 
     let perf = match subject {
-        Subject::KnockServer { max_attempts } => std::env::var_os("FLOOD_PERF").map(|dir| {
-            let cap = max_attempts.map_or(String::new(), |c| format!("-cap{c}"));
+        Subject::Knockd => None,
+        _ => std::env::var_os("FLOOD_PERF").map(|dir| {
+            let cap = match subject {
+                Subject::KnockServer {
+                    max_attempts: Some(c),
+                } => format!("-cap{c}"),
+                Subject::Rotating => "-rotating".to_owned(),
+                _ => String::new(),
+            };
             let out = Path::new(&dir).join(format!("knock-server-{n}-{pps}{cap}.data"));
             profile(pid, &out)
         }),
-        Subject::Knockd => None,
     };
     let t0 = Instant::now();
-    let sender = spawn_sender(link.client.name.clone(), n, pps);
+    let sender = spawn_sender(link.client.name.clone(), n, pps, target);
     let cap = match subject {
         Subject::Knockd => knockd_cap,
-        Subject::KnockServer { .. } => KNOCK_SERVER_CAP,
+        _ => KNOCK_SERVER_CAP,
     };
     let mut tail = LogTail::new(&log);
     let (outcome, sent) = watch(&mut daemon, &mut tail, sender, t0, cap);
@@ -260,7 +345,8 @@ fn run_case(subject: Subject, (n, pps): (usize, u64), summary: bool, knockd_cap:
             .map(|t| switches(t.pid()).saturating_sub(switches_before.1)),
     );
     let arrived = rx_packets(&link.server).saturating_sub(rx_before);
-    let knock_server = matches!(subject, Subject::KnockServer { .. });
+    let knock_server = subject.is_knock_server();
+    let rotating = matches!(subject, Subject::Rotating).then(|| rotating_counts(&link, dir.path()));
     if knock_server && summary {
         wait_summary(&mut daemon, &mut tail, started);
     }
@@ -286,6 +372,7 @@ fn run_case(subject: Subject, (n, pps): (usize, u64), summary: bool, knockd_cap:
         hwm: (hwm_before, hwm_after),
         switches: switches_during,
         summary: tail.summary.take(),
+        rotating,
     }
 }
 
@@ -363,19 +450,33 @@ fn start(subject: Subject, link: &Link, dir: &Path, log: &Path) -> Daemon {
                     sequence()
                 ),
             );
-            let args = vec![
-                "-i".into(),
-                "eth0".into(),
-                "-c".into(),
-                conf,
-                "-g".into(),
-                log.into(),
-                "--state-file".into(),
-                dir.join("state"),
-                "--runtime-dir".into(),
-                dir.join("run"),
-            ];
-            (bin("knock-server"), args, "starting up, listening on eth0")
+            (
+                bin("knock-server"),
+                server_args(conf, dir, log),
+                "starting up, listening on eth0",
+            )
+        }
+        Subject::Rotating => {
+            let key = dir.join("ssh.key");
+            let out = Command::new(bin("knock-server"))
+                .arg("keygen")
+                .arg(&key)
+                .output()
+                .expect("knock-server keygen runs");
+            assert!(out.status.success(), "keygen: {out:?}");
+            let conf = write(
+                dir,
+                "server.toml",
+                &format!(
+                    "[doors.{DOOR_NAME}]\nsecret_file = \"{}\"\nstep_seconds = {STEP_SECONDS}\nseq_timeout = 25\n",
+                    key.display()
+                ),
+            );
+            (
+                bin("knock-server"),
+                server_args(conf, dir, log),
+                "starting up, listening on eth0",
+            )
         }
         Subject::Knockd => {
             let conf = write(
@@ -394,6 +495,165 @@ fn start(subject: Subject, link: &Link, dir: &Path, log: &Path) -> Daemon {
     let mut daemon = link.server.spawn(program, args, &dir.join("console.out"));
     daemon.wait_file(log, ready);
     daemon
+}
+
+/// knock-server's arguments: on eth0 with `conf`, its log, state and runtime directory in `dir`.
+fn server_args(conf: PathBuf, dir: &Path, log: &Path) -> Vec<PathBuf> {
+    vec![
+        "-i".into(),
+        "eth0".into(),
+        "-c".into(),
+        conf,
+        "-g".into(),
+        log.into(),
+        "--state-file".into(),
+        dir.join("state"),
+        "--runtime-dir".into(),
+        dir.join("run"),
+    ]
+}
+
+/// Where the flood goes, and how the real knock is made.
+struct Target {
+    /// The port every flood packet goes to.
+    port: u16,
+    real: Real,
+}
+
+/// The real knock.
+enum Real {
+    /// The fixed door's SYNs from the link's client address, sent by the flood's socket.
+    Raw,
+    /// `knock bench ssh` in the client namespace, with this XDG_CONFIG_HOME.
+    Client(PathBuf),
+}
+
+/// Pairs a client profile with the rotating door (`knock-server pair`, its key saved 0600),
+/// and reads the door's current ports from `knock --show`; waits out a step that ends within
+/// [`STEP_MARGIN`], so that the flood and the knock fall in one step.
+fn rotating_target(link: &Link, dir: &Path) -> Target {
+    let xdg = dir.join("client");
+    let key = xdg.join("ssh.key");
+    fs::create_dir_all(xdg.join("knock")).expect("client config directory");
+    let out = Command::new(bin("knock-server"))
+        .args([OsStr::new("pair"), OsStr::new("-c")])
+        .arg(dir.join("server.toml"))
+        .arg(DOOR_NAME)
+        .arg("--key-path")
+        .arg(&key)
+        .output()
+        .expect("knock-server pair runs");
+    assert!(out.status.success(), "pair: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let secret = text
+        .split("echo '")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .expect("pair prints the key");
+    write_private(&key, &format!("{secret}\n"));
+    let line = text
+        .lines()
+        .find(|l| !l.starts_with('#'))
+        .expect("pair prints the profile line");
+    let profile =
+        format!("[profiles.bench]\nhost = \"{SERVER_V4}\"\n[profiles.bench.sequences]\n{line}\n");
+    write(&xdg.join("knock"), "config.toml", &profile);
+    let (mut ports, left) = show(link, &xdg);
+    if left < STEP_MARGIN {
+        std::thread::sleep(Duration::from_secs(left + 2));
+        (ports, _) = show(link, &xdg);
+    }
+    Target {
+        port: ports[0],
+        real: Real::Client(xdg),
+    }
+}
+
+/// Writes `text` to a new file only its owner can read.
+fn write_private(path: &Path, text: &str) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .expect("create the client's key file");
+    file.write_all(text.as_bytes())
+        .expect("write the client's key file");
+}
+
+/// `knock --show bench ssh`: the current ports and the seconds left in the step.
+fn show(link: &Link, xdg: &Path) -> (Vec<u16>, u64) {
+    let out = knock_command(&link.client.name, xdg)
+        .arg("--show")
+        .args(["bench", DOOR_NAME])
+        .output()
+        .expect("knock --show runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("knock --show: no `{name}`: {text}{out:?}"))
+            .to_owned()
+    };
+    let ports = field("ports: ")
+        .trim_end_matches(" (tcp)")
+        .split(',')
+        .map(|p| p.parse().expect("knock --show prints port numbers"))
+        .collect();
+    let left = field("seconds left: ")
+        .trim()
+        .parse()
+        .expect("seconds left");
+    (ports, left)
+}
+
+/// Our `knock` in the namespace `netns`, with the bench's client config only.
+fn knock_command(netns: &str, xdg: &Path) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", netns])
+        .arg(bin("knock"))
+        .env_remove("KNOCK_CONFIG")
+        .env("XDG_CONFIG_HOME", xdg)
+        .env("HOME", xdg);
+    c
+}
+
+/// Asks the daemon for its rotating door's counters.
+fn rotating_counts(link: &Link, dir: &Path) -> RotatingCounts {
+    let out = link
+        .server
+        .command(bin("knock-server"))
+        .args(["status", "--json", "--runtime-dir"])
+        .arg(dir.join("run"))
+        .output()
+        .expect("knock-server status runs");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("knock-server status --json: {e}: {out:?}"));
+    let number = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    let door = &json["doors"][0];
+    RotatingCounts {
+        packets: number(&json["counters"]["packets"]),
+        seal_checks: number(&json["counters"]["seal_checks"]),
+        wrong_seal: number(&door["refused"]["wrong_seal"]),
+        attempts: number(&door["attempts"]),
+        max_attempts: max_attempts(dir),
+    }
+}
+
+/// The daemon's cap on attempts in progress, as `--check` shows it.
+fn max_attempts(dir: &Path) -> u64 {
+    let out = Command::new(bin("knock-server"))
+        .args([OsStr::new("--check"), OsStr::new("-c")])
+        .arg(dir.join("server.toml"))
+        .output()
+        .expect("knock-server --check runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("max_attempts"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// tcpdump on the server's eth0 with knock-server's filter for the door, writing to
@@ -454,7 +714,7 @@ struct Sent {
 }
 
 /// Sends the flood and then the real knock, from a thread inside the client namespace.
-fn spawn_sender(netns: String, n: usize, pps: u64) -> JoinHandle<io::Result<Sent>> {
+fn spawn_sender(netns: String, n: usize, pps: u64, target: Target) -> JoinHandle<io::Result<Sent>> {
     std::thread::spawn(move || {
         // setns applies to this thread only; the socket created after it lives in the
         // client namespace, so no packet can leave the link.
@@ -479,16 +739,31 @@ fn spawn_sender(netns: String, n: usize, pps: u64) -> JoinHandle<io::Result<Sent
             let offset = u32::try_from(i).expect("flood size fits the source range");
             let src = Ipv4Addr::from(FLOOD_FIRST + offset);
             let sport = 20_000 + (i % 40_000) as u16;
-            syn(&mut pkt, (src, sport), (server, DOOR[0]), offset);
+            // Scattered sequence numbers: a rotating sealed door sees guesses at its seal.
+            let seq = offset.wrapping_mul(2_654_435_761);
+            syn(&mut pkt, (src, sport), (server, target.port), seq);
             if sock.send_to(&pkt, &to).is_err() {
                 errors += 1;
             }
         }
         let flood = start.elapsed();
-        let client: Ipv4Addr = CLIENT_V4.parse().expect("CLIENT_V4 is an address");
-        for (k, port) in DOOR.into_iter().enumerate() {
-            syn(&mut pkt, (client, 45_000 + k as u16), (server, port), 1);
-            sock.send_to(&pkt, &to)?;
+        match target.real {
+            Real::Raw => {
+                let client: Ipv4Addr = CLIENT_V4.parse().expect("CLIENT_V4 is an address");
+                for (k, port) in DOOR.into_iter().enumerate() {
+                    syn(&mut pkt, (client, 45_000 + k as u16), (server, port), 1);
+                    sock.send_to(&pkt, &to)?;
+                }
+            }
+            Real::Client(xdg) => {
+                let out = knock_command(&netns, &xdg)
+                    .args(["bench", DOOR_NAME])
+                    .output()?;
+                if !out.status.success() {
+                    let why = String::from_utf8_lossy(&out.stderr).into_owned();
+                    return Err(io::Error::other(format!("knock bench ssh: {why}")));
+                }
+            }
         }
         Ok(Sent { flood, errors })
     })

@@ -165,6 +165,31 @@ impl Setup {
         self.wait_opened("canary", n);
     }
 
+    /// `knock-server status --json`, parsed.
+    fn status_json(&self) -> serde_json::Value {
+        let out = self.operator(&["status", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    }
+
+    /// `knock-server status`, the table.
+    fn status_text(&self) -> String {
+        String::from_utf8_lossy(&self.operator(&["status"]).stdout).into_owned()
+    }
+
+    fn operator(&self, args: &[&str]) -> Output {
+        let out = self
+            .link
+            .server
+            .command(bin("knock-server"))
+            .args(args)
+            .arg("--runtime-dir")
+            .arg(self.dir.path().join("run"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "knock-server {args:?}: {out:?}");
+        out
+    }
+
     /// The daemon's `-v` output (stderr) so far.
     fn verbose_log(&self) -> String {
         read(&self.server.daemon.output)
@@ -277,6 +302,23 @@ fn a_sealed_knock_opens_and_the_same_ports_with_other_sequence_numbers_do_not() 
             s.verbose_log().contains("wrong seal"),
             "{}",
             s.verbose_log()
+        );
+        // And status counts them, per door and by reason; the knock that opened is no
+        // attempt in progress any more.
+        let json = s.status_json();
+        let ssh = &json["doors"][0];
+        assert_eq!(ssh["name"], "ssh", "{json}");
+        assert_eq!(ssh["enabled"], true, "{json}");
+        assert_eq!(ssh["attempts"], 0, "{json}");
+        let wrong = ssh["refused"]["wrong_seal"].as_u64().unwrap_or(0);
+        assert!(wrong >= ports.len() as u64, "{json}");
+        assert!(json["doors"][3]["refused"].is_null(), "canary: {json}");
+        let checks = json["counters"]["seal_checks"].as_u64().unwrap_or(0);
+        assert!(checks >= 3 + wrong, "{json}");
+        let text = s.status_text();
+        assert!(
+            text.contains(&format!("refused since start: {wrong} wrong seal")),
+            "{text}"
         );
     }
 }

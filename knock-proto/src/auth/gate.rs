@@ -65,8 +65,11 @@ pub enum Outcome {
         /// The door.
         door: usize,
     },
-    /// Too many attempts in progress: a new one was not started.
-    Full,
+    /// Too many attempts in progress: a new one at `door` was not started.
+    Full {
+        /// The door.
+        door: usize,
+    },
 }
 
 /// Attempts in progress and the replay record.
@@ -92,6 +95,23 @@ impl Gate {
     /// Attempts in progress.
     pub fn attempts(&self) -> usize {
         self.attempts.len()
+    }
+
+    /// Attempts in progress at `now` per door of `verifier` (in its order): started, not
+    /// past their timeout, not complete.
+    pub fn attempts_by_door(&self, now: Timestamp, verifier: &Verifier) -> Vec<usize> {
+        let doors = verifier.doors();
+        let mut counts = vec![0; doors.len()];
+        for a in self.attempts.values() {
+            let Some(door) = doors.get(a.door) else {
+                continue;
+            };
+            let live = now.saturating_since(a.started) <= door.seq_timeout;
+            if live && a.done < door.knocks {
+                counts[a.door] += 1;
+            }
+        }
+        counts
     }
 
     /// Feeds one verified (or refused) hit from `source`.
@@ -128,7 +148,7 @@ impl Gate {
             }
         };
         if attempt.is_none() && !self.make_room(now, verifier, source) {
-            return Outcome::Full;
+            return Outcome::Full { door: hit.door };
         }
         let started = attempt.filter(|_| done > 1).map_or(now, |a| a.started);
         self.attempts.insert(

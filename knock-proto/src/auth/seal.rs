@@ -10,7 +10,7 @@
 
 use std::net::IpAddr;
 
-use super::derive::{Step, door_bytes, hmac};
+use super::derive::{KeyedMac, Step, door_bytes};
 use super::key::Key;
 use crate::sequence::Port;
 
@@ -65,6 +65,10 @@ pub struct Sealed<'a> {
 impl Sealed<'_> {
     /// The TCP sequence number every SYN of this knock carries.
     pub fn seq(&self, key: &Key) -> u32 {
+        self.seq_keyed(&KeyedMac::new(key))
+    }
+
+    fn seq_keyed(&self, key: &KeyedMac) -> u32 {
         let mac = self.mac(key);
         u32::from_be_bytes([self.nonce.0, mac[0], mac[1], mac[2]])
     }
@@ -72,7 +76,13 @@ impl Sealed<'_> {
     /// Whether `seq` is this knock's sequence number: compares in constant time, so timing
     /// tells an attacker nothing about how many bits were right.
     pub fn verifies(&self, key: &Key, seq: u32) -> bool {
-        let expected = self.seq(key).to_be_bytes();
+        self.verifies_keyed(&KeyedMac::new(key), seq)
+    }
+
+    /// [`Sealed::verifies`] with the key already absorbed (one per door, kept by the
+    /// verifier).
+    pub(crate) fn verifies_keyed(&self, key: &KeyedMac, seq: u32) -> bool {
+        let expected = self.seq_keyed(key).to_be_bytes();
         let got = seq.to_be_bytes();
         let diff = expected
             .iter()
@@ -81,7 +91,7 @@ impl Sealed<'_> {
         std::hint::black_box(diff) == 0
     }
 
-    fn mac(&self, key: &Key) -> [u8; 32] {
+    fn mac(&self, key: &KeyedMac) -> [u8; 32] {
         let (door_len, door) = door_bytes(self.door);
         let mut source = [0u8; 17];
         let source: &[u8] = match self.source {
@@ -97,20 +107,17 @@ impl Sealed<'_> {
                 &source
             }
         };
-        hmac(
-            key,
-            &[
-                SEAL_LABEL,
-                &[0],
-                &door_len,
-                door,
-                &self.step.0.to_be_bytes(),
-                &[self.index],
-                &self.port.get().to_be_bytes(),
-                &[self.nonce.0],
-                source,
-            ],
-        )
+        key.mac(&[
+            SEAL_LABEL,
+            &[0],
+            &door_len,
+            door,
+            &self.step.0.to_be_bytes(),
+            &[self.index],
+            &self.port.get().to_be_bytes(),
+            &[self.nonce.0],
+            source,
+        ])
     }
 }
 

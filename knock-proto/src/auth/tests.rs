@@ -236,7 +236,7 @@ fn an_unsealed_door_reopens_for_its_opener_only() {
 #[test]
 fn udp_and_other_ports_are_not_ours() {
     let me = addr("198.18.0.1");
-    let s = Server::new(door(sealed()), T0);
+    let mut s = Server::new(door(sealed()), T0);
     let k = knocks(&door(sealed()), T0, 1, me);
     assert_eq!(s.verifier.verify(k[0].0, None, me), Err(Refusal::NotOurs));
     // Below the door's `ports`: no rotating door's.
@@ -256,6 +256,55 @@ fn the_filter_follows_the_steps() {
     assert_eq!(s.verifier.seconds_to_roll(T0), Some(20));
     assert!(s.verifier.roll(T0 + 20));
     assert_ne!(s.verifier.ports_in_force(), before);
+}
+
+#[test]
+fn a_flood_of_wrong_seals_costs_one_mac_per_packet_and_starts_no_attempt() {
+    let mut s = Server::new(door(sealed()), T0);
+    let port = knocks(&door(sealed()), T0, 1, addr("198.18.0.1"))[0].0;
+    let floods = 1000u32;
+    for i in 0..floods {
+        let spoofed = IpAddr::from([198, 18, 16 + (i >> 8) as u8, i as u8]);
+        let guess = i.wrapping_mul(2_654_435_761);
+        let outcome = s.hit(spoofed, port, guess);
+        assert_eq!(outcome, Outcome::Refused(Refusal::WrongSeal { door: 0 }));
+    }
+    assert_eq!(s.verifier.macs(), u64::from(floods));
+    assert_eq!(s.gate.attempts(), 0);
+}
+
+#[test]
+fn attempts_on_rotating_doors_are_bounded_by_max_attempts() {
+    // A sniffer replays a captured first knock from many spoofed sources (without
+    // bind_source its seal holds for any address): each starts an attempt, up to the cap.
+    let me = addr("198.18.0.1");
+    let mut s = Server::new(door(sealed()), T0);
+    s.gate = Gate::new(10, ReplayRecord::default());
+    let (port, seq) = knocks(&door(sealed()), T0, 1, me)[0];
+    let mut full = 0;
+    for i in 0..50u8 {
+        match s.hit(IpAddr::from([198, 18, 16, i]), port, seq) {
+            Outcome::Progress {
+                door: 0,
+                done: 1,
+                of: 3,
+            } => {}
+            Outcome::Full { door: 0 } => full += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((s.gate.attempts(), full), (10, 40));
+    assert_eq!(s.gate.attempts_by_door(s.now, &s.verifier), vec![10]);
+    // Past their timeout they make room again, and no longer count as in progress.
+    s.now = s.now + Duration::from_secs(11);
+    assert_eq!(s.gate.attempts_by_door(s.now, &s.verifier), vec![0]);
+    let fresh = knocks(&door(sealed()), T0, 2, me);
+    assert_eq!(s.knock(me, &fresh, 1), Outcome::Open { door: 0, offset: 0 });
+    assert_eq!(
+        s.gate.attempts_by_door(s.now, &s.verifier),
+        vec![0],
+        "opened"
+    );
 }
 
 #[test]
@@ -286,7 +335,7 @@ proptest! {
     ) {
         let d = door(Seal::On { bind_source: bind });
         let me = addr("198.18.0.1");
-        let s = Server::new(d.clone(), T0);
+        let mut s = Server::new(d.clone(), T0);
         let (port, truth) = knocks(&d, T0 - 10 + offset, nonce, me)[index];
         let verdict = s.verifier.verify(port, Some(seq), me);
         if seq == truth {

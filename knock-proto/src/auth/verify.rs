@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use super::derive::{Step, sequence};
+use super::derive::{KeyedMac, Step, sequence};
 use super::key::Key;
 use super::ports::PortSet;
 use super::seal::{Nonce, Sealed};
@@ -136,6 +136,11 @@ pub struct Verifier {
     doors: Vec<RotatingDoor>,
     current: Vec<Option<Step>>,
     by_port: HashMap<Port, Vec<Candidate>>,
+    /// Each door's key, absorbed once (a seal check then costs half a keyed MAC).
+    keyed: Vec<KeyedMac>,
+    /// MACs computed by [`Verifier::verify`] so far: what a flood on the current ports
+    /// costs (one per packet, unless two derived sequences share a port).
+    macs: u64,
 }
 
 impl Verifier {
@@ -143,11 +148,19 @@ impl Verifier {
     /// [`Verifier::verify`].
     pub fn new(doors: Vec<RotatingDoor>) -> Verifier {
         let current = vec![None; doors.len()];
+        let keyed = doors.iter().map(|d| KeyedMac::new(&d.key)).collect();
         Verifier {
+            keyed,
             doors,
             current,
             by_port: HashMap::new(),
+            macs: 0,
         }
+    }
+
+    /// MACs computed to check seals since the verifier was made.
+    pub fn macs(&self) -> u64 {
+        self.macs
     }
 
     /// The doors, in the order [`Verified::door`] indexes.
@@ -237,9 +250,10 @@ impl Verifier {
     }
 
     /// What a TCP hit on `port` carrying `tcp_seq` from `source` is. `tcp_seq` is `None` for
-    /// UDP, which never knocks on a rotating door.
+    /// UDP, which never knocks on a rotating door. Counts the MACs it computes
+    /// ([`Verifier::macs`]).
     pub fn verify(
-        &self,
+        &mut self,
         port: Port,
         tcp_seq: Option<u32>,
         source: IpAddr,
@@ -259,7 +273,8 @@ impl Verifier {
                 Seal::On { .. } => {
                     let nonce = Nonce::of_seq(seq);
                     let sealed = door.sealed(step, c.index, port, nonce, source);
-                    if !sealed.verifies(&door.key, seq) {
+                    self.macs += 1;
+                    if !sealed.verifies_keyed(&self.keyed[c.door], seq) {
                         if refusal == Refusal::NotOurs {
                             refusal = Refusal::WrongSeal { door: c.door };
                         }

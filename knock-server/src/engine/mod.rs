@@ -294,12 +294,18 @@ impl Engine {
     /// replay.
     fn rotating_hit(&mut self, at: Timestamp, hit: &Hit) -> bool {
         self.clock = self.clock.max(at);
+        let (gate, unix) = (self.gate, self.unix_secs(self.clock));
+        // As for the tracker's doors: Stage 1 lines within the log's budget, and no line
+        // formatted at a level nobody reads.
+        let wanted = |level, first_stage: bool| {
+            (!first_stage || (gate.first_stage)(unix)) && (gate.level)(level)
+        };
         let (handled, line) = self.rotating.handle(
             self.clock,
             hit.source,
             hit.knock,
-            hit.tcp_flags,
-            hit.tcp_seq,
+            (hit.tcp_flags, hit.tcp_seq),
+            wanted,
         );
         if let Some((level, text)) = line {
             self.log(level, Some(hit.source), text);

@@ -25,7 +25,8 @@ impl Engine {
     ) -> bool {
         self.keep_one_time_in_flight(&mut loaded);
         let record = self.rotating.record().clone();
-        let rotating = RotatingDoors::new(&loaded, record, self.unix_secs(self.clock));
+        let mut rotating = RotatingDoors::new(&loaded, record, self.unix_secs(self.clock));
+        rotating.carry_counts(&self.rotating);
         let filter = build_filter(
             &loaded.config,
             &loaded.one_time,

@@ -51,14 +51,20 @@ fn engine(now: Timestamp, record: ReplayRecord) -> Engine {
 
 /// The sealed SYNs of one knock from 198.18.0.1, made at `at` (the engine's clock).
 fn sealed(at: Timestamp, nonce: u8) -> Vec<(Timestamp, Hit)> {
+    sealed_by("198.18.0.1", at, at, nonce)
+}
+
+/// The sealed SYNs of one knock from `source` captured at `at`, made by a client whose clock
+/// reads `made` (the engine's clock) then.
+fn sealed_by(source: &str, at: Timestamp, made: Timestamp, nonce: u8) -> Vec<(Timestamp, Hit)> {
     let key: Key = KEY.parse().unwrap();
     let door = loaded().config.rotating_door(0, key).unwrap();
-    let unix = (epoch() + at.saturating_since(Timestamp::ZERO))
+    let unix = (epoch() + made.saturating_since(Timestamp::ZERO))
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
     let step = Step::at(unix, door.step_seconds);
-    let source = "198.18.0.1".parse().unwrap();
+    let source = source.parse().unwrap();
     door.sequence(step)
         .into_iter()
         .enumerate()
@@ -151,4 +157,116 @@ fn the_filter_follows_the_steps_and_fixed_doors_still_work() {
         super::tests::hit("198.18.0.9", 7001),
     )]);
     assert!(logged(&take(&mut e), "198.18.0.9: fixed: OPEN SESAME"));
+}
+
+fn status(e: &mut Engine, now: Timestamp) -> crate::control::Status {
+    match e.control(now, &crate::control::Request::Status, Default::default()) {
+        crate::control::Response::Status(s) => s,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn status_counts_rotating_attempts_and_refused_knocks_by_reason() {
+    let now = ms(200_100); // 9.9 s before the next 30-second step
+    let mut e = engine(ms(200_000), ReplayRecord::default());
+    // Two knockers part-way through the sequence.
+    e.hits(&sealed_by("198.18.0.1", now, now, 1)[..1]);
+    e.hits(&sealed_by("198.18.0.5", now, now, 2)[..2]);
+    // A spoofed SYN with a wrong seal on the first port.
+    let (at, mut spoofed) = sealed_by("198.18.16.1", now, now, 3)[0];
+    spoofed.tcp_seq ^= 1;
+    e.hits(&[(at, spoofed)]);
+    // A knock that opens, then its replay; a knock from a clock 90 s behind.
+    let opened = sealed_by("198.18.0.7", now, now, 4);
+    e.hits(&opened);
+    e.hits(&opened);
+    e.hits(&sealed_by("198.18.0.8", now, ms(110_100), 5)[..1]);
+    let fx = take(&mut e);
+    assert!(logged(&fx, "198.18.0.7: ssh: OPEN SESAME"), "{fx:#?}");
+    assert!(logged(&fx, "3 steps (90 s) behind"), "{fx:#?}");
+
+    let s = status(&mut e, now);
+    let ssh = &s.doors[0];
+    assert_eq!(
+        (ssh.name.as_str(), ssh.enabled, ssh.attempts),
+        ("ssh", true, 2)
+    );
+    let refused = crate::control::Refused {
+        wrong_seal: 1,
+        replayed: 1,
+        off_step: 1,
+        not_tracked: 0,
+    };
+    assert_eq!(ssh.refused, Some(refused));
+    assert_eq!(
+        s.doors[1].refused, None,
+        "a fixed door has no seal to refuse"
+    );
+    // One MAC per sealed packet: 1 + 2 + 1 + 3 + 3 + 1.
+    assert_eq!(s.counters.seal_checks, 11);
+    let json = serde_json::to_string(&s).unwrap();
+    assert!(json.contains(r#""wrong_seal":1"#), "{json}");
+
+    // Past seq_timeout the attempts are no longer in progress; the counts stay, and a
+    // reload keeps them.
+    let later = now + Duration::from_secs(60);
+    assert!(e.reload(loaded(), |_| Ok(())));
+    let s = status(&mut e, later);
+    assert_eq!(s.doors[0].attempts, 0);
+    assert_eq!(s.doors[0].refused.as_ref().map(|r| r.wrong_seal), Some(1));
+    assert_eq!(s.counters.seal_checks, 11);
+}
+
+#[test]
+fn status_counts_first_knocks_not_tracked_beyond_max_attempts() {
+    let mut loaded = loaded();
+    loaded.config.options.max_attempts = 3;
+    let mut e = Engine::new(
+        ms(0),
+        Start {
+            loaded,
+            local: Vec::new(),
+            adopted: Vec::new(),
+            wall: epoch(),
+            ethernet: true,
+            ipv4_only: false,
+            replay: None,
+        },
+    );
+    // A captured first knock replayed from five spoofed sources: three are tracked.
+    let (at, first) = sealed(ms(100), 1)[0];
+    for i in 0..5u8 {
+        let source = std::net::IpAddr::from([198, 18, 16, i]);
+        e.hits(&[(at, Hit { source, ..first })]);
+    }
+    let ssh = &status(&mut e, ms(200)).doors[0];
+    assert_eq!(ssh.attempts, 3);
+    assert_eq!(ssh.refused.as_ref().map(|r| r.not_tracked), Some(2));
+}
+
+#[test]
+fn wrong_seals_log_nothing_without_v_and_stage_1_lines_keep_to_the_log_budget() {
+    let mut e = engine(ms(0), ReplayRecord::default());
+    e.set_log_gate(LogGate {
+        level: |l| l <= Level::INFO,
+        first_stage: |_| false,
+    });
+    take(&mut e);
+    let (at, first) = sealed(ms(100), 1)[0];
+    for i in 0..100u8 {
+        let source = std::net::IpAddr::from([198, 18, 16, i]);
+        let wrong = Hit {
+            source,
+            tcp_seq: first.tcp_seq ^ 1,
+            ..first
+        };
+        // A wrong seal, and a captured first knock replayed from a spoofed source.
+        e.hits(&[(at, wrong), (at, Hit { source, ..first })]);
+    }
+    let fx = take(&mut e);
+    assert!(!fx.iter().any(|f| matches!(f, Effect::Log(_))), "{fx:#?}");
+    let s = status(&mut e, ms(200));
+    assert_eq!(s.doors[0].attempts, 100);
+    assert_eq!(s.doors[0].refused.as_ref().map(|r| r.wrong_seal), Some(100));
 }

@@ -78,12 +78,14 @@ impl Engine {
             .enumerate()
             .map(|(i, d)| {
                 let counts = self.door_counts.get(i).cloned().unwrap_or_default();
+                let rotating = self.rotating.door_counts(self.clock, i);
                 DoorStatus {
                     name: d.name.clone(),
-                    enabled: self.sequence_len(i).is_some(),
-                    attempts: counts.attempts,
+                    enabled: rotating.is_some() || self.sequence_len(i).is_some(),
+                    attempts: rotating.as_ref().map_or(counts.attempts, |r| r.attempts),
                     evicted: self.tracker.evicted_on(i),
                     last_broken: counts.last_broken,
+                    refused: rotating.map(|r| r.refused),
                 }
             })
             .collect();
@@ -92,6 +94,7 @@ impl Engine {
             open,
             counters: control::Counters {
                 evicted: self.tracker.stats().evicted,
+                seal_checks: self.rotating.seal_checks(),
                 ..outside.counters
             },
             ..outside
