@@ -229,7 +229,6 @@ fn status_counts_first_knocks_not_tracked_beyond_max_attempts() {
             local: Vec::new(),
             adopted: Vec::new(),
             wall: epoch(),
-            ethernet: true,
             ipv4_only: false,
             replay: None,
         },
