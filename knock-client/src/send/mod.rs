@@ -70,6 +70,18 @@ impl Sender {
         Ok(())
     }
 
+    /// Whether the hits of one knock are byte-identical packets, which a capture that drops
+    /// copies of one packet (knock-server on `any`) counts once unless they come apart in
+    /// time: raw SYNs over IPv6. Over IPv4 the connected raw socket gives each its own IP ID;
+    /// connect and UDP hits each have their own source port.
+    pub fn identical_repeats(&self) -> bool {
+        match &self.tcp {
+            #[cfg(target_os = "linux")]
+            TcpWay::Raw { .. } => self.dst.is_ipv6(),
+            TcpWay::Connect { .. } => false,
+        }
+    }
+
     /// One line saying how TCP hits are sent, for `-v`.
     pub fn describe(&self) -> String {
         match &self.tcp {
