@@ -9,7 +9,11 @@
 //! - [`proxy`]: `--proxy`, connecting through the door just opened (ssh's ProxyCommand);
 //! - [`complete`]: shell completion that reads the profiles at TAB time; [`man`]: knock(1).
 //!
-//! Every error is printed once, here, and exits with status 2.
+//! Every error is printed once, here, and exits with status 2. On Linux with glibc the process
+//! starts in [`start`], which skips std's runtime start-up.
+
+// The C `main` is in `start` (see there why); unit tests keep the test harness's `main`.
+#![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
 
 mod cli;
 mod complete;
@@ -22,8 +26,11 @@ mod proxy;
 mod resolve;
 mod rotating;
 mod send;
+#[cfg(all(target_os = "linux", target_env = "gnu", not(test)))]
+mod start;
 
 use std::io::{self, Write as _};
+#[cfg(not(all(target_os = "linux", target_env = "gnu", not(test))))]
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -35,7 +42,13 @@ use crate::cli::Cli;
 use crate::plan::{Family, Overrides, Profiles};
 use crate::profiles::{LoadError, Location, Origin, SAMPLE};
 
+#[cfg(not(all(target_os = "linux", target_env = "gnu", not(test))))]
 fn main() -> ExitCode {
+    ExitCode::from(knock())
+}
+
+/// The whole run; returns the exit status (clap exits by itself on bad arguments and `--help`).
+fn knock() -> u8 {
     complete::handle_request();
     let mut matches = cli::command().get_matches();
     let origin = match matches.value_source("config") {
@@ -46,7 +59,7 @@ fn main() -> ExitCode {
     let cli = Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.exit());
     init_logging();
     match run(&cli, origin) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(err) => {
             let broken_pipe = err.chain().any(|cause| {
                 cause
@@ -55,10 +68,10 @@ fn main() -> ExitCode {
             });
             if broken_pipe {
                 // `knock --list | head` is not a failure.
-                return ExitCode::SUCCESS;
+                return 0;
             }
             report(&err);
-            ExitCode::from(2)
+            2
         }
     }
 }

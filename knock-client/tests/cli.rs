@@ -441,3 +441,27 @@ fn proxy_gives_up_after_wait_and_checks_its_target() {
     let stderr = home.fails(&["-n", "127.0.0.2", "9", "--proxy", "127.0.0.1:22"]);
     assert!(stderr.contains("cannot be used with"), "{stderr}");
 }
+
+/// A closed standard output is an error the knock outlives, not a signal that kills it:
+/// `knock --list | head -0` exits 0, and `-v` lines into a closed pipe do not stop a knock
+/// half-way (SIGPIPE is ignored, as std's runtime does; on glibc knock starts without it).
+#[test]
+fn a_closed_standard_output_does_not_kill_knock() {
+    let home = Home::new(Some(CONFIG));
+    for args in [
+        &["--list"][..],
+        &["-v", "-u", "127.0.0.2", "7000", "7001"][..],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let status = Command::new(env!("CARGO_BIN_EXE_knock"))
+            .args(args)
+            .env_clear()
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .stdout(writer)
+            .status()
+            .expect("run knock");
+        assert_eq!(status.code(), Some(0), "knock {args:?}: {status}");
+    }
+}
