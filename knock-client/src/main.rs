@@ -182,15 +182,30 @@ fn list(profiles: &Profiles, out: &mut impl io::Write) -> anyhow::Result<()> {
     }
 }
 
-/// Diagnostics for developers (`KNOCK_LOG=debug`); users see errors through `main` only.
-/// Without `KNOCK_LOG` nothing is installed: the client emits only debug events, and setting
-/// up a subscriber for none would cost every knock a noticeable share of its CPU.
+/// Diagnostics for developers (`KNOCK_LOG=debug`, or per target: `knock=trace`); users see
+/// errors through `main` only. Without `KNOCK_LOG` nothing is installed: the client emits only
+/// debug events, and setting up a subscriber for none would cost every knock a noticeable share
+/// of its CPU. `Targets` rather than `EnvFilter`: the same directives without span and field
+/// matching, whose regex engine would make every run's binary bigger (more pages to relocate
+/// and fault in at start-up).
 fn init_logging() {
-    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("KNOCK_LOG") else {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let Some(directives) = std::env::var_os("KNOCK_LOG") else {
         return;
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr)
+    let filter = match directives
+        .to_string_lossy()
+        .parse::<tracing_subscriber::filter::Targets>()
+    {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("knock: warning: KNOCK_LOG ignored: {e}");
+            return;
+        }
+    };
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(io::stderr))
+        .with(filter)
         .init();
 }

@@ -88,7 +88,7 @@ const ENVIRONMENT: [(&str, &str); 4] = [
     ),
     (
         "KNOCK_LOG",
-        "Diagnostics on stderr, as a tracing filter (e.g. debug).",
+        "Diagnostics on stderr: a level (debug, trace) or TARGET=LEVEL directives, comma-separated.",
     ),
     (
         "KNOCK_TEST_CLOCK_SKEW",
