@@ -209,3 +209,27 @@ fn init_logging() {
         .with(filter)
         .init();
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    /// The unwinder is linked in (build.rs) rather than loaded from libgcc_s: a panic still
+    /// unwinds, running destructors on the way, and is caught.
+    #[test]
+    fn a_panic_unwinds_through_the_linked_in_unwinder() {
+        struct Guard<'a>(&'a Cell<bool>);
+        impl Drop for Guard<'_> {
+            fn drop(&mut self) {
+                self.0.set(true);
+            }
+        }
+        let dropped = Cell::new(false);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _guard = Guard(&dropped);
+            panic!("on purpose");
+        }));
+        assert!(caught.is_err());
+        assert!(dropped.get(), "the destructor ran while unwinding");
+    }
+}
