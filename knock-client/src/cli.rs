@@ -84,9 +84,9 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
     pub hits: Option<u8>,
 
-    /// Wait MS milliseconds between the hits of one port, 20 to 10000 (overrides the
-    /// profile's hit_delay_ms; default: the delay between hits, at least 20).
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(20..=10_000))]
+    /// Wait MS milliseconds between the hits of one port, 0 to 10000 (overrides the profile's
+    /// hit_delay_ms; default: the delay between hits, at least 20 for raw IPv6 SYNs).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub hit_delay: Option<u64>,
 
     /// Use IPv4 only.

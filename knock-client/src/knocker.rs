@@ -29,11 +29,12 @@ pub fn send(
     if verbose && plan.has_tcp() {
         verbose = writeln!(out, "{}", sender.describe()).is_ok();
     }
-    let progress = Progress::new(plan.len(), plan.duration());
+    let hit_delay = plan.hit_delay(sender.identical_repeats());
+    let progress = Progress::new(plan.len(), plan.duration(hit_delay));
     let total = plan.len();
     let mut previous: Option<Hit> = None;
     for (i, hit) in plan.hits().enumerate() {
-        let pause = pause_before(previous, hit, plan);
+        let pause = pause_before(previous, hit, plan.delay, hit_delay);
         if !pause.is_zero() {
             std::thread::sleep(pause);
         }
@@ -67,13 +68,13 @@ pub fn send(
     Ok(())
 }
 
-/// How long to wait before `hit`: the plan's hit delay after a hit of the same knock (the
-/// same connection attempt sent again, as a kernel retransmits a SYN), else its delay.
-fn pause_before(previous: Option<Hit>, hit: Hit, plan: &Plan) -> Duration {
+/// How long to wait before `hit`: `hit_delay` after a hit of the same knock (the same
+/// connection attempt sent again, as a kernel retransmits a SYN), else `delay`.
+fn pause_before(previous: Option<Hit>, hit: Hit, delay: Duration, hit_delay: Duration) -> Duration {
     match previous {
         None => Duration::ZERO,
-        Some(p) if p.attempt == hit.attempt => plan.hit_delay,
-        Some(_) => plan.delay,
+        Some(p) if p.attempt == hit.attempt => hit_delay,
+        Some(_) => delay,
     }
 }
 
@@ -97,17 +98,18 @@ pub fn dry_run(plan: &Plan, dst: SocketAddr, out: &mut impl Write) -> io::Result
         plan.host,
         dst.ip()
     )?;
+    // Opening a raw socket sends nothing, and tells which way a real run would take.
+    let sender = Sender::new(dst, plan.has_tcp());
     if plan.hits > 1 {
         writeln!(
             out,
             "each port: {} hits, one connection attempt sent again {} ms apart",
             plan.hits,
-            plan.hit_delay.as_millis()
+            plan.hit_delay(sender.identical_repeats()).as_millis()
         )?;
     }
     if plan.has_tcp() {
-        // Opening a raw socket sends nothing, and tells which way a real run would take.
-        writeln!(out, "{}", Sender::new(dst, true).describe())?;
+        writeln!(out, "{}", sender.describe())?;
     }
     for hit in plan.hits() {
         writeln!(out, "would hit {} {}", hit.knock.proto, target(dst, hit))?;
@@ -144,22 +146,19 @@ mod pacing_tests {
         let k: Knock = "4".parse().unwrap();
         let hit = |attempt| Hit { knock: k, attempt };
         let ms = Duration::from_millis;
-        let plan = |delay, hit_delay| Plan {
-            host: "h".to_owned(),
-            family: crate::plan::Family::Any,
-            sequence: "4,4".parse().unwrap(),
-            hits: 1,
-            delay,
-            hit_delay,
-            sealing: None,
-        };
-        let p = plan(ms(0), ms(20));
-        assert_eq!(pause_before(None, hit(0), &p), Duration::ZERO);
-        assert_eq!(pause_before(Some(hit(0)), hit(0), &p), ms(20));
+        assert_eq!(pause_before(None, hit(0), ms(0), ms(20)), Duration::ZERO);
+        assert_eq!(pause_before(Some(hit(0)), hit(0), ms(0), ms(20)), ms(20));
         // `4,4` written out: two attempts on one port need no spacing beyond the delay.
-        assert_eq!(pause_before(Some(hit(0)), hit(1), &p), Duration::ZERO);
-        let p = plan(ms(500), ms(1000));
-        assert_eq!(pause_before(Some(hit(0)), hit(0), &p), ms(1000));
-        assert_eq!(pause_before(Some(hit(0)), hit(1), &p), ms(500));
+        assert_eq!(pause_before(Some(hit(0)), hit(1), ms(0), ms(20)), ms(0));
+        assert_eq!(
+            pause_before(Some(hit(0)), hit(0), ms(500), ms(1000)),
+            ms(1000)
+        );
+        assert_eq!(
+            pause_before(Some(hit(0)), hit(1), ms(500), ms(1000)),
+            ms(500)
+        );
+        // No pause at all, as set.
+        assert_eq!(pause_before(Some(hit(0)), hit(0), ms(500), ms(0)), ms(0));
     }
 }

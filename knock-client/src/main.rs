@@ -9,7 +9,11 @@
 //! - [`proxy`]: `--proxy`, connecting through the door just opened (ssh's ProxyCommand);
 //! - [`complete`]: shell completion that reads the profiles at TAB time; [`man`]: knock(1).
 //!
-//! Every error is printed once, here, and exits with status 2.
+//! Every error is printed once, here, and exits with status 2. On Linux with glibc the process
+//! starts in [`start`], which skips std's runtime start-up.
+
+// The C `main` is in `start` (see there why); unit tests keep the test harness's `main`.
+#![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
 
 mod cli;
 mod complete;
@@ -22,8 +26,11 @@ mod proxy;
 mod resolve;
 mod rotating;
 mod send;
+#[cfg(all(target_os = "linux", target_env = "gnu", not(test)))]
+mod start;
 
 use std::io::{self, Write as _};
+#[cfg(not(all(target_os = "linux", target_env = "gnu", not(test))))]
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -35,7 +42,13 @@ use crate::cli::Cli;
 use crate::plan::{Family, Overrides, Profiles};
 use crate::profiles::{LoadError, Location, Origin, SAMPLE};
 
+#[cfg(not(all(target_os = "linux", target_env = "gnu", not(test))))]
 fn main() -> ExitCode {
+    ExitCode::from(knock())
+}
+
+/// The whole run; returns the exit status (clap exits by itself on bad arguments and `--help`).
+fn knock() -> u8 {
     complete::handle_request();
     let mut matches = cli::command().get_matches();
     let origin = match matches.value_source("config") {
@@ -46,7 +59,7 @@ fn main() -> ExitCode {
     let cli = Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.exit());
     init_logging();
     match run(&cli, origin) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(err) => {
             let broken_pipe = err.chain().any(|cause| {
                 cause
@@ -55,10 +68,10 @@ fn main() -> ExitCode {
             });
             if broken_pipe {
                 // `knock --list | head` is not a failure.
-                return ExitCode::SUCCESS;
+                return 0;
             }
             report(&err);
-            ExitCode::from(2)
+            2
         }
     }
 }
@@ -169,15 +182,54 @@ fn list(profiles: &Profiles, out: &mut impl io::Write) -> anyhow::Result<()> {
     }
 }
 
-/// Diagnostics for developers (`KNOCK_LOG=debug`); users see errors through `main` only.
-/// Without `KNOCK_LOG` nothing is installed: the client emits only debug events, and setting
-/// up a subscriber for none would cost every knock a noticeable share of its CPU.
+/// Diagnostics for developers (`KNOCK_LOG=debug`, or per target: `knock=trace`); users see
+/// errors through `main` only. Without `KNOCK_LOG` nothing is installed: the client emits only
+/// debug events, and setting up a subscriber for none would cost every knock a noticeable share
+/// of its CPU. `Targets` rather than `EnvFilter`: the same directives without span and field
+/// matching, whose regex engine would make every run's binary bigger (more pages to relocate
+/// and fault in at start-up).
 fn init_logging() {
-    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("KNOCK_LOG") else {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let Some(directives) = std::env::var_os("KNOCK_LOG") else {
         return;
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr)
+    let filter = match directives
+        .to_string_lossy()
+        .parse::<tracing_subscriber::filter::Targets>()
+    {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("knock: warning: KNOCK_LOG ignored: {e}");
+            return;
+        }
+    };
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(io::stderr))
+        .with(filter)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    /// The unwinder is linked in (build.rs) rather than loaded from libgcc_s: a panic still
+    /// unwinds, running destructors on the way, and is caught.
+    #[test]
+    fn a_panic_unwinds_through_the_linked_in_unwinder() {
+        struct Guard<'a>(&'a Cell<bool>);
+        impl Drop for Guard<'_> {
+            fn drop(&mut self) {
+                self.0.set(true);
+            }
+        }
+        let dropped = Cell::new(false);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _guard = Guard(&dropped);
+            panic!("on purpose");
+        }));
+        assert!(caught.is_err());
+        assert!(dropped.get(), "the destructor ran while unwinding");
+    }
 }

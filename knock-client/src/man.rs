@@ -31,7 +31,7 @@ pub fn write(out: &mut dyn Write) -> io::Result<()> {
          \\fI%APPDATA%\\eknock\\econfig\\econfig.toml\\fR (Windows)\n\
          The profiles. Each \\fB[profiles.NAME]\\fR has a \\fBhost\\fR, optional \\fBhits\\fR (per \
          port, default 1), \\fBdelay_ms\\fR (between hits, default 0), \\fBhit_delay_ms\\fR \
-         (between the hits of one port, 20 to 10000, default delay_ms but at least 20) and \
+         (between the hits of one port, 0 to 10000, default delay_ms, and at least 20 for raw IPv6 SYNs) and \
          \\fBprotocol\\fR (for ports written without one, default tcp), and a \\fB[profiles.NAME.sequences]\\fR table of named \
          sequences in knockd syntax, each a string or a table with \\fBsequence\\fR, \\fBhits\\fR and \
          \\fBdelay_ms\\fR. A rotating sequence (a server door with secret_file) is a table with \
@@ -91,7 +91,7 @@ const ENVIRONMENT: [(&str, &str); 4] = [
     ),
     (
         "KNOCK_LOG",
-        "Diagnostics on stderr, as a tracing filter (e.g. debug).",
+        "Diagnostics on stderr: a level (debug, trace) or TARGET=LEVEL directives, comma-separated.",
     ),
     (
         "KNOCK_TEST_CLOCK_SKEW",

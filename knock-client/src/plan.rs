@@ -84,9 +84,21 @@ pub struct Plan {
     /// Pause between two hits of different knocks.
     pub delay: Duration,
     /// Pause between two hits of one knock (the same connection attempt sent again).
-    pub hit_delay: Duration,
+    pub hit_delay: HitDelay,
     /// For a sealed rotating door: what the TCP sequence numbers must carry.
     pub sealing: Option<crate::rotating::Sealing>,
+}
+
+/// The pause between two hits of one knock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HitDelay {
+    /// Set (`hit_delay_ms`, `--hit-delay`): used as it is, 0 included.
+    Set(Duration),
+    /// Not set: the delay between knocks, but at least [`profiles::IDENTICAL_HIT_GAP`] when the
+    /// hits of one knock are byte-identical packets (raw SYNs over IPv6), so that a server that
+    /// drops copies of one packet still counts each. Raw IPv4 hits differ in their IP ID and
+    /// connect or UDP hits in their source port: those need no pause.
+    AsDelay,
 }
 
 /// One packet to send.
@@ -122,15 +134,26 @@ impl Plan {
         self.sequence.knocks().iter().any(|k| k.proto == Proto::Tcp)
     }
 
-    /// How long sending takes, from the pauses between hits.
-    pub fn duration(&self) -> Duration {
+    /// The pause between two hits of one knock, when those hits are (`identical`) or are not
+    /// byte-identical packets.
+    pub fn hit_delay(&self, identical: bool) -> Duration {
+        match self.hit_delay {
+            HitDelay::Set(d) => d,
+            HitDelay::AsDelay if identical => self.delay.max(profiles::IDENTICAL_HIT_GAP),
+            HitDelay::AsDelay => self.delay,
+        }
+    }
+
+    /// How long sending takes, from the pauses between hits (`hit_delay` between the hits of
+    /// one knock).
+    pub fn duration(&self, hit_delay: Duration) -> Duration {
         let knocks = self.len() / self.hits.max(1);
         let gaps = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let between_knocks = gaps(knocks.saturating_sub(1));
         let within_knocks = gaps(self.len().saturating_sub(knocks));
         self.delay
             .saturating_mul(between_knocks)
-            .saturating_add(self.hit_delay.saturating_mul(within_knocks))
+            .saturating_add(hit_delay.saturating_mul(within_knocks))
     }
 }
 
@@ -167,10 +190,9 @@ pub fn build(
         .map(|word| knockd_port(word))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let sequence = Sequence::new(knocks)?;
-    let delay = overrides.delay.unwrap_or_default();
     let pacing = (
-        delay,
-        overrides.hit_delay.unwrap_or(default_hit_delay(delay)),
+        overrides.delay.unwrap_or_default(),
+        hit_delay(overrides.hit_delay),
     );
     finish(
         target,
@@ -253,10 +275,7 @@ fn from_profile(
     };
     let hits = overrides.hits.or(seq.hits).unwrap_or(profile.hits);
     let delay = overrides.delay.or(seq.delay).unwrap_or(profile.delay);
-    let hit_delay = overrides
-        .hit_delay
-        .or(profile.hit_delay)
-        .unwrap_or(default_hit_delay(delay));
+    let hit_delay = hit_delay(overrides.hit_delay.or(profile.hit_delay));
     finish(
         &profile.host,
         seq.knocks.clone(),
@@ -283,20 +302,16 @@ fn from_rotating(
         .collect();
     let hits = overrides.hits.or(entry.hits).unwrap_or(profile.hits);
     let delay = overrides.delay.or(entry.delay).unwrap_or(profile.delay);
-    let hit_delay = overrides
-        .hit_delay
-        .or(profile.hit_delay)
-        .unwrap_or(default_hit_delay(delay));
+    let hit_delay = hit_delay(overrides.hit_delay.or(profile.hit_delay));
     let sequence = Sequence::new(knocks)?;
     let mut plan = finish(&profile.host, sequence, hits, (delay, hit_delay), overrides)?;
     plan.sealing = entry.rotating.sealed.then_some(sealing);
     Ok(plan)
 }
 
-/// The pause between the hits of one knock when none is given: the pause between hits, but at
-/// least [`profiles::MIN_HIT_DELAY`].
-fn default_hit_delay(delay: Duration) -> Duration {
-    delay.max(profiles::MIN_HIT_DELAY)
+/// The pause between the hits of one port, set or not.
+fn hit_delay(set: Option<Duration>) -> HitDelay {
+    set.map_or(HitDelay::AsDelay, HitDelay::Set)
 }
 
 /// The plan for `sequence`, each knock `hits` times, paced by (delay between knocks, delay
@@ -305,7 +320,7 @@ fn finish(
     host: &str,
     sequence: Sequence,
     hits: u8,
-    (delay, hit_delay): (Duration, Duration),
+    (delay, hit_delay): (Duration, HitDelay),
     overrides: Overrides,
 ) -> anyhow::Result<Plan> {
     let sequence = if overrides.udp {
@@ -406,9 +421,13 @@ mod tests {
                 (3, t, 2)
             ]
         );
-        assert_eq!(plan.hit_delay, Duration::from_millis(500));
+        assert_eq!(plan.hit_delay, HitDelay::Set(Duration::from_millis(500)));
         // 2 pauses between ports, 6 between the hits of one port.
-        assert_eq!(plan.duration(), Duration::from_millis(2 * 200 + 6 * 500));
+        let hit_delay = plan.hit_delay(false);
+        assert_eq!(
+            plan.duration(hit_delay),
+            Duration::from_millis(2 * 200 + 6 * 500)
+        );
     }
 
     #[test]
@@ -434,7 +453,7 @@ mod tests {
             (
                 1,
                 Duration::from_millis(7),
-                Duration::from_millis(50),
+                HitDelay::Set(Duration::from_millis(50)),
                 Family::V6
             )
         );
@@ -453,11 +472,7 @@ mod tests {
         assert_eq!(plan.host, "198.18.0.2");
         assert_eq!(plan.sequence.to_string(), "7000:tcp,8000:udp,9000:tcp");
         assert_eq!((plan.hits, plan.delay), (1, Duration::ZERO));
-        assert_eq!(
-            plan.hit_delay,
-            profiles::MIN_HIT_DELAY,
-            "the least, by default"
-        );
+        assert_eq!(plan.hit_delay, HitDelay::AsDelay);
         assert!(plan.has_tcp());
         let missing = Profiles::Missing(Location {
             path: "/nowhere".into(),
@@ -530,6 +545,41 @@ mod tests {
                 && msg.contains("[profiles.home]"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn the_hit_delay_is_the_one_set_else_the_delay_and_a_gap_only_for_identical_hits() {
+        let ms = Duration::from_millis;
+        let plan = |delay, hit_delay| {
+            let o = Overrides {
+                hits: Some(3),
+                delay,
+                hit_delay,
+                ..Overrides::default()
+            };
+            build("h", &words(&["1", "2"]), &loaded(), o).unwrap()
+        };
+        // Set: as it is, 0 included, whatever the packets.
+        for identical in [false, true] {
+            assert_eq!(plan(None, Some(ms(0))).hit_delay(identical), ms(0));
+            assert_eq!(plan(Some(ms(300)), Some(ms(0))).hit_delay(identical), ms(0));
+            assert_eq!(plan(None, Some(ms(7))).hit_delay(identical), ms(7));
+        }
+        // Not set: the delay; byte-identical hits at least the gap copies are told apart by.
+        assert_eq!(plan(None, None).hit_delay(false), Duration::ZERO);
+        assert_eq!(plan(Some(ms(300)), None).hit_delay(false), ms(300));
+        assert_eq!(
+            plan(None, None).hit_delay(true),
+            profiles::IDENTICAL_HIT_GAP
+        );
+        assert_eq!(plan(Some(ms(300)), None).hit_delay(true), ms(300));
+        // A profile without hit_delay_ms, knocked with no delay: no pause anywhere.
+        let profile = "[profiles.p]\nhost = \"198.18.0.2\"\nhits = 3\n\
+                       [profiles.p.sequences]\ns = \"4,2012,3\"\n";
+        let config = Profiles::Loaded(Config::from_toml(profile).unwrap());
+        let plan = build("p", &words(&["s"]), &config, Overrides::default()).unwrap();
+        assert_eq!((plan.delay, plan.hit_delay(false)), (ms(0), ms(0)));
+        assert_eq!(plan.duration(plan.hit_delay(false)), Duration::ZERO);
     }
 
     #[test]

@@ -67,7 +67,19 @@ impl Capture {
         let status = self.0.wait_exit();
         let text = read(&self.0.output);
         assert!(status.success(), "tcpdump failed:\n{text}");
-        text.lines().filter_map(Syn::parse).collect()
+        // With -v an IPv4 packet is two lines: the IP header's (with its ID), then the TCP one.
+        let mut ip_id = None;
+        let mut syns = Vec::new();
+        for line in text.lines() {
+            match Syn::parse(line) {
+                Some(syn) => syns.push(Syn {
+                    ip_id: ip_id.take(),
+                    ..syn
+                }),
+                None => ip_id = ip_id_of(line),
+            }
+        }
+        syns
     }
 }
 
@@ -78,6 +90,14 @@ struct Syn {
     dst_port: u16,
     seq: u32,
     checksum_ok: bool,
+    /// The IPv4 header's ID (IPv6 has none).
+    ip_id: Option<u16>,
+}
+
+/// The ID of `IP (tos 0x0, ttl 64, id 41018, offset 0, flags [DF], proto TCP (6), length 44)`.
+fn ip_id_of(line: &str) -> Option<u16> {
+    let (_, rest) = line.split_once(", id ")?;
+    rest.split(',').next()?.parse().ok()
 }
 
 impl Syn {
@@ -95,6 +115,7 @@ impl Syn {
             dst_port: port(words[arrow + 1])?,
             seq: words.get(seq + 1)?.trim_end_matches(',').parse().ok()?,
             checksum_ok: line.contains("(correct)"),
+            ip_id: None,
         })
     }
 }
@@ -198,6 +219,10 @@ fn profile_with_three_hits_opens_a_telnet_door_with_raw_syns() {
             "{trio:?}"
         );
         assert!(trio.iter().all(|s| s.checksum_ok), "{trio:?}");
+        // Yet each has its own IP ID, as a kernel's retransmissions have: a server that drops
+        // copies of one packet (knock-server on `any`) counts all three, even back to back.
+        let ids: HashSet<_> = trio.iter().map(|s| s.ip_id).collect();
+        assert!(ids.len() == 3 && !ids.contains(&None), "{trio:?}");
     }
     let attempts: HashSet<_> = syns.iter().map(|s| (s.src_port, s.seq)).collect();
     assert_eq!(attempts.len(), 3, "{syns:?}");

@@ -104,3 +104,32 @@ fn profiles_knock_mixed_protocols_and_ipv6() {
     );
     server.wait_log(&format!("{CLIENT_V4}: mixed: OPEN SESAME"));
 }
+
+/// A profile with `hits = 3` and no delay anywhere sends the hits of one port back to back
+/// (raw IPv4 SYNs tell themselves apart by their IP ID, as a kernel's retransmissions do), and
+/// still opens a telnet-style door on a server capturing on `any`, which drops copies of one
+/// packet seen within milliseconds. Over IPv6, whose SYNs carry no IP ID, the hits keep the
+/// least gap that tells them from copies, unless a hit delay is set.
+#[test]
+fn back_to_back_hits_open_a_telnet_door_on_a_server_listening_on_any() {
+    let Some(link) = Link::up() else { return };
+    let dir = readable_dir();
+    let conf = write(dir.path(), "knockd.conf", TELNET_DOOR);
+    let client = write(dir.path(), "client.toml", &profile(SERVER_V4));
+    let client6 = write(dir.path(), "client6.toml", &profile(SERVER_V6));
+    let mut server = KnockServer::start(&link, dir.path(), &conf, "server.log", None, &[]);
+
+    knock(&link, &client, &["home", "wake-laptop"], false);
+    server.wait_log(&format!("{CLIENT_V4}: telnet: OPEN SESAME"));
+    knock(
+        &link,
+        &client,
+        &["--hit-delay", "0", "home", "wake-laptop"],
+        false,
+    );
+    server.wait_log_count(&format!("{CLIENT_V4}: telnet: OPEN SESAME"), 2);
+    knock(&link, &client6, &["home", "wake-laptop"], false);
+    server.wait_log(&format!("{CLIENT_V6}: telnet: OPEN SESAME"));
+    let log = server.log();
+    assert!(!log.contains("sequence broken"), "{log}");
+}

@@ -21,7 +21,7 @@ pub const SAMPLE: &str = r#"[profiles.home]
 host = "home.example.net"   # name or address, IPv4 or IPv6
 hits = 3                     # telnet-style: each port is knocked 3 times (default 1)
 delay_ms = 200               # pause between knocks
-hit_delay_ms = 500           # pause between the hits of one port (default: delay_ms, at least 20)
+hit_delay_ms = 500           # pause between the hits of one port (default: delay_ms)
 protocol = "tcp"             # default for ports written without :proto
 
 [profiles.home.sequences]
@@ -95,7 +95,7 @@ pub struct Profile {
     /// Pause between hits.
     pub delay: Duration,
     /// Pause between the hits of one port (one connection attempt sent again); `None`: the
-    /// pause between hits, at least [`MIN_HIT_DELAY`].
+    /// pause between hits (see [`IDENTICAL_HIT_GAP`] for when it is longer).
     pub hit_delay: Option<Duration>,
     /// Protocol for ports written without one.
     pub protocol: Proto,
@@ -204,12 +204,11 @@ impl Profile {
     }
 }
 
-/// The least pause between the hits of one port: a daemon capturing on several devices
-/// (knock-server on `any`) counts copies of one packet that arrive within a few milliseconds as
-/// one packet, and the hits of one port are the same packet sent again.
-pub const MIN_HIT_DELAY: Duration = Duration::from_millis(MIN_HIT_DELAY_MS);
-/// [`MIN_HIT_DELAY`] in milliseconds, as `hit_delay_ms` is written.
-pub const MIN_HIT_DELAY_MS: u64 = 20;
+/// The least pause between the hits of one port when none is set and they are byte-identical
+/// packets (raw SYNs over IPv6, which has no IP ID to tell them apart): a daemon capturing on
+/// several devices (knock-server on `any`, where a bridge shows each packet twice) counts copies
+/// of one packet that arrive within a few milliseconds as one packet.
+pub const IDENTICAL_HIT_GAP: Duration = Duration::from_millis(20);
 
 /// The longest pause between the hits of one port, in milliseconds: a kernel retransmits a
 /// SYN after 1 s, then 2 s, 4 s...; past 10 s a knock would outlast knockd's default 25 s
@@ -370,13 +369,14 @@ mod tests {
             ))
             .map(|c| c.profiles["p"].hit_delay)
         };
+        assert_eq!(with(0), Ok(Some(Duration::ZERO)), "no pause at all");
         assert_eq!(with(20), Ok(Some(Duration::from_millis(20))));
         assert_eq!(with(10_000), Ok(Some(Duration::from_secs(10))));
-        for ms in [-1, 0, 19, 10_001] {
+        for ms in [-1, 10_001] {
             let err = with(ms).unwrap_err();
             assert_eq!(
                 err.0[0].message,
-                format!("hit_delay_ms = {ms} is out of range: use 20 to 10000 milliseconds")
+                format!("hit_delay_ms = {ms} is out of range: use 0 to 10000 milliseconds")
             );
             assert_eq!((err.0[0].line, err.0[0].column), (3, Some(16)));
         }

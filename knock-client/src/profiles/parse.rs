@@ -17,7 +17,7 @@ use knock_proto::config::walk::{DeTable, DeValue, Key, NamedTables, Val, Walker,
 
 use crate::rotating::RotatingEntry;
 
-use super::{Config, MAX_DELAY_MS, MAX_HIT_DELAY_MS, MIN_HIT_DELAY_MS, NamedSequence, Profile};
+use super::{Config, MAX_DELAY_MS, MAX_HIT_DELAY_MS, NamedSequence, Profile};
 
 /// The keys of a `[profiles.NAME]` table.
 const PROFILE_KEYS: [&str; 6] = [
@@ -93,7 +93,7 @@ fn profile(w: &mut Walker<'_>, name_key: &Key<'_>, val: &Val<'_>) -> Option<Prof
             "host" => host = w.string(val, k).and_then(|h| host_value(w, val, h)),
             "hits" | "delay_ms" => settings.read(w, key, val),
             "hit_delay_ms" => {
-                let range = MIN_HIT_DELAY_MS..=MAX_HIT_DELAY_MS;
+                let range = 0..=MAX_HIT_DELAY_MS;
                 hit_delay = w
                     .integer_in(val, k, range, "milliseconds")
                     .map(Duration::from_millis);

@@ -18,18 +18,23 @@ use std::io;
 use std::net::SocketAddr;
 
 use knock_proto::Proto;
+#[cfg(target_os = "linux")]
+use rand::rngs::SmallRng;
+#[cfg(target_os = "linux")]
+use rand::{Rng as _, SeedableRng as _};
 
 use crate::plan::Hit;
 use crate::rotating::Sealing;
 
 /// How TCP hits are sent.
 enum TcpWay {
-    /// Crafted SYNs on a raw socket, and the connection attempt in progress:
-    /// (attempt index, source port, sequence number).
+    /// Crafted SYNs on a raw socket, the connection attempt in progress: (attempt index,
+    /// source port, sequence number), and where new ones come from.
     #[cfg(target_os = "linux")]
     Raw {
         syn: raw::RawSyn,
         attempt: Option<(usize, u16, u32)>,
+        rng: SmallRng,
     },
     /// Abandoned connection attempts; `why` says why not raw.
     Connect { why: String },
@@ -70,6 +75,18 @@ impl Sender {
         Ok(())
     }
 
+    /// Whether the hits of one knock are byte-identical packets, which a capture that drops
+    /// copies of one packet (knock-server on `any`) counts once unless they come apart in
+    /// time: raw SYNs over IPv6. Over IPv4 the connected raw socket gives each its own IP ID;
+    /// connect and UDP hits each have their own source port.
+    pub fn identical_repeats(&self) -> bool {
+        match &self.tcp {
+            #[cfg(target_os = "linux")]
+            TcpWay::Raw { .. } => self.dst.is_ipv6(),
+            TcpWay::Connect { .. } => false,
+        }
+    }
+
     /// One line saying how TCP hits are sent, for `-v`.
     pub fn describe(&self) -> String {
         match &self.tcp {
@@ -90,7 +107,7 @@ impl Sender {
         match (hit.knock.proto, &mut self.tcp) {
             (Proto::Udp, _) => udp::datagram(to),
             #[cfg(target_os = "linux")]
-            (Proto::Tcp, TcpWay::Raw { syn, attempt }) => {
+            (Proto::Tcp, TcpWay::Raw { syn, attempt, rng }) => {
                 let (src_port, seq) = match *attempt {
                     Some((attempt, port, seq)) if attempt == hit.attempt => (port, seq),
                     _ => {
@@ -104,9 +121,9 @@ impl Sender {
                                 s.nonce,
                                 syn.source(),
                             ),
-                            None => rand::random(),
+                            None => rng.random(),
                         };
-                        let fresh = (rand::random_range(32768..=60999), seq);
+                        let fresh = (rng.random_range(32768..=60999), seq);
                         *attempt = Some((hit.attempt, fresh.0, fresh.1));
                         fresh
                     }
@@ -136,7 +153,14 @@ fn unsealable(door: &str, why: &str) -> String {
 #[cfg(target_os = "linux")]
 fn tcp_way(dst: SocketAddr) -> TcpWay {
     match raw::RawSyn::open(dst) {
-        Ok(syn) => TcpWay::Raw { syn, attempt: None },
+        // A port and a sequence number per attempt, like a kernel's: nothing secret. A small
+        // generator seeded once from the OS is enough; rand's thread-local ChaCha would cost a
+        // CPU feature probe (CPUID traps to the hypervisor in a VM) and a reseed per run.
+        Ok(syn) => TcpWay::Raw {
+            syn,
+            attempt: None,
+            rng: SmallRng::from_os_rng(),
+        },
         Err(e) => {
             tracing::debug!("no raw socket, falling back to connect: {e}");
             let why = if e.kind() == io::ErrorKind::PermissionDenied {

@@ -2,14 +2,18 @@
 //!
 //! An `IPPROTO_TCP` raw socket lets the kernel write the IP header (v4 and v6 alike) while we
 //! write the TCP segment, including its checksum, which covers a pseudo-header with the source
-//! address: that address is the one the kernel would pick for a connection to the server, found
-//! by connecting a UDP socket (which sends nothing) and reading its local address.
+//! address. The socket is connected to the server (which sends nothing): the kernel then picks
+//! the route and source address once, as for a TCP connection, and tells us the address.
+//! A connected socket also numbers its IPv4 datagrams from its own counter on every kernel, so
+//! the hits of one knock, byte-identical in their TCP header, differ in their IP ID as a
+//! kernel's retransmissions do, and a capture that drops copies of one packet (knock-server on
+//! `any`) still counts each of them.
 //!
 //! Replies (SYN-ACK or RST) go to the kernel, which has no socket for them and drops a RST or
 //! answers a SYN-ACK with a RST: the server sees a knock, nothing more.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 
 use pnet_packet::tcp::{self, MutableTcpPacket, TcpFlags, TcpOption};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -22,15 +26,23 @@ pub struct RawSyn {
 }
 
 impl RawSyn {
-    /// Opens the raw socket (fails with `PermissionDenied` without root or CAP_NET_RAW) and picks
-    /// the source address for `dst`.
+    /// Opens the raw socket (fails with `PermissionDenied` without root or CAP_NET_RAW) and
+    /// connects it to `dst`, which picks the source address.
     pub fn open(dst: SocketAddr) -> io::Result<RawSyn> {
         let socket = Socket::new(Domain::for_address(dst), Type::RAW, Some(Protocol::TCP))?;
-        let src = source_for(dst)?;
+        // The port of a raw socket's peer must be 0 (IPv6 refuses anything but 0 or the
+        // protocol); the TCP header carries the real one.
+        let mut to = dst;
+        to.set_port(0);
+        socket.connect(&to.into())?;
+        let src = socket
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("the raw socket has no IP source address"))?
+            .ip();
         Ok(RawSyn { socket, src, dst })
     }
 
-    /// Sends one SYN from `src_port` with sequence number `seq` to `dst_port`.
     /// The source address SYNs go out with (what a sealed door bound to the source sees,
     /// unless a NAT rewrites it).
     pub fn source(&self) -> IpAddr {
@@ -40,11 +52,7 @@ impl RawSyn {
     /// Sends one SYN from `src_port` to `dst_port` with sequence number `seq`.
     pub fn send(&self, dst_port: u16, src_port: u16, seq: u32) -> io::Result<()> {
         let segment = syn(self.src, self.dst.ip(), src_port, dst_port, seq)?;
-        // The port of a raw socket's destination must be 0 (IPv6 refuses anything but 0 or
-        // the protocol); the TCP header carries the real one.
-        let mut to = self.dst;
-        to.set_port(0);
-        let sent = self.socket.send_to(&segment, &to.into())?;
+        let sent = self.socket.send(&segment)?;
         if sent != segment.len() {
             return Err(io::Error::other(format!(
                 "only {sent} of {} bytes of the SYN were sent",
@@ -53,20 +61,6 @@ impl RawSyn {
         }
         Ok(())
     }
-}
-
-/// The local address the kernel would use to reach `dst`.
-fn source_for(dst: SocketAddr) -> io::Result<IpAddr> {
-    let any: SocketAddr = match dst {
-        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let probe = UdpSocket::bind(any)?;
-    let mut to = dst;
-    // Any non-zero port does: connecting a UDP socket only chooses a route.
-    to.set_port(9);
-    probe.connect(to)?;
-    Ok(probe.local_addr()?.ip())
 }
 
 /// The TCP header length: 20 bytes plus a 4-byte MSS option, as every real SYN carries one.
