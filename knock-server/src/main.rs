@@ -29,12 +29,28 @@ const QUEUE: usize = 4096;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    fixed_mmap_threshold();
     match run() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("knock-server: {e:#}");
             ExitCode::from(EXIT_USAGE)
         }
+    }
+}
+
+/// Keeps glibc's mmap threshold at its default (128 KiB) instead of letting it rise: by
+/// default, freeing a large block raises the threshold to that block's size, after which the
+/// tracker's slab (megabytes under a flood, grown by an eighth at a time) lives in the heap,
+/// where each growth copies it whole into fresh pages the kernel must zero: eight times the
+/// final size, a third of the daemon's CPU while a 100 000-packet flood fills the tracker
+/// (BENCHMARKS.md). Blocks above the threshold are mapped, and grow with mremap(2) in place.
+#[allow(unsafe_code)]
+fn fixed_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; no allocation is in progress.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
 
