@@ -135,6 +135,12 @@ pub struct Counters {
     /// their ports, unless two derived sequences share a port.
     #[serde(default)]
     pub seal_checks: u64,
+    /// Packets the kernel dropped because the capture ring was full.
+    #[serde(default)]
+    pub kernel_dropped: u64,
+    /// Copies of one packet seen on several devices (`any`: a bridge, a VLAN) and counted once.
+    #[serde(default)]
+    pub duplicates: u64,
 }
 
 #[cfg(test)]

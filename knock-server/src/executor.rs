@@ -421,6 +421,8 @@ impl<'a> Executor<'a> {
                 packets: self.totals.hits,
                 ignored,
                 dropped: self.totals.queue_full,
+                kernel_dropped: self.totals.kernel_dropped,
+                duplicates: self.totals.duplicates,
                 queued_effects: queued as u64,
                 ..control::Counters::default()
             },

@@ -126,8 +126,8 @@ pub fn render_status(s: &Status) -> String {
     };
     let _ = writeln!(
         out,
-        "\ncounters: {} packets, {} dropped (engine busy), {} evicted, {} effects queued{seals}",
-        c.packets, c.dropped, c.evicted, c.queued_effects
+        "\ncounters: {} packets, {} dropped (engine busy), {} dropped by the kernel (capture ring full), {} seen twice (bridge or VLAN), {} evicted, {} effects queued{seals}",
+        c.packets, c.dropped, c.kernel_dropped, c.duplicates, c.evicted, c.queued_effects
     );
     for (why, n) in &c.ignored {
         let _ = writeln!(out, "  ignored {why}: {n}");
@@ -222,6 +222,22 @@ mod tests {
             "{row}"
         );
         assert_eq!(duration(3725), "1h02m");
+    }
+
+    #[test]
+    fn the_counters_say_what_the_kernel_dropped_and_what_was_seen_twice() {
+        let mut s = Status::default();
+        s.counters.packets = 100;
+        s.counters.kernel_dropped = 7;
+        s.counters.duplicates = 3;
+        let text = render_status(&s);
+        assert!(
+            text.contains(
+                "counters: 100 packets, 0 dropped (engine busy), 7 dropped by the kernel \
+                 (capture ring full), 3 seen twice (bridge or VLAN), 0 evicted"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
