@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use knock_proto::auth::{Key, Nonce, RotatingDoor, Seal, Step};
+use knock_proto::auth::{Key, Nonce, RotatingDoor, Step};
 use knock_proto::config::Rotating;
 
 /// Shifts the client's clock by this many seconds: for tests only, never for real use.
@@ -42,13 +42,7 @@ impl RotatingEntry {
             knocks: r.knocks,
             ports: r.ports.clone(),
             step_seconds: r.step_seconds,
-            seal: if r.sealed {
-                Seal::On {
-                    bind_source: r.bind_source,
-                }
-            } else {
-                Seal::Off
-            },
+            seal: r.seal(),
             seq_timeout: std::time::Duration::ZERO,
         })
     }

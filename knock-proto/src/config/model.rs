@@ -162,6 +162,19 @@ pub struct Rotating {
     pub bind_source: bool,
 }
 
+impl Rotating {
+    /// What its knocks carry, as the protocol says it.
+    pub fn seal(&self) -> crate::auth::Seal {
+        if self.sealed {
+            crate::auth::Seal::On {
+                bind_source: self.bind_source,
+            }
+        } else {
+            crate::auth::Seal::Off
+        }
+    }
+}
+
 /// A command line, split into arguments the way a POSIX shell would split it, with `%IP%`
 /// still in place. It is never handed to a shell: [`CommandTemplate::render`] substitutes the
 /// knocker's address inside the arguments, so no packet can become shell syntax.

@@ -5,7 +5,7 @@
 //! sequences change as they are used, and taking them out would change the derived sequences
 //! under the clients' feet; other rotating doors change every step.
 
-use crate::auth::{Key, PortSet, RotatingDoor, Seal};
+use crate::auth::{Key, PortSet, RotatingDoor};
 use crate::config::model::{Config, SequenceSource};
 use crate::sequence::Port;
 
@@ -45,13 +45,7 @@ impl Config {
             knocks: r.knocks,
             ports: self.rotating_ports(index)?,
             step_seconds: r.step_seconds,
-            seal: if r.sealed {
-                Seal::On {
-                    bind_source: r.bind_source,
-                }
-            } else {
-                Seal::Off
-            },
+            seal: r.seal(),
             seq_timeout: door.seq_timeout,
         })
     }
