@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use knock_proto::config::{Diagnostic, Diagnostics};
+use knock_proto::config::{Diagnostic, Diagnostics, io_message};
 use knock_proto::{Proto, Sequence};
 
 mod parse;
@@ -170,16 +170,6 @@ pub fn load(location: &Location) -> Result<Option<Config>, LoadError> {
         .map_err(LoadError::Invalid)
 }
 
-/// An I/O error as people read it: "Permission denied", without "(os error 13)".
-fn io_message(e: &io::Error) -> String {
-    let text = e.to_string();
-    match e.raw_os_error() {
-        Some(code) => text
-            .strip_suffix(&format!(" (os error {code})"))
-            .map_or_else(|| text.clone(), str::to_owned),
-        None => text,
-    }
-}
 
 impl Config {
     /// Parses and checks a config file's text (named `config.toml` in messages).

@@ -224,7 +224,8 @@ fn relative_to_config(config: &Path, file: &mut std::path::PathBuf) {
 }
 
 /// An I/O error as people read it: "No such file or directory", without "(os error 2)".
-fn io_message(e: &io::Error) -> String {
+/// The client's messages about its own files use it too.
+pub fn io_message(e: &io::Error) -> String {
     let text = e.to_string();
     match e.raw_os_error() {
         Some(code) => text
