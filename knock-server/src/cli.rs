@@ -12,6 +12,24 @@ use clap::{Args as ClapArgs, Parser, Subcommand};
 
 use crate::instance::{self, Instance};
 
+/// Exit status for usage, config and startup errors, of the daemon and of every subcommand
+/// (knockd users' scripts test for non-zero).
+pub const EXIT_USAGE: u8 = 2;
+
+/// Writes to stdout; a reader that went away (`--check | head`, `pair DOOR | head`) is not an
+/// error.
+pub fn print_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to stdout")
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Where knock-server looks for its config when `-c` is not given, in order.
 pub const DEFAULT_CONFIGS: [&str; 2] = ["/etc/knock/server.toml", "/etc/knockd.conf"];
 

@@ -12,6 +12,8 @@ use knock_proto::auth::Key;
 use knock_proto::auth::key::{KEY_BYTES, mode_problem};
 use knock_proto::config::SequenceSource;
 
+use crate::cli::{EXIT_USAGE, print_stdout};
+
 /// `knock-server keygen`.
 #[derive(Debug, clap::Args)]
 pub struct KeygenArgs {
@@ -39,20 +41,6 @@ pub struct PairArgs {
         default_value = "~/.config/knock/keys/DOOR.key"
     )]
     pub key_path: String,
-}
-
-/// Exit status for usage and config errors, as the daemon's.
-const EXIT_USAGE: u8 = 2;
-
-/// Writes to stdout; a reader that went away (`pair DOOR | head`) is not an error.
-fn print_stdout(bytes: &[u8]) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(bytes).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("cannot write to stdout")
-        }
-        _ => Ok(()),
-    }
 }
 
 /// Reads and checks a key file: `Err` is the whole message, naming the file.

@@ -13,7 +13,7 @@ use clap::Parser as _;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use tracing_subscriber::filter::LevelFilter;
 
-use knock_server::cli::{Args, Cli, Command};
+use knock_server::cli::{Args, Cli, Command, EXIT_USAGE, print_stdout};
 use knock_server::engine::{self, Engine, Exit, Msg, Settings};
 use knock_server::executor::{self, Executor};
 use knock_server::{
@@ -24,9 +24,6 @@ use knock_server::{
 /// Batches of hits (and other messages) waiting for the engine; beyond this the capture
 /// thread drops and counts them. Each batch holds up to `capture::MAX_BATCH` hits.
 const QUEUE: usize = 4096;
-
-/// Exit status for usage, config and startup errors (knockd users' scripts test for non-zero).
-const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     fixed_mmap_threshold();
@@ -289,18 +286,6 @@ fn watch_table(
     table_watch::watch_table(&table?, tx.clone())
         .map_err(|e| tracing::warn!("{e:#}; checking the table every 5 s instead"))
         .ok()
-}
-
-/// Writes to stdout; a reader that went away (`--check | head`) is not an error.
-fn print_stdout(bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(bytes).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("cannot write to stdout")
-        }
-        _ => Ok(()),
-    }
 }
 
 /// Delivers SIGHUP, SIGTERM, SIGINT and SIGUSR1 to the engine as messages: the handlers only write to

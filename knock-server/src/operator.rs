@@ -7,11 +7,9 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use crate::cli::{CloseArgs, InstanceArgs, StatusArgs};
+use crate::cli::{CloseArgs, EXIT_USAGE, InstanceArgs, StatusArgs};
 use crate::control::{OpenWindow, Refused, Request, Response, Status};
 use crate::control_socket;
-
-const EXIT_USAGE: u8 = 2;
 
 /// `knock-server status`.
 pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {

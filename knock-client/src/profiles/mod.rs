@@ -170,7 +170,6 @@ pub fn load(location: &Location) -> Result<Option<Config>, LoadError> {
         .map_err(LoadError::Invalid)
 }
 
-
 impl Config {
     /// Parses and checks a config file's text (named `config.toml` in messages).
     #[cfg(test)]
