@@ -172,7 +172,7 @@ impl Opened {
 
     /// Attaches `filter`'s program to the capture socket now and says whether the kernel
     /// runs it.
-    pub fn set_filter(&mut self, filter: &Filter) -> anyhow::Result<FilterReport> {
+    pub fn set_filter(&self, filter: &Filter) -> anyhow::Result<FilterReport> {
         install(self.cap.as_fd(), self.framing(), filter)
     }
 }
@@ -202,10 +202,10 @@ fn install(
         .context("cannot make the capture filter")?;
     // On failure the kernel keeps the filter it had: the doors of the old config still work.
     attach(socket, &program).context("the kernel refused the capture filter")?;
-    let attached = attached_filter_len(socket);
+    // The program is never longer than the kernel takes (`ProgramError::TooLong`).
     Ok(FilterReport {
         instructions: program.len(),
-        in_kernel: program.len() <= BPF_MAXINSNS && attached == Some(program.len()),
+        in_kernel: attached_filter_len(socket) == Some(program.len()),
     })
 }
 
@@ -699,7 +699,7 @@ mod tests {
         if !knock_e2e::root_or_skip() {
             return;
         }
-        let mut opened = open("lo").unwrap();
+        let opened = open("lo").unwrap();
         opened.set_filter(&udp_port(47011)).unwrap();
         let (tx, rx) = std::sync::mpsc::sync_channel(64);
         let running = spawn(opened, Clock::start(), tx, Arc::default()).unwrap();
@@ -739,7 +739,7 @@ mod tests {
         if !knock_e2e::root_or_skip() {
             return;
         }
-        let mut opened = open("lo").unwrap();
+        let opened = open("lo").unwrap();
         opened.set_filter(&udp_port(47001)).unwrap();
         let (tx, rx) = std::sync::mpsc::sync_channel(64);
         let running = spawn(opened, Clock::start(), tx, Arc::default()).unwrap();

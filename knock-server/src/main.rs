@@ -120,7 +120,7 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
     let socket_path = instance.instance.socket(&instance.runtime_dir);
     let control = control_socket::Listener::bind(&socket_path)?;
 
-    let mut opened = capture::open(&interface)?;
+    let opened = capture::open(&interface)?;
     let local = capture::local_addresses(&interface);
     let mut settings = Settings {
         config_path: config_path.clone(),

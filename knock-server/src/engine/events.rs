@@ -96,10 +96,8 @@ impl Engine {
         if !(self.gate.level)(level) {
             return;
         }
-        let text = match self.config.doors.get(door) {
-            Some(d) => format!("{}: {what}", d.name),
-            None => format!("?: {what}"),
-        };
+        let name = self.config.doors.get(door).map_or("?", |d| d.name.as_str());
+        let text = format!("{name}: {what}");
         self.log(level, Some(source), text);
     }
 
