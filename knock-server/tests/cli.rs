@@ -48,17 +48,8 @@ fn check_prints_the_doors_it_understood() {
 #[test]
 fn check_reports_a_kernel_sized_filter_for_ten_thousand_doors() {
     let dir = tempfile::tempdir().unwrap();
-    let mut conf = String::new();
-    for i in 0..10_000u32 {
-        let p = |k: u32| 1 + (i * 3 + k) * 7 % 65_000;
-        conf.push_str(&format!(
-            "[door{i}]\n  sequence = {},{}:udp,{}\n  tcpflags = syn\n  command = /bin/true %IP%\n",
-            p(0),
-            p(1),
-            p(2)
-        ));
-    }
-    let conf = write(dir.path(), "knockd.conf", &conf);
+    let doors = knock_e2e::many_doors(10_000, "  command = /bin/true %IP%\n");
+    let conf = write(dir.path(), "knockd.conf", &doors);
     let out = server(&["--check", "-c", &conf]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);

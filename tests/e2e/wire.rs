@@ -105,17 +105,11 @@ fn ipv6_knocks_behind_extension_headers_back_to_back_open_the_door() {
 fn ten_thousand_doors_get_a_filter_the_kernel_runs() {
     let Some(link) = Link::up() else { return };
     let dir = scratch();
-    let mut conf = String::new();
-    for i in 0..10_000u32 {
-        let p = |k: u32| 1 + (i * 3 + k) * 7 % 65_000;
-        conf.push_str(&format!(
-            "[door{i}]\n  sequence = {},{}:udp,{}\n  tcpflags = syn\n",
-            p(0),
-            p(1),
-            p(2)
-        ));
-    }
-    let conf = write(dir.path(), "knockd.conf", &conf);
+    let conf = write(
+        dir.path(),
+        "knockd.conf",
+        &knock_e2e::many_doors(10_000, ""),
+    );
     let mut server = KnockServer::start(
         &link,
         dir.path(),

@@ -389,6 +389,23 @@ where
     );
 }
 
+/// A knockd.conf of `n` doors of three knocks (TCP, UDP, TCP) on ports spread over the whole
+/// range, each with `tcpflags = syn` and the lines of `extra` (e.g. `"  command = ...\n"`):
+/// for the tests of many doors.
+pub fn many_doors(n: u32, extra: &str) -> String {
+    let mut conf = String::new();
+    for i in 0..n {
+        let p = |k: u32| 1 + (i * 3 + k) * 7 % 65_000;
+        conf.push_str(&format!(
+            "[door{i}]\n  sequence = {},{}:udp,{}\n  tcpflags = syn\n{extra}",
+            p(0),
+            p(1),
+            p(2)
+        ));
+    }
+    conf
+}
+
 /// A scratch directory for one test's files (configs, logs, marker files).
 pub fn scratch() -> tempfile::TempDir {
     tempfile::Builder::new()
