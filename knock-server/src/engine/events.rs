@@ -23,7 +23,10 @@ impl Engine {
                     ..
                 } => {
                     // Under a flood most Stage 1 lines are left out: skip formatting them.
-                    if stage > 1 || (self.gate.first_stage)(self.unix_secs(now)) {
+                    if self
+                        .gate
+                        .wants(Level::INFO, stage == 1, self.unix_secs(now))
+                    {
                         self.door_log(Level::INFO, source, door, format_args!("Stage {stage}"));
                     }
                 }

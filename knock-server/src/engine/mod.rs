@@ -110,6 +110,15 @@ pub struct LogGate {
     pub first_stage: fn(u64) -> bool,
 }
 
+impl LogGate {
+    /// Whether a line at `level` is worth formatting at `unix_secs`: written somewhere, and
+    /// for a `Stage 1` line (`first_stage`) within this second's budget (else it is counted
+    /// as left out).
+    pub fn wants(&self, level: Level, first_stage: bool, unix_secs: u64) -> bool {
+        (!first_stage || (self.first_stage)(unix_secs)) && (self.level)(level)
+    }
+}
+
 impl Default for LogGate {
     fn default() -> LogGate {
         LogGate {
@@ -297,9 +306,7 @@ impl Engine {
         let (gate, unix) = (self.gate, self.unix_secs(self.clock));
         // As for the tracker's doors: Stage 1 lines within the log's budget, and no line
         // formatted at a level nobody reads.
-        let wanted = |level, first_stage: bool| {
-            (!first_stage || (gate.first_stage)(unix)) && (gate.level)(level)
-        };
+        let wanted = |level, first_stage| gate.wants(level, first_stage, unix);
         let (handled, line) = self.rotating.handle(
             self.clock,
             hit.source,
