@@ -233,7 +233,7 @@ fn wake_on_lan_broadcasts_the_magic_packet_on_the_link() {
         ("wake-all", ["7100", "8100"], 0xaf, Ipv4Addr::BROADCAST),
     ] {
         let mac = [0x00, 0x81, 0x52, 0x6b, 0x3d, last];
-        let frame = capture_one(&link, dir.path(), door, || {
+        let frame = capture_one(&link, dir.path(), "eth0", door, || {
             knock(&link, &[SERVER_V4, ports[0], ports[1]]);
             server.wait_log(&format!("{door}: sent Wake-on-LAN to "));
         });
@@ -254,14 +254,20 @@ fn wake_on_lan_broadcasts_the_magic_packet_on_the_link() {
     }
 }
 
-/// Captures, on the client host's eth0, the first UDP datagram to port 9 that arrives after
-/// `trigger` starts: tcpdump listens before `trigger` runs.
-fn capture_one(link: &Link, dir: &Path, name: &str, trigger: impl FnOnce()) -> Datagram {
+/// Captures, on the client host's `interface`, the first UDP datagram to port 9 that
+/// arrives after `trigger` starts: tcpdump listens before `trigger` runs.
+pub(super) fn capture_one(
+    link: &Link,
+    dir: &Path,
+    interface: &str,
+    name: &str,
+    trigger: impl FnOnce(),
+) -> Datagram {
     let pcap = dir.join(format!("{name}.pcap"));
     let file = pcap.display().to_string();
     let args = [
         "-i",
-        "eth0",
+        interface,
         "-n",
         "-U",
         "-c",
@@ -273,7 +279,7 @@ fn capture_one(link: &Link, dir: &Path, name: &str, trigger: impl FnOnce()) -> D
     let mut tcpdump = link
         .client
         .spawn("tcpdump", args, &dir.join(format!("{name}.tcpdump")));
-    tcpdump.wait_output("listening on eth0");
+    tcpdump.wait_output(&format!("listening on {interface}"));
     trigger();
     let status = tcpdump.wait_exit();
     assert!(

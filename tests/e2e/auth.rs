@@ -86,14 +86,7 @@ impl Setup {
     /// Our knock in the client namespace (as nobody with `unprivileged`), its clock shifted by
     /// `skew` seconds.
     fn knock(&self, unprivileged: bool, skew: i64, args: &[&str]) -> Output {
-        let mut cmd = if unprivileged {
-            let mut c = self.link.client.command("setpriv");
-            c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-                .arg(bin("knock"));
-            c
-        } else {
-            self.link.client.command(bin("knock"))
-        };
+        let mut cmd = self.link.client.command_as(bin("knock"), unprivileged);
         cmd.args(args)
             .env_remove("KNOCK_CONFIG")
             .env("XDG_CONFIG_HOME", &self.xdg)

@@ -143,14 +143,7 @@ fn home_profile(host: &str) -> String {
 /// Runs our knock in the client namespace, as root or (with `unprivileged`) as nobody, with
 /// `xdg` as XDG_CONFIG_HOME.
 fn knock(link: &Link, xdg: &Path, unprivileged: bool, args: &[&str]) -> Output {
-    let mut cmd = if unprivileged {
-        let mut c = link.client.command("setpriv");
-        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-            .arg(bin("knock"));
-        c
-    } else {
-        link.client.command(bin("knock"))
-    };
+    let mut cmd = link.client.command_as(bin("knock"), unprivileged);
     cmd.args(args)
         .env_remove("KNOCK_CONFIG")
         .env("XDG_CONFIG_HOME", xdg)

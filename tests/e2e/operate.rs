@@ -9,7 +9,7 @@ use knock_e2e::{
     CLIENT_V4, KnockServer, Link, OTHER_V4, PATIENCE, SERVER_V4, read, scratch, wait_until, write,
 };
 
-use crate::actions::{Datagram, knock, listen};
+use crate::actions::{capture_one, knock, listen};
 
 /// What became of a TCP connection attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,31 +366,15 @@ fn wake_on_lan_without_address_goes_out_of_every_link_to_its_subnet_broadcast() 
     link.client.ok("ip", ["link", "set", "lan1", "up"]);
     let toml = "[doors.wake]\nsequence = \"7000,8000\"\nwake_on_lan = \"00:81:52:6b:3d:ae\"\n";
     let mut server = start(&link, d, "knock-server", toml);
-    let pcap = d.join("lan1.pcap");
-    let file = pcap.display().to_string();
-    let args = [
-        "-i",
-        "lan1",
-        "-n",
-        "-U",
-        "-c",
-        "1",
-        "-w",
-        &file,
-        "udp port 9",
-    ];
-    let mut tcpdump = link.client.spawn("tcpdump", args, &d.join("tcpdump.out"));
-    tcpdump.wait_output("listening on lan1");
-    knock(&link, &[SERVER_V4, "7000", "8000"]);
-    server.wait_log("wake: sent Wake-on-LAN to ");
+    let frame = capture_one(&link, d, "lan1", "lan1", || {
+        knock(&link, &[SERVER_V4, "7000", "8000"]);
+        server.wait_log("wake: sent Wake-on-LAN to ");
+    });
     assert!(
         server.log().contains("198.19.5.255:9 via lan0"),
         "{}",
         server.log()
     );
-    let status = tcpdump.wait_exit();
-    assert!(status.success(), "{}", read(&tcpdump.output));
-    let frame = Datagram::first_in(&std::fs::read(&pcap).unwrap());
     assert_eq!(frame.eth_dst, [0xff; 6]);
     assert_eq!(frame.dst.to_string(), "198.19.5.255");
     assert_eq!(frame.dport, 9);

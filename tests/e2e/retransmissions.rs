@@ -97,20 +97,7 @@ impl Sender {
                 succeed(link.client.command(DEBIAN_KNOCK).args(&args));
             }
             Sender::Ours { hits, raw } => {
-                let mut cmd = if raw {
-                    link.client.command(bin("knock"))
-                } else {
-                    let mut c = link.client.command("setpriv");
-                    c.args([
-                        "--reuid=nobody",
-                        "--regid=nogroup",
-                        "--clear-groups",
-                        "--inh-caps=-all",
-                        "--",
-                    ])
-                    .arg(bin("knock"));
-                    c
-                };
+                let mut cmd = link.client.command_as(bin("knock"), !raw);
                 cmd.arg("--hits")
                     .arg(hits.to_string())
                     .arg(SERVER_V4)

@@ -23,21 +23,7 @@ fn profile(host: &str) -> String {
 
 /// Runs our `knock` in the client namespace, as root or (with `unprivileged`) as nobody.
 fn knock(link: &Link, config: &Path, args: &[&str], unprivileged: bool) -> Output {
-    let knock = bin("knock");
-    let mut cmd = if unprivileged {
-        let mut c = link.client.command("setpriv");
-        c.args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--",
-        ]);
-        c.arg(&knock);
-        c
-    } else {
-        link.client.command(&knock)
-    };
+    let mut cmd = link.client.command_as(bin("knock"), unprivileged);
     let out = cmd
         .arg("--config")
         .arg(config)

@@ -161,6 +161,24 @@ impl Netns {
         c
     }
 
+    /// `program` in this namespace, as root or (with `unprivileged`) as nobody with no
+    /// capability at all: what a user without CAP_NET_RAW runs.
+    pub fn command_as(&self, program: impl AsRef<OsStr>, unprivileged: bool) -> Command {
+        if !unprivileged {
+            return self.command(program);
+        }
+        let mut c = self.command("setpriv");
+        c.args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+        ])
+        .arg(program);
+        c
+    }
+
     /// Runs to completion and returns the output, whatever the exit status.
     pub fn run<I, S>(&self, program: &str, args: I) -> Output
     where
