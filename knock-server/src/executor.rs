@@ -244,6 +244,9 @@ impl<'a> Executor<'a> {
                     let _ = tx.send(Msg::FirewallGone);
                 }
             }
+            Action::Answer(response, reply) => {
+                let _ = reply.send(response);
+            }
         })?;
         let resolver = if parts.settings.lookup {
             Some(resolver(lookup)?)
@@ -393,7 +396,16 @@ impl<'a> Executor<'a> {
             Msg::Control(request, reply) => {
                 let outside = self.outside();
                 let response = self.engine.control(now, &request, outside);
-                let _ = reply.send(response);
+                match response {
+                    // After the revokes it queued on the actions worker.
+                    Response::Closed { .. } => {
+                        self.perform_effects_quietly();
+                        self.actions.send(Action::Answer(response, reply));
+                    }
+                    _ => {
+                        let _ = reply.send(response);
+                    }
+                }
             }
         }
         None

@@ -14,7 +14,8 @@ use anyhow::Context as _;
 use knock_proto::Knock;
 use knock_proto::config::{Config, Door};
 
-use crate::actions::{firewall::Firewall, mail, wol};
+use crate::actions::firewall::{Firewall, Nft};
+use crate::actions::{mail, wol};
 
 /// Threads delivering mail notices.
 pub const MAIL_THREADS: usize = 4;
@@ -98,16 +99,21 @@ impl Performer {
     /// Sets up what the config's actions need: the nftables `table` when a door has `open`
     /// (any table a crashed run of this instance left behind is replaced).
     pub fn new(config: &Config, table: &str) -> anyhow::Result<Performer> {
+        Performer::with_firewall(config, Nft::system(), table)
+    }
+
+    /// [`Performer::new`], running nft as `nft` says.
+    pub fn with_firewall(config: &Config, nft: Nft, table: &str) -> anyhow::Result<Performer> {
         let ports = guarded(config);
         let firewall = if ports.is_empty() {
             // A run that crashed with `open` doors left its table (still guarding, so its
             // ports stay closed); this config guards nothing.
-            if let Err(e) = crate::actions::firewall::remove_stale(table) {
+            if let Err(e) = crate::actions::firewall::remove_stale_with(&nft, table) {
                 tracing::debug!("no stale nftables table removed: {e}");
             }
             None
         } else {
-            let fw = Firewall::install(table, &ports).with_context(|| {
+            let fw = Firewall::install_with(nft, table, &ports).with_context(|| {
                 format!("cannot set up the nftables table {table} for `open` doors")
             })?;
             Some(fw)

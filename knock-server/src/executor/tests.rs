@@ -30,15 +30,26 @@ fn hit(source: &str, port: u16) -> Hit {
 /// Runs an executor for `config` (knockd format) on the messages in `msgs` (which must end
 /// with a signal), with a clock that started `age` ago.
 fn run(dir: &Path, config: &str, age: Duration, msgs: Vec<Msg>) -> Exit {
+    let config = knock_proto::config::knockd::parse(Path::new("k.conf"), config).unwrap();
+    let performer = Performer::without_firewall(&config);
+    run_with(dir, config, performer, age, msgs)
+}
+
+/// [`run`] for a parsed `config`, with the actions performed by `performer`.
+fn run_with(
+    dir: &Path,
+    config: knock_proto::config::Config,
+    performer: Performer,
+    age: Duration,
+    msgs: Vec<Msg>,
+) -> Exit {
     // The log shows in a failing test's output.
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
         .with_max_level(tracing::Level::DEBUG)
         .try_init();
-    let config = knock_proto::config::knockd::parse(Path::new("k.conf"), config).unwrap();
     let one_time = vec![None; config.doors.len()];
     let keys = vec![None; config.doors.len()];
-    let performer = Performer::without_firewall(&config);
     let clock = Clock::since(Instant::now().checked_sub(age).unwrap());
     // The daemon started at 0 on this clock; `age` passed since (the engine was busy).
     let engine = Engine::new(
@@ -121,6 +132,51 @@ fn a_knock_behind_a_flood_counts_at_its_capture_time_not_when_the_engine_gets_to
     wait_for("the command", || {
         std::fs::read_to_string(&marker).is_ok_and(|m| m == "198.18.0.1\n")
     });
+}
+
+#[test]
+fn a_close_request_is_answered_once_the_port_is_closed_not_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let batches = dir.path().join("batches");
+    let toml = "[doors.web]\nsequence = \"7000\"\nopen = \"4100/tcp\"\nopen_seconds = 60\n";
+    let config = knock_proto::config::toml::parse(Path::new("k.toml"), toml).unwrap();
+    // A slow nft: each batch lands 0.3 s after it was handed over.
+    let script = format!("sleep 0.3; cat >> '{}'; echo >> '{0}'", batches.display());
+    let nft = crate::actions::firewall::Nft::with_command(["sh", "-c", &script, "sh"]);
+    let performer = Performer::with_firewall(&config, nft, "knock_test").unwrap();
+    let (reply, answer) = mpsc::channel();
+    let msgs = vec![
+        Msg::Hits(vec![(Timestamp::ZERO, hit("198.18.0.1", 7000))]),
+        Msg::Control(
+            Request::Close {
+                door: "web".into(),
+                source: None,
+            },
+            reply,
+        ),
+        Msg::Signal(SIGTERM),
+    ];
+    // What nft had done when the answer came.
+    let seen = std::thread::spawn({
+        let batches = batches.clone();
+        move || {
+            let response = answer.recv().unwrap();
+            (response, std::fs::read_to_string(&batches).unwrap_or_default())
+        }
+    });
+    assert_eq!(
+        run_with(dir.path(), config, performer, Duration::ZERO, msgs),
+        Exit::Signal
+    );
+    let (response, done) = seen.join().unwrap();
+    assert!(
+        matches!(&response, Response::Closed { closed } if closed.len() == 1),
+        "{response:?}"
+    );
+    assert!(
+        done.contains("{\"delete\":{\"element\""),
+        "answered before the port was closed; nft had done:\n{done}"
+    );
 }
 
 /// Processes whose command line contains `needle`.

@@ -13,6 +13,7 @@ use knock_proto::Sequence;
 use knock_proto::onetime::OneTimeSequences;
 
 use super::Msg;
+use crate::control::Response;
 use crate::engine::{Effect, LogLine, Run};
 use crate::journal::Record;
 use crate::perform::Performer;
@@ -57,6 +58,9 @@ pub(super) enum Job {
 pub(super) enum Action {
     Perform(Effect),
     CheckFirewall,
+    /// Sends a control request's answer once the actions queued before it are done: a close
+    /// is answered when its ports are closed, not when they are about to be.
+    Answer(Response, mpsc::Sender<Response>),
 }
 
 /// A worker thread with a bounded queue and its depth.

@@ -267,11 +267,6 @@ impl Drop for Firewall {
 
 /// Deletes our instance's `table` left by a run that could not clean up (kill -9); succeeds
 /// when there is none.
-pub fn remove_stale(table: &str) -> Result<(), FirewallError> {
-    remove_stale_with(&Nft::system(), table)
-}
-
-/// [`remove_stale`], running nft as `nft` says.
 pub fn remove_stale_with(nft: &Nft, table: &str) -> Result<(), FirewallError> {
     nft.apply(&remove_batch(table), "delete the nftables table")
 }
