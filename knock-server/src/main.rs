@@ -137,7 +137,8 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
     let unix = executor::wall()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let doors = rotating::RotatingDoors::new(&loaded, replay.record.clone(), unix);
+    let doors =
+        rotating::RotatingDoors::new(&loaded, replay.record.clone().unwrap_or_default(), unix);
     let filter = engine::build_filter(
         &loaded.config,
         &loaded.one_time,

@@ -12,7 +12,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use knock_proto::auth::{Gate, Outcome, Refusal, ReplayRecord, RotatingDoor, Verifier};
+use knock_proto::auth::{
+    ACCEPTED_STEPS, Gate, Outcome, Refusal, ReplayRecord, RotatingDoor, Step, Verifier,
+};
 use knock_proto::config::{Config, SequenceSource};
 use knock_proto::flags::bits;
 use knock_proto::{Knock, Port, Proto, Timestamp};
@@ -68,8 +70,8 @@ pub struct DoorCounts {
 /// The replay record as saved, and where it is saved.
 #[derive(Debug, Clone)]
 pub struct Replay {
-    /// The record read at start ([`read_record`]).
-    pub record: ReplayRecord,
+    /// The record read at start ([`read_record`]), or why it is lost.
+    pub record: Result<ReplayRecord, String>,
     /// Its file ([`record_file`]).
     pub file: PathBuf,
 }
@@ -231,6 +233,27 @@ impl RotatingDoors {
         &self.gate.record
     }
 
+    /// The record was lost (it could not be read at start): every knock of the steps a knock
+    /// made before `unix` could belong to, and that are still accepted, counts as used. A
+    /// knock's step was at most one ahead of the knocker's step then, so the steps up to one
+    /// past the current one are refused; the first step after them opens again. Returns when
+    /// that step starts (the latest over the doors), `None` without rotating doors.
+    pub fn record_lost(&mut self, unix: u64) -> Option<u64> {
+        let mut until = None;
+        for door in self.verifier.doors() {
+            let now = Step::at(unix, door.step_seconds);
+            for offset in -ACCEPTED_STEPS..=ACCEPTED_STEPS {
+                self.gate.record.distrust(&door.name, now.offset(offset));
+            }
+            let open_again = now
+                .offset(ACCEPTED_STEPS + 1)
+                .0
+                .saturating_mul(u64::from(door.step_seconds.get()));
+            until = until.max(Some(open_again));
+        }
+        until
+    }
+
     /// The replay record's text if it changed since the last call: the caller saves it
     /// (atomically) to [`record_file`].
     pub fn take_record(&mut self) -> Option<String> {
@@ -351,25 +374,15 @@ fn rotating_doors(loaded: &Loaded) -> (Vec<RotatingDoor>, Vec<usize>) {
     (doors, ids)
 }
 
-/// Reads a saved record: a missing file is an empty record; a bad one is logged and
-/// replaced by an empty one (refusing to start would lock the key holder out too).
-pub fn read_record(path: &Path) -> ReplayRecord {
+/// Reads a saved record: a missing file is an empty record. A file that cannot be read, or
+/// is not a record, is lost: `Err` says why, and the caller must then distrust the steps it
+/// could have held ([`RotatingDoors::record_lost`]); starting empty instead would let a knock
+/// sniffed before the restart be replayed.
+pub fn read_record(path: &Path) -> Result<ReplayRecord, String> {
     match std::fs::read_to_string(path) {
-        Ok(text) => ReplayRecord::from_text(&text).unwrap_or_else(|e| {
-            tracing::warn!(
-                "{}: {e}: starting with an empty replay record",
-                path.display()
-            );
-            ReplayRecord::default()
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ReplayRecord::default(),
-        Err(e) => {
-            tracing::warn!(
-                "cannot read {}: {e}: starting with an empty replay record",
-                path.display()
-            );
-            ReplayRecord::default()
-        }
+        Ok(text) => ReplayRecord::from_text(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ReplayRecord::default()),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
 }
 
@@ -429,7 +442,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = record_file(&dir.path().join("pending-stops"));
         let me: IpAddr = "198.18.0.1".parse().unwrap();
-        let mut doors = RotatingDoors::new(&loaded(), read_record(&file), UNIX);
+        let mut doors = RotatingDoors::new(&loaded(), read_record(&file).unwrap(), UNIX);
         let ks = knocks(&doors, 7, me);
         let other_doors_port = ks.iter().any(|(k, _)| k.port.get() == 7001);
         assert!(!other_doors_port, "other doors' ports are taken out");
@@ -438,10 +451,70 @@ mod tests {
         assert!(saved.starts_with("used ssh "), "{saved}");
         assert_eq!(doors.take_record(), None, "saved once");
         std::fs::write(&file, saved).unwrap();
-        let mut restarted = RotatingDoors::new(&loaded(), read_record(&file), UNIX);
+        let mut restarted = RotatingDoors::new(&loaded(), read_record(&file).unwrap(), UNIX);
         assert_eq!(knock(&mut restarted, me, &ks), Handled::Taken, "replay");
         let fresh = knocks(&restarted, 8, me);
         assert_eq!(knock(&mut restarted, me, &fresh), Handled::Open { door: 1 });
+    }
+
+    #[test]
+    fn a_lost_record_refuses_every_knock_of_the_steps_it_held_then_fresh_knocks_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = record_file(&dir.path().join("pending-stops"));
+        let me: IpAddr = "198.18.0.1".parse().unwrap();
+        let mut doors = RotatingDoors::new(&loaded(), ReplayRecord::default(), UNIX);
+        let ks = knocks(&doors, 7, me);
+        assert_eq!(knock(&mut doors, me, &ks), Handled::Open { door: 1 });
+        // The disk, or someone, mangled it.
+        let saved = doors.take_record().unwrap();
+        std::fs::write(&file, format!("{saved}used ssh \u{1}garbage\n")).unwrap();
+        let why = read_record(&file).unwrap_err();
+        assert!(why.contains("line 2"), "{why}");
+        let mut restarted = RotatingDoors::new(&loaded(), ReplayRecord::default(), UNIX);
+        let until = restarted.record_lost(UNIX).unwrap();
+        let step_seconds = u64::from(restarted.verifier.doors()[0].step_seconds.get());
+        let step = UNIX / step_seconds;
+        assert_eq!(
+            until,
+            (step + 2) * step_seconds,
+            "the first step no knock before the start could use"
+        );
+        assert_eq!(knock(&mut restarted, me, &ks), Handled::Taken, "the replay");
+        let other: IpAddr = "198.18.0.9".parse().unwrap();
+        let theirs = knocks(&restarted, 7, other);
+        assert_eq!(knock(&mut restarted, other, &theirs), Handled::Taken);
+        let fresh = knocks(&restarted, 8, me);
+        assert_eq!(
+            knock(&mut restarted, me, &fresh),
+            Handled::Taken,
+            "locked in this step too"
+        );
+        // Saved at once, so a second restart still refuses.
+        let kept = restarted.take_record().unwrap();
+        let mut again =
+            RotatingDoors::new(&loaded(), ReplayRecord::from_text(&kept).unwrap(), UNIX);
+        assert_eq!(knock(&mut again, me, &fresh), Handled::Taken);
+        // From `until` on, a fresh knock opens.
+        again.roll(Timestamp::from_millis(1000 * (until - UNIX)), until);
+        let door = &again.verifier.doors()[0];
+        let later = Step::at(until, door.step_seconds);
+        let ks: Vec<(Knock, u32)> = door
+            .sequence(later)
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                (
+                    Knock::new(p, Proto::Tcp),
+                    door.seq(later, i as u8, p, Nonce(9), me),
+                )
+            })
+            .collect();
+        let at = Timestamp::from_millis(1000 * (until - UNIX));
+        let mut last = Handled::NotOurs;
+        for (k, seq) in &ks {
+            last = again.handle(at, me, *k, (bits::SYN, *seq), |_, _| true).0;
+        }
+        assert_eq!(last, Handled::Open { door: 1 });
     }
 
     #[test]

@@ -28,4 +28,4 @@ pub use key::Key;
 pub use ports::PortSet;
 pub use replay::ReplayRecord;
 pub use seal::Nonce;
-pub use verify::{Refusal, RotatingDoor, Seal, Verified, Verifier};
+pub use verify::{ACCEPTED_STEPS, Refusal, RotatingDoor, Seal, Verified, Verifier};

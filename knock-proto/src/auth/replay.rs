@@ -35,6 +35,9 @@ enum Used {
     Nonces([u64; 4]),
     /// The address that opened the door.
     From(IpAddr),
+    /// Every knock: the record of this step was lost (a file that could not be read), so
+    /// any knock of it may be a replay.
+    All,
 }
 
 /// A knock that already opened its door in this step.
@@ -86,6 +89,11 @@ impl ReplayRecord {
         Ok(())
     }
 
+    /// Counts every knock of `door` in `step` as used: what the record held for it is lost.
+    pub fn distrust(&mut self, door: &str, step: Step) {
+        self.used.insert((door.to_owned(), step), Used::All);
+    }
+
     /// Forgets `door`'s steps before `oldest`: they can no longer be accepted, so neither
     /// replayed.
     pub fn forget_before(&mut self, door: &str, oldest: Step) {
@@ -119,6 +127,7 @@ impl ReplayRecord {
                     step.0, bits[0], bits[1], bits[2], bits[3]
                 ),
                 Used::From(addr) => writeln!(out, "used {door} {} from {addr}", step.0),
+                Used::All => writeln!(out, "used {door} {} all *", step.0),
             };
         }
         out
@@ -138,7 +147,7 @@ impl ReplayRecord {
             };
             let words = shell_words::split(line).map_err(|_| bad("unbalanced quotes"))?;
             let [used, door, step, kind, value] = words.as_slice() else {
-                return Err(bad("expected `used DOOR STEP nonces|from VALUE`"));
+                return Err(bad("expected `used DOOR STEP nonces|from|all VALUE`"));
             };
             if used != "used" {
                 return Err(bad("expected a line starting with `used`"));
@@ -147,7 +156,9 @@ impl ReplayRecord {
             let entry = match kind.as_str() {
                 "nonces" => Used::Nonces(parse_bits(value).ok_or_else(|| bad("bad nonce bits"))?),
                 "from" => Used::From(value.parse().map_err(|_| bad("bad address"))?),
-                _ => return Err(bad("expected `nonces` or `from`")),
+                "all" if value == "*" => Used::All,
+                "all" => return Err(bad("expected `*` after `all`")),
+                _ => return Err(bad("expected `nonces`, `from` or `all`")),
             };
             record.used.insert((door.clone(), step), entry);
         }
@@ -240,5 +251,27 @@ mod tests {
             "the step is not a number"
         );
         assert_eq!(ReplayRecord::from_text("garbage").unwrap_err().line, 1);
+    }
+
+    #[test]
+    fn a_distrusted_step_refuses_every_knock_and_round_trips() {
+        let mut r = ReplayRecord::default();
+        r.admit("ssh", Step(7), Use::Sealed(Nonce(1))).unwrap();
+        r.distrust("ssh", Step(7));
+        r.distrust("ssh", Step(8));
+        for step in [7, 8] {
+            assert_eq!(
+                r.admit("ssh", Step(step), Use::Sealed(Nonce(2))),
+                Err(Replayed)
+            );
+            let me = Use::Unsealed(addr("198.18.0.1"));
+            assert_eq!(r.admit("ssh", Step(step), me), Err(Replayed));
+        }
+        assert_eq!(r.admit("ssh", Step(9), Use::Sealed(Nonce(2))), Ok(()));
+        let text = r.to_text();
+        assert!(text.contains("used ssh 8 all *\n"), "{text}");
+        assert_eq!(ReplayRecord::from_text(&text), Ok(r));
+        let bad = ReplayRecord::from_text("used ssh 8 all x").unwrap_err();
+        assert_eq!(bad.problem, "expected `*` after `all`");
     }
 }

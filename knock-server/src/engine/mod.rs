@@ -40,6 +40,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use knock_proto::Timestamp;
+use knock_proto::auth::ReplayRecord;
 use knock_proto::config::Config;
 use knock_proto::onetime::OneTimeSequences;
 use knock_proto::tracker::{Event, Tracker};
@@ -168,10 +169,16 @@ impl Engine {
         let epoch_unix_ms = wall_ms.saturating_sub(now.as_millis());
         let (record, replay_file) = match start.replay {
             Some(r) => (r.record, Some(r.file)),
-            None => Default::default(),
+            None => (Ok(ReplayRecord::default()), None),
         };
         let unix = epoch_unix_ms.saturating_add(now.as_millis()) / 1000;
-        let rotating = RotatingDoors::new(&loaded, record, unix);
+        let mut rotating = RotatingDoors::new(&loaded, record.clone().unwrap_or_default(), unix);
+        let lost = match record {
+            Err(why) => rotating
+                .record_lost(unix)
+                .map(|until| (why, until.saturating_sub(unix))),
+            Ok(_) => None,
+        };
         let mut tracker = build_tracker(&loaded.config, &loaded.one_time);
         tracker.set_local_addresses(&start.local);
         let mut engine = Engine {
@@ -196,6 +203,19 @@ impl Engine {
             gate: LogGate::default(),
         };
         engine.installed_filter = engine.filter();
+        if let Some((why, secs)) = lost {
+            engine.log(
+                Level::ERROR,
+                None,
+                format!(
+                    "{why}: the replay record is lost, so a knock made before this start could \
+                     be replayed: rotating doors refuse every knock for the next {secs} s (the \
+                     steps such a knock could use), then fresh knocks open again"
+                ),
+            );
+            // Saved at once: a second restart refuses them too.
+            engine.save_replay();
+        }
         engine.adopt(now, start.adopted);
         engine
     }

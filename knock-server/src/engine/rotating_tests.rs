@@ -33,6 +33,11 @@ fn loaded() -> Loaded {
 }
 
 fn engine(now: Timestamp, record: ReplayRecord) -> Engine {
+    engine_read(now, Ok(record))
+}
+
+/// [`engine`] with the record as [`crate::rotating::read_record`] gives it: `Err` when lost.
+fn engine_read(now: Timestamp, record: Result<ReplayRecord, String>) -> Engine {
     Engine::new(
         now,
         Start {
@@ -128,6 +133,35 @@ fn a_sealed_knock_opens_after_its_record_is_saved_and_its_replay_does_not() {
     assert!(logged(&take(&mut restarted), "replayed knock refused"));
     restarted.hits(&sealed(ms(300), 2));
     assert!(logged(&take(&mut restarted), "ssh: OPEN SESAME"));
+}
+
+#[test]
+fn a_lost_record_is_saved_distrusted_at_once_and_its_steps_refuse_every_knock() {
+    let lost = Err("/state/pending-stops.replay: line 2: bad nonce bits".to_owned());
+    let mut e = engine_read(ms(0), lost);
+    let fx = take(&mut e);
+    let error = fx.iter().find_map(|f| match f {
+        Effect::Log(l) if l.level == Level::ERROR => Some(l.render(None)),
+        _ => None,
+    });
+    let error = error.unwrap_or_else(|| panic!("no error logged: {fx:#?}"));
+    assert!(
+        error.contains("line 2: bad nonce bits") && error.contains("refuse every knock"),
+        "{error}"
+    );
+    let saved = fx.iter().find_map(|f| match f {
+        Effect::SaveReplay { text, .. } => Some(text.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        saved.map(|t| t.matches(" all *\n").count()),
+        Some(3),
+        "the step before, this one and the next, saved before any knock: {fx:#?}"
+    );
+    e.hits(&sealed(ms(100), 1));
+    let fx = take(&mut e);
+    assert!(logged(&fx, "replayed knock refused"), "{fx:#?}");
+    assert!(!fx.iter().any(|f| matches!(f, Effect::Run(_))), "{fx:#?}");
 }
 
 #[test]

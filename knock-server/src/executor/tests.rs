@@ -161,7 +161,10 @@ fn a_close_request_is_answered_once_the_port_is_closed_not_before() {
         let batches = batches.clone();
         move || {
             let response = answer.recv().unwrap();
-            (response, std::fs::read_to_string(&batches).unwrap_or_default())
+            (
+                response,
+                std::fs::read_to_string(&batches).unwrap_or_default(),
+            )
         }
     });
     assert_eq!(
