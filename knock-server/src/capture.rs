@@ -489,7 +489,8 @@ fn hand_over(
 }
 
 /// Reads the packets waiting (at most [`MAX_BATCH`]) into `batch`; returns whether it
-/// stopped at the limit rather than at an empty ring.
+/// stopped at the limit rather than at an empty ring. libpcap hands them over a block at a
+/// time (`pcap_dispatch`): one call per block of the ring, not one per packet.
 fn read_batch(
     opened: &mut Opened,
     decoder: &Decoder,
@@ -499,37 +500,39 @@ fn read_batch(
 ) -> anyhow::Result<bool> {
     let mut now = None;
     let mut recent = recent;
-    for _ in 0..MAX_BATCH {
-        let packet = match opened.cap.next_packet() {
-            Ok(p) => p,
+    let mut read = 0;
+    while read < MAX_BATCH {
+        let n = opened
+            .cap
+            .dispatch(Some(MAX_BATCH - read), |packet| {
+                let wire_len = usize::try_from(packet.header.len).unwrap_or(usize::MAX);
+                let decoded = match decoder.decode(packet.data, wire_len) {
+                    Ok(p) => p,
+                    Err(why) => return shared.counters.skip(why),
+                };
+                let ts = packet.header.ts;
+                // time_t and suseconds_t are 32 bits wide on some targets.
+                #[allow(clippy::useless_conversion)]
+                let micros = i64::from(ts.tv_sec)
+                    .saturating_mul(1_000_000)
+                    .saturating_add(i64::from(ts.tv_usec));
+                if recent
+                    .as_deref_mut()
+                    .is_some_and(|r| r.seen(decoded.identity, micros))
+                {
+                    shared.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                // One clock reading per batch: the packets of one batch arrived within it.
+                let at = *now.get_or_insert_with(|| shared.clock.now());
+                batch.push((at, decoded.hit));
+            })
+            .with_context(|| format!("capture on {} failed", opened.interface))?;
+        if n == 0 {
             // Non-blocking: the ring is empty.
-            Err(pcap::Error::TimeoutExpired | pcap::Error::NoMorePackets) => return Ok(false),
-            Err(e) => bail!("capture on {} failed: {e}", opened.interface),
-        };
-        let wire_len = usize::try_from(packet.header.len).unwrap_or(usize::MAX);
-        let decoded = match decoder.decode(packet.data, wire_len) {
-            Ok(p) => p,
-            Err(why) => {
-                shared.counters.skip(why);
-                continue;
-            }
-        };
-        let ts = packet.header.ts;
-        // time_t and suseconds_t are 32 bits wide on some targets.
-        #[allow(clippy::useless_conversion)]
-        let micros = i64::from(ts.tv_sec)
-            .saturating_mul(1_000_000)
-            .saturating_add(i64::from(ts.tv_usec));
-        if recent
-            .as_deref_mut()
-            .is_some_and(|r| r.seen(decoded.identity, micros))
-        {
-            shared.counters.duplicates.fetch_add(1, Ordering::Relaxed);
-            continue;
+            return Ok(false);
         }
-        // One clock reading per batch: the packets of one batch arrived within it.
-        let at = *now.get_or_insert_with(|| shared.clock.now());
-        batch.push((at, decoded.hit));
+        read += n;
     }
     Ok(true)
 }
