@@ -22,29 +22,68 @@
 //! the line that would be left out costs nothing.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 /// The process's limiter.
-static LIMITER: Mutex<StageLines> = Mutex::new(StageLines::new());
+static LIMITER: Limiter = Limiter::new();
 
 /// [`StageLines::admit`] on the process's limiter, at `now` (Unix seconds).
 pub fn admit(now: u64, line: &str, out: &mut Vec<String>) {
-    LIMITER
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .admit(now, line, out);
+    LIMITER.admit(now, line, out);
 }
 
 /// Whether a `Stage 1` line logged at `now` (Unix seconds) would be written; if not, it is
 /// counted as left out and the caller need not log it.
 pub fn wants_first_stage(now: u64) -> bool {
-    let mut l = LIMITER.lock().unwrap_or_else(|e| e.into_inner());
-    l.tick(now);
-    if l.first_spent < FIRST_STAGE_PER_SECOND {
-        return true;
+    LIMITER.wants_first_stage(now)
+}
+
+/// [`StageLines`] shared by the engine, which asks before it formats a `Stage 1` line, and
+/// the log, which admits the lines. Under a flood the question comes once per packet: once
+/// the second's budget is spent it is answered without the lock.
+struct Limiter {
+    state: Mutex<StageLines>,
+    /// The second (Unix) whose `Stage 1` budget is known to be spent, 0 for none.
+    spent_in: AtomicU64,
+    /// `Stage 1` lines left out without the lock, not yet in `state`'s count.
+    left_out: AtomicU64,
+}
+
+impl Limiter {
+    const fn new() -> Limiter {
+        Limiter {
+            state: Mutex::new(StageLines::new()),
+            spent_in: AtomicU64::new(0),
+            left_out: AtomicU64::new(0),
+        }
     }
-    l.omitted += 1;
-    false
+
+    /// The state, with the lines left out without its lock counted in.
+    fn state(&self) -> MutexGuard<'_, StageLines> {
+        let mut l = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        l.omitted += self.left_out.swap(0, Ordering::Relaxed);
+        l
+    }
+
+    fn admit(&self, now: u64, line: &str, out: &mut Vec<String>) {
+        self.state().admit(now, line, out);
+    }
+
+    fn wants_first_stage(&self, now: u64) -> bool {
+        if self.spent_in.load(Ordering::Relaxed) == now {
+            self.left_out.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let mut l = self.state();
+        l.tick(now);
+        if l.first_spent < FIRST_STAGE_PER_SECOND {
+            return true;
+        }
+        l.omitted += 1;
+        self.spent_in.store(now, Ordering::Relaxed);
+        false
+    }
 }
 
 /// `Stage 1` lines written per second at most.
@@ -192,6 +231,24 @@ fn summary(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn once_the_budget_is_spent_stage_1_is_refused_and_counted_until_the_next_second() {
+        let limiter = Limiter::new();
+        let mut out = Vec::new();
+        for i in 0..FIRST_STAGE_PER_SECOND {
+            assert!(limiter.wants_first_stage(100));
+            limiter.admit(100, &format!("198.18.1.{i}: web: Stage 1"), &mut out);
+        }
+        assert_eq!(out.len(), FIRST_STAGE_PER_SECOND as usize);
+        for _ in 0..5 {
+            assert!(!limiter.wants_first_stage(100));
+        }
+        assert!(limiter.wants_first_stage(101), "a new second, a new budget");
+        out.clear();
+        limiter.admit(101, "198.18.0.1: web: Stage 1", &mut out);
+        assert_eq!(out, [summary(5), "198.18.0.1: web: Stage 1".to_owned()]);
+    }
 
     fn run(limiter: &mut StageLines, now: u64, line: &str) -> Vec<String> {
         let mut out = Vec::new();
