@@ -34,7 +34,8 @@
 //! default 120), FLOOD_SMALL_CAP (knock-server's max_attempts in the bounded run, default
 //! 1000), FLOOD_SUMMARY=0 (skip waiting a minute for knock-server's summary line),
 //! FLOOD_KNOCKD=0 (knock-server's rows only), FLOOD_ROTATING=0 (no rotating-door rows),
-//! FLOOD_PERF=DIR (profile each knock-server
+//! FLOOD_EXPIRY=1 (then wait for the flood's attempts to expire, `seq_timeout` later, and
+//! report the CPU that cost), FLOOD_PERF=DIR (profile each knock-server
 //! case from just before its flood until it is idle: `perf record -g -p PID -o DIR/CASE.data`).
 //! `cargo test` never runs it (a bench target); run without `--bench` it only says how to run.
 
@@ -66,6 +67,9 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// A rotating door's time step in the bench: long, so that its ports stay put.
 const STEP_SECONDS: u64 = 3600;
+/// Every door's `seq_timeout`, in seconds: longer than the slowest flood, so that no attempt
+/// expires during the measurement.
+const SEQ_TIMEOUT: u64 = 25;
 /// A step ending sooner than this is waited out before the flood.
 const STEP_MARGIN: u64 = 120;
 
@@ -106,6 +110,7 @@ struct Settings {
     summary: bool,
     knockd: bool,
     rotating: bool,
+    expiry: bool,
 }
 
 impl Settings {
@@ -130,6 +135,7 @@ impl Settings {
             summary: std::env::var("FLOOD_SUMMARY").map_or(true, |v| v != "0"),
             knockd: std::env::var("FLOOD_KNOCKD").map_or(true, |v| v != "0"),
             rotating: std::env::var("FLOOD_ROTATING").map_or(true, |v| v != "0"),
+            expiry: std::env::var("FLOOD_EXPIRY").is_ok_and(|v| v != "0"),
         }
     }
 }
@@ -177,6 +183,9 @@ struct Row {
     summary: Option<String>,
     /// What status said after a rotating-door case.
     rotating: Option<RotatingCounts>,
+    /// CPU time from the end of the measurement until the flood's attempts had expired
+    /// (`FLOOD_EXPIRY=1`).
+    expiry_cpu: Option<f64>,
 }
 
 /// A rotating door's counters from `knock-server status --json` after the case.
@@ -233,7 +242,12 @@ fn main() {
     for (subject, n, pps) in cases {
         // The summary line comes a minute after start: wait for it where it says most.
         let summary = settings.summary && n == largest;
-        let row = run_case(subject, (n, pps), summary, settings.knockd_cap);
+        let row = run_case(
+            subject,
+            (n, pps),
+            (summary, settings.expiry),
+            settings.knockd_cap,
+        );
         println!("{}", format_row(&row));
         rows.push(row);
     }
@@ -244,6 +258,18 @@ fn main() {
     for row in rows.iter().filter(|r| r.summary.is_some()) {
         let line = row.summary.as_deref().unwrap_or_default();
         println!("{} N={} at {}/s: {line}", row.subject, row.n, row.pps);
+    }
+    for row in &rows {
+        if let Some(cpu) = row.expiry_cpu {
+            println!(
+                "{} N={} at {}/s: {SEQ_TIMEOUT} s later its attempts expired, for {:.3} s of CPU ({:.2} µs per flood packet)",
+                row.subject,
+                row.n,
+                row.pps,
+                cpu,
+                cpu * 1e6 / row.arrived.max(1) as f64
+            );
+        }
     }
     for row in &rows {
         if let Some(c) = &row.rotating {
@@ -273,7 +299,12 @@ fn rotating_line(c: &RotatingCounts) -> String {
 }
 
 /// Runs one daemon against one flood on a fresh link.
-fn run_case(subject: Subject, (n, pps): (usize, u64), summary: bool, knockd_cap: Duration) -> Row {
+fn run_case(
+    subject: Subject,
+    (n, pps): (usize, u64),
+    (summary, expiry): (bool, bool),
+    knockd_cap: Duration,
+) -> Row {
     let link = Link::up().expect("main checked that we are root");
     let dir = scratch();
     pin_neighbours(&link);
@@ -347,9 +378,17 @@ fn run_case(subject: Subject, (n, pps): (usize, u64), summary: bool, knockd_cap:
     let arrived = rx_packets(&link.server).saturating_sub(rx_before);
     let knock_server = subject.is_knock_server();
     let rotating = matches!(subject, Subject::Rotating).then(|| rotating_counts(&link, dir.path()));
+    let cpu_at_end = cpu_ticks(pid);
     if knock_server && summary {
         wait_summary(&mut daemon, &mut tail, started);
     }
+    // The flood's attempts expire SEQ_TIMEOUT after they started: what that costs.
+    let expiry_cpu = (expiry && matches!(subject, Subject::KnockServer { .. })).then(|| {
+        let due = t0 + sent.flood + Duration::from_secs(SEQ_TIMEOUT + 1);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        wait_idle(pid, Duration::from_secs(30));
+        cpu_ticks(pid).saturating_sub(cpu_at_end) as f64 / clock_ticks()
+    });
     tail.poll();
     Row {
         subject: subject.label(),
@@ -373,6 +412,7 @@ fn run_case(subject: Subject, (n, pps): (usize, u64), summary: bool, knockd_cap:
         switches: switches_during,
         summary: tail.summary.take(),
         rotating,
+        expiry_cpu,
     }
 }
 
@@ -446,7 +486,7 @@ fn start(subject: Subject, link: &Link, dir: &Path, log: &Path) -> Daemon {
                 dir,
                 "server.toml",
                 &format!(
-                    "[options]\n{cap}\n[doors.{DOOR_NAME}]\nsequence = \"{}\"\nseq_timeout = 25\ntcpflags = \"syn\"\n",
+                    "[options]\n{cap}\n[doors.{DOOR_NAME}]\nsequence = \"{}\"\nseq_timeout = {SEQ_TIMEOUT}\ntcpflags = \"syn\"\n",
                     sequence()
                 ),
             );
@@ -468,7 +508,7 @@ fn start(subject: Subject, link: &Link, dir: &Path, log: &Path) -> Daemon {
                 dir,
                 "server.toml",
                 &format!(
-                    "[doors.{DOOR_NAME}]\nsecret_file = \"{}\"\nstep_seconds = {STEP_SECONDS}\nseq_timeout = 25\n",
+                    "[doors.{DOOR_NAME}]\nsecret_file = \"{}\"\nstep_seconds = {STEP_SECONDS}\nseq_timeout = {SEQ_TIMEOUT}\n",
                     key.display()
                 ),
             );
@@ -483,7 +523,7 @@ fn start(subject: Subject, link: &Link, dir: &Path, log: &Path) -> Daemon {
                 dir,
                 "knockd.conf",
                 &format!(
-                    "[options]\n    logfile = {}\n\n[{DOOR_NAME}]\n    sequence = {}\n    seq_timeout = 25\n    tcpflags = syn\n",
+                    "[options]\n    logfile = {}\n\n[{DOOR_NAME}]\n    sequence = {}\n    seq_timeout = {SEQ_TIMEOUT}\n    tcpflags = syn\n",
                     log.display(),
                     sequence()
                 ),
