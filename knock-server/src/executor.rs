@@ -258,6 +258,7 @@ impl<'a> Executor<'a> {
         engine.set_log_gate(LogGate {
             level: enabled,
             first_stage: crate::stage_lines::wants_first_stage,
+            left_out: crate::stage_lines::left_out,
         });
         let check_every = parts.settings.firewall_check_every();
         Ok(Executor {

@@ -12,6 +12,7 @@ use super::reload::door_sequence;
 impl Engine {
     pub(super) fn process_events(&mut self) {
         let now = self.clock;
+        let unix = self.unix_secs(now);
         let events = std::mem::take(&mut self.events);
         for ev in &events {
             self.follow_attempts(ev);
@@ -19,18 +20,24 @@ impl Engine {
                 Event::Stage {
                     source,
                     door,
-                    stage,
-                    ..
+                    stage: 1,
                 } => {
                     // Under a flood most Stage 1 lines are left out: skip formatting them.
-                    if self
-                        .gate
-                        .wants(Level::INFO, stage == 1, self.unix_secs(now))
-                    {
-                        self.door_log(Level::INFO, source, door, format_args!("Stage {stage}"));
+                    if self.gate.wants(Level::INFO, true, unix) {
+                        self.first_logged.insert(source, door);
+                        self.door_log(Level::INFO, source, door, "Stage 1");
                     }
                 }
+                Event::Stage {
+                    source,
+                    door,
+                    stage,
+                } => {
+                    self.first_logged.remove(source, door);
+                    self.door_log(Level::INFO, source, door, format_args!("Stage {stage}"));
+                }
                 Event::Opened { source, door, .. } => {
+                    self.first_logged.remove(source, door);
                     // knockd logs the last stage too, then OPEN SESAME.
                     if let Some(n) = self.sequence_len(door) {
                         self.door_log(Level::INFO, source, door, format_args!("Stage {n}"));
@@ -39,6 +46,7 @@ impl Engine {
                     self.open(now, door, source);
                 }
                 Event::Failed { source, door, .. } => {
+                    self.first_logged.remove(source, door);
                     if let Some(why) = ev.broken() {
                         self.door_log(Level::DEBUG, source, door, why);
                     }
@@ -47,24 +55,34 @@ impl Engine {
                     source,
                     door,
                     stage,
-                    ..
-                } => self.door_log(
-                    Level::INFO,
-                    source,
-                    door,
-                    format_args!("sequence timeout (stage {stage})"),
-                ),
+                } => {
+                    // The log writes a stage-1 timeout only after its Stage 1 line; a flood's
+                    // attempts expire as fast as they came, and formatting each line only for
+                    // the log to leave it out would cost more than the flood did.
+                    if stage > 1 || self.first_logged.remove(source, door) {
+                        self.door_log(
+                            Level::INFO,
+                            source,
+                            door,
+                            format_args!("sequence timeout (stage {stage})"),
+                        );
+                    } else {
+                        (self.gate.left_out)(unix);
+                    }
+                }
                 Event::Evicted {
                     source,
                     door,
                     stage,
-                    ..
-                } => self.door_log(
-                    Level::TRACE,
-                    source,
-                    door,
-                    format_args!("evicted at stage {stage}"),
-                ),
+                } => {
+                    self.first_logged.remove(source, door);
+                    self.door_log(
+                        Level::TRACE,
+                        source,
+                        door,
+                        format_args!("evicted at stage {stage}"),
+                    );
+                }
             }
         }
         self.events = events;
@@ -86,9 +104,8 @@ impl Engine {
         };
         c.attempts = c.attempts.saturating_add_signed(delta);
         if let Event::Failed { source, .. } = *ev {
-            if let Some(why) = ev.broken() {
-                c.last_broken = Some(format!("{source}: {why}"));
-            }
+            // Kept as it came; formatted only when status asks.
+            c.last_broken = ev.broken().map(|why| (source, why));
         }
     }
 

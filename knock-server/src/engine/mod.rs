@@ -43,7 +43,7 @@ use knock_proto::Timestamp;
 use knock_proto::auth::ReplayRecord;
 use knock_proto::config::Config;
 use knock_proto::onetime::OneTimeSequences;
-use knock_proto::tracker::{Event, Tracker};
+use knock_proto::tracker::{DoorId, Event, Tracker};
 use knock_proto::wire::Hit;
 use tracing::Level;
 
@@ -96,6 +96,47 @@ pub struct Engine {
     replay_file: Option<std::path::PathBuf>,
     /// Which log lines are worth formatting.
     gate: LogGate,
+    /// The attempts at stage 1 whose `Stage 1` line was logged: only theirs get a `sequence
+    /// timeout (stage 1)` line (the log would leave out the others), so the attempts of a
+    /// flood expire without a line formatted each.
+    first_logged: FirstLogged,
+}
+
+/// (source, door) of the attempts at stage 1 whose `Stage 1` line was logged: at most
+/// [`FIRST_LOGGED`] (the log writes 20 such lines a second; an attempt leaves the set when
+/// it moves on or ends).
+#[derive(Debug, Default)]
+struct FirstLogged(std::collections::HashSet<(IpAddr, DoorId)>);
+
+/// Bound of [`FirstLogged`]: when full it starts again empty, and at worst a `sequence
+/// timeout (stage 1)` line whose `Stage 1` line was written is left out.
+const FIRST_LOGGED: usize = 4096;
+
+impl FirstLogged {
+    fn insert(&mut self, source: IpAddr, door: DoorId) {
+        if self.0.len() >= FIRST_LOGGED {
+            self.0.clear();
+        }
+        self.0.insert((source, door));
+    }
+
+    /// After a reload: door `new` carries the attempts of old door `carry[new]`.
+    fn remap(&mut self, carry: &[Option<DoorId>]) {
+        let old = std::mem::take(&mut self.0);
+        for (new, from) in carry.iter().enumerate() {
+            let Some(from) = *from else { continue };
+            self.0.extend(
+                old.iter()
+                    .filter(|&&(_, d)| d == from)
+                    .map(|&(s, _)| (s, new)),
+            );
+        }
+    }
+
+    /// Forgets the attempt; whether it was there.
+    fn remove(&mut self, source: IpAddr, door: DoorId) -> bool {
+        !self.0.is_empty() && self.0.remove(&(source, door))
+    }
 }
 
 /// Which log lines the engine formats at all: under a flood most `Stage 1` lines would be
@@ -109,6 +150,9 @@ pub struct LogGate {
     /// Whether a `Stage 1` line logged in this second (Unix time) would be written (counts
     /// it as left out if not). The engine's clock says which second: no clock read per line.
     pub first_stage: fn(u64) -> bool,
+    /// Counts a line the engine left out without asking, in this second: a `sequence
+    /// timeout (stage 1)` line whose `Stage 1` line it did not log.
+    pub left_out: fn(u64),
 }
 
 impl LogGate {
@@ -116,7 +160,8 @@ impl LogGate {
     /// for a `Stage 1` line (`first_stage`) within this second's budget (else it is counted
     /// as left out).
     pub fn wants(&self, level: Level, first_stage: bool, unix_secs: u64) -> bool {
-        (!first_stage || (self.first_stage)(unix_secs)) && (self.level)(level)
+        // The level first: `first_stage` spends the second's budget.
+        (self.level)(level) && (!first_stage || (self.first_stage)(unix_secs))
     }
 }
 
@@ -125,6 +170,7 @@ impl Default for LogGate {
         LogGate {
             level: |_| true,
             first_stage: |_| true,
+            left_out: |_| {},
         }
     }
 }
@@ -134,8 +180,8 @@ impl Default for LogGate {
 struct DoorCounts {
     /// Attempts in progress.
     attempts: u64,
-    /// The latest broken attempt, as `IP: sequence broken at stage N: expected K, got L`.
-    last_broken: Option<String>,
+    /// The latest broken attempt: who, and why.
+    last_broken: Option<(IpAddr, knock_proto::tracker::Broken)>,
 }
 
 /// What the engine is built from.
@@ -201,6 +247,7 @@ impl Engine {
             rotating,
             replay_file,
             gate: LogGate::default(),
+            first_logged: FirstLogged::default(),
         };
         engine.installed_filter = engine.filter();
         if let Some((why, secs)) = lost {

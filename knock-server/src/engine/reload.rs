@@ -66,6 +66,7 @@ impl Engine {
         tracker.set_local_addresses(&self.local);
         set_stop_on_open(&mut tracker, &loaded.config);
         self.tracker = tracker;
+        self.first_logged.remap(&carry);
         self.door_counts = counts;
         self.effects
             .push_back(Effect::Reconfigure(Box::new(loaded.config.clone())));

@@ -84,7 +84,9 @@ impl Engine {
                     enabled: rotating.is_some() || self.sequence_len(i).is_some(),
                     attempts: rotating.as_ref().map_or(counts.attempts, |r| r.attempts),
                     evicted: self.tracker.evicted_on(i),
-                    last_broken: counts.last_broken,
+                    last_broken: counts
+                        .last_broken
+                        .map(|(source, why)| format!("{source}: {why}")),
                     refused: rotating.map(|r| r.refused),
                 }
             })

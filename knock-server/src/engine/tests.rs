@@ -591,3 +591,43 @@ fn a_new_local_address_reaches_tracker_and_filter() {
         "198.18.0.2 is not ours any more"
     );
 }
+
+#[test]
+fn a_flood_s_attempts_expire_without_a_line_each_and_a_logged_first_stage_still_times_out() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // The log's budget: the first Stage 1 line only. What is left out is counted.
+    static ASKED: AtomicU32 = AtomicU32::new(0);
+    static LEFT_OUT: AtomicU32 = AtomicU32::new(0);
+    let mut e = engine("[d0]\n    sequence = 7000,8000,9000\n    seq_timeout = 5\n");
+    e.set_log_gate(LogGate {
+        level: |_| true,
+        first_stage: |_| ASKED.fetch_add(1, Ordering::Relaxed) == 0,
+        left_out: |_| {
+            LEFT_OUT.fetch_add(1, Ordering::Relaxed);
+        },
+    });
+    e.hits(&[(ms(0), hit("198.18.0.1", 7000))]);
+    let spoofed: Vec<_> = (0..50)
+        .map(|i| (ms(10), hit(&format!("198.18.1.{i}"), 7000)))
+        .collect();
+    e.hits(&spoofed);
+    // One of them goes on to stage 2 and then times out there.
+    e.hits(&[(ms(20), hit("198.18.1.7", 8000))]);
+    let before = lines(&effects(&mut e));
+    assert_eq!(
+        before.iter().filter(|l| l.ends_with("Stage 1")).count(),
+        1,
+        "{before:?}"
+    );
+    e.tick(ms(6000));
+    let timeouts = lines(&effects(&mut e));
+    assert_eq!(
+        timeouts,
+        [
+            "198.18.0.1: d0: sequence timeout (stage 1)",
+            "198.18.1.7: d0: sequence timeout (stage 2)"
+        ],
+        "only the attempt whose Stage 1 line was logged, and any past stage 1"
+    );
+    assert_eq!(LEFT_OUT.load(Ordering::Relaxed), 49);
+}
