@@ -160,8 +160,9 @@ impl LogGate {
     /// for a `Stage 1` line (`first_stage`) within this second's budget (else it is counted
     /// as left out).
     pub fn wants(&self, level: Level, first_stage: bool, unix_secs: u64) -> bool {
-        // The level first: `first_stage` spends the second's budget.
-        (self.level)(level) && (!first_stage || (self.first_stage)(unix_secs))
+        // `first_stage` first: under a flood it answers from an atomic, and asking the log
+        // for its level costs more than that.
+        (!first_stage || (self.first_stage)(unix_secs)) && (self.level)(level)
     }
 }
 
