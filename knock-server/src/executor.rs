@@ -221,6 +221,7 @@ impl<'a> Executor<'a> {
         };
         let overflow = outcomes.overflow.clone();
         let marked = outcomes.clone();
+        let gone = outcomes.clone();
         let outcome: crate::exec::Outcome = Arc::new(move |id, ok| outcomes.report(id, ok));
         let mut runner = Runner::new(outcome);
         let groups = runner.groups();
@@ -236,12 +237,12 @@ impl<'a> Executor<'a> {
         })?;
         let mut performer = parts.performer;
         let guards = performer.guards();
-        let tx = parts.tx.clone();
         let actions = Worker::start("actions", JOBS, move |job| match job {
             Action::Perform(e) => perform(&mut performer, e),
             Action::CheckFirewall => {
+                // Never waiting for room: the engine may be waiting for room in our queue.
                 if performer.firewall_gone() {
-                    let _ = tx.send(Msg::FirewallGone);
+                    gone.send(Msg::FirewallGone);
                 }
             }
             Action::Answer(response, reply) => {

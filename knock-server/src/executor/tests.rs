@@ -43,6 +43,22 @@ fn run_with(
     age: Duration,
     msgs: Vec<Msg>,
 ) -> Exit {
+    let (tx, rx) = mpsc::sync_channel(msgs.len() + 16);
+    for m in msgs {
+        tx.send(m).unwrap();
+    }
+    executor(dir, config, performer, age, tx).run(&rx)
+}
+
+/// An executor for `config` whose workers report on `tx`, with a clock that started `age`
+/// ago.
+fn executor(
+    dir: &Path,
+    config: knock_proto::config::Config,
+    performer: Performer,
+    age: Duration,
+    tx: SyncSender<Msg>,
+) -> Executor<'static> {
     // The log shows in a failing test's output.
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
@@ -68,11 +84,7 @@ fn run_with(
         },
     );
     let (journal, _) = Journal::open(&dir.join("pending")).unwrap();
-    let (tx, rx) = mpsc::sync_channel(msgs.len() + 16);
-    for m in msgs {
-        tx.send(m).unwrap();
-    }
-    let executor = Executor::new(Parts {
+    Executor::new(Parts {
         engine,
         settings: Settings {
             config_path: dir.join("k.conf"),
@@ -89,8 +101,7 @@ fn run_with(
         performer,
         tx,
     })
-    .unwrap();
-    executor.run(&rx)
+    .unwrap()
 }
 
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
@@ -179,6 +190,37 @@ fn a_close_request_is_answered_once_the_port_is_closed_not_before() {
     assert!(
         done.contains("{\"delete\":{\"element\""),
         "answered before the port was closed; nft had done:\n{done}"
+    );
+}
+
+#[test]
+fn the_actions_worker_never_waits_for_room_in_the_engine_s_queue() {
+    // A flood fills the engine's queue with hits; the engine may itself be waiting for room
+    // in the actions worker's queue. Were the worker to wait for the engine's queue to report
+    // a deleted table, neither would ever move again.
+    let dir = tempfile::tempdir().unwrap();
+    let toml = "[doors.web]\nsequence = \"7000\"\nopen = \"4100/tcp\"\n";
+    let config = knock_proto::config::toml::parse(Path::new("k.toml"), toml).unwrap();
+    // An nft that applies every batch and finds no table: it was deleted behind our back.
+    let script = "case \"$1\" in list) exit 1;; *) cat > /dev/null;; esac";
+    let nft = crate::actions::firewall::Nft::with_command(["sh", "-c", script, "sh"]);
+    let performer = Performer::with_firewall(&config, nft, "knock_test").unwrap();
+    let (tx, _rx) = mpsc::sync_channel(1);
+    tx.send(Msg::ReopenLog).unwrap();
+    let executor = executor(dir.path(), config, performer, Duration::ZERO, tx);
+    executor.actions.send(Action::CheckFirewall);
+    let (reply, answer) = mpsc::channel();
+    executor.actions.send(Action::Answer(
+        Response::Closed { closed: Vec::new() },
+        reply,
+    ));
+    assert!(
+        answer.recv_timeout(Duration::from_secs(20)).is_ok(),
+        "the actions worker is stuck reporting the deleted table"
+    );
+    assert!(
+        matches!(lock(&executor.overflow)[..], [Msg::FirewallGone]),
+        "the report waits in the overflow, which the engine reads on every turn"
     );
 }
 
