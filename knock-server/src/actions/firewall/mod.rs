@@ -53,7 +53,7 @@ pub mod ruleset;
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use knock_proto::sequence::Knock;
@@ -84,11 +84,18 @@ pub enum FirewallError {
     },
 }
 
+/// How long one `nft` run may take before it is killed. A batch is one netlink transaction
+/// of milliseconds; an `nft` that hangs must not hold the actions worker (doors would stop
+/// opening and closing, and the engine would wait for room in the worker's queue).
+pub const NFT_DEADLINE: Duration = Duration::from_secs(10);
+
 /// How to run `nft`: normally just `nft`, but any prefix works, such as
 /// `ip netns exec NAME nft` to act inside a network namespace.
 #[derive(Debug, Clone)]
 pub struct Nft {
     argv: Vec<OsString>,
+    /// [`NFT_DEADLINE`], shorter in tests.
+    deadline: Duration,
 }
 
 impl Nft {
@@ -96,7 +103,13 @@ impl Nft {
     pub fn system() -> Nft {
         Nft {
             argv: vec!["nft".into()],
+            deadline: NFT_DEADLINE,
         }
+    }
+
+    /// The same `nft`, killed after `deadline` instead of [`NFT_DEADLINE`].
+    pub fn with_deadline(self, deadline: Duration) -> Nft {
+        Nft { deadline, ..self }
     }
 
     /// The command line that runs `nft`, program first (`["ip", "netns", "exec", "ns1", "nft"]`);
@@ -111,7 +124,10 @@ impl Nft {
         if argv.is_empty() {
             Nft::system()
         } else {
-            Nft { argv }
+            Nft {
+                argv,
+                deadline: NFT_DEADLINE,
+            }
         }
     }
 
@@ -137,6 +153,15 @@ impl Nft {
             Some(mut stdin) => stdin.write_all(json.as_bytes()),
             None => Ok(()),
         };
+        if !exits_within(&mut child, self.deadline).map_err(spawn_error)? {
+            return Err(FirewallError::Refused {
+                action,
+                message: format!(
+                    "{program} did not finish within {} s and was killed",
+                    self.deadline.as_secs_f32()
+                ),
+            });
+        }
         let output = child.wait_with_output().map_err(spawn_error)?;
         if output.status.success() {
             return written.map_err(spawn_error);
@@ -157,15 +182,48 @@ impl Nft {
     /// Whether our table is in the kernel now (`nft list table`); `nft flush ruleset`, as
     /// nftables.service runs on restart, deletes it behind our back.
     pub fn has_table(&self, table: &str) -> bool {
-        Command::new(&self.argv[0])
+        let child = Command::new(&self.argv[0])
             .args(&self.argv[1..])
             .args(["list", "table", "inet", table])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+            .spawn();
+        // An nft that hangs says nothing of the table: present, as far as we know.
+        let Ok(mut child) = child else { return false };
+        match exits_within(&mut child, self.deadline) {
+            Ok(true) => child.wait().is_ok_and(|s| s.success()),
+            _ => true,
+        }
     }
+}
+
+/// Waits until `child` exits, at most `deadline`; kills it (and reaps it) if it has not.
+/// Whether it exited by itself. The child is not reaped when it did: its output is still to
+/// be read.
+fn exits_within(child: &mut Child, deadline: Duration) -> std::io::Result<bool> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    // A pidfd turns readable when the process exits: one poll, no sleeping loop.
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_child(child),
+        rustix::process::PidfdFlags::empty(),
+    )?;
+    let timeout = Timespec::try_from(deadline).unwrap_or(Timespec {
+        tv_sec: i64::MAX,
+        tv_nsec: 0,
+    });
+    loop {
+        let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(0) => break,
+            Ok(_) => return Ok(true),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    child.kill()?;
+    child.wait()?;
+    Ok(false)
 }
 
 /// Our nftables table while the daemon runs. Dropping it removes the table (best effort;
@@ -278,6 +336,29 @@ mod tests {
     /// An `nft` stand-in: `sh -c SCRIPT sh -j -f -`, so the script sees nft's arguments.
     fn stand_in(script: &str) -> Nft {
         Nft::with_command(["sh", "-c", script, "sh"])
+    }
+
+    #[test]
+    fn an_nft_that_hangs_is_killed_and_reported_not_waited_for() {
+        let marker = tempfile::NamedTempFile::new().unwrap();
+        // Records its pid, then never exits.
+        let script = format!("echo $$ > '{}'; exec sleep 1000", marker.path().display());
+        let nft = stand_in(&script).with_deadline(Duration::from_millis(300));
+        let err = remove_stale_with(&nft, "knock_server").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("did not finish within 0.3 s and was killed"),
+            "{text}"
+        );
+        let pid = std::fs::read_to_string(marker.path()).unwrap();
+        assert!(
+            !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(),
+            "the hung nft {pid} is gone"
+        );
+        assert!(
+            nft.has_table("knock_server"),
+            "a hung nft says nothing: present"
+        );
     }
 
     #[test]
