@@ -221,9 +221,10 @@ impl Engine {
         let unix = epoch_unix_ms.saturating_add(now.as_millis()) / 1000;
         let mut rotating = RotatingDoors::new(&loaded, record.clone().unwrap_or_default(), unix);
         let lost = match record {
-            Err(why) => rotating
-                .record_lost(unix)
-                .map(|until| (why, until.saturating_sub(unix))),
+            Err(why) => Some((
+                why,
+                rotating.record_lost(unix).map(|u| u.saturating_sub(unix)),
+            )),
             Ok(_) => None,
         };
         let mut tracker = build_tracker(&loaded.config, &loaded.one_time);
@@ -251,18 +252,26 @@ impl Engine {
             first_logged: FirstLogged::default(),
         };
         engine.installed_filter = engine.filter();
-        if let Some((why, secs)) = lost {
-            engine.log(
-                Level::ERROR,
+        match lost {
+            Some((why, Some(secs))) => {
+                engine.log(
+                    Level::ERROR,
+                    None,
+                    format!(
+                        "{why}: the replay record is lost, so a knock made before this start \
+                         could be replayed: rotating doors refuse every knock for the next \
+                         {secs} s (the steps such a knock could use), then fresh knocks open again"
+                    ),
+                );
+                // Saved at once: a second restart refuses them too.
+                engine.save_replay();
+            }
+            Some((why, None)) => engine.log(
+                Level::WARN,
                 None,
-                format!(
-                    "{why}: the replay record is lost, so a knock made before this start could \
-                     be replayed: rotating doors refuse every knock for the next {secs} s (the \
-                     steps such a knock could use), then fresh knocks open again"
-                ),
-            );
-            // Saved at once: a second restart refuses them too.
-            engine.save_replay();
+                format!("{why}: the replay record is lost (no rotating door uses it now)"),
+            ),
+            None => {}
         }
         engine.adopt(now, start.adopted);
         engine
