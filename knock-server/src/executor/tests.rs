@@ -104,6 +104,15 @@ fn executor(
     .unwrap()
 }
 
+/// The config of `toml` (TOML format), and a performer whose nft is `sh -c SCRIPT` (nft's
+/// arguments follow as `$1`...).
+fn with_nft(toml: &str, script: &str) -> (knock_proto::config::Config, Performer) {
+    let config = knock_proto::config::toml::parse(Path::new("k.toml"), toml).unwrap();
+    let nft = crate::actions::firewall::Nft::with_command(["sh", "-c", script, "sh"]);
+    let performer = Performer::with_firewall(&config, nft, "knock_test").unwrap();
+    (config, performer)
+}
+
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !cond() {
@@ -150,11 +159,9 @@ fn a_close_request_is_answered_once_the_port_is_closed_not_before() {
     let dir = tempfile::tempdir().unwrap();
     let batches = dir.path().join("batches");
     let toml = "[doors.web]\nsequence = \"7000\"\nopen = \"4100/tcp\"\nopen_seconds = 60\n";
-    let config = knock_proto::config::toml::parse(Path::new("k.toml"), toml).unwrap();
     // A slow nft: each batch lands 0.3 s after it was handed over.
     let script = format!("sleep 0.3; cat >> '{}'; echo >> '{0}'", batches.display());
-    let nft = crate::actions::firewall::Nft::with_command(["sh", "-c", &script, "sh"]);
-    let performer = Performer::with_firewall(&config, nft, "knock_test").unwrap();
+    let (config, performer) = with_nft(toml, &script);
     let (reply, answer) = mpsc::channel();
     let msgs = vec![
         Msg::Hits(vec![(Timestamp::ZERO, hit("198.18.0.1", 7000))]),
@@ -200,11 +207,9 @@ fn the_actions_worker_never_waits_for_room_in_the_engine_s_queue() {
     // a deleted table, neither would ever move again.
     let dir = tempfile::tempdir().unwrap();
     let toml = "[doors.web]\nsequence = \"7000\"\nopen = \"4100/tcp\"\n";
-    let config = knock_proto::config::toml::parse(Path::new("k.toml"), toml).unwrap();
     // An nft that applies every batch and finds no table: it was deleted behind our back.
     let script = "case \"$1\" in list) exit 1;; *) cat > /dev/null;; esac";
-    let nft = crate::actions::firewall::Nft::with_command(["sh", "-c", script, "sh"]);
-    let performer = Performer::with_firewall(&config, nft, "knock_test").unwrap();
+    let (config, performer) = with_nft(toml, script);
     let (tx, _rx) = mpsc::sync_channel(1);
     tx.send(Msg::ReopenLog).unwrap();
     let executor = executor(dir.path(), config, performer, Duration::ZERO, tx);
