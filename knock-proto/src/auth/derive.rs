@@ -67,6 +67,15 @@ impl KeyedMac {
         KeyedMac(mac)
     }
 
+    /// This state with `parts` absorbed too: a prefix every message shares.
+    pub(crate) fn absorbed(&self, parts: &[&[u8]]) -> KeyedMac {
+        let mut mac = self.0.clone();
+        for part in parts {
+            mac.update(part);
+        }
+        KeyedMac(mac)
+    }
+
     /// The HMAC of `parts`, each appended as it is.
     pub(crate) fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
         let mut mac = self.0.clone();

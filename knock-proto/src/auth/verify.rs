@@ -6,15 +6,16 @@
 //! one MAC per (door, step, index) owning the hit's port (one, unless two derived sequences
 //! happen to share a port). Wall-clock time is an input: the caller reads the clock.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use super::derive::{KeyedMac, Step, sequence};
+use hashbrown::HashMap;
+
+use super::derive::{Step, sequence};
 use super::key::Key;
 use super::ports::PortSet;
-use super::seal::{Nonce, Sealed};
+use super::seal::{Nonce, SealKey, Sealed};
 use crate::sequence::Port;
 
 /// Steps either side of the current one that open the door (clock skew).
@@ -135,9 +136,12 @@ struct Candidate {
 pub struct Verifier {
     doors: Vec<RotatingDoor>,
     current: Vec<Option<Step>>,
+    /// hashbrown's foldhash (keyed per process) rather than std's SipHash: a flood on a
+    /// rotating door's port looks it up once per packet.
     by_port: HashMap<Port, Vec<Candidate>>,
-    /// Each door's key, absorbed once (a seal check then costs half a keyed MAC).
-    keyed: Vec<KeyedMac>,
+    /// Each door's seal key, its key and name absorbed once (a seal check then costs half a
+    /// keyed MAC).
+    keyed: Vec<SealKey>,
     /// MACs computed by [`Verifier::verify`] so far: what a flood on the current ports
     /// costs (one per packet, unless two derived sequences share a port).
     macs: u64,
@@ -148,7 +152,10 @@ impl Verifier {
     /// [`Verifier::verify`].
     pub fn new(doors: Vec<RotatingDoor>) -> Verifier {
         let current = vec![None; doors.len()];
-        let keyed = doors.iter().map(|d| KeyedMac::new(&d.key)).collect();
+        let keyed = doors
+            .iter()
+            .map(|d| SealKey::new(&d.key, &d.name))
+            .collect();
         Verifier {
             keyed,
             doors,
@@ -274,7 +281,7 @@ impl Verifier {
                     let nonce = Nonce::of_seq(seq);
                     let sealed = door.sealed(step, c.index, port, nonce, source);
                     self.macs += 1;
-                    if !sealed.verifies_keyed(&self.keyed[c.door], seq) {
+                    if !sealed.verifies_with(&self.keyed[c.door], seq) {
                         if refusal == Refusal::NotOurs {
                             refusal = Refusal::WrongSeal { door: c.door };
                         }
