@@ -66,6 +66,8 @@ pub struct Performer {
     /// Mail notices dropped because the queue was full, since start.
     mail_dropped: u64,
     firewall: Option<Firewall>,
+    /// How `nft` runs: for the table a reload installs as for the first.
+    nft: Nft,
     /// Our instance's nftables table.
     table: String,
     /// The ports the table guards, to put it back if it is deleted.
@@ -113,7 +115,7 @@ impl Performer {
             }
             None
         } else {
-            let fw = Firewall::install_with(nft, table, &ports).with_context(|| {
+            let fw = Firewall::install_with(nft.clone(), table, &ports).with_context(|| {
                 format!("cannot set up the nftables table {table} for `open` doors")
             })?;
             Some(fw)
@@ -122,6 +124,7 @@ impl Performer {
             mailer: None,
             mail_dropped: 0,
             firewall,
+            nft,
             table: table.to_owned(),
             guarded: ports,
             sendmail: config.options.sendmail.clone(),
@@ -140,6 +143,7 @@ impl Performer {
             mailer: None,
             mail_dropped: 0,
             firewall: None,
+            nft: Nft::system(),
             table: crate::instance::Instance::default().table(),
             guarded: Vec::new(),
             sendmail: config.options.sendmail.clone(),
@@ -291,10 +295,14 @@ impl Performer {
                     tracing::error!("cannot update the guarded ports: {e}");
                 }
             }
-            None if !ports.is_empty() => match Firewall::install(&self.table, &ports) {
-                Ok(fw) => self.firewall = Some(fw),
-                Err(e) => tracing::error!("cannot set up the nftables table for `open` doors: {e}"),
-            },
+            None if !ports.is_empty() => {
+                match Firewall::install_with(self.nft.clone(), &self.table, &ports) {
+                    Ok(fw) => self.firewall = Some(fw),
+                    Err(e) => {
+                        tracing::error!("cannot set up the nftables table for `open` doors: {e}")
+                    }
+                }
+            }
             None => {}
         }
     }

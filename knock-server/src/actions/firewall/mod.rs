@@ -238,12 +238,8 @@ pub struct Firewall {
 
 impl Firewall {
     /// Replaces any table of ours left by an earlier run with a fresh one guarding `guarded`
-    /// (every door's `open` ports), all in one transaction.
-    pub fn install(table: &str, guarded: &[Knock]) -> Result<Firewall, FirewallError> {
-        Firewall::install_with(Nft::system(), table, guarded)
-    }
-
-    /// [`Firewall::install`], running nft as `nft` says (in tests: inside a namespace).
+    /// (every door's `open` ports), all in one transaction, running nft as `nft` says
+    /// ([`Nft::system`]; in tests a stand-in, or inside a namespace).
     pub fn install_with(
         nft: Nft,
         table: &str,
