@@ -203,11 +203,14 @@ impl Nft {
 /// be read.
 fn exits_within(child: &mut Child, deadline: Duration) -> std::io::Result<bool> {
     use rustix::event::{PollFd, PollFlags, Timespec, poll};
-    // A pidfd turns readable when the process exits: one poll, no sleeping loop.
-    let pidfd = rustix::process::pidfd_open(
+    // A pidfd turns readable when the process exits: one poll, no sleeping loop. A kernel
+    // without pidfd_open (before 5.3) gets the unbounded wait nft always had there.
+    let Ok(pidfd) = rustix::process::pidfd_open(
         rustix::process::Pid::from_child(child),
         rustix::process::PidfdFlags::empty(),
-    )?;
+    ) else {
+        return Ok(true);
+    };
     let timeout = Timespec::try_from(deadline).unwrap_or(Timespec {
         tv_sec: i64::MAX,
         tv_nsec: 0,
