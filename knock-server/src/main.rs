@@ -130,15 +130,16 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         lookup: args.lookup,
         table_watched: false,
     };
+    let replay_file = rotating::record_file(&state_path);
     let replay = rotating::Replay {
-        record: rotating::read_record(&rotating::record_file(&state_path)),
-        file: rotating::record_file(&state_path),
+        record: rotating::read_record(&replay_file),
+        file: replay_file,
     };
     let unix = executor::wall()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let doors =
-        rotating::RotatingDoors::new(&loaded, replay.record.clone().unwrap_or_default(), unix);
+    // Only for the filter's ports, which the record does not change (the engine gets it).
+    let doors = rotating::RotatingDoors::new(&loaded, Default::default(), unix);
     let filter = engine::build_filter(
         &loaded.config,
         &loaded.one_time,

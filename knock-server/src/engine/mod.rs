@@ -219,14 +219,17 @@ impl Engine {
             None => (Ok(ReplayRecord::default()), None),
         };
         let unix = epoch_unix_ms.saturating_add(now.as_millis()) / 1000;
-        let mut rotating = RotatingDoors::new(&loaded, record.clone().unwrap_or_default(), unix);
-        let lost = match record {
-            Err(why) => Some((
+        let (record, lost) = match record {
+            Ok(record) => (record, None),
+            Err(why) => (ReplayRecord::default(), Some(why)),
+        };
+        let mut rotating = RotatingDoors::new(&loaded, record, unix);
+        let lost = lost.map(|why| {
+            (
                 why,
                 rotating.record_lost(unix).map(|u| u.saturating_sub(unix)),
-            )),
-            Ok(_) => None,
-        };
+            )
+        });
         let mut tracker = build_tracker(&loaded.config, &loaded.one_time);
         tracker.set_local_addresses(&start.local);
         let mut engine = Engine {
