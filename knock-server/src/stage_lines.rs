@@ -98,7 +98,7 @@ impl Limiter {
 
 /// Counts a line the engine left out without formatting it, for the summary: a `sequence
 /// timeout (stage 1)` line whose `Stage 1` line was not written.
-pub fn left_out(_now: u64) {
+pub fn left_out() {
     LIMITER.left_out();
 }
 

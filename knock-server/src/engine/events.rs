@@ -67,7 +67,7 @@ impl Engine {
                             format_args!("sequence timeout (stage {stage})"),
                         );
                     } else {
-                        (self.gate.left_out)(unix);
+                        (self.gate.left_out)();
                     }
                 }
                 Event::Evicted {

@@ -150,9 +150,9 @@ pub struct LogGate {
     /// Whether a `Stage 1` line logged in this second (Unix time) would be written (counts
     /// it as left out if not). The engine's clock says which second: no clock read per line.
     pub first_stage: fn(u64) -> bool,
-    /// Counts a line the engine left out without asking, in this second: a `sequence
-    /// timeout (stage 1)` line whose `Stage 1` line it did not log.
-    pub left_out: fn(u64),
+    /// Counts a line the engine left out without asking: a `sequence timeout (stage 1)`
+    /// line whose `Stage 1` line it did not log.
+    pub left_out: fn(),
 }
 
 impl LogGate {
@@ -171,7 +171,7 @@ impl Default for LogGate {
         LogGate {
             level: |_| true,
             first_stage: |_| true,
-            left_out: |_| {},
+            left_out: || {},
         }
     }
 }

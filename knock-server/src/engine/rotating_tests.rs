@@ -284,7 +284,7 @@ fn wrong_seals_log_nothing_without_v_and_stage_1_lines_keep_to_the_log_budget() 
     e.set_log_gate(LogGate {
         level: |l| l <= Level::INFO,
         first_stage: |_| false,
-        left_out: |_| {},
+        left_out: || {},
     });
     take(&mut e);
     let (at, first) = sealed(ms(100), 1)[0];

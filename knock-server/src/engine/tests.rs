@@ -602,7 +602,7 @@ fn a_flood_s_attempts_expire_without_a_line_each_and_a_logged_first_stage_still_
     e.set_log_gate(LogGate {
         level: |_| true,
         first_stage: |_| ASKED.fetch_add(1, Ordering::Relaxed) == 0,
-        left_out: |_| {
+        left_out: || {
             LEFT_OUT.fetch_add(1, Ordering::Relaxed);
         },
     });
