@@ -947,35 +947,35 @@ fn wait_idle(pid: u32, limit: Duration) {
 /// clock ticks (10 ms) would round tcpdump's few milliseconds to zero. Threads that already
 /// exited are not counted (none of ours do during a run).
 fn cpu_ticks(pid: u32) -> u64 {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+    sum_over_threads(pid, "schedstat", |s| {
+        s.split_whitespace().next().and_then(|v| v.parse().ok())
+    })
 }
 
 /// Context switches of all the process's threads so far (voluntary and not): how often it
 /// was woken or preempted.
 fn switches(pid: u32) -> u64 {
+    sum_over_threads(pid, "status", |s| {
+        let counts = s.lines().filter_map(|l| {
+            let v = l
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))?;
+            v.trim().parse::<u64>().ok()
+        });
+        Some(counts.sum())
+    })
+}
+
+/// The sum over the process's threads of what `value` reads in each one's
+/// `/proc/PID/task/TID/FILE`; 0 once the process is gone.
+fn sum_over_threads(pid: u32, file: &str, value: impl Fn(&str) -> Option<u64>) -> u64 {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };
     tasks
         .flatten()
-        .filter_map(|t| fs::read_to_string(t.path().join("status")).ok())
-        .flat_map(|s| {
-            s.lines()
-                .filter_map(|l| {
-                    let v = l
-                        .strip_prefix("voluntary_ctxt_switches:")
-                        .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))?;
-                    v.trim().parse::<u64>().ok()
-                })
-                .collect::<Vec<_>>()
-        })
+        .filter_map(|t| fs::read_to_string(t.path().join(file)).ok())
+        .filter_map(|s| value(&s))
         .sum()
 }
 
