@@ -59,6 +59,7 @@ impl Host {
     }
 
     /// Why a frame to `mac` is not for this host, if it is not.
+    #[inline]
     pub(super) fn check_mac(&self, mac: Mac) -> Result<(), Skip> {
         let known = if mac == [0xff; 6] {
             return Ok(());
@@ -74,6 +75,7 @@ impl Host {
     }
 
     /// Why a frame tagged for VLAN `id` is not for this host, if it is not.
+    #[inline]
     pub(super) fn check_vlan(&self, id: u16) -> Result<(), Skip> {
         match &self.vlans {
             Some(list) if !list.contains(&id) => Err(Skip::OtherVlan),
@@ -83,6 +85,7 @@ impl Host {
 
     /// Why `source` cannot be a real sender's, if it cannot. On a loopback device (`loopback`)
     /// the host talks to itself, from loopback and its own addresses.
+    #[inline]
     pub(super) fn check_source(&self, source: IpAddr, loopback: bool) -> Result<(), Skip> {
         let checked = match source {
             IpAddr::V4(v4) => check_v4(v4),
@@ -106,6 +109,7 @@ impl Host {
     }
 }
 
+#[inline]
 fn check_v4(source: Ipv4Addr) -> Result<(), Skip> {
     if source.is_unspecified() {
         Err(Skip::SourceUnspecified)
@@ -120,6 +124,7 @@ fn check_v4(source: Ipv4Addr) -> Result<(), Skip> {
     }
 }
 
+#[inline]
 fn check_v6(source: Ipv6Addr) -> Result<(), Skip> {
     if source.is_unspecified() {
         Err(Skip::SourceUnspecified)
@@ -136,6 +141,7 @@ fn check_v6(source: Ipv6Addr) -> Result<(), Skip> {
 
 /// The directed broadcast address of `own`'s subnet; none for /31 and /32 (RFC 3021: both
 /// addresses of a /31 are hosts).
+#[inline]
 fn subnet_broadcast(own: Ipv4Addr, prefix: u8) -> Option<Ipv4Addr> {
     if prefix >= 31 {
         return None;

@@ -20,6 +20,7 @@ pub(super) enum Network {
 
 /// Who the link layer says a frame is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(align(8))]
 pub(super) enum Delivery {
     /// An Ethernet frame to this MAC (unicast, multicast or broadcast).
     Mac(Mac),
@@ -84,6 +85,7 @@ const AF_INET6: [u32; 4] = [10, 24, 28, 30];
 
 /// Splits `frame` into the network layer it carries, that layer's bytes, who the frame is
 /// for and its VLAN tags.
+#[inline(always)]
 pub(super) fn layer(link: LinkType, frame: &[u8]) -> Result<Layer<'_>, Skip> {
     let bare = |loopback| {
         move |(network, bytes)| Layer {
@@ -106,6 +108,7 @@ pub(super) fn layer(link: LinkType, frame: &[u8]) -> Result<Layer<'_>, Skip> {
     }
 }
 
+#[inline(always)]
 fn ethernet(frame: &[u8]) -> Result<Layer<'_>, Skip> {
     let header = EthernetPacket::new(frame).ok_or(Skip::Truncated)?;
     let rest = tail(frame, EthernetPacket::minimum_packet_size());
@@ -117,6 +120,7 @@ fn ethernet(frame: &[u8]) -> Result<Layer<'_>, Skip> {
 }
 
 /// Who a cooked frame of this packet type is for; outgoing frames are refused.
+#[inline]
 fn cooked_delivery(packet_type: u16) -> Result<Delivery, Skip> {
     // The packet type field is 16 bits wide in v1 but only ever holds 0..=7.
     match packet_type {
@@ -127,6 +131,7 @@ fn cooked_delivery(packet_type: u16) -> Result<Delivery, Skip> {
 }
 
 /// Linux cooked capture v1: packet type, ARPHRD type, link address, protocol.
+#[inline]
 fn linux_sll(frame: &[u8]) -> Result<Layer<'_>, Skip> {
     let header = SLLPacket::new(frame.get(..SLL_HEADER_LEN).ok_or(Skip::Truncated)?)
         .ok_or(Skip::Truncated)?;
@@ -140,6 +145,7 @@ fn linux_sll(frame: &[u8]) -> Result<Layer<'_>, Skip> {
 }
 
 /// Linux cooked capture v2: protocol, interface index, ARPHRD type, packet type, link address.
+#[inline]
 fn linux_sll2(frame: &[u8]) -> Result<Layer<'_>, Skip> {
     let header = SLL2Packet::new(frame.get(..SLL2_HEADER_LEN).ok_or(Skip::Truncated)?)
         .ok_or(Skip::Truncated)?;
@@ -151,6 +157,7 @@ fn linux_sll2(frame: &[u8]) -> Result<Layer<'_>, Skip> {
 }
 
 /// Strips up to [`MAX_VLAN_TAGS`] VLAN tags, then maps the EtherType to an IP version.
+#[inline(always)]
 fn ethertype(mut kind: EtherType, mut rest: &[u8], delivery: Delivery) -> Result<Layer<'_>, Skip> {
     let mut tags = [0; MAX_VLAN_TAGS];
     for tag_count in 0..=MAX_VLAN_TAGS {
@@ -179,6 +186,7 @@ fn ethertype(mut kind: EtherType, mut rest: &[u8], delivery: Delivery) -> Result
 }
 
 /// Bare IP: the version nibble says which.
+#[inline]
 fn raw_ip(frame: &[u8]) -> Result<(Network, &[u8]), Skip> {
     match frame.first().map(|b| b >> 4) {
         None => Err(Skip::Truncated),
@@ -192,6 +200,7 @@ fn raw_ip(frame: &[u8]) -> Result<(Network, &[u8]), Skip> {
 /// host that captured, which need not be ours (a capture file), so, as tcpdump does, a value
 /// with its high half set is read the other way round; that also covers DLT_LOOP's network
 /// order.
+#[inline]
 fn bsd_loopback(frame: &[u8]) -> Result<(Network, &[u8]), Skip> {
     let (family, rest) = frame.split_first_chunk::<4>().ok_or(Skip::Truncated)?;
     let mut family = u32::from_le_bytes(*family);
@@ -206,6 +215,7 @@ fn bsd_loopback(frame: &[u8]) -> Result<(Network, &[u8]), Skip> {
 }
 
 /// `bytes` past a header of `len` bytes that a pnet view already found there.
+#[inline]
 fn tail(bytes: &[u8], len: usize) -> &[u8] {
     bytes.get(len..).unwrap_or_default()
 }

@@ -23,6 +23,7 @@ pub(super) struct Segment {
 }
 
 /// Ports, flags byte and sequence number of a TCP header.
+#[inline]
 pub(super) fn tcp(span: Span<'_>) -> Result<Segment, Skip> {
     let fixed = TcpPacket::minimum_packet_size();
     let header = TcpPacket::new(span.need(fixed)?).ok_or(Skip::Truncated)?;
@@ -43,6 +44,7 @@ pub(super) fn tcp(span: Span<'_>) -> Result<Segment, Skip> {
 ///
 /// A length below the header's own 8 bytes is refused, including 0 (which only IPv6
 /// jumbograms use, and those are refused below us anyway).
+#[inline]
 pub(super) fn udp(span: Span<'_>) -> Result<Segment, Skip> {
     let fixed = UdpPacket::minimum_packet_size();
     let header = UdpPacket::new(span.need(fixed)?).ok_or(Skip::Truncated)?;
