@@ -14,6 +14,10 @@
 //! The `*_batch` cases run the same hit streams through `Tracker::handle_batch`, 32 hits per
 //! call (a daemon with a backlog), and report the time per hit (the batch's time / 32).
 //!
+//! `fill` starts from an empty tracker and inserts 100 000 new sources, growing it: one hit at a
+//! time, and (`fill/batch`) in batches of 1024 as the daemon does under a flood of spoofed
+//! first knocks.
+//!
 //! `baseline/chase` measures one dependent random memory access within as many bytes as the
 //! tracker holds at each size: the memory floor the tracker's numbers should be read against.
 //!
@@ -96,17 +100,21 @@ fn hit(source: IpAddr, knock: Knock) -> Hit {
     }
 }
 
-/// A tracker with `n` sources at stage 1 and room for `max` attempts, and the heap bytes it
-/// holds according to the counting allocator.
-fn prefilled(n: usize, max: usize) -> (Tracker, usize) {
-    let before = LIVE.load(Relaxed);
-    let door = DoorSpec {
+/// The door every case knocks on.
+fn door() -> DoorSpec {
+    DoorSpec {
         sequence: Some(sequence()),
         seq_timeout: Duration::from_secs(25),
         tcpflags: TcpFlags::ANY,
         target: None,
-    };
-    let mut tracker = Tracker::new(vec![door], max);
+    }
+}
+
+/// A tracker with `n` sources at stage 1 and room for `max` attempts, and the heap bytes it
+/// holds according to the counting allocator.
+fn prefilled(n: usize, max: usize) -> (Tracker, usize) {
+    let before = LIVE.load(Relaxed);
+    let mut tracker = Tracker::new(vec![door()], max);
     tracker.set_local_addresses(&[HOST]);
     let first = sequence().first();
     let mut events = Vec::with_capacity(4);
@@ -359,8 +367,27 @@ fn fill(c: &mut Criterion) {
     group.bench_function(BenchmarkId::from_parameter(N), |b| {
         b.iter(|| black_box(prefilled(N, N).1))
     });
+    // As the daemon under a flood: batches of the capture's size, each source new.
+    group.bench_function(BenchmarkId::new("batch", N), |b| {
+        let first = sequence().first();
+        let hits: Vec<(Timestamp, Hit)> = (0..N).map(|i| (NOW, hit(source(i), first))).collect();
+        let mut events = Vec::with_capacity(FILL_BATCH);
+        b.iter(|| {
+            let mut tracker = Tracker::new(vec![door()], N);
+            tracker.set_local_addresses(&[HOST]);
+            for batch in hits.chunks(FILL_BATCH) {
+                events.clear();
+                tracker.handle_batch(batch, &mut events);
+            }
+            assert_eq!(tracker.stats().attempts, N);
+            tracker
+        })
+    });
     group.finish();
 }
+
+/// The capture's largest batch (`knock-server`'s `capture::MAX_BATCH`).
+const FILL_BATCH: usize = 1024;
 
 /// Inside a module: `criterion_group!` makes an undocumented `pub fn`.
 mod group {
