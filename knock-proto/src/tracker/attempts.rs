@@ -14,12 +14,12 @@
 //!   ([`Attempts::victim`]).
 
 use std::hash::BuildHasher;
-use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hashbrown::DefaultHashBuilder;
 
 use super::index::{Index, Position};
+use super::prefetch::prefetch;
 use crate::time::Timestamp;
 
 /// How many hashes [`Attempts::warm`] takes at most.
@@ -118,11 +118,11 @@ impl Attempt {
         self.stage
     }
 
-    /// Reads the record's first and last fields: a record may straddle two cache lines, and
-    /// this brings in both.
+    /// Prefetches the record's first and last fields: a record may straddle two cache lines,
+    /// and this brings in both.
     fn touch(&self) {
-        black_box(self.started);
-        black_box(self.source.octets[15]);
+        prefetch(&self.started);
+        prefetch(&self.source.octets[15]);
     }
 }
 

@@ -21,7 +21,7 @@
 //! chosen by whoever sends the packets, and a fixed hash would let them aim every source at
 //! one chunk.
 
-use std::hint::black_box;
+use super::prefetch::prefetch;
 
 /// Entries per chunk.
 const WIDTH: usize = 12;
@@ -169,7 +169,7 @@ impl Index {
     /// the misses of many lookups overlap.
     pub(super) fn touch(&self, hash: u64) {
         if !self.chunks.is_empty() {
-            black_box(self.chunks[self.home(hash)].overflow);
+            prefetch(&self.chunks[self.home(hash)]);
         }
     }
 
@@ -206,10 +206,23 @@ impl Index {
     fn grow(&mut self, entries: impl Iterator<Item = (u32, u64)>) {
         let size = (self.chunks.len() * 2).max(1);
         self.chunks = vec![EMPTY; size];
+        // Each entry goes to a random chunk of a table larger than the caches: placed as they
+        // come, every entry would wait for its own miss. Each chunk is prefetched instead,
+        // and its entry placed `AHEAD` entries later, once the line has arrived.
+        const AHEAD: usize = 16;
+        let mut pending = [(0u32, 0u64); AHEAD];
         let mut placed = 0;
         for (slot, hash) in entries {
-            self.place(hash, slot);
+            prefetch(&self.chunks[self.home(hash)]);
+            let waiting = std::mem::replace(&mut pending[placed % AHEAD], (slot, hash));
+            if placed >= AHEAD {
+                self.place(waiting.1, waiting.0);
+            }
             placed += 1;
+        }
+        for n in placed.saturating_sub(AHEAD)..placed {
+            let (slot, hash) = pending[n % AHEAD];
+            self.place(hash, slot);
         }
         debug_assert_eq!(placed, self.len, "grow was given every entry");
     }

@@ -44,6 +44,7 @@ mod doors;
 mod index;
 #[cfg(test)]
 mod model;
+mod prefetch;
 #[cfg(test)]
 mod proptests;
 mod reload;
