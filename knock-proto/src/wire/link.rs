@@ -18,7 +18,8 @@ pub(super) enum Network {
     V6,
 }
 
-/// Who the link layer says a frame is for.
+/// Who the link layer says a frame is for. 8-aligned: at its natural 7 bytes, copies of a
+/// `Layer` were stored and loaded at odd offsets and widths, and each decode stalled on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(align(8))]
 pub(super) enum Delivery {
@@ -84,7 +85,8 @@ const AF_INET: u32 = 2;
 const AF_INET6: [u32; 4] = [10, 24, 28, 30];
 
 /// Splits `frame` into the network layer it carries, that layer's bytes, who the frame is
-/// for and its VLAN tags.
+/// for and its VLAN tags. Always inlined, with `ethernet` and `ethertype`: out of line, the
+/// `Layer` went through memory on the way back, which was a third of a decode.
 #[inline(always)]
 pub(super) fn layer(link: LinkType, frame: &[u8]) -> Result<Layer<'_>, Skip> {
     let bare = |loopback| {
