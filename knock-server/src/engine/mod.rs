@@ -104,9 +104,11 @@ pub struct Engine {
 
 /// (source, door) of the attempts at stage 1 whose `Stage 1` line was logged: at most
 /// [`FIRST_LOGGED`] (the log writes 20 such lines a second; an attempt leaves the set when
-/// it moves on or ends).
+/// it moves on or ends). Every expiry and eviction of a flood's attempts looks it up, so it
+/// hashes with hashbrown's foldhash (keyed per process, as the tracker's index) rather than
+/// std's SipHash.
 #[derive(Debug, Default)]
-struct FirstLogged(std::collections::HashSet<(IpAddr, DoorId)>);
+struct FirstLogged(hashbrown::HashSet<(IpAddr, DoorId)>);
 
 /// Bound of [`FirstLogged`]: when full it starts again empty, and at worst a `sequence
 /// timeout (stage 1)` line whose `Stage 1` line was written is left out.
