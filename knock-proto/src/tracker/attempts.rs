@@ -456,9 +456,11 @@ impl Attempts {
             let growth = (self.slots.len() / 8).max(MIN_GROWTH);
             let room = self.max.saturating_sub(self.slots.len()).max(1);
             self.slots.reserve_exact(growth.min(room));
-            // Room for every slot to be free at once: `release` never allocates.
-            self.free
-                .reserve_exact(self.slots.capacity() - self.free.len());
+            // Room for every slot to be free at once: `release` never allocates. The list is
+            // empty here (a slot is only made when none is free), so it is replaced, not
+            // grown: a realloc would copy its whole old block, once per growth of the slab.
+            debug_assert!(self.free.is_empty());
+            self.free = Vec::with_capacity(self.slots.capacity());
         }
         // The slab never holds more than `max` <= MAX_CAPACITY slots: a new one is only made
         // when none is free, that is when every slot is live and `len < max`.
