@@ -40,8 +40,16 @@ impl Tracker {
     /// counts. Returns how many hits it handled: all of them, or up to and including that one.
     pub fn handle_batch(&mut self, hits: &[(Timestamp, Hit)], events: &mut Vec<Event>) -> usize {
         let mut handled = 0;
+        // One plan for every window, filled in place: built and returned per window, its
+        // 4 KiB were zeroed and copied each time.
+        let mut plan = Plan {
+            keys: [(Source::default(), 0, 0); WARM_KEYS],
+            warm: [Warm::default(); WARM_KEYS],
+            ends: [0; BATCH_WINDOW],
+            hits: 0,
+        };
         for window in hits.chunks(BATCH_WINDOW) {
-            let plan = self.plan(window);
+            self.plan(window, &mut plan);
             let n = plan.ends[..plan.hits].last().copied().unwrap_or(0);
             self.attempts.warm(&plan.warm[..n]);
             for (i, (now, hit)) in window.iter().enumerate() {
@@ -75,16 +83,11 @@ impl Tracker {
         self.doors.set_stop_on_open(door, stop);
     }
 
-    /// The keys `handle` would step through for each hit of `window` (at most
-    /// [`BATCH_WINDOW`] hits). Nothing a hit does changes which doors the next one counts
+    /// Fills `plan` with the keys `handle` would step through for each hit of `window` (at
+    /// most [`BATCH_WINDOW`] hits). Nothing a hit does changes which doors the next one counts
     /// for, so they can all be worked out first.
-    fn plan(&self, window: &[(Timestamp, Hit)]) -> Plan {
-        let mut plan = Plan {
-            keys: [(Source::default(), 0, 0); WARM_KEYS],
-            warm: [Warm::default(); WARM_KEYS],
-            ends: [0; BATCH_WINDOW],
-            hits: 0,
-        };
+    fn plan(&self, window: &[(Timestamp, Hit)], plan: &mut Plan) {
+        plan.hits = 0;
         let mut n = 0;
         'hits: for (i, (_, hit)) in window.iter().enumerate().take(BATCH_WINDOW) {
             let local = self.doors.is_local(hit.destination);
@@ -108,6 +111,5 @@ impl Tracker {
             plan.ends[i] = n;
             plan.hits = i + 1;
         }
-        plan
     }
 }
