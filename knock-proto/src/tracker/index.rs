@@ -21,10 +21,8 @@
 //! chosen by whoever sends the packets, and a fixed hash would let them aim every source at
 //! one chunk.
 
+use super::lanes::{WIDTH, lanes, matching};
 use super::prefetch::prefetch;
-
-/// Entries per chunk.
-const WIDTH: usize = 12;
 
 /// Entries the table holds per chunk at most, on average: a load of 3/4.
 const PER_CHUNK: usize = 9;
@@ -64,31 +62,6 @@ pub(super) struct Index {
 /// The tag of a hash: its top byte, never 0.
 fn tag(hash: u64) -> u8 {
     ((hash >> 56) as u8).max(1)
-}
-
-/// The lanes of `tags` equal to `tag`, as bits `8 * lane + 7` of the result: all lanes in a
-/// few word operations instead of twelve compares and branches (what `hashbrown` does with
-/// SSE2, done here in plain integers).
-fn matching(tags: &[u8; WIDTH], tag: u8) -> u128 {
-    const LOW7: u128 = u128::from_ne_bytes([0x7f; 16]);
-    const LANES: u128 = u128::MAX >> (8 * (16 - WIDTH));
-    let mut bytes = [0u8; 16];
-    bytes[..WIDTH].copy_from_slice(tags);
-    let x = u128::from_le_bytes(bytes) ^ (u128::from_ne_bytes([tag; 16]) & LANES);
-    // A byte of x is 0 exactly where the tag matched: its high bit ends up set, and no other.
-    !(((x & LOW7) + LOW7) | x | LOW7) & LANES
-}
-
-/// The lanes in a [`matching`] mask, lowest first.
-fn lanes(mut mask: u128) -> impl Iterator<Item = usize> {
-    std::iter::from_fn(move || {
-        if mask == 0 {
-            return None;
-        }
-        let lane = mask.trailing_zeros() as usize / 8;
-        mask &= mask - 1;
-        Some(lane)
-    })
 }
 
 impl Index {
@@ -268,16 +241,6 @@ mod tests {
                 .iter()
                 .all(|c| c.overflow == 0 && c.tags == [0; WIDTH])
         );
-    }
-
-    #[test]
-    fn matching_finds_exactly_the_equal_lanes() {
-        let tags = [5, 0, 5, 0x85, 4, 6, 0xff, 5, 1, 0, 0x7f, 5];
-        for probe in [0u8, 1, 4, 5, 6, 0x7f, 0x80, 0x85, 0xff] {
-            let want: Vec<usize> = (0..WIDTH).filter(|&i| tags[i] == probe).collect();
-            let got: Vec<usize> = lanes(matching(&tags, probe)).collect();
-            assert_eq!(got, want, "tag {probe:#x}");
-        }
     }
 
     #[test]

@@ -42,6 +42,7 @@ mod attempts;
 mod batch;
 mod doors;
 mod index;
+mod lanes;
 #[cfg(test)]
 mod model;
 mod prefetch;
