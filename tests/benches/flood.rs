@@ -36,7 +36,10 @@
 //! FLOOD_KNOCKD=0 (knock-server's rows only), FLOOD_ROTATING=0 (no rotating-door rows),
 //! FLOOD_EXPIRY=1 (then wait for the flood's attempts to expire, `seq_timeout` later, and
 //! report the CPU that cost), FLOOD_PERF=DIR (profile each knock-server
-//! case from just before its flood until it is idle: `perf record -g -p PID -o DIR/CASE.data`).
+//! case from just before its flood until it is idle: `perf record -g -p PID -o DIR/CASE.data`),
+//! FLOOD_REPEAT=N (run the whole list of cases N times, in rounds, then give each knock-server
+//! case's ratio to tcpdump as lowest, median and highest: one run's ratio moves by 10 to 20%
+//! on a shared machine).
 //! `cargo test` never runs it (a bench target); run without `--bench` it only says how to run.
 
 use std::ffi::OsStr;
@@ -111,6 +114,8 @@ struct Settings {
     knockd: bool,
     rotating: bool,
     expiry: bool,
+    /// Rounds of the whole list of cases.
+    repeat: usize,
 }
 
 impl Settings {
@@ -136,6 +141,7 @@ impl Settings {
             knockd: std::env::var("FLOOD_KNOCKD").map_or(true, |v| v != "0"),
             rotating: std::env::var("FLOOD_ROTATING").map_or(true, |v| v != "0"),
             expiry: std::env::var("FLOOD_EXPIRY").is_ok_and(|v| v != "0"),
+            repeat: one("FLOOD_REPEAT", "1").map_or(1, |r| r.max(1) as usize),
         }
     }
 }
@@ -239,21 +245,31 @@ fn main() {
     }
     println!("{}", table_header());
     let mut rows = Vec::new();
-    for (subject, n, pps) in cases {
-        // The summary line comes a minute after start: wait for it where it says most.
-        let summary = settings.summary && n == largest;
-        let row = run_case(
-            subject,
-            (n, pps),
-            (summary, settings.expiry),
-            settings.knockd_cap,
-        );
-        println!("{}", format_row(&row));
-        rows.push(row);
+    // In rounds rather than case after case: a slow spell of the machine then spreads over
+    // every case instead of falling on one.
+    for _ in 0..settings.repeat {
+        for &(subject, n, pps) in &cases {
+            // The summary line comes a minute after start: wait for it where it says most.
+            let summary = settings.summary && n == largest;
+            let row = run_case(
+                subject,
+                (n, pps),
+                (summary, settings.expiry),
+                settings.knockd_cap,
+            );
+            println!("{}", format_row(&row));
+            rows.push(row);
+        }
     }
     println!("\n{}", table_header());
     for row in &rows {
         println!("{}", format_row(row));
+    }
+    if settings.repeat > 1 {
+        println!();
+        for line in ratio_spread(&rows) {
+            println!("{line}");
+        }
     }
     for row in rows.iter().filter(|r| r.summary.is_some()) {
         let line = row.summary.as_deref().unwrap_or_default();
@@ -282,6 +298,43 @@ fn main() {
             );
         }
     }
+}
+
+/// Per knock-server case (daemon, N, rate), in the order first run: its ratio of CPU to
+/// tcpdump's over the rounds, `knock-server N=100000 at 50000/s: ratio to tcpdump over 8 runs:
+/// lowest 3.6x, median 3.95x, highest 4.7x`.
+fn ratio_spread(rows: &[Row]) -> Vec<String> {
+    let mut cases: Vec<(&str, usize, u64, Vec<f64>)> = Vec::new();
+    for r in rows {
+        let Some(t) = r.tcpdump_cpu.filter(|&t| t > 0.0) else {
+            continue;
+        };
+        let ratio = r.cpu / t;
+        match cases
+            .iter_mut()
+            .find(|c| c.0 == r.subject && c.1 == r.n && c.2 == r.pps)
+        {
+            Some(c) => c.3.push(ratio),
+            None => cases.push((&r.subject, r.n, r.pps, vec![ratio])),
+        }
+    }
+    cases
+        .into_iter()
+        .map(|(subject, n, pps, mut ratios)| {
+            ratios.sort_by(f64::total_cmp);
+            let k = ratios.len();
+            let median = if k % 2 == 1 {
+                ratios[k / 2]
+            } else {
+                (ratios[k / 2 - 1] + ratios[k / 2]) / 2.0
+            };
+            format!(
+                "{subject} N={n} at {pps}/s: ratio to tcpdump over {k} runs: lowest {:.1}x, median {median:.2}x, highest {:.1}x",
+                ratios[0],
+                ratios[k - 1]
+            )
+        })
+        .collect()
 }
 
 /// `103003 packets, 103003 seal checks (1.00 per packet), 103000 refused for a wrong seal,
