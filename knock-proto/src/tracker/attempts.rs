@@ -44,6 +44,12 @@ const NIL: u32 = u32::MAX;
 /// reserved.
 pub(super) const MAX_CAPACITY: usize = (u32::MAX - 1) as usize;
 
+/// The most attempts whose memory [`Attempts::new`] reserves up front: 10 MiB of address space
+/// for the slab, 1 MiB for the free list and 2 MiB for the index, two and a half times the
+/// default `max_attempts`. A store with a larger cap grows past that as it needs to: a host
+/// with strict overcommit accounting charges a reservation as if it were used.
+const RESERVED: usize = 1 << 18;
+
 /// The slab grows by an eighth of its size at a time (at least this many records): doubling
 /// would leave up to half of it unused, which the under-64-bytes-per-attempt budget cannot pay.
 const MIN_GROWTH: usize = 16;
@@ -166,13 +172,20 @@ pub(super) struct Attempts {
 
 impl Attempts {
     /// An empty store for `doors` doors and at most `max` attempts (1 ..= [`MAX_CAPACITY`]).
+    ///
+    /// Its memory for `max` attempts (up to [`RESERVED`]) is reserved here, and the pages are
+    /// only taken as the attempts come: a flood then fills memory in place where growth
+    /// would reallocate the slab and the index's table dozens of times, each time on fresh
+    /// pages, while the knocks wait.
     pub(super) fn new(doors: usize, max: usize) -> Attempts {
+        let max = max.clamp(1, MAX_CAPACITY);
+        let reserved = max.min(RESERVED);
         Attempts {
-            slots: Vec::new(),
-            free: Vec::new(),
+            slots: Vec::with_capacity(reserved),
+            free: Vec::with_capacity(reserved),
             len: 0,
-            max: max.clamp(1, MAX_CAPACITY),
-            index: Index::default(),
+            max,
+            index: Index::with_capacity(reserved),
             hasher: DefaultHashBuilder::default(),
             queues: vec![EMPTY_QUEUE; doors],
             first_stage: vec![0; doors],
@@ -437,11 +450,12 @@ impl Attempts {
         removed
     }
 
-    /// Heap bytes held, by capacity (what the allocator handed out, used or not).
+    /// Heap bytes written so far, at most: the slab up to its highest slot, as much of the free
+    /// list (it never holds more), the index's table in use. Capacity reserved and never
+    /// written is address space, not memory.
     pub(super) fn memory_bytes(&self) -> usize {
-        self.slots.capacity() * size_of::<Attempt>()
+        self.slots.len() * (size_of::<Attempt>() + size_of::<u32>())
             + self.index.memory_bytes()
-            + self.free.capacity() * size_of::<u32>()
             + self.queues.capacity() * size_of::<Queue>()
     }
 
@@ -601,5 +615,21 @@ mod tests {
             b.insert(src(1), 7, b.hash(src(1), 7), Timestamp::ZERO)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn filling_to_the_cap_never_moves_the_memory_reserved_for_it() {
+        let mut a = Attempts::new(1, 5000);
+        // The index's table grows in place too: `index.rs` tests that.
+        let where_ = |a: &Attempts| (a.slots.as_ptr(), a.free.as_ptr());
+        let reserved = where_(&a);
+        for n in 0..5000u32 {
+            let s = Source::from(IpAddr::V4(Ipv4Addr::from(0xc612_0000 + n)));
+            a.insert(s, 0, a.hash(s, 0), Timestamp::ZERO).unwrap();
+            assert_eq!(where_(&a), reserved, "moved at {n} attempts");
+        }
+        assert!(a.is_full());
+        // 5000 records and free-list entries, and 5000 / 9 entries a chunk -> 1024 chunks.
+        assert_eq!(a.memory_bytes(), 5000 * 44 + 1024 * 64 + size_of::<Queue>());
     }
 }

@@ -17,6 +17,14 @@
 //! entries per chunk on average (3/4 full; at that load about one chunk in eight overflows)
 //! and doubles when more are needed: 5.3 to 14.2 bytes per entry.
 //!
+//! The table for the tracker's cap is reserved up front ([`Index::with_capacity`]) and grows
+//! inside that reservation: the doubled table is the old one cleared and extended in place,
+//! not a new allocation with the old freed. Reserving costs address space only (the pages
+//! are the kernel's until first written), so the table's resident memory is what it uses,
+//! as before; what growth no longer pays is fresh pages for every earlier table, an `mmap`
+//! and `munmap` each, and the unmapping's TLB shootdown across the daemon's threads. Under a
+//! flood from new sources that growth was a visible share of the engine's CPU.
+//!
 //! The hash is keyed per process (foldhash's `RandomState` via `hashbrown`): sources are
 //! chosen by whoever sends the packets, and a fixed hash would let them aim every source at
 //! one chunk.
@@ -55,6 +63,8 @@ pub(super) struct Position {
 /// The index; see the module documentation.
 #[derive(Debug, Default)]
 pub(super) struct Index {
+    /// The table: `len()` chunks in use (a power of two, or none), within a capacity reserved
+    /// for the most entries expected.
     chunks: Vec<Chunk>,
     len: usize,
 }
@@ -65,9 +75,17 @@ fn tag(hash: u64) -> u8 {
 }
 
 impl Index {
-    /// Heap bytes held, by capacity.
+    /// An empty index that can grow to `entries` entries without allocating.
+    pub(super) fn with_capacity(entries: usize) -> Index {
+        Index {
+            chunks: Vec::with_capacity(entries.div_ceil(PER_CHUNK).next_power_of_two()),
+            len: 0,
+        }
+    }
+
+    /// Bytes of the table in use; the reserved rest is address space, never written.
     pub(super) fn memory_bytes(&self) -> usize {
-        self.chunks.capacity() * size_of::<Chunk>()
+        self.chunks.len() * size_of::<Chunk>()
     }
 
     fn mask(&self) -> usize {
@@ -178,7 +196,12 @@ impl Index {
     /// held) anew. O(entries), at most once per doubling of the entries: O(1) amortised.
     fn grow(&mut self, entries: impl Iterator<Item = (u32, u64)>) {
         let size = (self.chunks.len() * 2).max(1);
-        self.chunks = vec![EMPTY; size];
+        if size <= self.chunks.capacity() {
+            self.chunks.fill(EMPTY);
+            self.chunks.resize(size, EMPTY);
+        } else {
+            self.chunks = vec![EMPTY; size];
+        }
         // Each entry goes to a random chunk of a table larger than the caches: placed as they
         // come, every entry would wait for its own miss. Each chunk is prefetched instead,
         // and its entry placed `AHEAD` entries later, once the line has arrived.
@@ -241,6 +264,50 @@ mod tests {
                 .iter()
                 .all(|c| c.overflow == 0 && c.tags == [0; WIDTH])
         );
+    }
+
+    #[test]
+    fn growth_stays_in_the_reservation_and_past_it_still_finds_everything() {
+        let hash = |slot: u32| u64::from(slot).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut index = Index::with_capacity(100);
+        let reserved = (index.chunks.as_ptr(), index.chunks.capacity());
+        assert_eq!(
+            reserved.1, 16,
+            "100 entries at 9 a chunk, rounded up to a power of two"
+        );
+        for slot in 0..300 {
+            index.insert(hash(slot), slot, || (0..slot).map(|s| (s, hash(s))));
+            if slot < 144 {
+                let now = (index.chunks.as_ptr(), index.chunks.capacity());
+                assert_eq!(
+                    now, reserved,
+                    "grew out of its reservation at {slot} entries"
+                );
+            }
+            assert_eq!(index.memory_bytes(), index.chunks.len() * 64);
+        }
+        assert_eq!(index.chunks.len(), 64, "doubled past the reservation");
+        for slot in 0..300 {
+            let pos = index.find(hash(slot), |s| s == slot).unwrap();
+            assert_eq!(index.slot(pos), slot);
+        }
+        // Each chunk's overflow is exactly the entries that live past it with a home at or
+        // before it: nothing left over from the tables before the last growth.
+        let mut expected = vec![0u32; index.chunks.len()];
+        let mut placed = 0;
+        for (at, chunk) in index.chunks.iter().enumerate() {
+            for lane in (0..WIDTH).filter(|&l| chunk.tags[l] != 0) {
+                placed += 1;
+                let mut passed = index.home(hash(chunk.slots[lane]));
+                while passed != at {
+                    expected[passed] += 1;
+                    passed = (passed + 1) & index.mask();
+                }
+            }
+        }
+        assert_eq!(placed, 300, "a grown table holds every entry once");
+        let overflow: Vec<u32> = index.chunks.iter().map(|c| c.overflow).collect();
+        assert_eq!(overflow, expected);
     }
 
     #[test]
