@@ -21,8 +21,9 @@
 //! `baseline/chase` measures one dependent random memory access within as many bytes as the
 //! tracker holds at each size: the memory floor the tracker's numbers should be read against.
 //!
-//! Bytes per tracked attempt are printed twice: from `Tracker::memory_bytes` (capacities) and
-//! from a counting global allocator (live heap bytes the tracker added). The allocator also
+//! Bytes per tracked attempt are printed twice: from `Tracker::memory_bytes` (bytes written) and
+//! from a counting global allocator (live heap bytes the tracker added, reservations
+//! included). The allocator also
 //! counts allocations in the steady state, which must be none.
 //!
 //! Run: `cargo bench -p knock-proto --bench tracker`.

@@ -312,8 +312,9 @@ impl Tracker {
         u32::try_from(door).map_or(0, |d| self.attempts.count(d))
     }
 
-    /// Heap bytes the tracker holds, by capacity of its allocations (used or not): attempts,
-    /// their index, and the doors.
+    /// Heap bytes the tracker has written, at most: attempts, their index, and the doors. The
+    /// memory reserved for `max_attempts` attempts is not counted until it is used: the
+    /// kernel gives a page only when it is first written.
     pub fn memory_bytes(&self) -> usize {
         self.attempts.memory_bytes() + self.doors.memory_bytes()
     }
