@@ -403,6 +403,10 @@ fn a_one_time_file_keeps_lines_appended_while_running_and_they_open_next() {
     wait_until("the used line to be marked", PATIENCE, || {
         read(&seqs) == "#1001,1002\n 2001,2002\n"
     });
+    // The file is marked before the daemon reads it again and arms the appended line: knock
+    // only once it has (it logs this, then installs the capture filter for the new ports in
+    // the same pass), or the knocks can come while the door is still disabled.
+    server.wait_log("otp: new one-time sequences in");
     knock(&link, &[SERVER_V4, "2001", "2002"]);
     server.wait_log_count("otp: OPEN SESAME", 2);
     wait_until("the second line to be marked", PATIENCE, || {
