@@ -38,8 +38,9 @@
 //! report the CPU that cost), FLOOD_PERF=DIR (profile each knock-server
 //! case from just before its flood until it is idle: `perf record -g -p PID -o DIR/CASE.data`),
 //! FLOOD_REPEAT=N (run the whole list of cases N times, in rounds, then give each knock-server
-//! case's ratio to tcpdump as lowest, median and highest: one run's ratio moves by 10 to 20%
-//! on a shared machine).
+//! case's ratio to tcpdump as lowest, median and highest, and the same for each side's CPU
+//! per packet: one run's ratio moves by 10 to 20% on a shared machine, tcpdump's small
+//! figure as much as the daemon's).
 //! `cargo test` never runs it (a bench target); run without `--bench` it only says how to run.
 
 use std::ffi::OsStr;
@@ -301,40 +302,56 @@ fn main() {
 }
 
 /// Per knock-server case (daemon, N, rate), in the order first run: its ratio of CPU to
-/// tcpdump's over the rounds, `knock-server N=100000 at 50000/s: ratio to tcpdump over 8 runs:
-/// lowest 3.6x, median 3.95x, highest 4.7x`.
+/// tcpdump's over the rounds, then each side's own CPU per arrived packet, so that a high
+/// ratio shows whether the daemon spent more or tcpdump less: `knock-server N=100000 at
+/// 50000/s: ratio to tcpdump over 8 runs: lowest 3.6x, median 3.95x, highest 4.7x;
+/// knock-server 0.34 / 0.36 / 0.41 µs per packet, tcpdump 0.08 / 0.09 / 0.11 µs`.
 fn ratio_spread(rows: &[Row]) -> Vec<String> {
-    let mut cases: Vec<(&str, usize, u64, Vec<f64>)> = Vec::new();
+    type Runs = Vec<(f64, f64, f64)>;
+    let mut cases: Vec<(&str, usize, u64, Runs)> = Vec::new();
     for r in rows {
         let Some(t) = r.tcpdump_cpu.filter(|&t| t > 0.0) else {
             continue;
         };
-        let ratio = r.cpu / t;
+        let per_packet = |cpu: f64| cpu * 1e6 / r.arrived.max(1) as f64;
+        let run = (r.cpu / t, per_packet(r.cpu), per_packet(t));
         match cases
             .iter_mut()
             .find(|c| c.0 == r.subject && c.1 == r.n && c.2 == r.pps)
         {
-            Some(c) => c.3.push(ratio),
-            None => cases.push((&r.subject, r.n, r.pps, vec![ratio])),
+            Some(c) => c.3.push(run),
+            None => cases.push((&r.subject, r.n, r.pps, vec![run])),
         }
     }
     cases
         .into_iter()
-        .map(|(subject, n, pps, mut ratios)| {
-            ratios.sort_by(f64::total_cmp);
-            let k = ratios.len();
-            let median = if k % 2 == 1 {
-                ratios[k / 2]
-            } else {
-                (ratios[k / 2 - 1] + ratios[k / 2]) / 2.0
-            };
+        .map(|(subject, n, pps, runs)| {
+            let k = runs.len();
+            let [ratio, daemon, floor] = [
+                spread(runs.iter().map(|r| r.0)),
+                spread(runs.iter().map(|r| r.1)),
+                spread(runs.iter().map(|r| r.2)),
+            ];
             format!(
-                "{subject} N={n} at {pps}/s: ratio to tcpdump over {k} runs: lowest {:.1}x, median {median:.2}x, highest {:.1}x",
-                ratios[0],
-                ratios[k - 1]
+                "{subject} N={n} at {pps}/s: ratio to tcpdump over {k} runs: lowest {:.1}x, median {:.2}x, highest {:.1}x; \
+                 knock-server {:.2} / {:.2} / {:.2} µs per packet, tcpdump {:.2} / {:.2} / {:.2} µs",
+                ratio.0, ratio.1, ratio.2, daemon.0, daemon.1, daemon.2, floor.0, floor.1, floor.2
             )
         })
         .collect()
+}
+
+/// Lowest, median and highest of `values` (not empty).
+fn spread(values: impl Iterator<Item = f64>) -> (f64, f64, f64) {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    let k = v.len();
+    let median = if k % 2 == 1 {
+        v[k / 2]
+    } else {
+        (v[k / 2 - 1] + v[k / 2]) / 2.0
+    };
+    (v[0], median, v[k - 1])
 }
 
 /// `103003 packets, 103003 seal checks (1.00 per packet), 103000 refused for a wrong seal,
