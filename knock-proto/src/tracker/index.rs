@@ -197,12 +197,14 @@ impl Index {
     /// held) anew. O(entries), at most once per doubling of the entries: O(1) amortised.
     fn grow(&mut self, entries: impl Iterator<Item = (u32, u64)>) {
         let size = (self.chunks.len() * 2).max(1);
-        if size <= self.chunks.capacity() {
-            self.chunks.fill(EMPTY);
-            self.chunks.resize(size, EMPTY);
-        } else {
-            self.chunks = vec![EMPTY; size];
+        if size > self.chunks.capacity() {
+            // Past the reservation: a new block of exactly `size`, where letting `resize`
+            // grow the old one would copy it (a 64-byte-aligned block is reallocated by
+            // allocate, copy and free) and round its capacity up.
+            self.chunks = Vec::with_capacity(size);
         }
+        self.chunks.clear();
+        self.chunks.resize(size, EMPTY);
         // Each entry goes to a random chunk of a table larger than the caches: placed as they
         // come, every entry would wait for its own miss. Each chunk is prefetched instead,
         // and its entry placed `AHEAD` entries later, once the line has arrived.
