@@ -195,6 +195,19 @@ struct Row {
     expiry_cpu: Option<f64>,
 }
 
+impl Row {
+    /// `cpu` seconds as µs per packet that arrived at the server; `None` if none did.
+    fn per_packet_us(&self, cpu: f64) -> Option<f64> {
+        (self.arrived > 0).then(|| cpu * 1e6 / self.arrived as f64)
+    }
+
+    /// [`Row::per_packet_us`] for the table: `0.35 µs`, or `-`.
+    fn per_packet_text(&self, cpu: f64) -> String {
+        self.per_packet_us(cpu)
+            .map_or("-".to_owned(), |us| format!("{us:.2} µs"))
+    }
+}
+
 /// A rotating door's counters from `knock-server status --json` after the case.
 struct RotatingCounts {
     /// Packets the capture handed over.
@@ -279,12 +292,12 @@ fn main() {
     for row in &rows {
         if let Some(cpu) = row.expiry_cpu {
             println!(
-                "{} N={} at {}/s: {SEQ_TIMEOUT} s later its attempts expired, for {:.3} s of CPU ({:.2} µs per flood packet)",
+                "{} N={} at {}/s: {SEQ_TIMEOUT} s later its attempts expired, for {:.3} s of CPU ({} per flood packet)",
                 row.subject,
                 row.n,
                 row.pps,
                 cpu,
-                cpu * 1e6 / row.arrived.max(1) as f64
+                row.per_packet_text(cpu)
             );
         }
     }
@@ -313,8 +326,10 @@ fn ratio_spread(rows: &[Row]) -> Vec<String> {
         let Some(t) = r.tcpdump_cpu.filter(|&t| t > 0.0) else {
             continue;
         };
-        let per_packet = |cpu: f64| cpu * 1e6 / r.arrived.max(1) as f64;
-        let run = (r.cpu / t, per_packet(r.cpu), per_packet(t));
+        let (Some(daemon), Some(floor)) = (r.per_packet_us(r.cpu), r.per_packet_us(t)) else {
+            continue;
+        };
+        let run = (r.cpu / t, daemon, floor);
         match cases
             .iter_mut()
             .find(|c| c.0 == r.subject && c.1 == r.n && c.2 == r.pps)
@@ -1087,17 +1102,10 @@ fn format_row(r: &Row) -> String {
     } else {
         String::new()
     };
-    let per_packet = |cpu: f64| {
-        if r.arrived > 0 {
-            format!("{:.2} µs", cpu * 1e6 / r.arrived as f64)
-        } else {
-            "-".to_owned()
-        }
-    };
     let (tcpdump, tcpdump_per, ratio) = match r.tcpdump_cpu {
         Some(t) => (
             format!("{:.3} s", t),
-            per_packet(t),
+            r.per_packet_text(t),
             if t > 0.0 {
                 format!("{:.1}x", r.cpu / t)
             } else {
@@ -1123,7 +1131,7 @@ fn format_row(r: &Row) -> String {
         r.flood.as_secs_f64(),
         r.arrived,
         r.cpu,
-        per_packet(r.cpu),
+        r.per_packet_text(r.cpu),
         r.log_bytes,
         r.hwm.0,
         r.hwm.1
