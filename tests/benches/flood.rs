@@ -206,6 +206,13 @@ impl Row {
         self.per_packet_us(cpu)
             .map_or("-".to_owned(), |us| format!("{us:.2} µs"))
     }
+
+    /// The daemon's CPU over tcpdump's in the same run; `None` without a tcpdump figure
+    /// above zero.
+    fn ratio(&self) -> Option<f64> {
+        let t = self.tcpdump_cpu.filter(|&t| t > 0.0)?;
+        Some(self.cpu / t)
+    }
 }
 
 /// A rotating door's counters from `knock-server status --json` after the case.
@@ -323,13 +330,13 @@ fn ratio_spread(rows: &[Row]) -> Vec<String> {
     type Runs = Vec<(f64, f64, f64)>;
     let mut cases: Vec<(&str, usize, u64, Runs)> = Vec::new();
     for r in rows {
-        let Some(t) = r.tcpdump_cpu.filter(|&t| t > 0.0) else {
+        let (Some(ratio), Some(t)) = (r.ratio(), r.tcpdump_cpu) else {
             continue;
         };
         let (Some(daemon), Some(floor)) = (r.per_packet_us(r.cpu), r.per_packet_us(t)) else {
             continue;
         };
-        let run = (r.cpu / t, daemon, floor);
+        let run = (ratio, daemon, floor);
         match cases
             .iter_mut()
             .find(|c| c.0 == r.subject && c.1 == r.n && c.2 == r.pps)
@@ -1106,11 +1113,7 @@ fn format_row(r: &Row) -> String {
         Some(t) => (
             format!("{:.3} s", t),
             r.per_packet_text(t),
-            if t > 0.0 {
-                format!("{:.1}x", r.cpu / t)
-            } else {
-                "-".to_owned()
-            },
+            r.ratio().map_or("-".to_owned(), |x| format!("{x:.1}x")),
         ),
         None => ("-".into(), "-".into(), "-".into()),
     };
