@@ -66,22 +66,80 @@ pub fn refuse_symlink(path: &Path, what: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Creates or truncates `path` for writing, refusing to follow a symlink (`O_NOFOLLOW`).
-pub fn create_nofollow(path: &Path, what: &str) -> anyhow::Result<File> {
-    let opened = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+/// How [`open`] opens one of the daemon's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read an existing file.
+    Read,
+    /// Append to it, creating it if missing.
+    Append,
+    /// Write it from the start, creating it or truncating it.
+    Replace,
+    /// Read and write without truncating, creating it if missing: lock files.
+    Lock,
+}
+
+/// Opens one of the daemon's own files (`what` names it in errors): never through a symlink
+/// (`O_NOFOLLOW`: a link planted in a directory someone else can write would make a root
+/// daemon read or write another file), never a FIFO, socket, device or directory (opened with
+/// `O_NONBLOCK`, so that a FIFO cannot hang the daemon, then required to be a regular file),
+/// closed on exec, and created with `mode` (0600 for what holds commands or state). `Ok(None)`:
+/// `Access::Read` of a file that does not exist.
+pub fn open(path: &Path, access: Access, mode: u32, what: &str) -> anyhow::Result<Option<File>> {
+    let mut options = OpenOptions::new();
+    match access {
+        Access::Read => options.read(true),
+        Access::Append => options.append(true).create(true),
+        Access::Replace => options.write(true).create(true).truncate(true),
+        Access::Lock => options.read(true).write(true).create(true).truncate(false),
+    };
+    let opened = options
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path);
-    match opened {
-        Ok(f) => Ok(f),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            refuse_symlink(path, what)?;
-            Err(e).with_context(|| format!("cannot open {what} {}", path.display()))
+    let file = match opened {
+        Ok(f) => f,
+        Err(e) if access == Access::Read && e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None);
         }
-        Err(e) => Err(e).with_context(|| format!("cannot write {what} {}", path.display())),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => anyhow::bail!(
+            "{what} {} is a symbolic link: refusing to follow it (a root daemon reading or \
+             writing through a link can be made to use any file); remove the link and name \
+             a regular file",
+            path.display()
+        ),
+        // A FIFO opened for writing with no reader, with O_NONBLOCK.
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            anyhow::bail!("{what} {} is a FIFO: name a regular file", path.display())
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot open {what} {}", path.display()));
+        }
+    };
+    let kind = file
+        .metadata()
+        .with_context(|| format!("cannot read {what} {}", path.display()))?
+        .file_type();
+    if !kind.is_file() {
+        use std::os::unix::fs::FileTypeExt as _;
+        let is = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "a device"
+        };
+        anyhow::bail!("{what} {} is {is}: name a regular file", path.display());
     }
+    Ok(Some(file))
+}
+
+/// Creates (mode 0644) or truncates `path` for writing, as [`open`] does: pid files.
+pub fn create_nofollow(path: &Path, what: &str) -> anyhow::Result<File> {
+    open(path, Access::Replace, 0o644, what)?
+        .with_context(|| format!("cannot write {what} {}", path.display()))
 }
 
 #[cfg(test)]

@@ -29,15 +29,15 @@
 //! two runs that stop command once more at the next start: at most one extra run.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read as _, Write as _};
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 
+use crate::files::{self, Access};
 use crate::load::write_atomically;
 
 /// Closed records tolerated before the file is compacted (and at least as many as live ones).
@@ -275,30 +275,16 @@ pub struct Journal {
     failing: bool,
 }
 
-/// Opens `path` for reading, never through a symlink; `None` if it does not exist.
-fn open_nofollow(path: &Path) -> anyhow::Result<Option<File>> {
-    match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(f) => Ok(Some(f)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => bail!(
-            "the state file {} is a symbolic link: refusing to follow it (pending stop commands \
-             could be read from or written to another file); replace it with a regular file or \
-             pass --state-file",
+/// Opens `path` for reading (never through a symlink, never a FIFO); `None` if it does not
+/// exist.
+fn open_existing(path: &Path) -> anyhow::Result<Option<File>> {
+    files::open(path, Access::Read, 0o600, "the state file").with_context(|| {
+        format!(
+            "cannot read the state file {} (pending stop commands of a previous run): fix it \
+             or pass another --state-file; starting anyway could leave doors open",
             path.display()
-        ),
-        Err(e) => Err(e).with_context(|| {
-            format!(
-                "cannot read the state file {} (pending stop commands of a previous run): \
-                 fix its permissions or pass another --state-file; starting anyway could leave \
-                 doors open",
-                path.display()
-            )
-        }),
-    }
+        )
+    })
 }
 
 impl Journal {
@@ -311,7 +297,7 @@ impl Journal {
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let mut bytes = Vec::new();
-        if let Some(mut f) = open_nofollow(path)? {
+        if let Some(mut f) = open_existing(path)? {
             f.read_to_end(&mut bytes)
                 .with_context(|| format!("cannot read the state file {}", path.display()))?;
         }
@@ -406,10 +392,7 @@ impl Drop for Journal {
 }
 
 fn open_append(path: &Path) -> anyhow::Result<File> {
-    OpenOptions::new()
-        .append(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
+    files::open(path, Access::Append, 0o600, "the state file")?
         .with_context(|| format!("cannot open {} for appending", path.display()))
 }
 
@@ -418,13 +401,14 @@ fn keep_corrupt(path: &Path, lines: &[Vec<u8>]) -> anyhow::Result<()> {
     let mut name = path.as_os_str().to_owned();
     name.push(".corrupt");
     let aside = PathBuf::from(name);
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&aside)
-        .with_context(|| format!("cannot keep unreadable lines aside in {}", aside.display()))?;
+    let mut f = files::open(
+        &aside,
+        Access::Append,
+        0o600,
+        "the state file's corrupt lines",
+    )
+    .and_then(|f| f.context("not opened"))
+    .with_context(|| format!("cannot keep unreadable lines aside in {}", aside.display()))?;
     for l in lines {
         f.write_all(l)?;
         f.write_all(b"\n")?;

@@ -16,7 +16,7 @@
 //! (every packet) on stderr; the file and syslog keep knockd's level of detail.
 
 use std::fmt::Write as _;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -97,7 +97,7 @@ pub fn reopen() {
     let Some(f) = LOG_FILE.get() else { return };
     match open_append(&f.path) {
         Ok(new) => *f.file.lock().unwrap_or_else(|e| e.into_inner()) = new,
-        Err(e) => tracing::error!("cannot reopen log file {}: {e}", f.path.display()),
+        Err(e) => tracing::error!("cannot reopen log file {}: {e:#}", f.path.display()),
     }
 }
 
@@ -107,8 +107,11 @@ fn needs_stderr_fallback(sinks: &Sinks, syslog_reachable: impl FnOnce() -> bool)
     !sinks.stderr && sinks.file.is_none() && sinks.syslog && !syslog_reachable()
 }
 
-fn open_append(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+/// The LogFile, appended to (never through a symlink: the daemon runs as root, and `-g` or
+/// LogFile may name a place others can write). Created 0644, as knockd creates it.
+fn open_append(path: &Path) -> anyhow::Result<File> {
+    crate::files::open(path, crate::files::Access::Append, 0o644, "log file")?
+        .with_context(|| format!("cannot open log file {}", path.display()))
 }
 
 /// knockd's line prefix for local time `now`: `[2026-11-25 00:02] `.
@@ -123,8 +126,7 @@ struct KnockdFile {
 
 impl KnockdFile {
     fn open(path: &Path) -> anyhow::Result<KnockdFile> {
-        let file = open_append(path)
-            .with_context(|| format!("cannot open log file {}", path.display()))?;
+        let file = open_append(path)?;
         Ok(KnockdFile {
             path: path.to_owned(),
             file: Mutex::new(file),
@@ -283,6 +285,25 @@ mod tests {
             || false
         ));
         assert!(!needs_stderr_fallback(&sinks(None, true, true), || false));
+    }
+
+    #[test]
+    fn a_symlinked_log_file_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("shadow");
+        std::fs::write(&target, "precious\n").unwrap();
+        let link = dir.path().join("knockd.log");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = format!("{:#}", KnockdFile::open(&link).err().unwrap());
+        assert!(
+            e.contains("knockd.log") && e.contains("symbolic link"),
+            "{e}"
+        );
+        assert!(open_append(&link).is_err(), "reopened through the link");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
+        let plain = dir.path().join("plain.log");
+        KnockdFile::open(&plain).unwrap();
+        assert!(plain.is_file());
     }
 
     #[test]

@@ -144,3 +144,35 @@ fn openings_append_and_closed_records_are_compacted_away() {
         Duration::from_secs(10)
     );
 }
+
+/// Runs `f` on a thread; `None` if it has not returned within a minute (it hangs).
+fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(60)).ok()
+}
+
+#[test]
+fn a_fifo_as_the_state_file_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pending");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let opened = within_a_minute({
+        let path = path.clone();
+        move || {
+            Journal::open(&path)
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"))
+        }
+    });
+    let e = opened
+        .expect("Journal::open blocked on a FIFO")
+        .unwrap_err();
+    assert!(e.contains("pending") && e.contains("FIFO"), "{e}");
+}
