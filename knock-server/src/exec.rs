@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::io::Read as _;
+use std::net::IpAddr;
 use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,73 @@ pub const MAX_RUNNING_START_COMMANDS: usize = 64;
 /// Most start commands running at once, all doors together.
 pub const MAX_RUNNING_START_COMMANDS_TOTAL: usize = 256;
 
+/// Most start commands of one knocker running at once, all doors together: a burst of
+/// completions from one (spoofed) address never takes every place the caps above leave, so
+/// a legitimate knocker still gets one.
+pub const MAX_RUNNING_START_COMMANDS_PER_KNOCKER: usize = 4;
+
+/// How a command ended, as reported to the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    /// It ran and exited with status 0.
+    Succeeded,
+    /// It could not start, was killed or exited non-zero.
+    Failed,
+    /// It was refused before it ran (the reason is logged).
+    Refused,
+}
+
+/// Start commands running now, counted the ways the caps limit them.
+#[derive(Debug, Default)]
+struct Running {
+    per_door: HashMap<String, usize>,
+    per_knocker: HashMap<IpAddr, usize>,
+}
+
+impl Running {
+    /// Why one more start command of `door` for `knocker` may not run now, if it may not.
+    fn refusal(&self, door: &str, knocker: Option<IpAddr>) -> Option<String> {
+        let total: usize = self.per_door.values().sum();
+        let of_door = self.per_door.get(door).copied().unwrap_or(0);
+        let of_knocker = knocker.map_or(0, |k| self.per_knocker.get(&k).copied().unwrap_or(0));
+        if of_door >= MAX_RUNNING_START_COMMANDS {
+            Some(format!(
+                "{of_door} start commands of this door already running"
+            ))
+        } else if total >= MAX_RUNNING_START_COMMANDS_TOTAL {
+            Some(format!("{total} start commands already running"))
+        } else if of_knocker >= MAX_RUNNING_START_COMMANDS_PER_KNOCKER {
+            Some(format!(
+                "{of_knocker} start commands for this knocker already running"
+            ))
+        } else {
+            None
+        }
+    }
+
+    fn add(&mut self, door: &str, knocker: Option<IpAddr>) {
+        *self.per_door.entry(door.to_owned()).or_default() += 1;
+        if let Some(k) = knocker {
+            *self.per_knocker.entry(k).or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, door: &str, knocker: Option<IpAddr>) {
+        fn down<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+            if let Some(n) = map.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(key);
+                }
+            }
+        }
+        down(&mut self.per_door, &door.to_owned());
+        if let Some(k) = knocker {
+            down(&mut self.per_knocker, &k);
+        }
+    }
+}
+
 /// Which kind of command, for the limit above.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -37,15 +105,15 @@ pub enum Kind {
 /// The process groups of running commands (= their pids), with their kind.
 pub type Groups = Arc<Mutex<HashMap<i32, Kind>>>;
 
-/// Called with a command's id and whether it succeeded, from the thread that reaped it (or
-/// at once when it could not start).
-pub type Outcome = Arc<dyn Fn(u64, bool) + Send + Sync>;
+/// Called with a command's id and how it ended, from the thread that reaped it (or at once
+/// when it could not start or was refused).
+pub type Outcome = Arc<dyn Fn(u64, Done) + Send + Sync>;
 
 /// Spawns commands and keeps track of them: each runs in a process group of its own, so that
 /// shutdown can end it with everything it started ([`Runner::kill_all`]).
 pub struct Runner {
-    /// Start commands running, per door.
-    running_starts: Arc<Mutex<HashMap<String, usize>>>,
+    /// Start commands running, per door and per knocker.
+    running_starts: Arc<Mutex<Running>>,
     /// Process groups (= the command's pid) of the commands still running, and their kind.
     groups: Groups,
     reapers: Vec<JoinHandle<()>>,
@@ -83,25 +151,31 @@ impl Runner {
     }
 
     /// Logs knockd's `door: running command: TEXT` and starts `argv`; its outcome is
-    /// reported as `id`.
-    pub fn run(&mut self, id: u64, door: &str, kind: Kind, argv: Vec<String>, text: &str) {
+    /// reported as `id`. A start command (with its `knocker`) beyond the caps is refused.
+    pub fn run(
+        &mut self,
+        id: u64,
+        door: &str,
+        kind: Kind,
+        knocker: Option<IpAddr>,
+        argv: Vec<String>,
+        text: &str,
+    ) {
         self.reapers.retain(|h| !h.is_finished());
         if kind == Kind::Start {
-            let starts = lock(&self.running_starts);
-            let total: usize = starts.values().sum();
-            let mine = starts.get(door).copied().unwrap_or(0);
-            if mine >= MAX_RUNNING_START_COMMANDS || total >= MAX_RUNNING_START_COMMANDS_TOTAL {
-                drop(starts);
+            let refusal = lock(&self.running_starts).refusal(door, knocker);
+            if let Some(why) = refusal {
+                let who = knocker.map(|k| format!("{k}: ")).unwrap_or_default();
                 tracing::error!(
-                    "{door}: not running command: {mine} of its commands ({total} in all) are still running"
+                    "{who}{door}: start refused: {why} (the limit); the door stays closed"
                 );
-                (self.outcome)(id, false);
+                (self.outcome)(id, Done::Refused);
                 return;
             }
         }
         tracing::info!("{door}: running command: {text}");
         let Some((program, args)) = argv.split_first() else {
-            (self.outcome)(id, false);
+            (self.outcome)(id, Done::Failed);
             return;
         };
         let child = Command::new(program)
@@ -115,7 +189,7 @@ impl Runner {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("{door}: cannot run {program}: {e}");
-                (self.outcome)(id, false);
+                (self.outcome)(id, Done::Failed);
                 return;
             }
         };
@@ -123,7 +197,7 @@ impl Runner {
         lock(&self.groups).insert(pid, kind);
         let starts = (kind == Kind::Start).then(|| self.running_starts.clone());
         if let Some(s) = &starts {
-            *lock(s).entry(door.to_owned()).or_default() += 1;
+            lock(s).add(door, knocker);
         }
         let (groups, outcome, name) = (self.groups.clone(), self.outcome.clone(), door.to_owned());
         let reaper = std::thread::Builder::new()
@@ -132,15 +206,9 @@ impl Runner {
                 let ok = reap(child, &name);
                 lock(&groups).remove(&pid);
                 if let Some(s) = starts {
-                    let mut s = lock(&s);
-                    if let Some(n) = s.get_mut(&name) {
-                        *n -= 1;
-                        if *n == 0 {
-                            s.remove(&name);
-                        }
-                    }
+                    lock(&s).remove(&name, knocker);
                 }
-                outcome(id, ok);
+                outcome(id, if ok { Done::Succeeded } else { Done::Failed });
             });
         match reaper {
             Ok(h) => self.reapers.push(h),
@@ -203,4 +271,52 @@ fn reap(mut child: std::process::Child, door: &str) -> bool {
         tracing::debug!("{door}: command stderr: {line}");
     }
     ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_knocker_never_takes_every_place_a_door_has() {
+        let mut running = Running::default();
+        let spoofer: IpAddr = "198.18.0.66".parse().unwrap();
+        let admitted = (0..MAX_RUNNING_START_COMMANDS)
+            .filter(|_| {
+                let ok = running.refusal("door", Some(spoofer)).is_none();
+                if ok {
+                    running.add("door", Some(spoofer));
+                }
+                ok
+            })
+            .count();
+        assert_eq!(admitted, MAX_RUNNING_START_COMMANDS_PER_KNOCKER);
+        let why = running.refusal("door", Some(spoofer)).unwrap();
+        assert_eq!(why, "4 start commands for this knocker already running");
+        let knocker: IpAddr = "198.18.0.1".parse().unwrap();
+        assert_eq!(running.refusal("door", Some(knocker)), None);
+        running.remove("door", Some(spoofer));
+        assert_eq!(running.refusal("door", Some(spoofer)), None);
+    }
+
+    #[test]
+    fn the_caps_of_a_door_and_of_all_doors_say_which_was_reached() {
+        let mut running = Running::default();
+        for i in 0..MAX_RUNNING_START_COMMANDS {
+            running.add("a", Some(IpAddr::from([198, 18, 1, i as u8])));
+        }
+        assert_eq!(
+            running.refusal("a", Some("198.18.0.1".parse().unwrap())),
+            Some("64 start commands of this door already running".to_owned())
+        );
+        for door in ["b", "c", "d"] {
+            for i in 0..MAX_RUNNING_START_COMMANDS {
+                running.add(door, Some(IpAddr::from([198, 18, 2, i as u8])));
+            }
+        }
+        assert_eq!(
+            running.refusal("e", None),
+            Some("256 start commands already running".to_owned())
+        );
+    }
 }

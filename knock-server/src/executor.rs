@@ -28,7 +28,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use crate::capture::{self, Clock, Counters};
 use crate::control::{self, Request, Response, Status};
 use crate::engine::{Effect, Engine, LogGate, LogLine};
-use crate::exec::{Kind, Runner};
+use crate::exec::{Done, Kind, Runner};
 use crate::filter::{Filter, Framing};
 use crate::journal::Journal;
 use crate::load;
@@ -66,12 +66,12 @@ pub enum Msg {
     Signal(i32),
     /// The capture thread stopped with this error.
     CaptureFailed(String),
-    /// A command finished (`ok`: it ran and succeeded).
+    /// A command finished, or was refused before it ran.
     CommandDone {
         /// The id the engine gave it.
         id: u64,
-        /// Whether it succeeded.
-        ok: bool,
+        /// How it ended.
+        done: Done,
     },
     /// This host's addresses changed (netlink, or a re-read).
     LocalAddresses(Vec<IpAddr>),
@@ -222,13 +222,26 @@ impl<'a> Executor<'a> {
         let overflow = outcomes.overflow.clone();
         let marked = outcomes.clone();
         let gone = outcomes.clone();
-        let outcome: crate::exec::Outcome = Arc::new(move |id, ok| outcomes.report(id, ok));
+        let refused = outcomes.clone();
+        let outcome: crate::exec::Outcome = Arc::new(move |id, done| outcomes.report(id, done));
         let mut runner = Runner::new(outcome);
         let groups = runner.groups();
         let mut journal = parts.journal;
         let commands = Worker::start("commands", JOBS, move |job| match job {
-            Job::Journal(r) => journal.write(&r),
-            Job::Run(r) => runner.run(r.id, &r.door, r.kind, r.argv, &r.text),
+            Job::Journal(r) => {
+                journal.write(&r);
+            }
+            Job::Run(r) if r.recorded_as.is_some_and(|w| !journal.has(w)) => {
+                let who = r.knocker.map(|k| format!("{k}: ")).unwrap_or_default();
+                tracing::error!(
+                    "{who}{}: start refused: its stop command could not be saved to {}; the \
+                     door stays closed",
+                    r.door,
+                    journal.path().display()
+                );
+                refused.report(r.id, Done::Refused);
+            }
+            Job::Run(r) => runner.run(r.id, &r.door, r.kind, r.knocker, r.argv, &r.text),
             Job::MarkOneTime { door, path, used } => {
                 let fresh = mark_one_time(&door, &path, &used);
                 marked.send(Msg::OneTimeMarked { path, fresh });
@@ -378,7 +391,10 @@ impl<'a> Executor<'a> {
                 let _ = self.perform_effects();
                 return Some(Exit::CaptureFailed);
             }
-            Msg::CommandDone { id, ok } => self.engine.command_finished(id, ok),
+            Msg::CommandDone { id, done } => match done {
+                Done::Refused => self.engine.command_refused(id),
+                _ => self.engine.command_finished(id, done == Done::Succeeded),
+            },
             Msg::LocalAddresses(addrs) => self.engine.set_local_addresses(addrs),
             Msg::FirewallGone => self.engine.firewall_gone(now),
             // Checked on the actions worker, which reports `FirewallGone` if it is.
@@ -585,11 +601,13 @@ impl<'a> Executor<'a> {
             Effect::Run(r) if r.kind == Kind::Start => {
                 let id = r.id;
                 if let Err(Job::Run(r)) = self.commands.try_send(Job::Run(r)) {
+                    let who = r.knocker.map(|k| format!("{k}: ")).unwrap_or_default();
                     tracing::error!(
-                        "{}: not running command: {JOBS} commands are waiting to start",
+                        "{who}{}: start refused: {JOBS} commands already waiting to start (the \
+                         limit); the door stays closed",
                         r.door
                     );
-                    self.engine.command_finished(id, false);
+                    self.engine.command_refused(id);
                 }
             }
             Effect::Run(r) => self.commands.send(Job::Run(r)),

@@ -318,8 +318,10 @@ impl Journal {
         Ok((journal, replayed.entries))
     }
 
-    /// Appends `record`; openings and extensions reach the disk before this returns.
-    pub fn write(&mut self, record: &Record) {
+    /// Appends `record`; openings and extensions reach the disk before this returns. False
+    /// when it could not be written (logged, once for a run of failures): an opening that
+    /// is not on disk is then not [`Journal::has`] either, so its start command must not run.
+    pub fn write(&mut self, record: &Record) -> bool {
         match record {
             Record::Open(e) => {
                 self.live.insert(e.id, e.clone());
@@ -341,16 +343,34 @@ impl Journal {
             self.append(record)
         };
         match result {
-            Ok(()) => self.failing = false,
-            Err(e) if !self.failing => {
-                self.failing = true;
-                tracing::error!(
-                    "cannot save pending stop commands to {}: {e:#}; a crash now would leave doors open",
-                    self.path.display()
-                );
+            Ok(()) => {
+                if self.failing {
+                    tracing::info!("{}: pending stop commands saved again", self.path.display());
+                }
+                self.failing = false;
+                true
             }
-            Err(_) => {}
+            Err(e) => {
+                if let Record::Open(e) = record {
+                    self.live.remove(&e.id);
+                }
+                if !self.failing {
+                    self.failing = true;
+                    tracing::error!(
+                        "cannot save pending stop commands to {}: {e:#}; doors with a stop \
+                         command are not opened until it can be written (doors that only \
+                         `open` ports still open: the kernel closes those on time)",
+                        self.path.display()
+                    );
+                }
+                false
+            }
         }
+    }
+
+    /// Whether the opening `id` is on disk (written and not closed since).
+    pub fn has(&self, id: u64) -> bool {
+        self.live.contains_key(&id)
     }
 
     fn append(&mut self, record: &Record) -> anyhow::Result<()> {
@@ -374,6 +394,11 @@ impl Journal {
         self.file = Some(open_append(&self.path)?);
         self.dead = 0;
         Ok(())
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Entries still pending, as this journal knows them.

@@ -117,6 +117,11 @@ pub struct Run {
     pub door: String,
     /// Start or stop.
     pub kind: Kind,
+    /// A start command's knocker (no knocker may hold every start the caps admit).
+    pub knocker: Option<IpAddr>,
+    /// The window whose stop command must be on disk before this start command runs: it
+    /// is refused when its journal record could not be written.
+    pub recorded_as: Option<u64>,
     /// Program and arguments.
     pub argv: Vec<String>,
     /// The command as logged.

@@ -468,18 +468,29 @@ impl Engine {
     /// Runs a window's stop command, then journals it closed (in that order: a crash in
     /// between costs one extra run, never a lost close).
     fn run_stop(&mut self, id: WindowId, door: &str, stop: Stop) {
-        self.run(door, Kind::Stop, stop.argv, stop.text);
+        self.run(door, Kind::Stop, None, stop.argv, stop.text);
         self.effects
             .push_back(Effect::Journal(Record::Close { id }));
     }
 
-    fn run(&mut self, door: &str, kind: Kind, argv: Vec<String>, text: String) -> CommandId {
+    /// Queues a command; `start` (for a start command): its knocker, and the window whose
+    /// journal record must be on disk before it may run.
+    fn run(
+        &mut self,
+        door: &str,
+        kind: Kind,
+        start: Option<(IpAddr, Option<WindowId>)>,
+        argv: Vec<String>,
+        text: String,
+    ) -> CommandId {
         let id = self.next_command;
         self.next_command += 1;
         self.effects.push_back(Effect::Run(Run {
             id,
             door: door.to_owned(),
             kind,
+            knocker: start.map(|(source, _)| source),
+            recorded_as: start.and_then(|(_, window)| window),
             argv,
             text,
         }));
@@ -491,13 +502,31 @@ impl Engine {
             .push_back(Effect::Log(LogLine { level, who, text }));
     }
 
-    /// A command finished: `ok` is false when it could not start, was refused, or exited
-    /// with a failure. A failed start command leaves its door closed: the stop is cancelled
-    /// (never run, journaled closed), so the next knock runs the start command again.
+    /// A command finished: `ok` is false when it could not start or exited with a failure.
+    /// A failed start command leaves its door closed: the stop is cancelled (never run,
+    /// journaled closed), so the next knock runs the start command again.
     pub fn command_finished(&mut self, id: CommandId, ok: bool) {
-        let Some(window) = self.starting.remove(&id) else {
-            return;
-        };
+        if let Some((door, source)) = self.start_ended(id, ok) {
+            self.log(
+                Level::WARN,
+                Some(source),
+                format!(
+                    "{door}: start command failed: the door stays closed (knock again to retry)"
+                ),
+            );
+        }
+    }
+
+    /// A start command was refused before it ran (the executor logged why: too many
+    /// running, or its stop could not be recorded): as a failure, without saying it failed.
+    pub fn command_refused(&mut self, id: CommandId) {
+        self.start_ended(id, false);
+    }
+
+    /// The bookkeeping of a start command's end; the door and knocker when its stop was
+    /// cancelled.
+    fn start_ended(&mut self, id: CommandId, ok: bool) -> Option<(String, IpAddr)> {
+        let window = self.starting.remove(&id)?;
         let cancelled = self.windows.update(window, |w| {
             if w.starting != Some(id) {
                 return None;
@@ -509,17 +538,10 @@ impl Engine {
                 w.stop.take().map(|_| (w.door.clone(), w.source))
             }
         });
-        if let Some(Some((door, source))) = cancelled {
-            self.effects
-                .push_back(Effect::Journal(Record::Close { id: window }));
-            self.log(
-                Level::WARN,
-                Some(source),
-                format!(
-                    "{door}: start command failed: the door stays closed (knock again to retry)"
-                ),
-            );
-        }
+        let cancelled = cancelled.flatten()?;
+        self.effects
+            .push_back(Effect::Journal(Record::Close { id: window }));
+        Some(cancelled)
     }
 
     /// SIGTERM (or SIGINT): every door closes now (stop commands run, journaled closed), then

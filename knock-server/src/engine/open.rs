@@ -76,7 +76,14 @@ impl Engine {
         };
         let Some(stop) = door.stop_command_for(source) else {
             let text = start.render_text(source);
-            self.run(&door.name, Kind::Start, start.render(source), text.clone());
+            let argv = start.render(source);
+            self.run(
+                &door.name,
+                Kind::Start,
+                Some((source, None)),
+                argv,
+                text.clone(),
+            );
             return vec![text];
         };
         let at = now + door.cmd_timeout;
@@ -121,7 +128,14 @@ impl Engine {
             text: stop.text.clone(),
             argv: stop.argv.clone(),
         })));
-        let cmd = self.run(&door.name, Kind::Start, start.render(source), text.clone());
+        let argv = start.render(source);
+        let cmd = self.run(
+            &door.name,
+            Kind::Start,
+            Some((source, Some(wid))),
+            argv,
+            text.clone(),
+        );
         let ports = self.windows.get(wid).and_then(|w| w.ports.clone());
         self.windows.put(Window {
             id: wid,

@@ -318,3 +318,82 @@ fn a_slow_name_lookup_never_makes_the_engine_wait() {
     drop(release);
     r.finish();
 }
+
+/// A tmpfs of `kib` KiB mounted on `dir` until dropped (root only).
+struct Tmpfs<'a>(&'a Path);
+
+impl<'a> Tmpfs<'a> {
+    fn mount(dir: &'a Path, kib: u32) -> Tmpfs<'a> {
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "knock-test"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount tmpfs on {}", dir.display());
+        Tmpfs(dir)
+    }
+
+    /// Fills it: the next write fails with ENOSPC.
+    fn fill(&self) {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(self.0.join("filler")).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    }
+}
+
+impl Drop for Tmpfs<'_> {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.0).status();
+    }
+}
+
+#[test]
+fn no_start_command_runs_while_its_stop_command_cannot_be_saved() {
+    if !knock_e2e::root_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let disk = Tmpfs::mount(&state, 64);
+    let (started, canary) = (out.path().join("started"), out.path().join("canary"));
+    // `guarded` needs its stop on disk; `canary` has no stop command, so it needs nothing.
+    let config = format!(
+        "[guarded]\n    sequence = 7000\n    start_command = /bin/sh -c 'echo %IP% >> {}'\n    \
+         stop_command = /bin/true\n    cmd_timeout = 60\n\
+         [canary]\n    sequence = 7100\n    command = /bin/sh -c 'echo %IP% >> {}'\n",
+        started.display(),
+        canary.display()
+    );
+    let config = knock_proto::config::knockd::parse(Path::new("k.conf"), &config).unwrap();
+    let performer = Performer::without_firewall(&config);
+    let (tx, rx) = mpsc::sync_channel(16);
+    let executor = executor(&state, config, performer, Duration::ZERO, tx.clone());
+    disk.fill();
+    for (source, port) in [
+        ("198.18.0.1", 7000),
+        ("198.18.0.2", 7000),
+        ("198.18.0.3", 7100),
+    ] {
+        tx.send(Msg::Hits(vec![(Timestamp::ZERO, hit(source, port))]))
+            .unwrap();
+    }
+    tx.send(Msg::Signal(SIGTERM)).unwrap();
+    assert_eq!(executor.run(&rx), Exit::Signal);
+    // Shutdown waited for the commands worker and the commands it started.
+    assert_eq!(
+        std::fs::read_to_string(&canary).unwrap(),
+        "198.18.0.3\n",
+        "the door without a stop command opened"
+    );
+    assert!(
+        !started.exists(),
+        "a start command ran with its stop command not on disk: {:?}",
+        std::fs::read_to_string(&started)
+    );
+    let pending = std::fs::read_to_string(state.join("pending")).unwrap_or_default();
+    assert!(!pending.contains("open "), "{pending}");
+}

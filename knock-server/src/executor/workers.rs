@@ -28,8 +28,8 @@ pub(super) struct Outcomes {
 }
 
 impl Outcomes {
-    pub(super) fn report(&self, id: u64, ok: bool) {
-        self.send(Msg::CommandDone { id, ok });
+    pub(super) fn report(&self, id: u64, done: crate::exec::Done) {
+        self.send(Msg::CommandDone { id, done });
     }
 
     pub(super) fn send(&self, msg: Msg) {
