@@ -114,6 +114,24 @@ fn open_append(path: &Path) -> anyhow::Result<File> {
         .with_context(|| format!("cannot open log file {}", path.display()))
 }
 
+/// Doors named in the start line; past them it counts the rest, so that a config of 10 000
+/// doors logs one short line (`status` lists them all).
+const DOORS_NAMED: usize = 8;
+
+/// The start line after knockd's: which instance, config and doors.
+pub fn loaded_line(instance: &str, config: &Path, doors: &[&str]) -> String {
+    let named = doors[..doors.len().min(DOORS_NAMED)].join(", ");
+    let rest = match doors.len().saturating_sub(DOORS_NAMED) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    format!(
+        "instance {instance}: config {}, {} door(s): {named}{rest}",
+        config.display(),
+        doors.len(),
+    )
+}
+
 /// knockd's line prefix for local time `now`: `[2026-11-25 00:02] `.
 pub fn prefix(now: chrono::DateTime<chrono::Local>) -> String {
     now.format("[%Y-%m-%d %H:%M] ").to_string()
@@ -304,6 +322,26 @@ mod tests {
         let plain = dir.path().join("plain.log");
         KnockdFile::open(&plain).unwrap();
         assert!(plain.is_file());
+    }
+
+    #[test]
+    fn the_start_line_names_a_few_doors_and_counts_the_rest() {
+        let conf = Path::new("/etc/knockd.conf");
+        assert_eq!(
+            loaded_line("knock-server", conf, &["ssh", "web"]),
+            "instance knock-server: config /etc/knockd.conf, 2 door(s): ssh, web"
+        );
+        let names: Vec<String> = (0..10_000).map(|i| format!("door-{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let line = loaded_line("knock-server", conf, &names);
+        assert!(line.len() < 200, "{} bytes: {line}", line.len());
+        assert!(
+            line.ends_with(
+                ": door-0, door-1, door-2, door-3, door-4, door-5, door-6, door-7 and 9992 more"
+            ),
+            "{line}"
+        );
+        assert!(line.contains("10000 door(s)"), "{line}");
     }
 
     #[test]

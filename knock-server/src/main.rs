@@ -168,7 +168,16 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
     settings.table_watched = monitor.is_some();
 
     tracing::info!("starting up, listening on {interface}");
-    tracing::info!("{}", loaded_line(&instance.instance, &config_path, &loaded));
+    let doors: Vec<&str> = loaded
+        .config
+        .doors
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    tracing::info!(
+        "{}",
+        log::loaded_line(instance.instance.as_str(), &config_path, &doors)
+    );
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -256,26 +265,6 @@ fn log_sinks(args: &Args, options: &knock_proto::config::Options) -> log::Sinks 
         file,
         syslog: options.use_syslog,
     }
-}
-
-/// The start line after knockd's: which instance, config and doors.
-fn loaded_line(
-    instance: &instance::Instance,
-    config: &std::path::Path,
-    loaded: &load::Loaded,
-) -> String {
-    let doors: Vec<&str> = loaded
-        .config
-        .doors
-        .iter()
-        .map(|d| d.name.as_str())
-        .collect();
-    format!(
-        "instance {instance}: config {}, {} door(s): {}",
-        config.display(),
-        doors.len(),
-        doors.join(", ")
-    )
 }
 
 /// Starts following `table` (when we own one) through `nft monitor`; if it cannot start,
