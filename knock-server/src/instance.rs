@@ -2,15 +2,23 @@
 //! its own pid file, state file, nftables table and control socket, all named after
 //! `--instance NAME`, and a lock that keeps two daemons from running the same instance.
 //!
-//! The lock is `flock(2)` on `RUNTIME/NAME.lock`, held for the process lifetime: the kernel
-//! drops it when the process dies, however it dies (kill -9 included), so a stale lock file
-//! never blocks a restart and a pid file left behind is never mistaken for a running daemon.
-//! The file holds the owner's pid, only so that the refusal can name it.
+//! An instance is one daemon, whatever paths it is given. Its lock is a Unix socket bound in
+//! the abstract namespace (`@knock-server/instance/NAME`): no file that can be deleted or
+//! moved by passing another `--runtime-dir`, dropped by the kernel when the process dies,
+//! however it dies (kill -9 included), and scoped, like the instance's nftables table, to the
+//! network namespace. The refusal names the holder's pid (`SO_PEERCRED` of a connection to
+//! it). Beside it, `flock(2)` on `RUNTIME/NAME.lock`, which holds the pid for tools that look
+//! there.
+//!
+//! The state file is one daemon's too: [`StateLock`] takes `flock(2)` on `STATE.lock` (which
+//! names the holding instance and pid), and the same kind of abstract socket named after the
+//! state file's absolute path, so that neither a second instance given the same
+//! `--state-file` nor the lock file's deletion lets two daemons share pending stops.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read as _, Seek as _, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -121,6 +129,7 @@ impl Instance {
 /// The instance lock, held until dropped (or the process ends).
 #[derive(Debug)]
 pub struct Lock {
+    name: Held,
     file: File,
 }
 
@@ -128,51 +137,179 @@ impl Lock {
     /// Takes the lock of `instance` in `runtime` (created 0755 if missing), or says which
     /// process holds it.
     pub fn acquire(instance: &Instance, runtime: &Path) -> anyhow::Result<Lock> {
+        let refusal = |owner: String, held: &str| {
+            anyhow::anyhow!(
+                "instance `{instance}` is already running ({owner} holds {held}); stop it \
+                 first, or start this one with another --instance"
+            )
+        };
+        let path = instance.lock_file(runtime);
+        let name = Held::bind(&format!("instance/{instance}")).map_err(|holder| {
+            let held = format!(
+                "the instance's name in this network namespace, whatever its --runtime-dir; \
+                 the lock here is {}",
+                path.display()
+            );
+            refusal(holder.to_string(), &held)
+        })?;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o755)
             .create(runtime)
             .with_context(|| format!("cannot create runtime directory {}", runtime.display()))?;
-        let path = instance.lock_file(runtime);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .with_context(|| format!("cannot open lock file {}", path.display()))?;
-        use rustix::fs::{FlockOperation, flock};
-        if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            if e != rustix::io::Errno::WOULDBLOCK {
-                return Err(std::io::Error::from(e))
-                    .with_context(|| format!("cannot lock {}", path.display()));
-            }
-            let mut owner = String::new();
-            let _ = file.read_to_string(&mut owner);
-            let owner = match owner.trim() {
-                "" => "another process".to_owned(),
-                pid => format!("pid {pid}"),
-            };
-            anyhow::bail!(
-                "instance `{instance}` is already running ({owner} holds {}); stop it first, or start this one with another --instance",
-                path.display()
-            );
+        let (file, owner) = flock_file(&path, 0o644)?;
+        if let Some(owner) = owner {
+            return Err(refusal(owner, &path.display().to_string()));
         }
-        file.set_len(0)?;
-        file.rewind()?;
-        writeln!(file, "{}", std::process::id())?;
-        Ok(Lock { file })
+        let mut lock = Lock { name, file };
+        lock.update_pid();
+        Ok(lock)
     }
 
-    /// Rewrites the pid in the lock file (after `-d` forked: the lock survives the fork, the
-    /// pid changes).
+    /// Rewrites the pid in the lock file, and starts answering as this process (after `-d`
+    /// forked: the lock survives the fork, the pid changes).
     pub fn update_pid(&mut self) {
-        let _ = self.file.set_len(0);
-        let _ = self.file.rewind();
-        let _ = writeln!(self.file, "{}", std::process::id());
+        write_owner(&mut self.file, "");
+        self.name.listen();
     }
+}
+
+/// The state file's lock, held until dropped (or the process ends).
+#[derive(Debug)]
+pub struct StateLock {
+    name: Held,
+    file: File,
+    instance: String,
+}
+
+impl StateLock {
+    /// Takes the lock of the state file `state` (absolute) for `instance`, or says which
+    /// daemon uses it.
+    pub fn acquire(state: &Path, instance: &Instance) -> anyhow::Result<StateLock> {
+        let refusal = |owner: String| {
+            anyhow::anyhow!(
+                "the state file {} is in use by {owner}: two daemons sharing one would run \
+                 each other's stop commands; give each instance its own --state-file",
+                state.display()
+            )
+        };
+        let name = Held::bind(&format!("state/{}", digest(state)))
+            .map_err(|holder| refusal(holder.to_string()))?;
+        let mut path = state.as_os_str().to_owned();
+        path.push(".lock");
+        let path = PathBuf::from(path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let (file, owner) = flock_file(&path, 0o600)?;
+        if let Some(owner) = owner {
+            return Err(refusal(owner));
+        }
+        let mut lock = StateLock {
+            name,
+            file,
+            instance: instance.to_string(),
+        };
+        lock.update_pid();
+        Ok(lock)
+    }
+
+    /// As [`Lock::update_pid`].
+    pub fn update_pid(&mut self) {
+        write_owner(&mut self.file, &self.instance);
+        self.name.listen();
+    }
+}
+
+/// A name in the abstract Unix socket namespace, held by a bound socket.
+#[derive(Debug)]
+struct Held(rustix::fd::OwnedFd);
+
+/// Who holds a name: a pid when it answered.
+#[derive(Debug)]
+struct Holder(Option<i32>);
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(pid) => write!(f, "pid {pid}"),
+            None => f.write_str("another process"),
+        }
+    }
+}
+
+impl Held {
+    /// Binds `@knock-server/NAME`; who holds it when it is taken.
+    fn bind(name: &str) -> Result<Held, Holder> {
+        use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+        let addr = SocketAddrUnix::new_abstract_name(format!("knock-server/{name}").as_bytes())
+            .map_err(|_| Holder(None))?;
+        let socket = || {
+            rustix::net::socket_with(
+                AddressFamily::UNIX,
+                SocketType::STREAM,
+                SocketFlags::CLOEXEC,
+                None,
+            )
+        };
+        let fd = socket().map_err(|_| Holder(None))?;
+        match rustix::net::bind(&fd, &addr) {
+            Ok(()) => Ok(Held(fd)),
+            Err(_) => {
+                // Taken: a connection names the holder (its credentials as of its listen).
+                let pid = socket().ok().and_then(|c| {
+                    rustix::net::connect(&c, &addr).ok()?;
+                    let cred = rustix::net::sockopt::socket_peercred(&c).ok()?;
+                    Some(cred.pid.as_raw_nonzero().get())
+                });
+                Err(Holder(pid))
+            }
+        }
+    }
+
+    /// Answers connections as this process (they are never accepted: the backlog is 1).
+    fn listen(&self) {
+        let _ = rustix::net::listen(&self.0, 1);
+    }
+}
+
+/// A short, stable name for `path` (abstract socket names are at most 107 bytes).
+fn digest(path: &Path) -> String {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(path.as_os_str().as_encoded_bytes());
+    hash[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Opens and `flock`s `path` (created with `mode`); the owner it names when it is taken.
+fn flock_file(path: &Path, mode: u32) -> anyhow::Result<(File, Option<String>)> {
+    let mut file = crate::files::open(path, crate::files::Access::Lock, mode, "lock file")?
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    use rustix::fs::{FlockOperation, flock};
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok((file, None)),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+            let mut owner = String::new();
+            let _ = file.read_to_string(&mut owner);
+            let owner = match owner.split_whitespace().collect::<Vec<_>>()[..] {
+                [] => "another process".to_owned(),
+                [pid] => format!("pid {pid}"),
+                [pid, instance, ..] => format!("instance `{instance}` (pid {pid})"),
+            };
+            Ok((file, Some(owner)))
+        }
+        Err(e) => {
+            Err(std::io::Error::from(e)).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+/// Writes `PID [INSTANCE]` into a held lock file.
+fn write_owner(file: &mut File, instance: &str) {
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let line = format!("{} {instance}", std::process::id());
+    let _ = writeln!(file, "{}", line.trim_end());
 }
 
 #[cfg(test)]
@@ -242,5 +379,66 @@ mod tests {
         let _other = Lock::acquire(&other, &runtime).unwrap();
         drop(held);
         Lock::acquire(&i, &runtime).unwrap();
+    }
+
+    #[test]
+    fn an_instance_is_one_daemon_whatever_its_runtime_dir_and_its_lock_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let i: Instance = "test-runtime-dirs".parse().unwrap();
+        let held = Lock::acquire(&i, &dir.path().join("a")).unwrap();
+        let e = format!(
+            "{:#}",
+            Lock::acquire(&i, &dir.path().join("b")).unwrap_err()
+        );
+        assert!(
+            e.contains("already running") && e.contains(&format!("pid {}", std::process::id())),
+            "{e}"
+        );
+        std::fs::remove_file(i.lock_file(&dir.path().join("a"))).unwrap();
+        let e = format!(
+            "{:#}",
+            Lock::acquire(&i, &dir.path().join("a")).unwrap_err()
+        );
+        assert!(e.contains("already running"), "{e}");
+        drop(held);
+        Lock::acquire(&i, &dir.path().join("b")).unwrap();
+    }
+
+    #[test]
+    fn two_instances_never_share_a_state_file_even_with_its_lock_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("shared.state");
+        let (a, b): (Instance, Instance) = (
+            "test-state-a".parse().unwrap(),
+            "test-state-b".parse().unwrap(),
+        );
+        let held = StateLock::acquire(&state, &a).unwrap();
+        let e = format!("{:#}", StateLock::acquire(&state, &b).unwrap_err());
+        assert!(
+            e.contains("shared.state is in use by")
+                && e.contains(&format!("pid {}", std::process::id()))
+                && e.contains("its own --state-file"),
+            "{e}"
+        );
+        std::fs::remove_file(dir.path().join("shared.state.lock")).unwrap();
+        assert!(StateLock::acquire(&state, &b).is_err());
+        drop(held);
+        let _b = StateLock::acquire(&state, &b).unwrap();
+        // The lock file names the holder for the refusal.
+        let text = std::fs::read_to_string(dir.path().join("shared.state.lock")).unwrap();
+        assert_eq!(text, format!("{} test-state-b\n", std::process::id()));
+        let other = dir.path().join("other.state");
+        StateLock::acquire(&other, &a).unwrap();
+    }
+
+    #[test]
+    fn a_held_lock_file_names_its_instance_and_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        std::fs::write(&path, "4242 wan\n").unwrap();
+        let f = std::fs::File::open(&path).unwrap();
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        let (_, owner) = flock_file(&path, 0o600).unwrap();
+        assert_eq!(owner.as_deref(), Some("instance `wan` (pid 4242)"));
     }
 }

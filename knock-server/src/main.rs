@@ -111,9 +111,6 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         });
     let state_path = args.state_path();
     files::refuse_symlink(&state_path, "state file")?;
-    if args.state_file.is_none() && instance.instance.is_default() {
-        files::adopt_legacy_state(&state_path);
-    }
     // Before anything of the instance's is touched (its table above all): a second daemon
     // of the same instance stops here.
     let mut lock = instance::Lock::acquire(&instance.instance, &instance.runtime_dir)?;
@@ -121,6 +118,12 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
     let control = control_socket::Listener::bind(&socket_path)?;
 
     let opened = capture::open(&interface)?;
+    // Before the state file or the table is touched: a daemon given another's state file
+    // stops here.
+    let mut state_lock = instance::StateLock::acquire(&state_path, &instance.instance)?;
+    if args.state_file.is_none() && instance.instance.is_default() {
+        files::adopt_legacy_state(&state_path);
+    }
     let local = capture::local_addresses(&interface);
     let mut settings = Settings {
         config_path: config_path.clone(),
@@ -153,6 +156,7 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
     if args.daemon {
         daemonize()?;
         lock.update_pid();
+        state_lock.update_pid();
     }
     let _pid = pid_path
         .as_deref()
@@ -215,6 +219,7 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
     running.stop();
     // Still holding the lock: no other daemon of this instance has bound it since.
     let _ = std::fs::remove_file(&socket_path);
+    drop(state_lock);
     drop(lock);
     Ok(match exit {
         Exit::Signal => ExitCode::SUCCESS,
