@@ -12,6 +12,12 @@
 //! - [`onetime`]: knockd's one-time sequence files (parse, and mark a line used).
 //! - [`wire`]: bytes from a capture, of any link type we know, to a [`wire::Hit`].
 //! - [`tracker`]: the per-source state machine: hits and `now` in, stage/open/fail events out.
+//! - `trust` (Unix): may another user change (or read) this file? The one place for the owner
+//!   and mode rules of key files, the client's profiles and the daemon's state, as OpenSSH's
+//!   `StrictModes`, so that the daemon and the client refuse the same files with the same fix.
+//!   Its decision is a pure function like the rest; the walk that feeds it, `lstat` of the file
+//!   and of each directory above it (and `/etc/passwd` for the names in its messages), is the
+//!   one exception to "no I/O" here.
 
 pub mod auth;
 pub mod config;
@@ -20,6 +26,8 @@ pub mod onetime;
 pub mod sequence;
 pub mod time;
 pub mod tracker;
+#[cfg(unix)]
+pub mod trust;
 pub mod wire;
 
 pub use flags::TcpFlags;

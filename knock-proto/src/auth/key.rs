@@ -70,16 +70,41 @@ impl FromStr for Key {
     }
 }
 
-/// Why a key file's permission bits (`st_mode`) make it unusable: anyone but its owner may read
-/// or write it, as ssh refuses private keys. `None` when only the owner has access.
-pub fn mode_problem(file: &str, mode: u32) -> Option<String> {
-    (mode & 0o077 != 0).then(|| {
-        format!(
-            "{file} is mode {:04o}: anyone but its owner can read or write it, so the key must be \
-             taken as known; run `chmod 600 {file}` (and make a new key if others may have read it)",
-            mode & 0o7777
-        )
+/// Whether a key file may be used: the file and every directory above it are its owner's (or
+/// root's) alone, as ssh demands of a private key ([`crate::trust`] with
+/// [`Access::Secret`](crate::trust::Access::Secret)). `Err` is the whole message, naming the
+/// path and the fix, and, when others may have read the key, that a new one is due.
+#[cfg(unix)]
+pub fn check_file(path: &std::path::Path) -> Result<(), String> {
+    crate::trust::check(path, crate::trust::Access::Secret).map_err(|d| {
+        if d.exposed() {
+            format!("{d} (and make a new key if others may have read it)")
+        } else {
+            d.to_string()
+        }
     })
+}
+
+/// The permission-bit part of [`check_file`], for a caller with a mode and no file to walk (the
+/// fuzz target): why a key file with this `st_mode` is refused, or `None` when only its owner
+/// may read or write it. [`crate::trust::decide`] decides, on the file alone.
+#[cfg(unix)]
+pub fn mode_problem(file: &str, mode: u32) -> Option<String> {
+    let fact = crate::trust::Fact {
+        path: file.into(),
+        uid: 0,
+        // The permission bits of a regular file, whatever type `mode` says.
+        mode: 0o100_000 | (mode & 0o7777),
+        target: true,
+    };
+    crate::trust::decide(
+        std::path::Path::new(file),
+        &[fact],
+        crate::trust::Access::Secret,
+        0,
+    )
+    .err()
+    .map(|d| d.to_string())
 }
 
 #[cfg(test)]
@@ -101,16 +126,64 @@ mod tests {
         assert_eq!("AAEC".parse::<Key>(), Err(KeyError::WrongLength(3)));
     }
 
+    #[cfg(unix)]
     #[test]
-    fn only_owner_only_modes_are_fine() {
-        assert_eq!(mode_problem("k", 0o100600), None);
-        assert_eq!(mode_problem("k", 0o400), None);
+    fn only_owner_only_key_files_are_fine() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(&path, "x").unwrap();
+        let chmod = |mode| {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        for mode in [0o600, 0o400] {
+            chmod(mode);
+            assert_eq!(check_file(&path), Ok(()));
+        }
+        chmod(0o640);
+        let k = path.display();
         assert_eq!(
-            mode_problem("/k", 0o100640).unwrap(),
-            "/k is mode 0640: anyone but its owner can read or write it, so the key must be \
-             taken as known; run `chmod 600 /k` (and make a new key if others may have read it)"
+            check_file(&path).unwrap_err(),
+            format!(
+                "{k} is mode 0640: anyone but its owner can read or write it; run `chmod 600 \
+                 {k}` (and make a new key if others may have read it)"
+            )
         );
-        assert!(mode_problem("k", 0o602).is_some());
+        chmod(0o602);
+        assert_eq!(
+            check_file(&path).unwrap_err(),
+            format!(
+                "{k} is mode 0602: anyone but its owner can read or write it; run `chmod 600 {k}`"
+            )
+        );
+        chmod(0o600);
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = check_file(&path).unwrap_err();
+        assert!(
+            e.ends_with(&format!("run `chmod go-w {}`", dir.path().display())),
+            "{e}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn mode_problem_refuses_exactly_the_modes_that_let_others_in() {
+        for mode in 0..0o10_000 {
+            assert_eq!(
+                mode_problem("k", mode).is_some(),
+                mode & 0o077 != 0,
+                "{mode:o}"
+            );
+        }
+        assert_eq!(
+            mode_problem("/k", 0o100_640).unwrap(),
+            "/k is mode 0640: anyone but its owner can read or write it; run `chmod 600 /k`"
+        );
+        assert_eq!(
+            mode_problem("k", 0o040_600),
+            None,
+            "the type is not its business"
+        );
     }
 
     #[test]
