@@ -1,15 +1,16 @@
 //! Keys of rotating doors: `knock-server keygen` writes one, `knock-server pair` prints what a
 //! client needs, and [`read_key_file`] reads one for the daemon and `--check`, refusing a file
-//! that anyone but its owner can read or write (as ssh refuses such private keys).
+//! that anyone but its owner can read or write, or that another user could replace (as ssh
+//! refuses such private keys).
 
 use std::io::Write as _;
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use knock_proto::auth::Key;
-use knock_proto::auth::key::{KEY_BYTES, mode_problem};
+use knock_proto::auth::key::{KEY_BYTES, check_file};
 use knock_proto::config::SequenceSource;
 
 use crate::cli::{EXIT_USAGE, print_stdout};
@@ -43,16 +44,14 @@ pub struct PairArgs {
     pub key_path: String,
 }
 
-/// Reads and checks a key file: `Err` is the whole message, naming the file.
+/// Reads and checks a key file: `Err` is the whole message, naming the file. A file that anyone
+/// but its owner can read or write, that belongs to another user than the daemon's (or root),
+/// or that sits in a directory others can change, is refused with the fix
+/// ([`knock_proto::auth::key::check_file`], the client's rules too).
 pub fn read_key_file(path: &Path) -> Result<String, String> {
     let file =
         std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if let Some(problem) = mode_problem(&path.display().to_string(), meta.mode()) {
-        return Err(problem);
-    }
+    check_file(path)?;
     std::io::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
@@ -123,9 +122,9 @@ pub fn pair(args: &PairArgs) -> anyhow::Result<ExitCode> {
             args.door
         );
     };
-    let ports = config
-        .rotating_ports(index)
-        .with_context(|| format!("door `{}` has no port left to knock on", args.door))?;
+    // The door's own `ports`, as `--check` and `status` show them: the other doors never
+    // change a rotating door's knocks (the server resolves a clash on its side).
+    let ports = &config.rotating_ports(index).unwrap();
     let key_path = args.key_path.replace("DOOR", &args.door);
     let mut text = format!(
         "# Door `{door}`: send this over a channel you trust (it holds the key).\n\
@@ -136,6 +135,13 @@ pub fn pair(args: &PairArgs) -> anyhow::Result<ExitCode> {
         door = args.door,
         key = key.to_text(),
     );
+    if let Some(older) = config.rotating_legacy_ports(index) {
+        text.push_str(&format!(
+            "#    A client paired by an earlier `knock-server pair` has ports = \"{older}\" in\n\
+             #    this line: give it this one. The server accepts both for now, the older one\n\
+             #    only as long as the other doors stay as they are.\n"
+        ));
+    }
     text.push_str(&format!(
         "{} = {{ secret_file = \"{key_path}\", knocks = {}, ports = \"{ports}\", step_seconds = {}, sealed = {}",
         toml_key(&args.door),
@@ -182,6 +188,60 @@ mod tests {
         );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(read_key_file(&path).unwrap().parse::<Key>().is_ok());
+    }
+
+    #[test]
+    fn a_key_file_in_a_directory_others_can_write_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.key");
+        std::fs::write(&path, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let chmod_dir = |mode| {
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        for mode in [0o777, 0o770] {
+            chmod_dir(mode);
+            let e = read_key_file(&path).unwrap_err();
+            assert!(
+                e.contains(&format!("{}, a directory above", dir.path().display()))
+                    && e.contains(&format!("is mode {mode:04o}"))
+                    && e.ends_with(&format!("run `chmod go-w {}`", dir.path().display())),
+                "{e}"
+            );
+        }
+        // Sticky, as /tmp: nobody else can rename or remove the key.
+        chmod_dir(0o1777);
+        assert!(read_key_file(&path).is_ok());
+        chmod_dir(0o700);
+    }
+
+    #[test]
+    fn a_key_file_of_another_user_is_refused_even_when_mode_600() {
+        if !knock_e2e::root_or_skip() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.key");
+        std::fs::write(&path, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let e = read_key_file(&path).unwrap_err();
+        assert!(
+            e.contains(&format!("{} is owned by ", path.display()))
+                && e.contains("(uid 65534), not by root")
+                && e.contains(&format!("run `chown root {}`", path.display()))
+                && e.contains("make a new key"),
+            "{e}"
+        );
+        std::os::unix::fs::chown(&path, Some(0), None).unwrap();
+        assert!(read_key_file(&path).is_ok());
+        std::os::unix::fs::chown(dir.path(), Some(65534), None).unwrap();
+        let e = read_key_file(&path).unwrap_err();
+        assert!(
+            e.contains("a directory above")
+                && e.ends_with(&format!("run `chown root {}`", dir.path().display())),
+            "{e}"
+        );
     }
 
     #[test]
