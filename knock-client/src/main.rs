@@ -87,6 +87,10 @@ fn run(cli: &Cli, config_origin: Origin) -> anyhow::Result<()> {
         return Ok(out.flush()?);
     }
     let profiles = read_profiles(cli.config.clone().map(|p| (p, config_origin)));
+    if let Profiles::Broken(e @ LoadError::Distrusted(_)) = &profiles {
+        // As ssh with such a `~/.ssh/config`: no run goes on, knockd mode neither.
+        return Err(e.clone().into());
+    }
     if cli.list {
         return list(&profiles, &mut out);
     }

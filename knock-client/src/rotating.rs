@@ -100,20 +100,14 @@ fn expand_home(path: &Path) -> PathBuf {
     }
 }
 
-/// Reads a key file, refusing one that others can read or write (on Unix).
+/// Reads a key file, refusing (on Unix) one that others can read or write, that belongs to
+/// another user (not root), or that sits in a directory others can change: the server's rules
+/// ([`knock_proto::auth::key::check_file`]).
 fn read_key(path: &Path) -> anyhow::Result<Key> {
     let file = std::fs::File::open(path)
         .with_context(|| format!("cannot read the key file {}", path.display()))?;
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt as _;
-        let mode = file.metadata()?.mode();
-        if let Some(problem) =
-            knock_proto::auth::key::mode_problem(&path.display().to_string(), mode)
-        {
-            anyhow::bail!("{problem}");
-        }
-    }
+    knock_proto::auth::key::check_file(path).map_err(anyhow::Error::msg)?;
     let text = std::io::read_to_string(file)
         .with_context(|| format!("cannot read the key file {}", path.display()))?;
     text.parse()
@@ -265,5 +259,45 @@ mod tests {
         assert!(e.contains("is mode 0604") && e.contains("chmod 600"), "{e}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(read_key(&path).is_ok());
+    }
+
+    /// A key file `k` holding a key, mode 0600, in a new directory of its own.
+    fn key_file() -> (tempfile::TempDir, PathBuf) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(&path, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn a_key_file_in_a_directory_others_can_write_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let (dir, path) = key_file();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = read_key(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("is mode 0777")
+                && e.ends_with(&format!("run `chmod go-w {}`", dir.path().display())),
+            "{e}"
+        );
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(read_key(&path).is_ok());
+    }
+
+    #[test]
+    fn a_key_file_of_another_user_is_refused_even_when_mode_600() {
+        if !knock_e2e::root_or_skip() {
+            return;
+        }
+        let (_dir, path) = key_file();
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let e = read_key(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("(uid 65534), not by root")
+                && e.contains(&format!("run `chown root {}`", path.display())),
+            "{e}"
+        );
     }
 }

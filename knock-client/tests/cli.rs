@@ -354,6 +354,69 @@ fn knockd_mode_works_whatever_state_the_config_is_in() {
     assert_eq!(dry_run_ok(&Home::new(None), &explicit).0, want);
 }
 
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// As ssh refuses a `~/.ssh/config` others can write: they could send the knocks (or
+/// `--proxy`) elsewhere. Every run that reads the config stops, knockd mode too.
+#[test]
+fn a_profile_others_can_write_is_refused_with_the_fix() {
+    let home = Home::new(Some(CONFIG));
+    let dir = home.path().join("config/knock");
+    let file = dir.join("config.toml");
+    let runs: [&[&str]; 3] = [
+        &["--list"],
+        &["-n", "home", "wake-laptop"],
+        &["-n", "127.0.0.2", "7000"],
+    ];
+    for mode in [0o666, 0o620] {
+        chmod(&file, mode);
+        for args in runs {
+            let stderr = home.fails(args);
+            assert!(
+                stderr.starts_with("knock: bad owner or permissions on the config ")
+                    && stderr.contains(&format!("{} is mode {mode:04o}", file.display()))
+                    && stderr.contains(&format!("run `chmod go-w {}`", file.display())),
+                "knock {args:?}: {stderr}"
+            );
+        }
+    }
+    // Readable by all is fine, as for ssh.
+    chmod(&file, 0o644);
+    assert!(home.ok(&["--list"]).contains("wake-laptop"));
+    chmod(&dir, 0o777);
+    let stderr = home.fails(&["--list"]);
+    assert!(
+        stderr.contains(&format!("{}, a directory above", dir.display()))
+            && stderr.contains(&format!("run `chmod go-w {}`", dir.display())),
+        "{stderr}"
+    );
+    chmod(&dir, 0o755);
+    let other = home.path().join("other.toml");
+    std::fs::write(&other, CONFIG).expect("write config");
+    chmod(&other, 0o666);
+    let stderr = home.fails(&["--config", other.to_str().unwrap(), "--list"]);
+    assert!(stderr.contains("(from --config)"), "{stderr}");
+}
+
+#[test]
+fn a_profile_of_another_user_is_refused() {
+    if !knock_e2e::root_or_skip() {
+        return;
+    }
+    let home = Home::new(Some(CONFIG));
+    let file = home.path().join("config/knock/config.toml");
+    std::os::unix::fs::chown(&file, Some(65534), None).expect("chown");
+    let stderr = home.fails(&["-n", "home", "wake-laptop"]);
+    assert!(
+        stderr.contains("(uid 65534), not by root")
+            && stderr.contains(&format!("run `chown root {}`", file.display())),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn comma_separated_ports_get_the_corrected_command() {
     let home = Home::new(None);

@@ -129,6 +129,10 @@ pub enum LoadError {
     Unreadable(String),
     /// The file is read but wrong: every problem, each at its line.
     Invalid(Diagnostics),
+    /// Another user could change the file (its owner, its mode, or a directory above it):
+    /// why, and the fix, said whole. Nothing is used then, as ssh refuses such a
+    /// `~/.ssh/config`: profiles send knocks, and `--proxy` a connection, where they say.
+    Distrusted(String),
 }
 
 impl fmt::Display for LoadError {
@@ -136,6 +140,7 @@ impl fmt::Display for LoadError {
         match self {
             LoadError::Unreadable(e) => f.write_str(e),
             LoadError::Invalid(d) => write!(f, "{d}"),
+            LoadError::Distrusted(e) => f.write_str(e),
         }
     }
 }
@@ -143,7 +148,8 @@ impl fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 /// Reads and checks the config. `Ok(None)` when the file does not exist: the caller decides
-/// whether that matters (knockd mode needs no config).
+/// whether that matters (knockd mode needs no config). On Unix a file another user could
+/// change is [`LoadError::Distrusted`] (`knock_proto::trust`, with `Access::Config`).
 pub fn load(location: &Location) -> Result<Option<Config>, LoadError> {
     let bytes = match std::fs::read(&location.path) {
         Ok(bytes) => bytes,
@@ -155,6 +161,12 @@ pub fn load(location: &Location) -> Result<Option<Config>, LoadError> {
             )));
         }
     };
+    #[cfg(unix)]
+    knock_proto::trust::check(&location.path, knock_proto::trust::Access::Config).map_err(|d| {
+        LoadError::Distrusted(format!(
+            "bad owner or permissions on the config {location}: {d}"
+        ))
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let d = Diagnostic::whole_file(
             &location.path,
