@@ -228,19 +228,25 @@ impl CommandTemplate {
     /// knockd runs commands through `/bin/sh -c`; we run them directly, so a knockd.conf line
     /// like `command = echo %IP% >> /tmp/knocks` hands `>>` to `echo` as a plain word. The
     /// daemon warns about such commands so their owner can write
-    /// `/bin/sh -c 'echo %IP% >> /tmp/knocks'`. A quoted `'>'` argument is a false alarm, and
-    /// a script inside `sh -c '...'` is one word with spaces, which is never flagged.
+    /// `/bin/sh -c 'echo %IP% >> /tmp/knocks'`. Operators that join two commands count
+    /// inside a word too (`stop;/sbin/iptables`, `a&&b`, `a|b`: knockd's shell runs both
+    /// commands). A quoted `'>'` or `'a;b'` argument is a false alarm, and a script inside
+    /// `sh -c '...'` is one word with spaces, which is never flagged.
     pub fn shell_syntax(&self) -> Option<&str> {
         const OPERATORS: [&str; 9] = [">", ">>", "<", "|", "||", "&&", ";", "&", "&>"];
-        self.argv.iter().skip(1).map(String::as_str).find(|arg| {
-            !arg.contains(char::is_whitespace)
-                && (OPERATORS.contains(arg)
-                    || arg.starts_with(['>', '|'])
-                    || arg.starts_with("2>")
-                    || arg.ends_with(';')
-                    || arg.contains("$(")
-                    || arg.contains('`'))
-        })
+        let joins = |arg: &str| arg.contains([';', '|', '`']) || arg.contains("&&");
+        let argv = self.argv.iter().map(String::as_str);
+        argv.enumerate()
+            .find(|&(i, arg)| {
+                !arg.contains(char::is_whitespace)
+                    && (joins(arg)
+                        || i > 0
+                            && (OPERATORS.contains(&arg)
+                                || arg.starts_with('>')
+                                || arg.starts_with("2>")
+                                || arg.contains("$(")))
+            })
+            .map(|(_, arg)| arg)
     }
 }
 
@@ -416,6 +422,15 @@ mod tests {
         );
         assert_eq!(syntax("logger $(hostname)"), Some("$(hostname)".into()));
         assert_eq!(syntax("a | b"), Some("|".into()));
+        // Joined to the words around them, as real knockd.conf files write them.
+        assert_eq!(
+            syntax("service ssh stop;/sbin/iptables -D INPUT -s %IP% -j ACCEPT"),
+            Some("stop;/sbin/iptables".into())
+        );
+        assert_eq!(syntax("true&&logger %IP%"), Some("true&&logger".into()));
+        assert_eq!(syntax("echo %IP%|logger"), Some("%IP%|logger".into()));
+        assert_eq!(syntax("logger `hostname`"), Some("`hostname`".into()));
+        assert_eq!(syntax("curl http://198.18.0.9/?a=1&b=%IP%"), None);
         assert_eq!(syntax("/bin/sh -c 'echo %IP% >> /tmp/x'"), None);
         assert_eq!(
             syntax("/sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT"),
