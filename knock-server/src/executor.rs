@@ -246,7 +246,11 @@ impl<'a> Executor<'a> {
                 let fresh = mark_one_time(&door, &path, &used);
                 marked.send(Msg::OneTimeMarked { path, fresh });
             }
-            Job::SaveReplay { path, text } => save_replay(&path, &text),
+            Job::SaveReplay { path, text } => {
+                if save_replay(&path, &text) {
+                    journal.note_replay_saved();
+                }
+            }
         })?;
         let mut performer = parts.performer;
         let guards = performer.guards();

@@ -49,6 +49,72 @@ fn adopt_legacy_state_from(legacy: &Path, state: &Path) {
     }
 }
 
+/// The files beside a state file that hold what the daemon trusts as its own: the replay
+/// record and the lock.
+pub fn state_companions(state: &Path) -> [PathBuf; 2] {
+    [".replay", ".lock"].map(|suffix| {
+        let mut name = state.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    })
+}
+
+/// Refuses a state file (and its replay record and lock) that someone other than this
+/// daemon's user (or root) could have written, as ssh refuses such keys: the daemon runs the
+/// stop commands the file holds, as root, and trusts the record to refuse replays. Every
+/// existing one of them must be owned by the daemon's user or root and not writable by group
+/// or others, as must every directory above it (a sticky one like /tmp excepted); and the
+/// directory that holds them must not be writable by anyone else at all, sticky or not, as
+/// others could put the files there before the daemon does.
+pub fn check_state(state: &Path) -> anyhow::Result<()> {
+    use knock_proto::trust::{self, Access};
+    let euid = rustix::process::geteuid().as_raw();
+    let dir = state
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Ok(meta) = std::fs::metadata(dir) {
+        use std::os::unix::fs::MetadataExt as _;
+        let d = dir.display();
+        let me = if euid == 0 {
+            "root".to_owned()
+        } else {
+            euid.to_string()
+        };
+        if meta.uid() != euid && meta.uid() != 0 {
+            anyhow::bail!(
+                "{d}, which holds the state file {}, is owned by uid {}, not by this daemon's \
+                 user or root: that user can replace the pending stop commands the daemon \
+                 runs; run `chown {me} {d}` or pass a --state-file in a directory of the \
+                 daemon's own",
+                state.display(),
+                meta.uid()
+            );
+        }
+        if meta.mode() & 0o022 != 0 {
+            anyhow::bail!(
+                "{d}, which holds the state file {}, is mode {:04o}: others can put files \
+                 there (pending stop commands the daemon runs, a replay record); run `chmod \
+                 go-w {d}` or pass a --state-file in a directory of the daemon's own",
+                state.display(),
+                meta.mode() & 0o7777
+            );
+        }
+    }
+    let [replay, lock] = state_companions(state);
+    for file in [state, &replay, &lock] {
+        if std::fs::symlink_metadata(file).is_ok() {
+            trust::check_with_owner(file, Access::Config, euid).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e} (the daemon runs, as its own, the stop commands of its state file {})",
+                    state.display()
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Fails, naming `path` as `what`, if `path` is a symlink.
 pub fn refuse_symlink(path: &Path, what: &str) -> anyhow::Result<()> {
     match std::fs::symlink_metadata(path) {
@@ -177,6 +243,64 @@ mod tests {
         std::fs::write(&legacy, "older\n").unwrap();
         adopt_legacy_state_from(&legacy, &state);
         assert_eq!(std::fs::read_to_string(&state).unwrap(), "old\n");
+    }
+
+    #[test]
+    fn a_state_file_others_could_write_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("k.state");
+        check_state(&state).unwrap();
+        std::fs::write(&state, "").unwrap();
+        mode(&state, 0o600);
+        check_state(&state).unwrap();
+        mode(&state, 0o666);
+        let e = format!("{:#}", check_state(&state).unwrap_err());
+        assert!(
+            e.contains("k.state is mode 0666") && e.contains("chmod go-w"),
+            "{e}"
+        );
+        mode(&state, 0o600);
+        let [replay, _] = state_companions(&state);
+        std::fs::write(&replay, "").unwrap();
+        mode(&replay, 0o622);
+        let e = format!("{:#}", check_state(&state).unwrap_err());
+        assert!(e.contains("k.state.replay is mode 0622"), "{e}");
+        mode(&replay, 0o600);
+        // The directory that holds it: not even sticky, as /tmp is.
+        mode(dir.path(), 0o1777);
+        let e = format!("{:#}", check_state(&state).unwrap_err());
+        assert!(
+            e.contains("is mode 1777") && e.contains("chmod go-w"),
+            "{e}"
+        );
+        mode(dir.path(), 0o700);
+        check_state(&state).unwrap();
+    }
+
+    #[test]
+    fn a_state_file_owned_by_another_user_is_refused_with_the_fix() {
+        if !knock_e2e::root_or_skip() {
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("k.state");
+        std::fs::write(&state, "").unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o600)).unwrap();
+        rustix::fs::chown(&state, Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
+        let e = format!("{:#}", check_state(&state).unwrap_err());
+        assert!(e.contains("is owned by") && e.contains("chown root"), "{e}");
+        rustix::fs::chown(dir.path(), Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
+        std::fs::remove_file(&state).unwrap();
+        let e = format!("{:#}", check_state(&state).unwrap_err());
+        assert!(
+            e.contains("owned by uid 65534") && e.contains("chown root"),
+            "{e}"
+        );
     }
 
     #[test]

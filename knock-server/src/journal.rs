@@ -18,6 +18,10 @@
 //! records outnumber the live ones, and at start. Lines of the older format (`DUE DOOR KNOCKER
 //! TEXT ARGV...`, one per scheduled stop) are read as openings.
 //!
+//! A line `replay-record` says that the rotating doors' replay record (`STATE.replay`) has
+//! been saved: if that file is then missing at start, it was removed, and the daemon takes
+//! the record as lost (refusing the knocks it could have held) rather than as empty.
+//!
 //! Nothing read is ever lost: a line that cannot be read (bad UTF-8, not a record) is copied
 //! to `FILE.corrupt` and logged, and the readable ones are adopted; a file that cannot be
 //! read at all stops the daemon with an error, rather than being taken as empty and saved
@@ -38,7 +42,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 
 use crate::files::{self, Access};
-use crate::load::write_atomically;
+use crate::load::write_private;
 
 /// Closed records tolerated before the file is compacted (and at least as many as live ones).
 const COMPACT_AFTER: usize = 64;
@@ -195,7 +199,12 @@ pub struct Replayed {
     pub entries: Vec<Entry>,
     /// Lines that could not be read, as they were.
     pub corrupt: Vec<Vec<u8>>,
+    /// Whether the replay record was saved beside the file ([`REPLAY_SAVED`]).
+    pub replay_saved: bool,
 }
+
+/// The line that says the replay record exists beside the state file.
+pub const REPLAY_SAVED: &str = "replay-record";
 
 /// Replays the journal's bytes: opens, extends and closes applied in order, unreadable lines
 /// set aside, then openings of one door by one knocker merged into the latest. Pure.
@@ -203,6 +212,7 @@ pub fn replay(bytes: &[u8]) -> Replayed {
     let mut live: BTreeMap<u64, Entry> = BTreeMap::new();
     let mut legacy = Vec::new();
     let mut corrupt = Vec::new();
+    let mut replay_saved = false;
     // Old-format lines are numbered above every id the file ever used.
     let mut max_id = 0;
     for raw in bytes.split(|&b| b == b'\n') {
@@ -211,6 +221,10 @@ pub fn replay(bytes: &[u8]) -> Replayed {
             .map(|l| (l.trim().is_empty(), l));
         let record = match record {
             Some((true, _)) => continue,
+            Some((false, line)) if line.trim() == REPLAY_SAVED => {
+                replay_saved = true;
+                continue;
+            }
             Some((false, line)) => Record::from_line(line),
             None => None,
         };
@@ -253,13 +267,19 @@ pub fn replay(bytes: &[u8]) -> Replayed {
     }
     let mut entries: Vec<Entry> = latest.into_values().collect();
     entries.sort_by_key(|e| e.id);
-    Replayed { entries, corrupt }
+    Replayed {
+        entries,
+        corrupt,
+        replay_saved,
+    }
 }
 
-/// Live entries as a compact journal.
-fn compacted<'a>(entries: impl Iterator<Item = &'a Entry>) -> String {
-    entries
-        .map(|e| Record::Open(e.clone()).to_line() + "\n")
+/// Live entries as a compact journal (after the replay record's line, if saved).
+fn compacted<'a>(entries: impl Iterator<Item = &'a Entry>, replay_saved: bool) -> String {
+    let marker = replay_saved.then(|| format!("{REPLAY_SAVED}\n"));
+    marker
+        .into_iter()
+        .chain(entries.map(|e| Record::Open(e.clone()).to_line() + "\n"))
         .collect()
 }
 
@@ -273,6 +293,8 @@ pub struct Journal {
     dead: usize,
     /// Set after a failed write, so the error is logged once, not on every knock.
     failing: bool,
+    /// The replay record has been saved beside the file (and the file says so).
+    replay_saved: bool,
 }
 
 /// Opens `path` for reading (never through a symlink, never a FIFO); `None` if it does not
@@ -311,6 +333,7 @@ impl Journal {
             live: replayed.entries.iter().map(|e| (e.id, e.clone())).collect(),
             dead: 0,
             failing: false,
+            replay_saved: replayed.replay_saved,
         };
         journal
             .compact()
@@ -390,10 +413,41 @@ impl Journal {
     fn compact(&mut self) -> anyhow::Result<()> {
         let mut live: Vec<&Entry> = self.live.values().collect();
         live.sort_by_key(|e| e.id);
-        write_atomically(&self.path, &compacted(live.into_iter()))?;
+        write_private(&self.path, &compacted(live.into_iter(), self.replay_saved))?;
         self.file = Some(open_append(&self.path)?);
         self.dead = 0;
         Ok(())
+    }
+
+    /// Whether the replay record was saved beside the file: then its absence means it was
+    /// removed, not that there never was one.
+    pub fn replay_saved(&self) -> bool {
+        self.replay_saved
+    }
+
+    /// Records that the replay record now exists beside the file (once; on disk before this
+    /// returns).
+    pub fn note_replay_saved(&mut self) {
+        if self.replay_saved {
+            return;
+        }
+        let noted = self
+            .file
+            .as_mut()
+            .context("the state file is not open")
+            .and_then(|f| {
+                f.write_all(format!("{REPLAY_SAVED}\n").as_bytes())?;
+                f.sync_data()?;
+                Ok(())
+            });
+        match noted {
+            Ok(()) => self.replay_saved = true,
+            Err(e) => tracing::error!(
+                "cannot note in {} that the replay record is saved: {e:#}; if the record is \
+                 removed, a restart cannot tell it was lost",
+                self.path.display()
+            ),
+        }
     }
 
     /// The state file.

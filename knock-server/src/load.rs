@@ -75,6 +75,17 @@ fn shell_warnings(config: &Config) -> Vec<String> {
 /// the new one, never a mix: write a temporary file beside it, flush it to disk, rename it
 /// over the original (keeping the original's permissions), then flush the directory.
 pub fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    replace(path, text, None)
+}
+
+/// [`write_atomically`], the new file mode 0600 whatever the old one was: the daemon's own
+/// state (pending stops, the replay record), which nobody else may write.
+pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    replace(path, text, Some(0o600))
+}
+
+fn replace(path: &Path, text: &str, mode: Option<u32>) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -84,8 +95,12 @@ pub fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     tmp.write_all(text.as_bytes())?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        tmp.as_file().set_permissions(meta.permissions())?;
+    let permissions = match mode {
+        Some(mode) => Some(std::fs::Permissions::from_mode(mode)),
+        None => std::fs::metadata(path).ok().map(|m| m.permissions()),
+    };
+    if let Some(permissions) = permissions {
+        tmp.as_file().set_permissions(permissions)?;
     }
     tmp.as_file().sync_all()?;
     tmp.persist(path)
@@ -111,6 +126,19 @@ mod tests {
               to run it through one as knockd does, write: /bin/sh -c 'echo \"%IP%'\\''s\" >> /tmp/x'"
             ]
         );
+    }
+
+    #[test]
+    fn a_private_write_is_0600_whatever_the_file_was() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.state");
+        std::fs::write(&p, "old\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        write_private(&p, "new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new\n");
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

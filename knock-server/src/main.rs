@@ -111,6 +111,7 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         });
     let state_path = args.state_path();
     files::refuse_symlink(&state_path, "state file")?;
+    files::check_state(&state_path)?;
     // Before anything of the instance's is touched (its table above all): a second daemon
     // of the same instance stops here.
     let mut lock = instance::Lock::acquire(&instance.instance, &instance.runtime_dir)?;
@@ -132,11 +133,6 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         ipv4_only: args.only_ipv4,
         lookup: args.lookup,
         table_watched: false,
-    };
-    let replay_file = rotating::record_file(&state_path);
-    let replay = rotating::Replay {
-        record: rotating::read_record(&replay_file),
-        file: replay_file,
     };
     let unix = executor::wall()
         .duration_since(std::time::UNIX_EPOCH)
@@ -165,6 +161,11 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
     log::install(&sinks)?;
     // A state file that cannot be read stops us here (exit 2): its stops must not be lost.
     let (journal, adopted) = journal::Journal::open(&state_path)?;
+    let replay_file = rotating::record_file(&state_path);
+    let replay = rotating::Replay {
+        record: rotating::read_record(&replay_file, journal.replay_saved()),
+        file: replay_file,
+    };
     let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
     forward_signals(tx.clone())?;
     control.spawn(tx.clone())?;

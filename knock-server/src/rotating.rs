@@ -374,14 +374,28 @@ fn rotating_doors(loaded: &Loaded) -> (Vec<RotatingDoor>, Vec<usize>) {
     (doors, ids)
 }
 
-/// Reads a saved record: a missing file is an empty record. A file that cannot be read, or
-/// is not a record, is lost: `Err` says why, and the caller must then distrust the steps it
-/// could have held ([`RotatingDoors::record_lost`]); starting empty instead would let a knock
-/// sniffed before the restart be replayed.
-pub fn read_record(path: &Path) -> Result<ReplayRecord, String> {
-    match std::fs::read_to_string(path) {
+/// Reads a saved record (never through a symlink, never a FIFO): a missing file is an empty
+/// record, unless the state file says it was `saved`. A file that cannot be read, is not a
+/// record, or was saved and is missing, is lost: `Err` says why, and the caller must then
+/// distrust the steps it could have held ([`RotatingDoors::record_lost`]); starting empty
+/// instead would let a knock sniffed before the restart be replayed.
+pub fn read_record(path: &Path, saved: bool) -> Result<ReplayRecord, String> {
+    let what = "the replay record";
+    let file = crate::files::open(path, crate::files::Access::Read, 0o600, what);
+    let text = match file {
+        Ok(Some(f)) => std::io::read_to_string(f),
+        // Saved once, so removed since: what it held is lost, not empty.
+        Ok(None) if saved => {
+            return Err(format!(
+                "{} is missing, though the state file says it was saved (removed?)",
+                path.display()
+            ));
+        }
+        Ok(None) => return Ok(ReplayRecord::default()),
+        Err(e) => return Err(format!("{e:#}")),
+    };
+    match text {
         Ok(text) => ReplayRecord::from_text(&text).map_err(|e| format!("{}: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ReplayRecord::default()),
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
 }
@@ -442,7 +456,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = record_file(&dir.path().join("pending-stops"));
         let me: IpAddr = "198.18.0.1".parse().unwrap();
-        let mut doors = RotatingDoors::new(&loaded(), read_record(&file).unwrap(), UNIX);
+        let mut doors = RotatingDoors::new(&loaded(), read_record(&file, false).unwrap(), UNIX);
         let ks = knocks(&doors, 7, me);
         let other_doors_port = ks.iter().any(|(k, _)| k.port.get() == 7001);
         assert!(!other_doors_port, "other doors' ports are taken out");
@@ -451,7 +465,7 @@ mod tests {
         assert!(saved.starts_with("used ssh "), "{saved}");
         assert_eq!(doors.take_record(), None, "saved once");
         std::fs::write(&file, saved).unwrap();
-        let mut restarted = RotatingDoors::new(&loaded(), read_record(&file).unwrap(), UNIX);
+        let mut restarted = RotatingDoors::new(&loaded(), read_record(&file, false).unwrap(), UNIX);
         assert_eq!(knock(&mut restarted, me, &ks), Handled::Taken, "replay");
         let fresh = knocks(&restarted, 8, me);
         assert_eq!(knock(&mut restarted, me, &fresh), Handled::Open { door: 1 });
@@ -468,7 +482,7 @@ mod tests {
         // The disk, or someone, mangled it.
         let saved = doors.take_record().unwrap();
         std::fs::write(&file, format!("{saved}used ssh \u{1}garbage\n")).unwrap();
-        let why = read_record(&file).unwrap_err();
+        let why = read_record(&file, false).unwrap_err();
         assert!(why.contains("line 2"), "{why}");
         let mut restarted = RotatingDoors::new(&loaded(), ReplayRecord::default(), UNIX);
         let until = restarted.record_lost(UNIX).unwrap();
@@ -552,3 +566,25 @@ mod tests {
         );
     }
 }
+    #[test]
+    fn a_record_removed_after_it_was_saved_is_lost_and_a_link_or_fifo_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = record_file(&dir.path().join("pending-stops"));
+        assert_eq!(read_record(&file, false), Ok(ReplayRecord::default()));
+        let why = read_record(&file, true).unwrap_err();
+        assert!(
+            why.contains("missing") && why.contains("pending-stops.replay"),
+            "{why}"
+        );
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &file).unwrap();
+        let why = read_record(&file, false).unwrap_err();
+        assert!(why.contains("symbolic link"), "{why}");
+        std::fs::remove_file(&file).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(&file).status();
+        assert!(made.unwrap().success());
+        let why = read_record(&file, false).unwrap_err();
+        assert!(why.contains("FIFO"), "{why}");
+    }
+

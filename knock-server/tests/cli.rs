@@ -351,3 +351,55 @@ fn keygen_then_check_and_pair_a_rotating_door_and_refuse_a_readable_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_state_file_others_can_write_is_refused_before_anything_runs() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write(dir.path(), "k.conf", "[door]\n  sequence = 1,2\n");
+    // The hostile test's file: a world-writable state file in a world-writable directory,
+    // holding a record for a door the config does not have.
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let marker = dir.path().join("ran");
+    let state = shared.join("k.state");
+    std::fs::write(
+        &state,
+        format!(
+            "open 1 1 nosuchdoor 198.18.0.99 harmless /bin/sh -c 'id > {}'\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let run = dir.path().join("run").display().to_string();
+    let state_arg = state.display().to_string();
+    let out = server(&[
+        "-c",
+        &conf,
+        "--runtime-dir",
+        &run,
+        "--state-file",
+        &state_arg,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("is mode 1777") && err.contains("chmod go-w"),
+        "{err}"
+    );
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = server(&[
+        "-c",
+        &conf,
+        "--runtime-dir",
+        &run,
+        "--state-file",
+        &state_arg,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("k.state is mode 0666"), "{err}");
+    assert!(!marker.exists(), "the record's command ran");
+}

@@ -295,6 +295,21 @@ impl Engine {
                     e.door
                 ),
             );
+            // What runs, and is logged when it does, is the record's argv (its text is only
+            // what was logged then). The state file passed the daemon's ownership checks, so
+            // the record is its own: a door since removed from the config is closed too.
+            let argv = shell_words::join(&e.argv);
+            if !self.config.doors.iter().any(|d| d.name == e.door) {
+                self.log(
+                    Level::WARN,
+                    Some(e.source),
+                    format!(
+                        "{}: the door is no longer in the config; its pending stop command \
+                         still runs, as the previous run recorded it: {argv}",
+                        e.door
+                    ),
+                );
+            }
             self.windows.put(Window {
                 id: e.id,
                 door: e.door,
@@ -303,7 +318,7 @@ impl Engine {
                 stop: Some(Stop {
                     at: now + Duration::from_secs(remaining),
                     argv: e.argv,
-                    text: e.text,
+                    text: argv,
                 }),
                 ports: None,
                 starting: None,

@@ -631,3 +631,34 @@ fn a_flood_s_attempts_expire_without_a_line_each_and_a_logged_first_stage_still_
     );
     assert_eq!(LEFT_OUT.load(Ordering::Relaxed), 49);
 }
+
+#[test]
+fn a_pending_stop_of_a_door_no_longer_configured_runs_its_recorded_argv_and_says_so() {
+    // The text is what was logged then; what runs, and what the log shows, is the argv.
+    let adopted = vec![Entry {
+        id: 3,
+        due_unix: 1_799_999_000,
+        door: "removed".into(),
+        source: A.parse().unwrap(),
+        text: "harmless".into(),
+        argv: vec!["/bin/sh".into(), "-c".into(), "echo closed".into()],
+    }];
+    let mut e = engine_at(ms(10_000), DOORS, adopted);
+    let fx = effects(&mut e);
+    assert_eq!(
+        lines(&fx)[1],
+        format!(
+            "{A}: removed: the door is no longer in the config; its pending stop command still \
+             runs, as the previous run recorded it: /bin/sh -c 'echo closed'"
+        )
+    );
+    e.tick(ms(10_000));
+    let fx = effects(&mut e);
+    let run = fx.iter().find_map(|f| match f {
+        Effect::Run(r) => Some(r),
+        _ => None,
+    });
+    let run = run.expect("the stop runs");
+    assert_eq!(run.argv, ["/bin/sh", "-c", "echo closed"]);
+    assert_eq!(run.text, "/bin/sh -c 'echo closed'", "logged as it runs");
+}

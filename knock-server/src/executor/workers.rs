@@ -167,11 +167,13 @@ pub(super) fn mark_one_time(door: &str, path: &Path, used: &Sequence) -> Option<
     }
 }
 
-/// Saves the rotating doors' replay record (atomically).
-pub(super) fn save_replay(path: &Path, text: &str) {
-    if let Err(e) = crate::load::write_atomically(path, text) {
+/// Saves the rotating doors' replay record (atomically, mode 0600); whether it was saved.
+pub(super) fn save_replay(path: &Path, text: &str) -> bool {
+    let saved = crate::load::write_private(path, text);
+    if let Err(e) = &saved {
         tracing::error!("cannot save the replay record {}: {e:#}", path.display());
     }
+    saved.is_ok()
 }
 
 /// Whether a line at `level` reaches any log sink.

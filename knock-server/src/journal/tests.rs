@@ -176,3 +176,27 @@ fn a_fifo_as_the_state_file_is_refused_without_blocking() {
         .unwrap_err();
     assert!(e.contains("pending") && e.contains("FIFO"), "{e}");
 }
+
+#[test]
+fn the_replay_record_once_noted_stays_noted_through_compactions_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pending");
+    let (mut j, _) = Journal::open(&path).unwrap();
+    assert!(!j.replay_saved());
+    j.note_replay_saved();
+    j.note_replay_saved();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "replay-record\n");
+    for id in 1..200 {
+        j.write(&Record::Open(entry(id, 100, "198.18.0.2")));
+        j.write(&Record::Close { id });
+    }
+    drop(j);
+    let (j, left) = Journal::open(&path).unwrap();
+    assert!(
+        j.replay_saved(),
+        "{}",
+        std::fs::read_to_string(&path).unwrap()
+    );
+    assert!(left.is_empty());
+    assert!(!dir.path().join("pending.corrupt").exists());
+}
