@@ -88,6 +88,10 @@ pub struct DoorStatus {
     /// reason; `null` for the other doors.
     #[serde(default)]
     pub refused: Option<Refused>,
+    /// Rotating doors only: the ports its knocks are drawn from, as `knock-server pair`
+    /// prints them (`1024-65535`); `null` for the other doors.
+    #[serde(default)]
+    pub ports: Option<String>,
 }
 
 /// Knocks on a rotating door's ports that counted for nothing, by reason.

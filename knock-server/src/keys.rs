@@ -124,7 +124,7 @@ pub fn pair(args: &PairArgs) -> anyhow::Result<ExitCode> {
     };
     // The door's own `ports`, as `--check` and `status` show them: the other doors never
     // change a rotating door's knocks (the server resolves a clash on its side).
-    let ports = &config.rotating_ports(index).unwrap();
+    let ports = &r.ports;
     let key_path = args.key_path.replace("DOOR", &args.door);
     let mut text = format!(
         "# Door `{door}`: send this over a channel you trust (it holds the key).\n\

@@ -113,6 +113,9 @@ pub fn render_status(s: &Status) -> String {
         if let Some(why) = &d.last_broken {
             let _ = writeln!(out, "    last broken: {why}");
         }
+        if let Some(ports) = &d.ports {
+            let _ = writeln!(out, "    rotating ports: {ports}");
+        }
         if let Some(r) = &d.refused {
             let _ = writeln!(out, "    refused since start: {}", refused(r));
         }

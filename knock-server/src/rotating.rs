@@ -2,6 +2,18 @@
 //! first; what belongs to a rotating door is verified (one MAC per packet for sealed doors)
 //! and counted per source by the gate, with the line to log; the rest goes on to the tracker.
 //!
+//! A door's knocks are derived from its own `ports` only, so they land now and then on a port
+//! a fixed or one-time door knocks on too. Such a hit goes to the tracker as well unless it is
+//! surely the rotating door's ([`Handled::Shared`]): a sealed knock with the right seal is, a
+//! SYN with a wrong one may be the other door's; for an unsealed door any SYN may be either,
+//! and counting it for both costs neither anything. So neither door loses a knock, and the
+//! client learns nothing about the other doors.
+//!
+//! Clients paired by an older `knock-server pair` derive from `ports` less the other doors'
+//! ports (`Config::rotating_legacy_door`): each such door has a twin in the verifier, with the
+//! same name (so the same seals and replay record) and that set, whose opening line asks for
+//! the client to be paired again.
+//!
 //! No I/O but reading the saved record at start: the caller logs the lines, and writes the
 //! replay record ([`RotatingDoors::take_record`]) next to the pending stops
 //! (`STATE-FILE.replay`) whenever it changed, so a restart between a knock and its replay
@@ -34,6 +46,10 @@ pub enum Handled {
     NotOurs,
     /// A rotating door's, counted or refused (and logged).
     Taken,
+    /// Counted or refused by a rotating door (and logged) on a port another door knocks on,
+    /// and maybe that door's knock (a wrong seal, or an unsealed door): the tracker judges
+    /// it too.
+    Shared,
     /// Door `door` (its index in the config) opens for the source.
     Open {
         /// Index in the config's doors.
@@ -45,8 +61,13 @@ pub enum Handled {
 pub struct RotatingDoors {
     verifier: Verifier,
     gate: Gate,
-    /// Index in the config of each of the verifier's doors.
+    /// Index in the config of each of the verifier's doors (a door and its twin for older
+    /// pairings share one).
     config_ids: Vec<usize>,
+    /// Per verifier door: the twin that derives from the set an older `pair` printed.
+    legacy: Vec<bool>,
+    /// The ports hits may be another door's knock on.
+    shared: Shared,
     /// The record's text as last taken for saving, to save only on change.
     saved: String,
     /// When attempts past their timeout are next dropped (at most once a second: the engine
@@ -56,6 +77,43 @@ pub struct RotatingDoors {
     refused: Vec<Refused>,
     /// MACs computed by verifiers replaced by a reload (for status).
     macs_before: u64,
+}
+
+/// The ports other doors than the rotating ones knock on.
+#[derive(Debug, Clone)]
+enum Shared {
+    /// Fixed sequences' TCP ports, sorted.
+    Ports(Vec<Port>),
+    /// Every port: a one-time door's sequences change as they are used.
+    All,
+}
+
+impl Shared {
+    fn of(config: &Config) -> Shared {
+        let mut ports = Vec::new();
+        for door in &config.doors {
+            match &door.sequence {
+                SequenceSource::Fixed(s) => ports.extend(
+                    s.knocks()
+                        .iter()
+                        .filter(|k| k.proto == Proto::Tcp)
+                        .map(|k| k.port),
+                ),
+                SequenceSource::OneTime { .. } => return Shared::All,
+                SequenceSource::Rotating(_) => {}
+            }
+        }
+        ports.sort();
+        ports.dedup();
+        Shared::Ports(ports)
+    }
+
+    fn contains(&self, port: Port) -> bool {
+        match self {
+            Shared::Ports(ports) => ports.binary_search(&port).is_ok(),
+            Shared::All => true,
+        }
+    }
 }
 
 /// What status says about one rotating door.
@@ -87,7 +145,7 @@ impl RotatingDoors {
     /// The rotating doors of `loaded` (with their keys), with the replay record so far, at
     /// the steps in force at `unix`.
     pub fn new(loaded: &Loaded, record: ReplayRecord, unix: u64) -> RotatingDoors {
-        let (doors, config_ids) = rotating_doors(loaded);
+        let (doors, config_ids, legacy) = rotating_doors(loaded);
         let mut verifier = Verifier::new(doors);
         verifier.roll(unix);
         let mut gate = Gate::new(loaded.config.options.max_attempts, record);
@@ -98,9 +156,11 @@ impl RotatingDoors {
             next_expire: Timestamp::ZERO,
             refused: vec![Refused::default(); config_ids.len()],
             macs_before: 0,
+            shared: Shared::of(&loaded.config),
             verifier,
             gate,
             config_ids,
+            legacy,
         }
     }
 
@@ -108,25 +168,53 @@ impl RotatingDoors {
     pub fn carry_counts(&mut self, old: &RotatingDoors) {
         self.macs_before = old.seal_checks();
         for (i, door) in self.verifier.doors().iter().enumerate() {
-            let before = old
-                .verifier
-                .doors()
-                .iter()
-                .position(|d| d.name == door.name);
+            let before =
+                old.verifier.doors().iter().enumerate().position(|(o, d)| {
+                    d.name == door.name && old.legacy.get(o) == self.legacy.get(i)
+                });
             if let Some(counts) = before.and_then(|o| old.refused.get(o)) {
                 self.refused[i] = counts.clone();
             }
         }
     }
 
-    /// Status of config door `config_id` at `now` if it is a rotating door.
+    /// Keeps the attempts in progress of `old` (the doors before a reload) at the doors whose
+    /// knocks did not change: same name, key, ports, knocks, step, seal and `seq_timeout`. A
+    /// knock part-way through its sequence then still opens after a SIGHUP, as on a fixed door.
+    pub fn carry_attempts(&mut self, old: &RotatingDoors) {
+        let doors = self.verifier.doors();
+        let map = |o: usize| {
+            let was = old.verifier.doors().get(o)?;
+            let legacy = old.legacy.get(o);
+            (0..doors.len()).find(|&n| doors[n] == *was && self.legacy.get(n) == legacy)
+        };
+        self.gate.carry(&old.gate, map);
+    }
+
+    /// Status of config door `config_id` at `now` if it is a rotating door (with its twin,
+    /// if it has one).
     pub fn door_counts(&self, now: Timestamp, config_id: usize) -> Option<DoorCounts> {
-        let i = self.config_ids.iter().position(|&id| id == config_id)?;
+        let mine: Vec<usize> = (0..self.config_ids.len())
+            .filter(|&i| self.config_ids[i] == config_id)
+            .collect();
+        if mine.is_empty() {
+            return None;
+        }
         let attempts = self.gate.attempts_by_door(now, &self.verifier);
-        Some(DoorCounts {
-            attempts: attempts.get(i).copied().unwrap_or(0) as u64,
-            refused: self.refused.get(i).cloned().unwrap_or_default(),
-        })
+        let mut counts = DoorCounts {
+            attempts: 0,
+            refused: Refused::default(),
+        };
+        for i in mine {
+            counts.attempts += attempts.get(i).copied().unwrap_or(0) as u64;
+            if let Some(r) = self.refused.get(i) {
+                counts.refused.wrong_seal += r.wrong_seal;
+                counts.refused.replayed += r.replayed;
+                counts.refused.off_step += r.off_step;
+                counts.refused.not_tracked += r.not_tracked;
+            }
+        }
+        Some(counts)
     }
 
     /// MACs computed to check seals since start.
@@ -146,14 +234,18 @@ impl RotatingDoors {
         let watched = self.verifier.ports_watched();
         for (i, &id) in self.config_ids.iter().enumerate() {
             let door = &self.verifier.doors()[i];
-            let mine: Vec<Knock> = watched
+            let mine = watched
                 .iter()
                 .filter(|p| door.ports.contains(**p))
-                .map(|p| Knock::new(*p, Proto::Tcp))
-                .collect();
+                .map(|p| Knock::new(*p, Proto::Tcp));
             if let Some(slot) = per_door.get_mut(id) {
-                *slot = mine;
+                slot.extend(mine);
             }
+        }
+        for slot in &mut per_door {
+            // A door and its twin: sorted by port, once each.
+            slot.sort_by_key(|k| k.port);
+            slot.dedup();
         }
         per_door
     }
@@ -196,22 +288,43 @@ impl RotatingDoors {
         if self.is_empty() || knock.proto != Proto::Tcp || !syn {
             return (Handled::NotOurs, None);
         }
-        let verdict = self.verifier.verify(knock.port, Some(tcp_seq), source);
+        let prefer = self.gate.attempt_door(source);
+        let verdict = self
+            .verifier
+            .verify_for(knock.port, Some(tcp_seq), source, prefer);
         let outcome = self.gate.handle(now, &self.verifier, source, verdict);
         self.count(&outcome);
+        let shared = self.maybe_another_doors(&outcome) && self.shared.contains(knock.port);
         let first_stage = matches!(outcome, Outcome::Progress { done: 1, .. });
         let line = self
             .level(&outcome)
             .filter(|&l| wanted(l, first_stage))
-            .map(|l| (l, self.text(knock.port, &outcome)));
+            .map(|l| (l, self.text(knock.port, &outcome, shared)));
         let handled = match outcome {
             Outcome::NotOurs => Handled::NotOurs,
             Outcome::Open { door, .. } => Handled::Open {
                 door: self.config_ids[door],
             },
+            _ if shared => Handled::Shared,
             _ => Handled::Taken,
         };
         (handled, line)
+    }
+
+    /// Whether a hit with this outcome, on a port another door knocks on, may be that door's
+    /// knock: it is unless it carried a rotating door's right seal (or opened the door: a
+    /// whole derived sequence is the key holder's).
+    fn maybe_another_doors(&self, outcome: &Outcome) -> bool {
+        match *outcome {
+            Outcome::NotOurs | Outcome::Open { .. } | Outcome::Refused(Refusal::NotOurs) => false,
+            Outcome::Refused(Refusal::WrongSeal { .. }) => true,
+            Outcome::Progress { door, .. }
+            | Outcome::Repeat { door }
+            | Outcome::Replayed { door }
+            | Outcome::Refused(Refusal::OffStep { door, .. })
+            | Outcome::OutOfOrder { door }
+            | Outcome::Full { door } => !self.sealed(door),
+        }
     }
 
     /// Counts a refused knock for status.
@@ -272,8 +385,9 @@ impl RotatingDoors {
             .map_or("?", |d| d.name.as_str())
     }
 
-    /// The text of the line `outcome` logs (see [`level`] for whether it logs one).
-    fn text(&self, port: Port, outcome: &Outcome) -> String {
+    /// The text of the line `outcome` logs (see [`level`] for whether it logs one); `shared`:
+    /// the hit goes to the other doors too.
+    fn text(&self, port: Port, outcome: &Outcome, shared: bool) -> String {
         let name = |door: usize| self.name(door).to_owned();
         let step = |door: usize| self.verifier.doors()[door].step_seconds.get();
         match *outcome {
@@ -288,7 +402,18 @@ impl RotatingDoors {
                 } else {
                     format!(" ({})", clock_off(offset, step(door)))
                 };
-                format!("{}: Stage {knocks}{skew}", name(door))
+                let legacy = if self.legacy.get(door) == Some(&true) {
+                    format!(
+                        " (knocked on {}, the ports an older `knock-server pair` printed: pair \
+                         this client again, `knock-server pair {}`, before the other doors \
+                         change)",
+                        self.verifier.doors()[door].ports,
+                        name(door)
+                    )
+                } else {
+                    String::new()
+                };
+                format!("{}: Stage {knocks}{skew}{legacy}", name(door))
             }
             Outcome::Replayed { door } => format!(
                 "{}: replayed knock refused: this sequence already opened the door in its step{}",
@@ -302,8 +427,13 @@ impl RotatingDoors {
             Outcome::Refused(Refusal::WrongSeal { door }) => format!(
                 "{}: knock on port {port} refused: wrong seal in the TCP sequence number (a \
                  guess, a spoof, a client without raw sockets, or a firewall that rewrites \
-                 sequence numbers)",
-                name(door)
+                 sequence numbers){}",
+                name(door),
+                if shared {
+                    "; another door knocks on this port too: it judges the hit"
+                } else {
+                    ""
+                }
             ),
             Outcome::Refused(Refusal::OffStep { door, offset }) => format!(
                 "{}: knock for another time step refused: {}",
@@ -349,29 +479,27 @@ fn clock_off(offset: i64, step_seconds: u32) -> String {
     format!("the knocker's clock seems {steps} step{plural} ({secs} s) {way} ours")
 }
 
-/// The protocol's doors of a config, and their config indexes.
-fn rotating_doors(loaded: &Loaded) -> (Vec<RotatingDoor>, Vec<usize>) {
+/// The protocol's doors of a config, their config indexes, and whether each is the twin for
+/// clients paired by an older `pair`.
+fn rotating_doors(loaded: &Loaded) -> (Vec<RotatingDoor>, Vec<usize>, Vec<bool>) {
     let mut doors = Vec::new();
     let mut ids = Vec::new();
-    for (i, door) in loaded.config.doors.iter().enumerate() {
-        if !matches!(door.sequence, SequenceSource::Rotating(_)) {
-            continue;
-        }
+    let mut legacy = Vec::new();
+    for i in 0..loaded.config.doors.len() {
         let Some(key) = loaded.keys.get(i).cloned().flatten() else {
             continue;
         };
-        match loaded.config.rotating_door(i, key) {
-            Some(d) => {
-                doors.push(d);
-                ids.push(i);
-            }
-            None => tracing::warn!(
-                "{}: no port left to knock on (every port of `ports` is another door's): door disabled",
-                door.name
-            ),
+        let twin = loaded.config.rotating_legacy_door(i, key.clone());
+        let Some(d) = loaded.config.rotating_door(i, key) else {
+            continue;
+        };
+        for (d, old) in std::iter::once((d, false)).chain(twin.map(|t| (t, true))) {
+            doors.push(d);
+            ids.push(i);
+            legacy.push(old);
         }
     }
-    (doors, ids)
+    (doors, ids, legacy)
 }
 
 /// Reads a saved record (never through a symlink, never a FIFO): a missing file is an empty
@@ -472,6 +600,28 @@ mod tests {
     }
 
     #[test]
+    fn a_record_removed_after_it_was_saved_is_lost_and_a_link_or_fifo_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = record_file(&dir.path().join("pending-stops"));
+        assert_eq!(read_record(&file, false), Ok(ReplayRecord::default()));
+        let why = read_record(&file, true).unwrap_err();
+        assert!(
+            why.contains("missing") && why.contains("pending-stops.replay"),
+            "{why}"
+        );
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &file).unwrap();
+        let why = read_record(&file, false).unwrap_err();
+        assert!(why.contains("symbolic link"), "{why}");
+        std::fs::remove_file(&file).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(&file).status();
+        assert!(made.unwrap().success());
+        let why = read_record(&file, false).unwrap_err();
+        assert!(why.contains("FIFO"), "{why}");
+    }
+
+    #[test]
     fn a_lost_record_refuses_every_knock_of_the_steps_it_held_then_fresh_knocks_open() {
         let dir = tempfile::tempdir().unwrap();
         let file = record_file(&dir.path().join("pending-stops"));
@@ -555,6 +705,66 @@ mod tests {
     }
 
     #[test]
+    fn a_hit_on_a_port_a_fixed_door_knocks_on_too_is_the_trackers_as_well_unless_sealed_right() {
+        let me: IpAddr = "198.18.0.1".parse().unwrap();
+        let ks = knocks(
+            &RotatingDoors::new(&loaded(), ReplayRecord::default(), UNIX),
+            7,
+            me,
+        );
+        // An unsealed door of the same key: its first knock of this step.
+        let unsealed = |extra: &str| {
+            format!(
+                "[doors.ssh]\nsecret_file = \"k\"\nports = \"7000-7010\"\n\
+                 [doors.open]\nsecret_file = \"k\"\nports = \"7100-7110\"\nsealed = false\n{extra}"
+            )
+        };
+        let with = |text: String| {
+            let config = knock_proto::config::toml::parse(Path::new("k.toml"), &text).unwrap();
+            let key = KEY.parse::<Key>().unwrap();
+            let keys = (0..config.doors.len())
+                .map(|i| (i < 2).then(|| key.clone()))
+                .collect();
+            Loaded {
+                one_time: vec![None; config.doors.len()],
+                keys,
+                config,
+            }
+        };
+        let probe = RotatingDoors::new(&with(unsealed("")), ReplayRecord::default(), UNIX);
+        let door = &probe.verifier.doors()[1];
+        let theirs = door.sequence(Step::at(UNIX, door.step_seconds))[0];
+        // A fixed door added later knocks on both doors' first ports.
+        let fixed = format!("[doors.web]\nsequence = \"{},{theirs}\"\n", ks[0].0.port);
+        let mut doors = RotatingDoors::new(&with(unsealed(&fixed)), ReplayRecord::default(), UNIX);
+        let (k, seq) = ks[0];
+        // A sealed knock with the right seal is the rotating door's only.
+        assert_eq!(handle(&mut doors, me, k, bits::SYN, seq).0, Handled::Taken);
+        // A wrong seal may be the fixed door's knock: both judge it.
+        let (handled, line) = handle(&mut doors, me, k, bits::SYN, seq ^ 1);
+        assert_eq!(handled, Handled::Shared);
+        assert!(
+            line.unwrap()
+                .1
+                .contains("another door knocks on this port too")
+        );
+        // Not on a port of no other door.
+        let (k1, seq1) = ks[1];
+        assert_eq!(
+            handle(&mut doors, me, k1, bits::SYN, seq1 ^ 1).0,
+            Handled::Taken
+        );
+        // Any SYN is a knock of the unsealed door: both count it.
+        let syn = Knock::new(theirs, Proto::Tcp);
+        let (handled, line) = handle(&mut doors, me, syn, bits::SYN, 0);
+        assert_eq!(handled, Handled::Shared);
+        assert_eq!(line.unwrap().1, "open: Stage 1");
+        // The filter has both doors' ports, for each door.
+        let filter = doors.filter_knocks(&with(unsealed(&fixed)).config);
+        assert!(filter[0].contains(&k) && filter[1].contains(&syn));
+    }
+
+    #[test]
     fn clock_offsets_read_as_people_say_them() {
         assert_eq!(
             clock_off(-3, 30),
@@ -566,25 +776,3 @@ mod tests {
         );
     }
 }
-    #[test]
-    fn a_record_removed_after_it_was_saved_is_lost_and_a_link_or_fifo_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = record_file(&dir.path().join("pending-stops"));
-        assert_eq!(read_record(&file, false), Ok(ReplayRecord::default()));
-        let why = read_record(&file, true).unwrap_err();
-        assert!(
-            why.contains("missing") && why.contains("pending-stops.replay"),
-            "{why}"
-        );
-        let elsewhere = dir.path().join("elsewhere");
-        std::fs::write(&elsewhere, "").unwrap();
-        std::os::unix::fs::symlink(&elsewhere, &file).unwrap();
-        let why = read_record(&file, false).unwrap_err();
-        assert!(why.contains("symbolic link"), "{why}");
-        std::fs::remove_file(&file).unwrap();
-        let made = std::process::Command::new("mkfifo").arg(&file).status();
-        assert!(made.unwrap().success());
-        let why = read_record(&file, false).unwrap_err();
-        assert!(why.contains("FIFO"), "{why}");
-    }
-

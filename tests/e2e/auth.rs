@@ -2,7 +2,8 @@
 //! `knock`, what a sniffer can do with a captured knock (tcpdump, then a byte-for-byte replay
 //! from the same and from another source, in the same step and the next: nothing), fresh knocks
 //! by the key holder (they open, twice in one step too), clock skew, an unprivileged client,
-//! and a restart between a knock and its replay.
+//! a restart between a knock and its replay, a door added on a rotating door's port after
+//! pairing, and a SIGHUP between a client's knocks.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -25,8 +26,10 @@ struct Setup {
     dir: tempfile::TempDir,
     conf: PathBuf,
     server: KnockServer,
-    /// XDG_CONFIG_HOME (and HOME) of the client.
+    /// XDG_CONFIG_HOME (and HOME) of the client, run as root.
     xdg: PathBuf,
+    /// The same for the client run as nobody (its files are nobody's).
+    xdg_nobody: PathBuf,
 }
 
 /// `ssh`: sealed, 30-second steps; `web`: unsealed; `quick`: sealed, 5-second steps (for the
@@ -73,27 +76,40 @@ impl Setup {
             Some("eth0"),
             &["-v"],
         );
-        let xdg = pair_client(dir.path(), &conf);
+        let xdg = pair_client(dir.path(), &conf, "client", None);
+        let xdg_nobody = pair_client(dir.path(), &conf, "client-nobody", Some("nobody:nogroup"));
         Some(Setup {
             link,
             dir,
             conf,
             server,
             xdg,
+            xdg_nobody,
         })
     }
 
     /// Our knock in the client namespace (as nobody with `unprivileged`), its clock shifted by
     /// `skew` seconds.
     fn knock(&self, unprivileged: bool, skew: i64, args: &[&str]) -> Output {
-        let mut cmd = self.link.client.command_as(bin("knock"), unprivileged);
-        cmd.args(args)
-            .env_remove("KNOCK_CONFIG")
-            .env("XDG_CONFIG_HOME", &self.xdg)
-            .env("HOME", &self.xdg)
-            .env("KNOCK_TEST_CLOCK_SKEW", skew.to_string())
+        self.knock_command(unprivileged, skew, args)
             .output()
             .unwrap()
+    }
+
+    /// The command [`Setup::knock`] runs.
+    fn knock_command(&self, unprivileged: bool, skew: i64, args: &[&str]) -> std::process::Command {
+        let mut cmd = self.link.client.command_as(bin("knock"), unprivileged);
+        let xdg = if unprivileged {
+            &self.xdg_nobody
+        } else {
+            &self.xdg
+        };
+        cmd.args(args)
+            .env_remove("KNOCK_CONFIG")
+            .env("XDG_CONFIG_HOME", xdg)
+            .env("HOME", xdg)
+            .env("KNOCK_TEST_CLOCK_SKEW", skew.to_string());
+        cmd
     }
 
     fn knock_ok(&self, skew: i64, door: &str) {
@@ -218,11 +234,12 @@ impl Setup {
     }
 }
 
-/// Pairs the client with every rotating door the way a user does: `knock-server pair` prints
-/// the key and the profile line; the key goes into a file only its owner (nobody, so that the
-/// unprivileged test can read it) can read.
-fn pair_client(dir: &Path, conf: &Path) -> PathBuf {
-    let xdg = dir.join("client");
+/// Pairs a client with every rotating door the way a user does: `knock-server pair` prints
+/// the key and the profile line; the key goes into a file only its owner can read. The
+/// client's files go to `dir/name`, owned by `owner` (`chown`'s `USER:GROUP`; `None`: root)
+/// as the client refuses files another user could change.
+fn pair_client(dir: &Path, conf: &Path, name: &str, owner: Option<&str>) -> PathBuf {
+    let xdg = dir.join(name);
     let keys = xdg.join("keys");
     fs::create_dir_all(xdg.join("knock")).unwrap();
     fs::create_dir_all(&keys).unwrap();
@@ -256,13 +273,15 @@ fn pair_client(dir: &Path, conf: &Path) -> PathBuf {
         profile.push('\n');
     }
     write(&xdg.join("knock"), "config.toml", &profile);
-    knock_e2e::io_ok(
-        std::process::Command::new("chown")
-            .args(["-R", "nobody:nogroup"])
-            .arg(&xdg)
-            .status(),
-        "chown the client's files",
-    );
+    if let Some(owner) = owner {
+        knock_e2e::io_ok(
+            std::process::Command::new("chown")
+                .args(["-R", owner])
+                .arg(&xdg)
+                .status(),
+            "chown the client's files",
+        );
+    }
     xdg
 }
 
@@ -425,4 +444,122 @@ fn an_unprivileged_client_is_told_how_to_seal_and_opens_an_unsealed_door() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("abandoned connect()"));
     s.wait_opened("web", 1);
+}
+
+#[test]
+fn a_paired_client_still_opens_after_a_door_is_added_on_its_ports_and_sighup() {
+    let Some(mut s) = Setup::new() else { return };
+    // `pair` gave the client the door's own ports, the canary's 60001 and 60002 included.
+    let profile = read(&s.xdg.join("knock/config.toml"));
+    assert!(
+        profile.contains("ssh = { secret_file = ")
+            && profile.contains("knocks = 3, ports = \"1024-65535\", step_seconds = 30"),
+        "{profile}"
+    );
+    // A fixed door added on the port the client knocks first in this step (if the step turns
+    // meanwhile, on a port of the step before: the door is added all the same).
+    let first = s.ports("ssh")[0].clone();
+    let added = format!(
+        "{}[doors.added]\nsequence = \"{first},60010\"\n",
+        server_toml()
+    );
+    write(s.dir.path(), "server.toml", &added);
+    s.server.daemon.signal("HUP");
+    s.server.wait_log("re-reading config file");
+    // The new filter goes in just after that line: knock the new door (plain SYNs, one on
+    // the rotating door's port) until it opens, which proves the reload done.
+    wait_until("the added door to open", PATIENCE, || {
+        let out = s
+            .link
+            .client
+            .run(DEBIAN_KNOCK, [SERVER_V4, &first, "60010"]);
+        assert!(out.status.success());
+        s.opened("added") > 0
+    });
+    s.knock_ok(0, "ssh");
+    s.wait_opened("ssh", 1);
+    // `--check` and status show the ports `pair` printed.
+    let check = s
+        .link
+        .server
+        .command(bin("knock-server"))
+        .args(["--check", "-c"])
+        .arg(&s.conf)
+        .output()
+        .unwrap();
+    let check = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.contains("rotating: 3 knocks in 1024-65535 every 30 s, sealed"),
+        "{check}"
+    );
+    let json = s.status_json();
+    assert_eq!(json["doors"][0]["ports"], "1024-65535", "{json}");
+    assert!(json["doors"][4]["ports"].is_null(), "{json}");
+    let text = s.status_text();
+    assert!(text.contains("    rotating ports: 1024-65535\n"), "{text}");
+}
+
+#[test]
+fn a_sighup_between_a_clients_knocks_loses_no_knock() {
+    let Some(mut s) = Setup::new() else { return };
+    // Three seconds between knocks: time to send SIGHUP after the first one.
+    let knock = s
+        .knock_command(false, 0, &["-d", "3000", "home", "ssh"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    s.server.wait_log(&format!("{CLIENT_V4}: ssh: Stage 1"));
+    s.server.daemon.signal("HUP");
+    s.server.wait_log("re-reading config file");
+    let out = knock.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.wait_opened("ssh", 1);
+    let log = s.server.log();
+    let reload = log.find("re-reading config file").unwrap();
+    let second = log.find(&format!("{CLIENT_V4}: ssh: Stage 2"));
+    assert!(
+        second.is_some_and(|at| at > reload),
+        "the reload came between the first and the second knock:\n{log}"
+    );
+}
+
+#[test]
+fn a_client_paired_by_an_earlier_pair_still_opens_and_the_log_says_to_pair_it_again() {
+    let Some(mut s) = Setup::new() else { return };
+    // An earlier `pair` printed `ports` less the canary's ports.
+    let config = s.xdg.join("knock/config.toml");
+    let profile = read(&config);
+    let ssh = profile.lines().find(|l| l.starts_with("ssh = ")).unwrap();
+    let older = ssh.replace("\"1024-65535\"", "\"1024-60000,60003-65535\"");
+    assert_ne!(older, ssh);
+    fs::write(&config, profile.replace(ssh, &older)).unwrap();
+    s.knock_ok(0, "ssh");
+    s.wait_opened("ssh", 1);
+    let log = s.server.log();
+    assert!(
+        log.contains(
+            "ssh: Stage 3 (knocked on 1024-60000,60003-65535, the ports an older \
+             `knock-server pair` printed: pair this client again"
+        ),
+        "{log}"
+    );
+    // `--check` says so too.
+    let check = s
+        .link
+        .server
+        .command(bin("knock-server"))
+        .args(["--check", "-c"])
+        .arg(&s.conf)
+        .output()
+        .unwrap();
+    let check = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.contains("older pairings   also accepted: knocks in 1024-60000,60003-65535"),
+        "{check}"
+    );
 }

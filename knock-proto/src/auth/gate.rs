@@ -97,6 +97,26 @@ impl Gate {
         self.attempts.len()
     }
 
+    /// The door `source` has an attempt at (maybe past its timeout): the one to prefer when
+    /// its next hit is a knock of more than one door ([`Verifier::verify_for`]).
+    pub fn attempt_door(&self, source: IpAddr) -> Option<usize> {
+        self.attempts.get(&source).map(|a| a.door)
+    }
+
+    /// Takes over the attempts of `old` (a gate before a reload) at the doors `door` maps
+    /// (an old door's index to the new one's; `None`: the door is gone, or its knocks
+    /// changed), up to this gate's `max_attempts`. The record is not touched.
+    pub fn carry(&mut self, old: &Gate, door: impl Fn(usize) -> Option<usize>) {
+        for (source, a) in &old.attempts {
+            if self.attempts.len() >= self.max_attempts {
+                break;
+            }
+            if let Some(new) = door(a.door) {
+                self.attempts.insert(*source, Attempt { door: new, ..*a });
+            }
+        }
+    }
+
     /// Attempts in progress at `now` per door of `verifier` (in its order): started, not
     /// past their timeout, not complete.
     pub fn attempts_by_door(&self, now: Timestamp, verifier: &Verifier) -> Vec<usize> {

@@ -1,6 +1,6 @@
 //! The set of ports a rotating door draws its knocks from: `"1024-65535"`, or ranges and single
-//! ports separated by commas (`"1024-2221,2223-65535"`), as `knock-server pair` prints it after
-//! taking out the ports other doors use.
+//! ports separated by commas (`"1024-2221,2223-65535"`), as a door's `ports` says and
+//! `knock-server pair` prints it.
 
 use std::fmt;
 use std::ops::RangeInclusive;

@@ -358,3 +358,78 @@ proptest! {
         prop_assert_eq!(s.knock(me, &next, 1), Outcome::Open { door: 0, offset: 0 });
     }
 }
+
+/// A door and its twin for older pairings (same name and key, a few ports fewer): in a step
+/// where both sequences have the same port at the same place, that knock verifies for both,
+/// and the one the knocker is part-way through must win, for both clients.
+#[test]
+fn a_knock_valid_for_a_door_and_its_twin_counts_for_the_attempt_in_progress() {
+    let full = RotatingDoor {
+        ports: "7000-7009".parse().unwrap(),
+        ..door(sealed())
+    };
+    let twin = RotatingDoor {
+        ports: "7000,7002-7009".parse().unwrap(),
+        ..full.clone()
+    };
+    let me = addr("198.18.0.1");
+    let mut seen = [false; 2];
+    for n in 0..2000u64 {
+        let unix = T0 + 30 * n;
+        let step = Step::at(unix, full.step_seconds);
+        let (a, b) = (full.sequence(step), twin.sequence(step));
+        let same_later = (1..3).any(|i| a[i] == b[i]) && a[0] != b[0];
+        if !same_later {
+            continue;
+        }
+        for (client, which) in [(&full, 0usize), (&twin, 1)] {
+            let mut verifier = Verifier::new(vec![full.clone(), twin.clone()]);
+            verifier.roll(unix);
+            let mut gate = Gate::new(100, ReplayRecord::default());
+            let mut last = Outcome::NotOurs;
+            for (port, seq) in knocks(client, unix, 1, me) {
+                let prefer = gate.attempt_door(me);
+                let verdict = verifier.verify_for(port, Some(seq), me, prefer);
+                last = gate.handle(Timestamp::ZERO, &verifier, me, verdict);
+            }
+            assert!(
+                matches!(last, Outcome::Open { door, .. } if door == which),
+                "step {step:?}: {a:?} / {b:?}: {last:?}"
+            );
+            seen[which] = true;
+        }
+        break;
+    }
+    assert_eq!(seen, [true, true], "no step with a shared later port");
+}
+
+#[test]
+fn a_gate_carries_attempts_over_to_the_doors_a_reload_kept() {
+    let d = door(sealed());
+    let me = addr("198.18.0.1");
+    let ks = knocks(&d, T0, 1, me);
+    let mut before = Server::new(d.clone(), T0);
+    assert!(matches!(
+        before.hit(me, ks[0].0, ks[0].1),
+        Outcome::Progress { done: 1, .. }
+    ));
+    // The reloaded verifier has another door first; ours is now door 1.
+    let other = RotatingDoor {
+        name: "web".into(),
+        ..d.clone()
+    };
+    let mut verifier = Verifier::new(vec![other, d]);
+    verifier.roll(T0);
+    let mut gate = Gate::new(100, ReplayRecord::default());
+    gate.carry(&before.gate, |old| (old == 0).then_some(1));
+    assert_eq!(gate.attempt_door(me), Some(1));
+    let mut last = Outcome::NotOurs;
+    for &(port, seq) in &ks[1..] {
+        let verdict = verifier.verify(port, Some(seq), me);
+        last = gate.handle(Timestamp::ZERO, &verifier, me, verdict);
+    }
+    assert_eq!(last, Outcome::Open { door: 1, offset: 0 });
+    let mut dropped = Gate::new(100, ReplayRecord::default());
+    dropped.carry(&before.gate, |_| None);
+    assert_eq!(dropped.attempts(), 0);
+}

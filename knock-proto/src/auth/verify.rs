@@ -45,7 +45,7 @@ pub struct RotatingDoor {
     pub key: Key,
     /// Ports per sequence.
     pub knocks: u8,
-    /// Where the ports are drawn from, other doors' ports already taken out.
+    /// Where the ports are drawn from (a config door's own `ports`).
     pub ports: PortSet,
     /// Length of a time step.
     pub step_seconds: NonZeroU32,
@@ -265,11 +265,29 @@ impl Verifier {
         tcp_seq: Option<u32>,
         source: IpAddr,
     ) -> Result<Verified, Refusal> {
+        self.verify_for(port, tcp_seq, source, None)
+    }
+
+    /// [`Verifier::verify`], preferring door `prefer` (the one the source is part-way
+    /// through) when the hit is a valid knock of more than one door: two doors with the same
+    /// name and key (a door and the set an older `pair` printed for it) seal a knock on the
+    /// same port at the same place alike, and any SYN is a knock of an unsealed door.
+    pub fn verify_for(
+        &mut self,
+        port: Port,
+        tcp_seq: Option<u32>,
+        source: IpAddr,
+        prefer: Option<usize>,
+    ) -> Result<Verified, Refusal> {
         let (Some(seq), Some(candidates)) = (tcp_seq, self.by_port.get(&port)) else {
             return Err(Refusal::NotOurs);
         };
         let mut refusal = Refusal::NotOurs;
+        let mut found: Option<Verified> = None;
         for c in candidates {
+            if found.is_some() && Some(c.door) != prefer {
+                continue;
+            }
             let door = &self.doors[c.door];
             let Some(current) = self.current[c.door] else {
                 continue;
@@ -300,14 +318,18 @@ impl Verifier {
                 }
                 continue;
             }
-            return Ok(Verified {
+            let verified = Verified {
                 door: c.door,
                 step,
                 offset: c.offset,
                 index: c.index,
                 nonce,
-            });
+            };
+            if prefer.is_none_or(|p| p == c.door) {
+                return Ok(verified);
+            }
+            found.get_or_insert(verified);
         }
-        Err(refusal)
+        found.ok_or(refusal)
     }
 }

@@ -16,9 +16,9 @@ impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let uses_mail = self.doors.iter().any(|d| !d.actions.mail_to.is_empty());
         self.options.describe(f, uses_mail)?;
-        for door in &self.doors {
+        for (i, door) in self.doors.iter().enumerate() {
             writeln!(f)?;
-            door.describe(f)?;
+            door.describe(f, self.rotating_legacy_ports(i))?;
         }
         Ok(())
     }
@@ -70,7 +70,12 @@ fn command(c: Option<&CommandTemplate>, unset: &str) -> String {
 }
 
 impl Door {
-    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// `legacy`: the ports an earlier `pair` printed for this rotating door, if they differ.
+    fn describe(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        legacy: Option<crate::auth::PortSet>,
+    ) -> fmt::Result {
         writeln!(f, "door {}:", self.name)?;
         match &self.sequence {
             SequenceSource::Fixed(s) => row(f, "sequence", s)?,
@@ -96,6 +101,16 @@ impl Door {
                         r.secret_file.display()
                     ),
                 )?;
+                if let Some(older) = legacy {
+                    row(
+                        f,
+                        "older pairings",
+                        format_args!(
+                            "also accepted: knocks in {older}, the ports an earlier \
+                             `knock-server pair` printed; pair those clients again"
+                        ),
+                    )?;
+                }
             }
         }
         row(f, "seq_timeout", secs(self.seq_timeout))?;

@@ -152,7 +152,7 @@ pub struct Rotating {
     pub line: usize,
     /// Ports per sequence.
     pub knocks: u8,
-    /// Where the ports are drawn from, as written (before other doors' ports are taken out).
+    /// Where the ports are drawn from, as written (the other doors do not change it).
     pub ports: crate::auth::PortSet,
     /// Length of a time step.
     pub step_seconds: std::num::NonZeroU32,

@@ -101,8 +101,8 @@ pub const KEYS: [RotatingKey; 6] = [
         name: "ports",
         default: Some(Written::Text(DEFAULT_PORTS)),
         range: None,
-        doc: "Rotating doors: the ports knocks are drawn from (default {default}); ports other \
-              doors knock on or open are taken out.",
+        doc: "Rotating doors: the ports knocks are drawn from (default {default}), the same on \
+              the client; other doors may use some of them, the server tells their knocks apart.",
         read: RotatingDraft::read_ports,
     },
     RotatingKey {

@@ -415,7 +415,8 @@ impl Engine {
             self.log(level, Some(hit.source), text);
         }
         match handled {
-            Handled::NotOurs => return false,
+            // Counted by a rotating door, and maybe another door's knock too.
+            Handled::NotOurs | Handled::Shared => return false,
             Handled::Taken => {}
             Handled::Open { door } => {
                 self.save_replay();

@@ -16,8 +16,9 @@ use crate::rotating::RotatingDoors;
 impl Engine {
     /// A new config: config, tracker and filter switch together, or not at all when
     /// `compiles` refuses the new filter. Attempts in progress on doors whose sequence,
-    /// timeouts, flags and target did not change carry over; open windows stay open and
-    /// close as scheduled. Returns whether the new config is in force.
+    /// timeouts, flags and target did not change carry over, on rotating doors too when
+    /// their knocks did not change (`RotatingDoors::carry_attempts`); open windows stay open
+    /// and close as scheduled. Returns whether the new config is in force.
     pub fn reload(
         &mut self,
         mut loaded: Loaded,
@@ -27,6 +28,7 @@ impl Engine {
         let record = self.rotating.record().clone();
         let mut rotating = RotatingDoors::new(&loaded, record, self.unix_secs(self.clock));
         rotating.carry_counts(&self.rotating);
+        rotating.carry_attempts(&self.rotating);
         let filter = build_filter(
             &loaded.config,
             &loaded.one_time,

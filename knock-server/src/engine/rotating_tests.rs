@@ -24,10 +24,18 @@ sequence = \"7001\"
 ";
 
 fn loaded() -> Loaded {
-    let config = knock_proto::config::toml::parse(std::path::Path::new("t.toml"), DOORS).unwrap();
+    loaded_with("")
+}
+
+/// [`DOORS`] and `more` doors after them (fixed ones).
+fn loaded_with(more: &str) -> Loaded {
+    let text = format!("{DOORS}{more}");
+    let config = knock_proto::config::toml::parse(std::path::Path::new("t.toml"), &text).unwrap();
+    let mut keys = vec![None; config.doors.len()];
+    keys[0] = Some(KEY.parse().unwrap());
     Loaded {
-        one_time: vec![None, None],
-        keys: vec![Some(KEY.parse().unwrap()), None],
+        one_time: vec![None; config.doors.len()],
+        keys,
         config,
     }
 }
@@ -62,8 +70,23 @@ fn sealed(at: Timestamp, nonce: u8) -> Vec<(Timestamp, Hit)> {
 /// The sealed SYNs of one knock from `source` captured at `at`, made by a client whose clock
 /// reads `made` (the engine's clock) then.
 fn sealed_by(source: &str, at: Timestamp, made: Timestamp, nonce: u8) -> Vec<(Timestamp, Hit)> {
+    sealed_for(&client_door(), source, at, made, nonce)
+}
+
+/// The door `ssh` as a client paired with [`loaded`] knocks it.
+fn client_door() -> knock_proto::auth::RotatingDoor {
     let key: Key = KEY.parse().unwrap();
-    let door = loaded().config.rotating_door(0, key).unwrap();
+    loaded().config.rotating_door(0, key).unwrap()
+}
+
+/// [`sealed_by`] for a client that derives its knocks from `door`.
+fn sealed_for(
+    door: &knock_proto::auth::RotatingDoor,
+    source: &str,
+    at: Timestamp,
+    made: Timestamp,
+    nonce: u8,
+) -> Vec<(Timestamp, Hit)> {
     let unix = (epoch() + made.saturating_since(Timestamp::ZERO))
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -303,4 +326,108 @@ fn wrong_seals_log_nothing_without_v_and_stage_1_lines_keep_to_the_log_budget() 
     let s = status(&mut e, ms(200));
     assert_eq!(s.doors[0].attempts, 100);
     assert_eq!(s.doors[0].refused.as_ref().map(|r| r.wrong_seal), Some(100));
+}
+
+#[test]
+fn a_paired_client_keeps_opening_when_a_door_is_added_on_one_of_its_ports() {
+    let mut e = engine(ms(0), ReplayRecord::default());
+    take(&mut e);
+    // The client was paired before the new door; its knock of this step is made now.
+    let knock = sealed(ms(100), 1);
+    let clash = knock[1].1.knock.port;
+    let added = format!("[doors.added]\nsequence = \"{clash},9002\"\n");
+    assert!(e.reload(loaded_with(&added), |_| Ok(())));
+    e.hits(&knock);
+    let fx = take(&mut e);
+    assert!(logged(&fx, "198.18.0.1: ssh: OPEN SESAME"), "{fx:#?}");
+    // The new door's knock on that port is a plain SYN (no seal): it is the new door's.
+    let plain = |port| (ms(200), super::tests::hit("198.18.0.9", port));
+    e.hits(&[plain(clash.get()), plain(9002)]);
+    let fx = take(&mut e);
+    assert!(logged(&fx, "198.18.0.9: added: OPEN SESAME"), "{fx:#?}");
+    // The capture filter lets the port through for both doors.
+    let rotating = e.rotating.filter_knocks(&e.config);
+    let knock = knock_proto::Knock::new(clash, knock_proto::Proto::Tcp);
+    assert!(rotating[0].contains(&knock), "{rotating:?}");
+    assert!(rotating[2].is_empty(), "the fixed door's own");
+}
+
+#[test]
+fn a_reload_between_two_knocks_keeps_the_attempt_of_an_unchanged_rotating_door() {
+    let mut e = engine(ms(0), ReplayRecord::default());
+    take(&mut e);
+    let knock = sealed(ms(100), 1);
+    e.hits(&knock[..1]);
+    assert!(logged(&take(&mut e), "198.18.0.1: ssh: Stage 1"));
+    // A reload that adds an unrelated door, and one that changes nothing.
+    assert!(
+        e.reload(loaded_with("[doors.other]\nsequence = \"9001\"\n"), |_| Ok(
+            ()
+        ))
+    );
+    e.hits(&knock[1..2]);
+    assert!(
+        e.reload(loaded_with("[doors.other]\nsequence = \"9001\"\n"), |_| Ok(
+            ()
+        ))
+    );
+    e.hits(&knock[2..]);
+    let fx = take(&mut e);
+    assert!(logged(&fx, "198.18.0.1: ssh: OPEN SESAME"), "{fx:#?}");
+    assert_eq!(status(&mut e, ms(300)).doors[0].attempts, 0);
+
+    // The door's knock-relevant settings changed: its attempts start over.
+    let fresh = sealed(ms(400), 2);
+    e.hits(&fresh[..1]);
+    assert_eq!(status(&mut e, ms(400)).doors[0].attempts, 1);
+    let mut longer = loaded();
+    let knock_proto::config::SequenceSource::Rotating(r) = &mut longer.config.doors[0].sequence
+    else {
+        unreachable!()
+    };
+    r.knocks = 4;
+    assert!(e.reload(longer, |_| Ok(())));
+    assert_eq!(status(&mut e, ms(400)).doors[0].attempts, 0);
+}
+
+#[test]
+fn a_client_paired_by_an_earlier_pair_still_opens_and_is_told_to_pair_again() {
+    let mut e = engine(ms(0), ReplayRecord::default());
+    take(&mut e);
+    // An earlier `pair` printed `ports` less the fixed door's 7001.
+    let mut older = client_door();
+    older.ports = loaded().config.rotating_ports(0).unwrap();
+    assert_eq!(older.ports.to_string(), "7000,7002-7999");
+    let knock = sealed_for(&older, "198.18.0.1", ms(100), ms(100), 1);
+    let ports = |k: &[(Timestamp, Hit)]| k.iter().map(|(_, h)| h.knock).collect::<Vec<_>>();
+    assert_ne!(
+        ports(&knock),
+        ports(&sealed(ms(100), 1)),
+        "another sequence"
+    );
+    e.hits(&knock);
+    let fx = take(&mut e);
+    assert!(logged(&fx, "198.18.0.1: ssh: OPEN SESAME"), "{fx:#?}");
+    assert!(
+        logged(
+            &fx,
+            "ssh: Stage 3 (knocked on 7000,7002-7999, the ports an older `knock-server pair` \
+             printed: pair this client again, `knock-server pair ssh`"
+        ),
+        "{fx:#?}"
+    );
+    // One record for both: its replay is refused.
+    e.hits(&knock);
+    assert!(logged(&take(&mut e), "ssh: replayed knock refused"));
+    // Status shows one door, with the ports `pair` prints now.
+    let s = status(&mut e, ms(200));
+    assert_eq!(s.doors.len(), 2);
+    assert_eq!(s.doors[0].ports.as_deref(), Some("7000-7999"));
+    assert_eq!(s.doors[0].refused.as_ref().map(|r| r.replayed), Some(1));
+    assert_eq!(s.doors[1].ports, None, "a fixed door");
+    // A fresh knock of the current pairing still opens too.
+    e.hits(&sealed(ms(300), 2));
+    let fx = take(&mut e);
+    assert!(logged(&fx, "198.18.0.1: ssh: OPEN SESAME"), "{fx:#?}");
+    assert!(!logged(&fx, "pair this client again"), "{fx:#?}");
 }

@@ -88,6 +88,7 @@ impl Engine {
                         .last_broken
                         .map(|(source, why)| format!("{source}: {why}")),
                     refused: rotating.map(|r| r.refused),
+                    ports: self.config.rotating_door_ports(i).map(|p| p.to_string()),
                 }
             })
             .collect();
