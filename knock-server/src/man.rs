@@ -223,7 +223,9 @@ fn extra() -> Roff {
          knock-server pair DOOR [-c FILE] [--key-path PATH] prints the key and the line a \
          client's profile needs for that door; send it over a channel you trust. The daemon, \
          --check and the client refuse a key file that anyone but its owner can read or write, \
-         and say how to fix it (chmod 600 FILE); the exit status is then 2.",
+         that belongs to another user than root or its reader, or that sits below a directory \
+         others can write (a sticky one like /tmp excepted), and say how to fix it (chmod 600 \
+         FILE, chown, chmod go-w DIR); the exit status is then 2.",
     )]);
     r.control("SH", ["LOG"]).text([roman(
         "knockd's lines: IP: door: Stage N; IP: door: OPEN SESAME; door: running command: CMD; \
@@ -250,7 +252,11 @@ fn extra() -> Roff {
         ("/etc/knockd.conf", "The config otherwise."),
         (
             "/var/lib/knock-server/INSTANCE.state",
-            "Stop commands not yet run (--state-file). Never followed if a symbolic link.",
+            "Stop commands not yet run (--state-file), written mode 0600, with the rotating \
+             doors' replay record beside it (INSTANCE.state.replay) and its lock \
+             (INSTANCE.state.lock: one daemon per state file). Never followed if a symbolic \
+             link. Refused at start, with the fix, if another user than the daemon's (or \
+             root) owns them or can write them or their directory.",
         ),
         (
             "/run/knock-server/INSTANCE.sock",
@@ -259,7 +265,8 @@ fn extra() -> Roff {
         (
             "/run/knock-server/INSTANCE.lock",
             "Held (flock) while the instance runs; holds its pid. A second daemon of the \
-             same instance refuses to start.",
+             same instance refuses to start, whatever its --runtime-dir: the instance's name \
+             is held in the network namespace's abstract socket namespace too.",
         ),
         (
             "/etc/knock/INSTANCE.toml",
