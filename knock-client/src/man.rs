@@ -29,7 +29,8 @@ pub fn write(out: &mut dyn Write) -> io::Result<()> {
         ".TP\n\\fI$XDG_CONFIG_HOME/knock/config.toml\\fR (Linux; \\fI~/.config/knock/config.toml\\fR \
          by default), \\fI~/Library/Application Support/knock/config.toml\\fR (macOS), \
          \\fI%APPDATA%\\eknock\\econfig\\econfig.toml\\fR (Windows)\n\
-         The profiles. Each \\fB[profiles.NAME]\\fR has a \\fBhost\\fR, optional \\fBhits\\fR (per \
+         The profiles, refused (exit 2) when another user than you or root owns the file or \
+         can write it or a directory above it, as ssh refuses such a ~/.ssh/config. Each \\fB[profiles.NAME]\\fR has a \\fBhost\\fR, optional \\fBhits\\fR (per \
          port, default 1), \\fBdelay_ms\\fR (between hits, default 0), \\fBhit_delay_ms\\fR \
          (between the hits of one port, 0 to 10000, default delay_ms, and at least 20 for raw IPv6 SYNs) and \
          \\fBprotocol\\fR (for ports written without one, default tcp), and a \\fB[profiles.NAME.sequences]\\fR table of named \
