@@ -245,11 +245,13 @@ impl Held {
         use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
         let addr = SocketAddrUnix::new_abstract_name(format!("knock-server/{name}").as_bytes())
             .map_err(|_| Holder(None))?;
+        // Non-blocking: the holder never accepts, so once its backlog is full a connection
+        // would wait forever; it then fails at once and the holder goes unnamed.
         let socket = || {
             rustix::net::socket_with(
                 AddressFamily::UNIX,
                 SocketType::STREAM,
-                SocketFlags::CLOEXEC,
+                SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
                 None,
             )
         };
@@ -268,9 +270,10 @@ impl Held {
         }
     }
 
-    /// Answers connections as this process (they are never accepted: the backlog is 1).
+    /// Answers connections as this process (each `listen` sets the credentials a connection
+    /// sees). They are never accepted: each refused daemon leaves one in the backlog.
     fn listen(&self) {
-        let _ = rustix::net::listen(&self.0, 1);
+        let _ = rustix::net::listen(&self.0, 128);
     }
 }
 
@@ -429,6 +432,24 @@ mod tests {
         assert_eq!(text, format!("{} test-state-b\n", std::process::id()));
         let other = dir.path().join("other.state");
         StateLock::acquire(&other, &a).unwrap();
+    }
+
+    #[test]
+    fn a_held_name_is_refused_at_once_however_often_it_is_asked_for() {
+        let held = Held::bind("test/asked-often").unwrap();
+        held.listen();
+        let me = format!("pid {}", std::process::id());
+        assert_eq!(Held::bind("test/asked-often").unwrap_err().to_string(), me);
+        // Past the backlog the holder goes unnamed, but the refusal never waits.
+        for _ in 0..300 {
+            let named = Held::bind("test/asked-often").unwrap_err().to_string();
+            assert!(named == "another process" || named == me, "{named}");
+        }
+        let first = {
+            drop(held);
+            Held::bind("test/asked-often")
+        };
+        assert!(first.is_ok(), "released with its socket");
     }
 
     #[test]
