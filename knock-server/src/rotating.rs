@@ -288,7 +288,8 @@ impl RotatingDoors {
         if self.is_empty() || knock.proto != Proto::Tcp || !syn {
             return (Handled::NotOurs, None);
         }
-        let prefer = self.gate.attempt_door(source);
+        let gate = &self.gate;
+        let prefer = || gate.attempt_door(source);
         let verdict = self
             .verifier
             .verify_for(knock.port, Some(tcp_seq), source, prefer);

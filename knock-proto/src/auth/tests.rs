@@ -389,7 +389,7 @@ fn a_knock_valid_for_a_door_and_its_twin_counts_for_the_attempt_in_progress() {
             let mut last = Outcome::NotOurs;
             for (port, seq) in knocks(client, unix, 1, me) {
                 let prefer = gate.attempt_door(me);
-                let verdict = verifier.verify_for(port, Some(seq), me, prefer);
+                let verdict = verifier.verify_for(port, Some(seq), me, || prefer);
                 last = gate.handle(Timestamp::ZERO, &verifier, me, verdict);
             }
             assert!(

@@ -265,27 +265,31 @@ impl Verifier {
         tcp_seq: Option<u32>,
         source: IpAddr,
     ) -> Result<Verified, Refusal> {
-        self.verify_for(port, tcp_seq, source, None)
+        self.verify_for(port, tcp_seq, source, || None)
     }
 
     /// [`Verifier::verify`], preferring door `prefer` (the one the source is part-way
     /// through) when the hit is a valid knock of more than one door: two doors with the same
     /// name and key (a door and the set an older `pair` printed for it) seal a knock on the
     /// same port at the same place alike, and any SYN is a knock of an unsealed door.
+    /// `prefer` is asked only then, on a port more than one sequence has (so a flood on a
+    /// port of one sequence costs no lookup).
     pub fn verify_for(
         &mut self,
         port: Port,
         tcp_seq: Option<u32>,
         source: IpAddr,
-        prefer: Option<usize>,
+        prefer: impl FnOnce() -> Option<usize>,
     ) -> Result<Verified, Refusal> {
         let (Some(seq), Some(candidates)) = (tcp_seq, self.by_port.get(&port)) else {
             return Err(Refusal::NotOurs);
         };
         let mut refusal = Refusal::NotOurs;
         let mut found: Option<Verified> = None;
+        let mut prefer = Some(prefer);
+        let mut preferred: Option<usize> = None;
         for c in candidates {
-            if found.is_some() && Some(c.door) != prefer {
+            if found.is_some() && Some(c.door) != preferred {
                 continue;
             }
             let door = &self.doors[c.door];
@@ -325,7 +329,12 @@ impl Verifier {
                 index: c.index,
                 nonce,
             };
-            if prefer.is_none_or(|p| p == c.door) {
+            if candidates.len() > 1 {
+                if let Some(ask) = prefer.take() {
+                    preferred = ask();
+                }
+            }
+            if preferred.is_none_or(|p| p == c.door) {
                 return Ok(verified);
             }
             found.get_or_insert(verified);
