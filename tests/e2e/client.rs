@@ -7,10 +7,9 @@ use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use knock_e2e::{
-    CLIENT_V4, CLIENT_V6, Daemon, Link, SERVER_V4, SERVER_V6, bin, read, scratch, start_knockd,
+    CLIENT_V4, CLIENT_V6, Daemon, Knock, Link, RunningServer, SERVER_V4, SERVER_V6, read, scratch,
     write,
 };
 
@@ -18,28 +17,22 @@ use knock_e2e::{
 const TELNET_DOOR: &str = "04,04,04,2012,2012,2012,03,03,03";
 
 /// knockd running on the server host with `doors` (knockd.conf sections), logging to a file.
-struct Knockd {
-    daemon: Daemon,
-    log: PathBuf,
-}
+struct Knockd(RunningServer);
 
 impl Knockd {
     fn start(link: &Link, dir: &Path, doors: &str) -> Knockd {
         let log = dir.join("knockd.log");
-        let config = write(
-            dir,
-            "knockd.conf",
-            &format!("[options]\n    logfile = {}\n\n{doors}", log.display()),
-        );
-        let daemon = start_knockd(link, &config, &log, &dir.join("knockd.out"));
-        Knockd { daemon, log }
+        let config = format!("[options]\n    logfile = {}\n\n{doors}", log.display());
+        let server = knock_e2e::Server::knockd(&link.server)
+            .dir(dir)
+            .config_text("knockd.conf", &config)
+            .start();
+        Knockd(server)
     }
 
     /// Waits for knockd's `IP: DOOR: OPEN SESAME`.
     fn wait_open(&mut self, ip: &str, door: &str) {
-        let log = self.log.clone();
-        self.daemon
-            .wait_file(&log, &format!("{ip}: {door}: OPEN SESAME"));
+        self.0.wait_log(&format!("{ip}: {door}: OPEN SESAME"));
     }
 }
 
@@ -140,34 +133,14 @@ fn home_profile(host: &str) -> String {
     )
 }
 
-/// Runs our knock in the client namespace, as root or (with `unprivileged`) as nobody, with
-/// `xdg` as XDG_CONFIG_HOME.
-fn knock(link: &Link, xdg: &Path, unprivileged: bool, args: &[&str]) -> Output {
-    let mut cmd = link.client.command_as(bin("knock"), unprivileged);
-    cmd.args(args)
-        .env_remove("KNOCK_CONFIG")
-        .env("XDG_CONFIG_HOME", xdg)
-        .env("HOME", xdg)
-        .output()
-        .expect("run knock")
+/// Our knock in the client namespace with `xdg` as its XDG_CONFIG_HOME.
+fn knock<'a>(link: &'a Link, xdg: &Path) -> Knock<'a> {
+    Knock::ours(&link.client).config_home(xdg)
 }
 
-/// Runs `knock` and expects success; returns stdout.
-fn knock_ok(link: &Link, xdg: &Path, unprivileged: bool, args: &[&str]) -> String {
-    let out = knock(link, xdg, unprivileged, args);
-    assert!(
-        out.status.success(),
-        "knock {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs `knock` and expects exit status 2 with an error; returns stderr.
+/// Runs `knock` and expects exit status 2 with an error, no panic; returns stderr.
 fn knock_fails(link: &Link, xdg: &Path, args: &[&str]) -> String {
-    let out = knock(link, xdg, false, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(2), "knock {args:?}: {stderr}");
+    let stderr = knock(link, xdg).args(args).fails();
     assert!(!stderr.contains("panicked"), "knock {args:?}: {stderr}");
     stderr
 }
@@ -188,7 +161,9 @@ fn profile_with_three_hits_opens_a_telnet_door_with_raw_syns() {
     let xdg = client_config(dir.path(), &home_profile(SERVER_V4));
     let capture = Capture::start(&link, dir.path(), SERVER_V4, 9);
 
-    let out = knock_ok(&link, &xdg, false, &["-v", "home", "wake-laptop"]);
+    let out = knock(&link, &xdg)
+        .args(["-v", "home", "wake-laptop"])
+        .stdout();
     assert!(out.contains("tcp hits: raw SYNs"), "{out}");
     let mut want = Vec::new();
     for port in [4, 2012, 3] {
@@ -229,7 +204,10 @@ fn profile_with_three_hits_opens_a_telnet_door_unprivileged() {
     let xdg = client_config(dir.path(), &home_profile(SERVER_V4));
     let capture = Capture::start(&link, dir.path(), SERVER_V4, 9);
 
-    let out = knock_ok(&link, &xdg, true, &["-v", "home", "wake-laptop"]);
+    let out = knock(&link, &xdg)
+        .unprivileged(true)
+        .args(["-v", "home", "wake-laptop"])
+        .stdout();
     assert!(
         out.contains(
             "tcp hits: abandoned connect() attempts (no raw socket without root or CAP_NET_RAW)"
@@ -259,12 +237,9 @@ fn ad_hoc_knockd_style_sequence_opens_a_door() {
     let mut knockd = Knockd::start(&link, dir.path(), &doors);
     let xdg = client_config(dir.path(), "");
 
-    let out = knock_ok(
-        &link,
-        &xdg,
-        false,
-        &["-v", SERVER_V4, "7000", "8000:udp", "9000"],
-    );
+    let out = knock(&link, &xdg)
+        .args(["-v", SERVER_V4, "7000", "8000:udp", "9000"])
+        .stdout();
     assert_eq!(
         hitting(&out),
         [
@@ -275,12 +250,10 @@ fn ad_hoc_knockd_style_sequence_opens_a_door() {
     );
     knockd.wait_open(CLIENT_V4, "mixed");
     // -u and -d as knock has them, unprivileged.
-    knock_ok(
-        &link,
-        &xdg,
-        true,
-        &["-u", "-d", "10", SERVER_V4, "7001", "8001", "9001"],
-    );
+    knock(&link, &xdg)
+        .unprivileged(true)
+        .args(["-u", "-d", "10", SERVER_V4, "7001", "8001", "9001"])
+        .ok();
     knockd.wait_open(CLIENT_V4, "udp");
 }
 
@@ -297,7 +270,9 @@ fn ipv6_knocks_open_doors_raw_and_unprivileged() {
     let xdg = client_config(dir.path(), &home_profile(SERVER_V6));
     let capture = Capture::start(&link, dir.path(), SERVER_V6, 9);
 
-    let out = knock_ok(&link, &xdg, false, &["-v", "home", "wake-laptop"]);
+    let out = knock(&link, &xdg)
+        .args(["-v", "home", "wake-laptop"])
+        .stdout();
     assert!(out.contains("tcp hits: raw SYNs"), "{out}");
     assert!(
         out.contains(&format!("hitting tcp {SERVER_V6}:2012")),
@@ -310,12 +285,10 @@ fn ipv6_knocks_open_doors_raw_and_unprivileged() {
     let attempts: HashSet<_> = syns.iter().map(|s| (s.src_port, s.seq)).collect();
     assert_eq!(attempts.len(), 3, "{syns:?}");
 
-    knock_ok(
-        &link,
-        &xdg,
-        true,
-        &["-6", SERVER_V6, "7000", "8000:udp", "9000"],
-    );
+    knock(&link, &xdg)
+        .unprivileged(true)
+        .args(["-6", SERVER_V6, "7000", "8000:udp", "9000"])
+        .ok();
     knockd.wait_open(CLIENT_V6, "mixed");
 }
 

@@ -1,6 +1,27 @@
-//! The harness itself: the link carries traffic both ways, and namespaces are removed.
+//! The harness itself: a link carries traffic both ways, the router forwards between its WAN
+//! and its LAN, and namespaces are removed.
 
-use knock_e2e::{Link, SERVER_V4, SERVER_V6};
+use std::process::Command;
+
+use knock_e2e::{Daemon, LAN_V4, LAN_V6, Link, Netns, Router, SERVER_V4, SERVER_V6, scratch};
+
+/// The namespaces that exist now.
+fn namespaces() -> String {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Pings `to` from `from` once (`-6` for an IPv6 address) and asserts it answered.
+fn ping(from: &Netns, to: &str) {
+    let family = if to.contains(':') { "-6" } else { "-4" };
+    let out = from.run("ping", [family, "-c1", "-W5", to]);
+    assert!(
+        out.status.success(),
+        "ping {to} from {}: {}",
+        from.name,
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
 
 #[test]
 fn link_carries_ipv4_and_ipv6_and_cleans_up() {
@@ -8,29 +29,63 @@ fn link_carries_ipv4_and_ipv6_and_cleans_up() {
     {
         let Some(link) = Link::up() else { return };
         names = (link.client.name.clone(), link.server.name.clone());
-        let out = link.client.run("ping", ["-c1", "-W5", SERVER_V4]);
-        assert!(
-            out.status.success(),
-            "ping v4: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        let out = link.client.run("ping", ["-6", "-c1", "-W5", SERVER_V6]);
-        assert!(
-            out.status.success(),
-            "ping v6: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        ping(&link.client, SERVER_V4);
+        ping(&link.client, SERVER_V6);
     }
-    let list = String::from_utf8_lossy(
-        &std::process::Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .into_owned();
+    let list = namespaces();
     assert!(
         !list.contains(&names.0) && !list.contains(&names.1),
+        "namespaces left behind: {list}"
+    );
+}
+
+/// A netcat listening on `port` on the LAN host (both families), serving one connection
+/// after another; returns once it listens.
+fn listen(lan: &Netns, family: &str, port: &str, out: &std::path::Path) -> Daemon {
+    let mut nc = lan.spawn("nc", [family, "-n", "-l", "-k", port], out);
+    let ss_family = if family == "-6" { "inet6" } else { "inet" };
+    let sport = format!(":{port}");
+    knock_e2e::wait_until("nc to listen", knock_e2e::PATIENCE, || {
+        nc.assert_running();
+        !lan.output(
+            "ss",
+            [
+                "-H", "-l", "-t", "-n", "-f", ss_family, "sport", "=", &sport,
+            ],
+        )
+        .trim()
+        .is_empty()
+    });
+    nc
+}
+
+#[test]
+fn the_router_forwards_between_outside_and_lan_and_cleans_up() {
+    let names;
+    {
+        let Some(r) = Router::up() else { return };
+        names = [&r.outside, &r.router, &r.lan].map(|ns| ns.name.clone());
+        ping(&r.outside, LAN_V4);
+        ping(&r.outside, LAN_V6);
+        ping(&r.lan, knock_e2e::OUTSIDE_V4);
+        ping(&r.lan, knock_e2e::OUTSIDE_V6);
+        // A TCP service on the LAN host answers a client outside, through the router.
+        let dir = scratch();
+        for (family, to) in [("-4", LAN_V4), ("-6", LAN_V6)] {
+            let _nc = listen(&r.lan, family, "4000", &dir.path().join("nc.out"));
+            let out = r
+                .outside
+                .run("nc", ["-z", "-v", "-n", "-w", "5", to, "4000"]);
+            assert!(
+                out.status.success(),
+                "nc to {to}:4000 from outside: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let list = namespaces();
+    assert!(
+        names.iter().all(|n| !list.contains(n.as_str())),
         "namespaces left behind: {list}"
     );
 }

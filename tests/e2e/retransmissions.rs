@@ -16,16 +16,11 @@ use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 use knock_e2e::{
-    CLIENT_V4, KnockServer, Link, OTHER_V4, PATIENCE, SERVER_V4, bin, read, scratch, start_knockd,
-    wait_until, write,
+    CLIENT_V4, Knock, Link, OTHER_V4, PATIENCE, SERVER_V4, Server, scratch, wait_until,
 };
-
-/// Debian's knockd client (our own `knock` shares its name).
-const DEBIAN_KNOCK: &str = "/usr/bin/knock";
 
 /// The doors, as written in knockd.conf.
 const DOORS: [&str; 2] = ["2,1,2010", "02,02,02,01,01,01,2010,2010,2010"];
@@ -94,33 +89,19 @@ impl Sender {
                 for port in PORTS {
                     args.extend(std::iter::repeat_n(port, times));
                 }
-                succeed(link.client.command(DEBIAN_KNOCK).args(&args));
+                Knock::debian(&link.client).args(&args).ok();
             }
             Sender::Ours { hits, raw } => {
-                let mut cmd = link.client.command_as(bin("knock"), !raw);
-                cmd.arg("--hits")
-                    .arg(hits.to_string())
-                    .arg(SERVER_V4)
+                Knock::ours(&link.client)
+                    .unprivileged(!raw)
+                    .args(["--hits", &hits.to_string(), SERVER_V4])
                     .args(PORTS)
-                    .env_remove("KNOCK_CONFIG")
-                    .env("XDG_CONFIG_HOME", dir)
-                    .env("HOME", dir);
-                succeed(&mut cmd);
+                    .config_home(dir)
+                    .ok();
             }
             Sender::Telnet { syns } => telnet(link, server, syns),
         }
     }
-}
-
-/// Runs a command to completion and panics with its output unless it succeeded.
-fn succeed(cmd: &mut Command) {
-    let out = cmd.stdin(Stdio::null()).output().expect("run the sender");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// telnet to each port in turn, as a person knocking by hand: the server drops the SYN, the
@@ -139,22 +120,13 @@ fn telnet(link: &Link, server: &Firewall, syns: usize) {
     // Exponential backoff (kernels without linear timeouts) doubles every wait: 1+2+4+8+16 s.
     let hold = if linear { PATIENCE } else { PATIENCE * 3 };
     for port in PORTS {
-        let mut telnet = link
-            .client
-            .command("telnet")
-            .args([SERVER_V4, port])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn telnet");
+        let mut telnet = Knock::telnet(&link.client).args([SERVER_V4, port]).spawn();
         wait_until(
             &format!("{syns} SYNs from telnet to port {port}"),
             hold,
             || server.syns(port) >= syns,
         );
-        let _ = telnet.kill();
-        let _ = telnet.wait();
+        telnet.kill();
     }
 }
 
@@ -199,11 +171,14 @@ fn run_case(sender: Sender, door: &str) -> (bool, bool) {
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
     let section =
         format!("[door]\n    sequence = {door}\n    seq_timeout = 30\n    tcpflags = syn\n\n");
-    let ours = write(dir.path(), "server.conf", &format!("{section}{CANARY}"));
-    let mut server = KnockServer::start(&link, dir.path(), &ours, "server.log", Some("eth0"), &[]);
-    let knockd_log = dir.path().join("knockd.log");
-    let theirs = write(dir.path(), "knockd.conf", &format!("{section}{CANARY}"));
-    let mut knockd = start_knockd(&link, &theirs, &knockd_log, &dir.path().join("knockd.out"));
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config_text("server.conf", &format!("{section}{CANARY}"))
+        .start();
+    let mut knockd = Server::knockd(&link.server)
+        .dir(dir.path())
+        .config_text("knockd.conf", &format!("{section}{CANARY}"))
+        .start();
     let firewall = Firewall::drop_door_ports(&link);
 
     sender.knock(&link, dir.path(), &firewall);
@@ -216,10 +191,8 @@ fn run_case(sender: Sender, door: &str) -> (bool, bool) {
         );
     }
     // The canary, from another address: it starts fresh in knockd whatever the sender left.
-    link.client.ok(
-        "ip",
-        ["addr", "add", &format!("{OTHER_V4}/24"), "dev", "eth0"],
-    );
+    link.client
+        .add_address("eth0", &format!("{OTHER_V4}/24"), &[]);
     link.client.ok(
         "ip",
         [
@@ -232,18 +205,16 @@ fn run_case(sender: Sender, door: &str) -> (bool, bool) {
             OTHER_V4,
         ],
     );
-    succeed(
-        link.client
-            .command(DEBIAN_KNOCK)
-            .args([SERVER_V4, "60001", "60002"]),
-    );
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "60001", "60002"])
+        .ok();
     let canary = format!("{OTHER_V4}: canary: OPEN SESAME");
     server.wait_log(&canary);
-    knockd.wait_file(&knockd_log, &canary);
+    knockd.wait_log(&canary);
     let opened = format!("{CLIENT_V4}: door: OPEN SESAME");
     (
         server.log().contains(&opened),
-        read(&knockd_log).contains(&opened),
+        knockd.log().contains(&opened),
     )
 }
 
