@@ -34,20 +34,19 @@
 //! tables still decide about it. Loopback is exempt: what never left the host comes from its
 //! own users and services, which almost every firewall already trusts.
 //!
-//! Why the `nftables` crate: it models the whole libnftables JSON schema as Rust types
-//! (concatenated set types, set flags, element timeouts, `ct`, `reject`, `jump`), it is
-//! maintained, and `nft -j -f -` applies each batch as one kernel transaction: install
-//! replaces a stale table atomically, and a refused batch changes nothing. The netlink
-//! crates were the alternative: `nftnl` binds the C libnftnl (a system library at build and
-//! run time), and `rustables` needs bindgen and libclang to build and works at the level of
-//! kernel registers, so a concatenated lookup would be assembled by hand: the rule text by
-//! hand that the issue asked us to avoid, only lower. The cost of our choice is the `nft`
-//! binary at run time, which every nftables system has. We run `nft` ourselves ([`Nft`]) rather than through the crate's
-//! helper because that one lets nft's error message go to our stderr instead of returning
-//! it, and because tests need to run it inside a network namespace.
+//! Why nft's JSON (`nft -j -f -`): `nft` applies each batch as one kernel transaction, so
+//! install replaces a stale table atomically and a refused batch changes nothing, and the
+//! JSON is data we build and test as data ([`json`]) rather than rule text by hand. The
+//! netlink crates were the alternative: `nftnl` binds the C libnftnl (a system library at
+//! build and run time), and `rustables` needs bindgen and libclang to build and works at the
+//! level of kernel registers, so a concatenated lookup would be assembled by hand. The cost
+//! is the `nft` binary at run time, which every nftables system has. We run `nft` ourselves
+//! ([`Nft`]) so that its error message is returned rather than sent to our stderr, and so
+//! that tests can run it inside a network namespace.
 //!
 //! Building the batches ([`ruleset`]) is pure and unit-tested; [`Firewall`] only runs them.
 
+pub mod json;
 pub mod ruleset;
 
 use std::ffi::OsString;
@@ -57,8 +56,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use knock_proto::sequence::Knock;
-use nftables::schema::Nftables;
 
+use json::Batch;
 use ruleset::{allow_batch, guard_batch, install_batch, remove_batch, revoke_batch};
 
 /// Why the firewall could not be changed.
@@ -132,7 +131,7 @@ impl Nft {
     }
 
     /// Applies `batch` as one transaction.
-    pub fn apply(&self, batch: &Nftables<'_>, action: &'static str) -> Result<(), FirewallError> {
+    pub fn apply(&self, batch: &Batch, action: &'static str) -> Result<(), FirewallError> {
         let program = self.argv[0].to_string_lossy().into_owned();
         let spawn_error = |source| FirewallError::Spawn {
             program: program.clone(),

@@ -1,20 +1,12 @@
-//! The nftables batches behind [`super::Firewall`], built as typed `nftables` values: pure
-//! functions, so that what we ask the kernel for is unit-tested without root.
+//! The nftables batches behind [`super::Firewall`], built in nft's JSON ([`super::json`]):
+//! pure functions, so that what we ask the kernel for is unit-tested without root.
 
-use std::borrow::Cow;
-use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use knock_proto::sequence::Knock;
-use nftables::batch::Batch;
-use nftables::expr::{Elem, Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField};
-use nftables::schema::{
-    Chain, Element, FlushObject, NfCmd, NfListObject, Nftables, Rule, Set, SetFlag, SetType,
-    SetTypeValue, Table,
-};
-use nftables::stmt::{JumpTarget, Match, Operator, Reject, RejectType, Statement};
-use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook, RejectCode};
+
+use super::json::{Batch, Chain, Element, Expr, Family, Hook, Op, Rule, Set, Stmt, Table};
 
 /// The default instance's table (family `inet`, so one table covers IPv4 and IPv6); every
 /// batch names its instance's table (see [`crate::instance::Instance::table`]).
@@ -31,105 +23,93 @@ const INPUT: &str = "input";
 const GUARD: &str = "guard";
 
 /// The batch that deletes our table if it exists and creates it afresh.
-pub fn install_batch(table: &str, guarded: &[Knock]) -> Nftables<'static> {
+pub fn install_batch(table: &str, guarded: &[Knock]) -> Batch {
     let mut b = Batch::new();
     add_then_delete_table(&mut b, table);
-    b.add(NfListObject::Table(table_named(table)));
-    let v4 = [SetType::Ipv4Addr, SetType::InetProto, SetType::InetService];
-    let v6 = [SetType::Ipv6Addr, SetType::InetProto, SetType::InetService];
-    for s in [
-        guarded_set(table, guarded_elems(guarded)),
-        set(table, ALLOW4, &v4, None, true),
-        set(table, ALLOW6, &v6, None, true),
-    ] {
-        b.add(NfListObject::Set(Box::new(s)));
+    b.add(table_named(table));
+    b.add(guarded_set(table, guarded_elems(guarded)));
+    for (name, addr) in [(ALLOW4, "ipv4_addr"), (ALLOW6, "ipv6_addr")] {
+        b.add(Set {
+            flags: vec!["timeout"],
+            ..set(table, name, vec![addr, "inet_proto", "inet_service"])
+        });
     }
-    b.add(NfListObject::Chain(Chain {
-        family: NfFamily::INet,
-        table: table.to_owned().into(),
+    b.add(Chain {
+        family: Family::Inet,
+        table: table.to_owned(),
         name: INPUT.into(),
-        _type: Some(NfChainType::Filter),
-        hook: Some(NfHook::Input),
-        prio: Some(PRIORITY),
-        policy: Some(NfChainPolicy::Accept),
-        ..Chain::default()
-    }));
-    b.add(NfListObject::Chain(Chain {
-        family: NfFamily::INet,
-        table: table.to_owned().into(),
+        hook: Some(Hook {
+            kind: "filter",
+            hook: "input",
+            prio: PRIORITY,
+            policy: "accept",
+        }),
+    });
+    b.add(Chain {
+        family: Family::Inet,
+        table: table.to_owned(),
         name: GUARD.into(),
-        ..Chain::default()
-    }));
-    let guarded_port = concat(vec![meta(MetaKey::L4proto), payload("th", "dport")]);
+        hook: None,
+    });
+    let guarded_port = Expr::concat([Expr::meta("l4proto"), Expr::payload("th", "dport")]);
     b.add(rule(
         table,
         INPUT,
-        vec![is_in_set(guarded_port, GUARDED), jump(GUARD)],
+        vec![is_in_set(guarded_port, GUARDED), Stmt::jump(GUARD)],
     ));
     for statements in guard_rules() {
         b.add(rule(table, GUARD, statements));
     }
-    b.to_nftables()
+    b
 }
 
 /// The guard chain's rules, in order: what may pass to a guarded port, then the refusal.
-fn guard_rules() -> Vec<Vec<Statement<'static>>> {
-    let accept = || Statement::Accept(None);
-    let from = |family: &'static str| {
-        concat(vec![
-            payload(family, "saddr"),
-            meta(MetaKey::L4proto),
-            payload("th", "dport"),
+fn guard_rules() -> Vec<Vec<Stmt>> {
+    let from = |family: &str| {
+        Expr::concat([
+            Expr::payload(family, "saddr"),
+            Expr::meta("l4proto"),
+            Expr::payload("th", "dport"),
         ])
     };
-    let ct_state = Expression::Named(NamedExpression::CT(nftables::expr::CT {
-        key: "state".into(),
-        family: None,
-        dir: None,
-    }));
-    let established = Expression::List(vec![
-        Expression::String("established".into()),
-        Expression::String("related".into()),
-    ]);
+    let established = Expr::list([Expr::word("established"), Expr::word("related")]);
     vec![
-        vec![equals(meta(MetaKey::Iif), "lo"), accept()],
-        vec![matches(ct_state, Operator::IN, established), accept()],
-        vec![is_in_set(from("ip"), ALLOW4), accept()],
-        vec![is_in_set(from("ip6"), ALLOW6), accept()],
+        vec![equals(Expr::meta("iif"), "lo"), Stmt::accept()],
         vec![
-            equals(meta(MetaKey::L4proto), "tcp"),
-            Statement::Reject(Some(Reject::new(Some(RejectType::TCPReset), None))),
+            Stmt::compare(Expr::ct("state"), Op::In, established),
+            Stmt::accept(),
         ],
-        vec![Statement::Reject(Some(Reject::new(
-            Some(RejectType::ICMPX),
-            Some(RejectCode::PortUnreach),
-        )))],
+        vec![is_in_set(from("ip"), ALLOW4), Stmt::accept()],
+        vec![is_in_set(from("ip6"), ALLOW6), Stmt::accept()],
+        vec![
+            equals(Expr::meta("l4proto"), "tcp"),
+            Stmt::reject_tcp_reset(),
+        ],
+        vec![Stmt::reject_icmpx("port-unreachable")],
     ]
 }
 
 /// The batch that replaces the guarded ports and keeps everything else.
-pub fn guard_batch(table: &str, guarded: &[Knock]) -> Nftables<'static> {
+pub fn guard_batch(table: &str, guarded: &[Knock]) -> Batch {
     let mut b = Batch::new();
-    b.add_cmd(NfCmd::Flush(FlushObject::Set(Box::new(guarded_set(
-        table, None,
-    )))));
+    b.flush(guarded_set(table, None));
     if let Some(elems) = guarded_elems(guarded) {
         b.add(element(table, GUARDED, elems));
     }
-    b.to_nftables()
+    b
 }
 
 /// The allow set for `ip`'s family and the set's keys for `ip` on each of `ports`.
-fn allow_keys(ip: IpAddr, ports: &[Knock]) -> (&'static str, Vec<Expression<'static>>) {
+fn allow_keys(ip: IpAddr, ports: &[Knock]) -> (&'static str, Vec<Expr>) {
     let ip = ip.to_canonical();
     let allow = if ip.is_ipv4() { ALLOW4 } else { ALLOW6 };
     let keys = ports
         .iter()
         .map(|k| {
-            concat(vec![
-                Expression::String(ip.to_string().into()),
-                Expression::String(k.proto.as_str().into()),
-                Expression::Number(u32::from(k.port.get())),
+            Expr::concat([
+                Expr::word(ip.to_string()),
+                Expr::word(k.proto.as_str()),
+                Expr::number(u32::from(k.port.get())),
             ])
         })
         .collect();
@@ -139,47 +119,41 @@ fn allow_keys(ip: IpAddr, ports: &[Knock]) -> (&'static str, Vec<Expression<'sta
 /// The batch that lets `ip` reach `ports` for `for_`. Each element is added bare, deleted
 /// and added again with its timeout: in one transaction that is an idempotent "set the
 /// timeout", since a plain add of an element that exists keeps its old timeout.
-pub fn allow_batch(table: &str, ip: IpAddr, ports: &[Knock], for_: Duration) -> Nftables<'static> {
+pub fn allow_batch(table: &str, ip: IpAddr, ports: &[Knock], for_: Duration) -> Batch {
     let (allow, keys) = allow_keys(ip, ports);
-    let timed: Vec<Expression<'static>> = keys
+    let timed = keys
         .iter()
-        .map(|key| {
-            Expression::Named(NamedExpression::Elem(Elem {
-                val: Box::new(key.clone()),
-                timeout: Some(timeout_secs(for_)),
-                ..Elem::default()
-            }))
-        })
+        .map(|key| Expr::timed(key.clone(), timeout_secs(for_)))
         .collect();
     let mut b = Batch::new();
     b.add(element(table, allow, keys.clone()));
     b.delete(element(table, allow, keys));
     b.add(element(table, allow, timed));
-    b.to_nftables()
+    b
 }
 
 /// The batch that closes `ports` to `ip` now: each element is added bare and deleted, so
 /// that it goes whether or not it was there (a delete of a missing element fails the batch).
-pub fn revoke_batch(table: &str, ip: IpAddr, ports: &[Knock]) -> Nftables<'static> {
+pub fn revoke_batch(table: &str, ip: IpAddr, ports: &[Knock]) -> Batch {
     let (allow, keys) = allow_keys(ip, ports);
     let mut b = Batch::new();
     b.add(element(table, allow, keys.clone()));
     b.delete(element(table, allow, keys));
-    b.to_nftables()
+    b
 }
 
 /// The batch that deletes our table, whether or not it exists.
-pub fn remove_batch(table: &str) -> Nftables<'static> {
+pub fn remove_batch(table: &str) -> Batch {
     let mut b = Batch::new();
     add_then_delete_table(&mut b, table);
-    b.to_nftables()
+    b
 }
 
 /// `add` of an existing table does nothing, so add-then-delete deletes it whether or not it
 /// was there: nft 1.0.6 (Debian 12) has no `destroy`.
-fn add_then_delete_table(b: &mut Batch<'static>, table: &str) {
-    b.add(NfListObject::Table(table_named(table)));
-    b.delete(NfListObject::Table(table_named(table)));
+fn add_then_delete_table(b: &mut Batch, table: &str) {
+    b.add(table_named(table));
+    b.delete(table_named(table));
 }
 
 /// Whole seconds, rounded up so that a window is never shorter than asked, at least 1
@@ -189,129 +163,75 @@ fn timeout_secs(d: Duration) -> u32 {
     u32::try_from(secs).unwrap_or(u32::MAX).max(1)
 }
 
-fn table_named(table: &str) -> Table<'static> {
+fn table_named(table: &str) -> Table {
     Table {
-        family: NfFamily::INet,
-        name: table.to_owned().into(),
-        handle: None,
+        family: Family::Inet,
+        name: table.to_owned(),
     }
 }
 
 /// The `guarded` set: `proto . port` pairs, no timeouts.
-fn guarded_set(table: &str, elems: Option<Vec<Expression<'static>>>) -> Set<'static> {
-    set(
-        table,
-        GUARDED,
-        &[SetType::InetProto, SetType::InetService],
-        elems,
-        false,
-    )
+fn guarded_set(table: &str, elems: Option<Vec<Expr>>) -> Set {
+    Set {
+        elem: elems,
+        ..set(table, GUARDED, vec!["inet_proto", "inet_service"])
+    }
 }
 
-fn set(
-    table: &str,
-    name: &'static str,
-    types: &[SetType],
-    elems: Option<Vec<Expression<'static>>>,
-    timeout: bool,
-) -> Set<'static> {
+/// An empty set of our table without flags, keyed by the concatenation of `key`.
+fn set(table: &str, name: &str, key: Vec<&'static str>) -> Set {
     Set {
-        family: NfFamily::INet,
-        table: table.to_owned().into(),
-        name: name.into(),
-        set_type: SetTypeValue::Concatenated(Cow::Owned(types.to_vec())),
-        flags: timeout.then(|| HashSet::from([SetFlag::Timeout])),
-        elem: elems.map(Cow::Owned),
-        ..Set::default()
+        family: Family::Inet,
+        table: table.to_owned(),
+        name: name.to_owned(),
+        key,
+        flags: Vec::new(),
+        elem: None,
     }
 }
 
 /// The guarded `proto . port` pairs, without duplicates; `None` when there are none.
-fn guarded_elems(guarded: &[Knock]) -> Option<Vec<Expression<'static>>> {
+fn guarded_elems(guarded: &[Knock]) -> Option<Vec<Expr>> {
     let mut knocks = guarded.to_vec();
     knocks.sort();
     knocks.dedup();
     let elems: Vec<_> = knocks
         .iter()
         .map(|k| {
-            concat(vec![
-                Expression::String(k.proto.as_str().into()),
-                Expression::Number(u32::from(k.port.get())),
+            Expr::concat([
+                Expr::word(k.proto.as_str()),
+                Expr::number(u32::from(k.port.get())),
             ])
         })
         .collect();
     (!elems.is_empty()).then_some(elems)
 }
 
-fn element(
-    table: &str,
-    set: &'static str,
-    elems: Vec<Expression<'static>>,
-) -> NfListObject<'static> {
-    NfListObject::Element(Element {
-        family: NfFamily::INet,
-        table: table.to_owned().into(),
-        name: set.into(),
-        elem: Cow::Owned(elems),
-    })
+fn element(table: &str, set: &str, elem: Vec<Expr>) -> Element {
+    Element {
+        family: Family::Inet,
+        table: table.to_owned(),
+        name: set.to_owned(),
+        elem,
+    }
 }
 
-fn rule(
-    table: &str,
-    chain: &'static str,
-    statements: Vec<Statement<'static>>,
-) -> NfListObject<'static> {
-    NfListObject::Rule(Rule {
-        family: NfFamily::INet,
-        table: table.to_owned().into(),
-        chain: chain.into(),
-        expr: Cow::Owned(statements),
-        ..Rule::default()
-    })
+fn rule(table: &str, chain: &str, expr: Vec<Stmt>) -> Rule {
+    Rule {
+        family: Family::Inet,
+        table: table.to_owned(),
+        chain: chain.to_owned(),
+        expr,
+    }
 }
 
-fn meta(key: MetaKey) -> Expression<'static> {
-    Expression::Named(NamedExpression::Meta(Meta { key }))
+fn equals(left: Expr, word: &str) -> Stmt {
+    Stmt::compare(left, Op::Eq, Expr::word(word))
 }
 
-fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
-    Expression::Named(NamedExpression::Payload(Payload::PayloadField(
-        PayloadField {
-            protocol: protocol.into(),
-            field: field.into(),
-        },
-    )))
-}
-
-fn concat(parts: Vec<Expression<'static>>) -> Expression<'static> {
-    Expression::Named(NamedExpression::Concat(parts))
-}
-
-fn matches(
-    left: Expression<'static>,
-    op: Operator,
-    right: Expression<'static>,
-) -> Statement<'static> {
-    Statement::Match(Match { left, right, op })
-}
-
-fn equals(left: Expression<'static>, right: &'static str) -> Statement<'static> {
-    matches(left, Operator::EQ, Expression::String(right.into()))
-}
-
-/// A lookup in one of our named sets (`@name` is nft's set reference).
-fn is_in_set(left: Expression<'static>, set: &'static str) -> Statement<'static> {
-    matches(
-        left,
-        Operator::EQ,
-        Expression::String(format!("@{set}").into()),
-    )
-}
-
-fn jump(chain: &'static str) -> Statement<'static> {
-    Statement::Jump(JumpTarget {
-        target: chain.into(),
-    })
+/// A lookup in one of our named sets.
+fn is_in_set(left: Expr, set: &str) -> Stmt {
+    Stmt::compare(left, Op::Eq, Expr::set(set))
 }
 
 #[cfg(test)]
@@ -319,7 +239,7 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
-    fn json_of(batch: &Nftables<'_>) -> Vec<Value> {
+    fn json_of(batch: &Batch) -> Vec<Value> {
         match serde_json::to_value(batch).unwrap() {
             Value::Object(mut o) => match o.remove("nftables") {
                 Some(Value::Array(commands)) => commands,
