@@ -11,16 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Stdio};
 
 use knock_e2e::{
-    CLIENT_V4, CLIENT_V6, Daemon, KnockServer, Link, Netns, OTHER_V4, PATIENCE, SERVER_V4,
-    SERVER_V6, read, scratch, wait_until, write,
+    CLIENT_V4, CLIENT_V6, Daemon, Knock, Link, OTHER_V4, OTHER_V6, PATIENCE, RunningServer,
+    SERVER_V4, SERVER_V6, Server, read, scratch, wait_until, write,
 };
 
-/// Debian's knockd client (our own `knock` shares its name, so use the full path).
-const DEBIAN_KNOCK: &str = "/usr/bin/knock";
-/// A second IPv6 address of the client host, which never knocks. It is added deprecated
-/// (`preferred_lft 0`) so that the kernel never picks it as the source of the knock: it
-/// would, being closer to the server's address than [`CLIENT_V6`] is.
-const OTHER_V6: &str = "fd00:18::3";
 /// The port a door opens; a `nc -lk` listens on it behind the guard.
 const PORT: u16 = 4000;
 /// A second opened port, for the one connection that must outlive the window.
@@ -30,24 +24,10 @@ const WINDOW: u64 = 3;
 /// `nft` arguments that succeed exactly while knock-server's table exists.
 const LIST_TABLE: [&str; 4] = ["list", "table", "inet", "knock_server"];
 
-/// Writes `toml` to `dir/NAME.toml` and starts knock-server on eth0 with it, logging to
-/// `dir/NAME.log`; returns once it listens (its nftables table is set up before that).
-fn start_server(link: &Link, dir: &Path, name: &str, toml: &str) -> KnockServer {
-    let config = write(dir, &format!("{name}.toml"), toml);
-    KnockServer::start(
-        link,
-        dir,
-        &config,
-        &format!("{name}.log"),
-        Some("eth0"),
-        &[],
-    )
-}
-
 /// A link whose server host runs a TCP service on [`PORT`] behind knock-server, with a door
 /// on 7000,8000 that opens it for `seconds`; the client host has its second addresses too.
 struct Guarded {
-    server: KnockServer,
+    server: RunningServer,
     _listener: Daemon,
     dir: tempfile::TempDir,
     link: Link,
@@ -57,17 +37,16 @@ impl Guarded {
     /// `None` when the test is skipped (not root).
     fn start(seconds: u64) -> Option<Guarded> {
         let link = Link::up()?;
-        add_other_addresses(&link);
+        link.add_other_addresses();
         let dir = scratch();
-        let listener = listen(
-            &link.server,
-            false,
-            true,
-            PORT,
-            &dir.path().join("listener.out"),
-        );
+        let listener = link
+            .server
+            .listen_tcp(false, true, PORT, &dir.path().join("listener.out"));
         let door = open_door(&format!("\"{PORT}/tcp\""), seconds);
-        let server = start_server(&link, dir.path(), "server", &door);
+        let server = Server::new(&link.server)
+            .dir(dir.path())
+            .config_text("server.toml", &door)
+            .start();
         Some(Guarded {
             server,
             _listener: listener,
@@ -77,16 +56,6 @@ impl Guarded {
     }
 }
 
-/// Runs Debian's `knock` in the client namespace and checks it succeeded.
-pub(super) fn knock(link: &Link, args: &[&str]) {
-    let out = link.client.run(DEBIAN_KNOCK, args);
-    assert!(
-        out.status.success(),
-        "knock {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A door `door` on the sequence 7000,8000 that opens `open` (a TOML value) for `seconds`.
 fn open_door(open: &str, seconds: u64) -> String {
     format!("[doors.door]\nsequence = \"7000,8000\"\nopen = {open}\nopen_seconds = {seconds}\n")
@@ -94,7 +63,7 @@ fn open_door(open: &str, seconds: u64) -> String {
 
 /// What became of a TCP connection attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reach {
+pub(super) enum Reach {
     Connected,
     Refused,
 }
@@ -104,12 +73,17 @@ enum Reach {
 /// or a refusal (a timeout, say) fails the test: a guarded port must look closed, which
 /// means a reset, never silence.
 fn reach(link: &Link, from: &str) -> Reach {
+    reach_port(link, from, PORT)
+}
+
+/// [`reach`] for any `port`.
+pub(super) fn reach_port(link: &Link, from: &str, port: u16) -> Reach {
     let to = if from.contains(':') {
         SERVER_V6
     } else {
         SERVER_V4
     };
-    let port = PORT.to_string();
+    let port = port.to_string();
     let args = ["-z", "-v", "-n", "-w", "5", "-s", from, to, &port];
     let out = link.client.run("nc", args);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -126,39 +100,6 @@ fn reach(link: &Link, from: &str) -> Reach {
 fn wait_refused(link: &Link, from: &str) {
     let what = format!("a new connection from {from} to be refused");
     wait_until(&what, PATIENCE, || reach(link, from) == Reach::Refused);
-}
-
-/// Gives the client host its second addresses, [`OTHER_V4`] and [`OTHER_V6`].
-fn add_other_addresses(link: &Link) {
-    let v4 = format!("{OTHER_V4}/24");
-    link.client.ok("ip", ["addr", "add", &v4, "dev", "eth0"]);
-    let v6 = format!("-6 addr add {OTHER_V6}/64 dev eth0 nodad preferred_lft 0");
-    link.client.ok("ip", v6.split_whitespace());
-}
-
-/// Starts netcat listening on `port` in `ns` (IPv6 only when `v6`, else IPv4 only), writing
-/// what it receives to `out`; `keep` serves one connection after another (`-k`), else it
-/// serves one and exits. Returns once the socket listens.
-pub(super) fn listen(ns: &Netns, v6: bool, keep: bool, port: u16, out: &Path) -> Daemon {
-    let port = port.to_string();
-    let mut args = vec![if v6 { "-6" } else { "-4" }, "-n", "-l"];
-    if keep {
-        args.push("-k");
-    }
-    args.push(&port);
-    let mut listener = ns.spawn("nc", &args, out);
-    let family = if v6 { "inet6" } else { "inet" };
-    let sport = format!(":{port}");
-    let ss = ["-H", "-l", "-t", "-n", "-f", family, "sport", "=", &sport];
-    wait_until(
-        &format!("nc to listen on {family} port {port}"),
-        PATIENCE,
-        || {
-            listener.assert_running();
-            !ns.output("ss", ss).trim().is_empty()
-        },
-    );
-    listener
 }
 
 /// A TCP connection from the client host that stays open: netcat, fed through its stdin.
@@ -225,7 +166,10 @@ const WAKE_DOORS: &str = "[doors.wake-subnet]\nsequence = \"7000,8000\"\n\
 fn wake_on_lan_broadcasts_the_magic_packet_on_the_link() {
     let Some(link) = Link::up() else { return };
     let dir = scratch();
-    let mut server = start_server(&link, dir.path(), "server", WAKE_DOORS);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config_text("server.toml", WAKE_DOORS)
+        .start();
     let subnet = Ipv4Addr::new(198, 18, 0, 255);
     // The two MACs differ in their last byte only.
     for (door, ports, last, to) in [
@@ -234,7 +178,9 @@ fn wake_on_lan_broadcasts_the_magic_packet_on_the_link() {
     ] {
         let mac = [0x00, 0x81, 0x52, 0x6b, 0x3d, last];
         let frame = capture_one(&link, dir.path(), "eth0", door, || {
-            knock(&link, &[SERVER_V4, ports[0], ports[1]]);
+            Knock::debian(&link.client)
+                .args([SERVER_V4, ports[0], ports[1]])
+                .ok();
             server.wait_log(&format!("{door}: sent Wake-on-LAN to "));
         });
         assert_eq!(
@@ -365,8 +311,13 @@ fn a_mail_door_pipes_a_notice_naming_door_and_knocker_to_sendmail_t() {
     let d = dir.path();
     let door = "[doors.mail]\nsequence = \"7000,8000\"\n\
                 mail_to = [\"admin@example.net\", \"ops@example.net\"]\n";
-    let mut server = start_server(&link, d, "server", &(fake_sendmail(d) + door));
-    knock(&link, &[SERVER_V4, "7000", "8000"]);
+    let mut server = Server::new(&link.server)
+        .dir(d)
+        .config_text("server.toml", &(fake_sendmail(d) + door))
+        .start();
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     server.wait_log("mail: mailed admin@example.net, ops@example.net");
 
     let args = read(&d.join("args"));
@@ -401,16 +352,23 @@ fn a_failing_sendmail_is_logged_and_neither_the_door_nor_capture_stops() {
     let Some(link) = Link::up() else { return };
     let dir = scratch();
     let d = dir.path();
-    let _listener = listen(&link.server, false, true, PORT, &d.join("listener.out"));
+    let _listener = link
+        .server
+        .listen_tcp(false, true, PORT, &d.join("listener.out"));
     let doors = format!(
         "[doors.bounce]\nsequence = \"7000,8000\"\nmail_to = \"broken@example.net\"\n\
          open = \"{PORT}/tcp\"\nopen_seconds = 600\n\
          [doors.mail]\nsequence = \"7100,8100\"\nmail_to = \"admin@example.net\"\n"
     );
-    let mut server = start_server(&link, d, "server", &(fake_sendmail(d) + &doors));
+    let mut server = Server::new(&link.server)
+        .dir(d)
+        .config_text("server.toml", &(fake_sendmail(d) + &doors))
+        .start();
     assert_eq!(reach(&link, CLIENT_V4), Reach::Refused);
 
-    knock(&link, &[SERVER_V4, "7000", "8000"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     server.wait_log("bounce: cannot mail broken@example.net");
     let log = server.log();
     let line = log
@@ -422,7 +380,9 @@ fn a_failing_sendmail_is_logged_and_neither_the_door_nor_capture_stops() {
         "the log does not say why:\n{log}"
     );
     assert_eq!(reach(&link, CLIENT_V4), Reach::Connected);
-    knock(&link, &[SERVER_V4, "7100", "8100"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7100", "8100"])
+        .ok();
     server.wait_log("mail: mailed admin@example.net");
     assert!(read(&d.join("message")).contains("To: admin@example.net\n"));
 }
@@ -430,21 +390,28 @@ fn a_failing_sendmail_is_logged_and_neither_the_door_nor_capture_stops() {
 #[test]
 fn open_lets_only_the_knocker_in_for_open_seconds_and_established_connections_stay() {
     let Some(link) = Link::up() else { return };
-    add_other_addresses(&link);
+    link.add_other_addresses();
     let dir = scratch();
     let d = dir.path();
-    let _probes = listen(&link.server, false, true, PORT, &d.join("probes.out"));
+    let _probes = link
+        .server
+        .listen_tcp(false, true, PORT, &d.join("probes.out"));
     let held_out = d.join("held.out");
-    let _held_listener = listen(&link.server, false, false, HELD_PORT, &held_out);
+    let _held_listener = link.server.listen_tcp(false, false, HELD_PORT, &held_out);
     // The host's own (empty) rules let anyone in; only our table closes the port.
     assert_eq!(reach(&link, OTHER_V4), Reach::Connected);
     let ports = format!("[\"{PORT}/tcp\", \"{HELD_PORT}/tcp\"]");
-    let mut server = start_server(&link, d, "server", &open_door(&ports, WINDOW));
+    let mut server = Server::new(&link.server)
+        .dir(d)
+        .config_text("server.toml", &open_door(&ports, WINDOW))
+        .start();
     for from in [CLIENT_V4, OTHER_V4] {
         assert_eq!(reach(&link, from), Reach::Refused, "{from}");
     }
 
-    knock(&link, &[SERVER_V4, "7000", "8000"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     server.wait_log(&format!(
         "{CLIENT_V4}: door: opened {PORT}/tcp, {HELD_PORT}/tcp for {WINDOW}s"
     ));
@@ -460,7 +427,9 @@ fn open_lets_only_the_knocker_in_for_open_seconds_and_established_connections_st
     held.send("sent after the window closed", &held_out);
 
     // Knocking again opens the door again.
-    knock(&link, &[SERVER_V4, "7000", "8000"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     let opened = format!("{CLIENT_V4}: door: opened ");
     wait_until("the second opening", PATIENCE, || {
         server.log().matches(&opened).count() == 2
@@ -472,17 +441,22 @@ fn open_lets_only_the_knocker_in_for_open_seconds_and_established_connections_st
 #[test]
 fn open_over_ipv6_lets_in_the_ipv6_knocker_only() {
     let Some(link) = Link::up() else { return };
-    add_other_addresses(&link);
+    link.add_other_addresses();
     let dir = scratch();
     let d = dir.path();
-    let _v4 = listen(&link.server, false, true, PORT, &d.join("v4.out"));
-    let _v6 = listen(&link.server, true, true, PORT, &d.join("v6.out"));
+    let _v4 = link.server.listen_tcp(false, true, PORT, &d.join("v4.out"));
+    let _v6 = link.server.listen_tcp(true, true, PORT, &d.join("v6.out"));
     assert_eq!(reach(&link, CLIENT_V6), Reach::Connected);
     let door = open_door(&format!("\"{PORT}/tcp\""), WINDOW);
-    let mut server = start_server(&link, d, "server", &door);
+    let mut server = Server::new(&link.server)
+        .dir(d)
+        .config_text("server.toml", &door)
+        .start();
     assert_eq!(reach(&link, CLIENT_V6), Reach::Refused);
 
-    knock(&link, &["-6", SERVER_V6, "7000", "8000"]);
+    Knock::debian(&link.client)
+        .args(["-6", SERVER_V6, "7000", "8000"])
+        .ok();
     server.wait_log(&format!(
         "{CLIENT_V6}: door: opened {PORT}/tcp for {WINDOW}s"
     ));
@@ -518,7 +492,9 @@ fn sigterm_removes_the_table_and_the_hosts_own_rules_decide_again() {
     );
     assert!(local.status.success(), "loopback refused: {local:?}");
     // Exit with a window open: its element goes with the table.
-    knock(&link, &[SERVER_V4, "7000", "8000"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V4}: door: opened {PORT}/tcp"));
 
     server.daemon.signal("TERM");
@@ -549,7 +525,9 @@ fn after_kill_9_the_kernel_still_closes_the_door_and_a_restart_cleans_up() {
         return;
     };
     let d = dir.path();
-    knock(&link, &[SERVER_V4, "7000", "8000"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V4}: door: opened {PORT}/tcp"));
 
     server.daemon.signal("KILL");
@@ -564,12 +542,14 @@ fn after_kill_9_the_kernel_still_closes_the_door_and_a_restart_cleans_up() {
     );
 
     // The next start (here with no `open` door left) removes the stale table.
-    let _server = start_server(
-        &link,
-        d,
-        "restarted",
-        "[doors.quiet]\nsequence = \"7000,8000\"\n",
-    );
+    let _server = Server::new(&link.server)
+        .dir(d)
+        .config_text(
+            "restarted.toml",
+            "[doors.quiet]\nsequence = \"7000,8000\"\n",
+        )
+        .log_name("restarted.log")
+        .start();
     assert!(
         !link.server.run("nft", LIST_TABLE).status.success(),
         "stale table kept"
@@ -590,7 +570,9 @@ fn a_flushed_ruleset_gets_the_guard_back_at_once_with_its_open_windows() {
         return;
     };
     assert_eq!(reach(&link, OTHER_V4), Reach::Refused);
-    knock(&link, &[SERVER_V4, "7000", "8000"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V4}: door: opened {PORT}/tcp"));
     // What `systemctl restart nftables` does: every table goes, ours too. `nft monitor`
     // reports it at once; the fallback check runs only every 30 s, beyond this wait.

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use knock_e2e::{Daemon, LAN_V4, LAN_V6, Link, Netns, Router, SERVER_V4, SERVER_V6, scratch};
+use knock_e2e::{LAN_V4, LAN_V6, Link, Netns, Router, SERVER_V4, SERVER_V6, scratch};
 
 /// The namespaces that exist now.
 fn namespaces() -> String {
@@ -39,26 +39,6 @@ fn link_carries_ipv4_and_ipv6_and_cleans_up() {
     );
 }
 
-/// A netcat listening on `port` on the LAN host (both families), serving one connection
-/// after another; returns once it listens.
-fn listen(lan: &Netns, family: &str, port: &str, out: &std::path::Path) -> Daemon {
-    let mut nc = lan.spawn("nc", [family, "-n", "-l", "-k", port], out);
-    let ss_family = if family == "-6" { "inet6" } else { "inet" };
-    let sport = format!(":{port}");
-    knock_e2e::wait_until("nc to listen", knock_e2e::PATIENCE, || {
-        nc.assert_running();
-        !lan.output(
-            "ss",
-            [
-                "-H", "-l", "-t", "-n", "-f", ss_family, "sport", "=", &sport,
-            ],
-        )
-        .trim()
-        .is_empty()
-    });
-    nc
-}
-
 #[test]
 fn the_router_forwards_between_outside_and_lan_and_cleans_up() {
     let names;
@@ -71,8 +51,8 @@ fn the_router_forwards_between_outside_and_lan_and_cleans_up() {
         ping(&r.lan, knock_e2e::OUTSIDE_V6);
         // A TCP service on the LAN host answers a client outside, through the router.
         let dir = scratch();
-        for (family, to) in [("-4", LAN_V4), ("-6", LAN_V6)] {
-            let _nc = listen(&r.lan, family, "4000", &dir.path().join("nc.out"));
+        for (v6, to) in [(false, LAN_V4), (true, LAN_V6)] {
+            let _nc = r.lan.listen_tcp(v6, true, 4000, &dir.path().join("nc.out"));
             let out = r
                 .outside
                 .run("nc", ["-z", "-v", "-n", "-w", "5", to, "4000"]);

@@ -6,45 +6,21 @@ use std::path::Path;
 use std::process::Output;
 
 use knock_e2e::{
-    CLIENT_V4, KnockServer, Link, OTHER_V4, PATIENCE, SERVER_V4, read, scratch, wait_until, write,
+    CLIENT_V4, Knock, Link, OTHER_V4, PATIENCE, RunningServer, SERVER_V4, Server, read, scratch,
+    veth, wait_until, write,
 };
 
-use crate::actions::{capture_one, knock, listen};
+use crate::actions::{Reach, capture_one, reach_port as reach};
 
-/// What became of a TCP connection attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reach {
-    Connected,
-    Refused,
-}
-
-/// Connects from `from` (an IPv4 address of the client host) to `port` on the server.
-fn reach(link: &Link, from: &str, port: u16) -> Reach {
-    let port = port.to_string();
-    let args = ["-z", "-v", "-n", "-w", "5", "-s", from, SERVER_V4, &port];
-    let out = link.client.run("nc", args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.success() {
-        Reach::Connected
-    } else if stderr.contains("Connection refused") {
-        Reach::Refused
-    } else {
-        panic!("nc {args:?} neither connected nor was refused: {stderr}");
-    }
-}
-
-/// Starts knock-server on eth0 with `toml` in `dir` (its own state and runtime directory),
-/// as `--instance instance`.
-fn start(link: &Link, dir: &Path, instance: &str, toml: &str) -> KnockServer {
-    let config = write(dir, &format!("{instance}.toml"), toml);
-    KnockServer::start(
-        link,
-        dir,
-        &config,
-        &format!("{instance}.log"),
-        Some("eth0"),
-        &["--instance", instance],
-    )
+/// Knock-server on eth0 with `toml` as `dir/INSTANCE.toml` in `dir` (its own state and
+/// runtime directory), as `--instance INSTANCE`, logging to `dir/INSTANCE.log`.
+fn start(link: &Link, dir: &Path, instance: &str, toml: &str) -> RunningServer {
+    Server::new(&link.server)
+        .dir(dir)
+        .config_text(&format!("{instance}.toml"), toml)
+        .log_name(&format!("{instance}.log"))
+        .instance(instance)
+        .start()
 }
 
 /// Runs `knock-server ARGS --runtime-dir DIR/run` (a subcommand) on the server host.
@@ -89,18 +65,26 @@ fn two_instances_guard_their_own_ports_and_a_kill_9_of_one_leaves_the_other_alon
     for d in [&one, &two] {
         std::fs::create_dir(d).unwrap();
     }
-    let _l1 = listen(&link.server, false, true, 4100, &one.join("nc.out"));
-    let _l2 = listen(&link.server, false, true, 4200, &two.join("nc.out"));
+    let _l1 = link
+        .server
+        .listen_tcp(false, true, 4100, &one.join("nc.out"));
+    let _l2 = link
+        .server
+        .listen_tcp(false, true, 4200, &two.join("nc.out"));
     let mut a = start(&link, &one, "one", &open_door("a", "7000,8000", 4100));
     let mut b = start(&link, &two, "two", &open_door("b", "7100,8100", 4200));
     for port in [4100, 4200] {
         assert_eq!(reach(&link, CLIENT_V4, port), Reach::Refused, "{port}");
     }
-    knock(&link, &[SERVER_V4, "7000", "8000"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     a.wait_log(&format!("{CLIENT_V4}: a: opened 4100/tcp"));
     assert_eq!(reach(&link, CLIENT_V4, 4100), Reach::Connected);
     assert_eq!(reach(&link, CLIENT_V4, 4200), Reach::Refused);
-    knock(&link, &[SERVER_V4, "7100", "8100"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7100", "8100"])
+        .ok();
     b.wait_log(&format!("{CLIENT_V4}: b: opened 4200/tcp"));
     assert_eq!(reach(&link, CLIENT_V4, 4200), Reach::Connected);
 
@@ -117,9 +101,12 @@ fn two_instances_guard_their_own_ports_and_a_kill_9_of_one_leaves_the_other_alon
     assert_eq!(reach(&link, OTHER_V4, 4200), Reach::Refused);
     // The killed one's restart replaces its own leftover table (the knocker must knock
     // again) and nothing of the other's.
-    let config = one.join("one.toml");
-    let extra = ["--instance", "one"];
-    let _a = KnockServer::start(&link, &one, &config, "again.log", Some("eth0"), &extra);
+    let _a = Server::new(&link.server)
+        .dir(&one)
+        .config(one.join("one.toml"))
+        .log_name("again.log")
+        .instance("one")
+        .start();
     assert_eq!(reach(&link, CLIENT_V4, 4100), Reach::Refused);
     assert_eq!(reach(&link, CLIENT_V4, 4200), Reach::Connected);
     b.daemon.assert_running();
@@ -151,7 +138,7 @@ fn status_shows_knocked_doors_and_close_shuts_them_running_the_stop_once() {
     let dir = scratch();
     let d = dir.path();
     let (marker, canary) = (d.join("marks"), d.join("canary"));
-    let _l = listen(&link.server, false, true, 4100, &d.join("nc.out"));
+    let _l = link.server.listen_tcp(false, true, 4100, &d.join("nc.out"));
     let toml = [
         open_door("web", "7000,8000", 4100),
         command_door("cmd", "7100,8100", 3, &marker),
@@ -159,14 +146,18 @@ fn status_shows_knocked_doors_and_close_shuts_them_running_the_stop_once() {
     ]
     .concat();
     let mut server = start(&link, d, "knock-server", &toml);
-    knock(&link, &[SERVER_V4, "7000", "8000"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V4}: web: opened 4100/tcp"));
-    knock(&link, &[SERVER_V4, "7100", "8100"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7100", "8100"])
+        .ok();
     wait_until("the start command", PATIENCE, || {
         read(&marker).contains("start")
     });
     // An attempt in progress on `late`.
-    knock(&link, &[SERVER_V4, "7200"]);
+    Knock::debian(&link.client).args([SERVER_V4, "7200"]).ok();
     server.wait_log(&format!("{CLIENT_V4}: late: Stage 1"));
 
     let out = operator(&link, d, &["status"]);
@@ -203,7 +194,9 @@ fn status_shows_knocked_doors_and_close_shuts_them_running_the_stop_once() {
 
     // A door opened after the close, with a longer timeout, closes after the closed one's
     // original time: once its stop has run, a second stop of `cmd` would have too.
-    knock(&link, &[SERVER_V4, "7200", "8200"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7200", "8200"])
+        .ok();
     wait_until("the later door's stop", PATIENCE, || {
         read(&canary).contains("stop")
     });
@@ -256,7 +249,9 @@ fn detached_with_relative_paths_files_land_where_given_and_sighup_finds_the_conf
             d.join("k.conf").display()
         ))
     });
-    knock(&link, &[SERVER_V4, "7100", "8100"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7100", "8100"])
+        .ok();
     wait_until("the new door to open", PATIENCE, || {
         read(&log).contains("second: OPEN SESAME")
     });
@@ -271,7 +266,7 @@ fn logrotates_move_then_sigusr1_or_sighup_sends_lines_to_the_new_file() {
     let dir = scratch();
     let d = dir.path();
     let conf = write(d, "k.conf", "[door]\n    sequence = 7000,8000\n");
-    let mut server = KnockServer::start(&link, d, &conf, "server.log", Some("eth0"), &[]);
+    let mut server = Server::new(&link.server).dir(d).config(&conf).start();
     for (round, sig) in [(1, "USR1"), (2, "HUP")] {
         let rotated = d.join(format!("server.log.{round}"));
         std::fs::rename(&server.log, &rotated).unwrap();
@@ -280,7 +275,9 @@ fn logrotates_move_then_sigusr1_or_sighup_sends_lines_to_the_new_file() {
         wait_until("the log file to be reopened", PATIENCE, || {
             server.log.exists()
         });
-        knock(&link, &[SERVER_V4, "7000", "8000"]);
+        Knock::debian(&link.client)
+            .args([SERVER_V4, "7000", "8000"])
+            .ok();
         server.wait_log("door: OPEN SESAME");
         assert_eq!(
             read(&rotated),
@@ -319,7 +316,9 @@ fn with_syslog_unreachable_and_no_log_file_the_daemon_logs_to_stderr_and_says_so
         "syslog is not reachable (/dev/log) and there is no LogFile: logging to stderr",
     );
     daemon.wait_output(&format!("config {}, 1 door(s): door", conf.display()));
-    knock(&link, &[SERVER_V4, "7000", "8000"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     daemon.wait_output("door: OPEN SESAME");
 }
 
@@ -329,12 +328,14 @@ fn an_address_added_after_start_is_knockable_without_sighup() {
     let dir = scratch();
     let d = dir.path();
     let conf = write(d, "k.conf", "[door]\n    sequence = 7000,8000\n");
-    let mut server = KnockServer::start(&link, d, &conf, "server.log", Some("eth0"), &[]);
+    let mut server = Server::new(&link.server).dir(d).config(&conf).start();
     let late = "198.18.0.9";
     link.server
         .ok("ip", ["addr", "add", &format!("{late}/24"), "dev", "eth0"]);
     server.wait_log("local addresses changed: ");
-    knock(&link, &[late, "7000", "8000"]);
+    Knock::debian(&link.client)
+        .args([late, "7000", "8000"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V4}: door: OPEN SESAME"));
     assert!(!server.log().contains("re-reading config"));
 }
@@ -346,28 +347,14 @@ fn wake_on_lan_without_address_goes_out_of_every_link_to_its_subnet_broadcast() 
     let d = dir.path();
     // A second link: the server's lan0 (198.19.5.1/24, no `brd`) to the client's lan1,
     // where the sleeping machine would be.
-    let pid = std::process::id();
-    let (a, b) = (format!("kwa{pid}"), format!("kwb{pid}"));
-    let root = |args: &[&str]| {
-        let out = std::process::Command::new("ip")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "ip {args:?}: {out:?}");
-    };
-    root(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
-    root(&["link", "set", &a, "netns", &link.server.name]);
-    root(&["link", "set", &b, "netns", &link.client.name]);
-    link.server.ok("ip", ["link", "set", &a, "name", "lan0"]);
-    link.client.ok("ip", ["link", "set", &b, "name", "lan1"]);
-    link.server
-        .ok("ip", ["addr", "add", "198.19.5.1/24", "dev", "lan0"]);
-    link.server.ok("ip", ["link", "set", "lan0", "up"]);
-    link.client.ok("ip", ["link", "set", "lan1", "up"]);
+    veth(&link.server, "lan0", &link.client, "lan1");
+    link.server.add_address("lan0", "198.19.5.1/24", &[]);
     let toml = "[doors.wake]\nsequence = \"7000,8000\"\nwake_on_lan = \"00:81:52:6b:3d:ae\"\n";
     let mut server = start(&link, d, "knock-server", toml);
     let frame = capture_one(&link, d, "lan1", "lan1", || {
-        knock(&link, &[SERVER_V4, "7000", "8000"]);
+        Knock::debian(&link.client)
+            .args([SERVER_V4, "7000", "8000"])
+            .ok();
         server.wait_log("wake: sent Wake-on-LAN to ");
     });
     assert!(
@@ -395,10 +382,12 @@ fn a_one_time_file_keeps_lines_appended_while_running_and_they_open_next() {
         marker.display()
     );
     let conf = write(d, "knockd.conf", &config);
-    let mut server = KnockServer::start(&link, d, &conf, "server.log", Some("eth0"), &[]);
+    let mut server = Server::new(&link.server).dir(d).config(&conf).start();
     // The admin adds a sequence while the daemon runs, without a reload.
     write(d, "sequences", " 1001,1002\n 2001,2002\n");
-    knock(&link, &[SERVER_V4, "1001", "1002"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "1001", "1002"])
+        .ok();
     server.wait_log("otp: OPEN SESAME");
     wait_until("the used line to be marked", PATIENCE, || {
         read(&seqs) == "#1001,1002\n 2001,2002\n"
@@ -407,7 +396,9 @@ fn a_one_time_file_keeps_lines_appended_while_running_and_they_open_next() {
     // only once it has (it logs this, then installs the capture filter for the new ports in
     // the same pass), or the knocks can come while the door is still disabled.
     server.wait_log("otp: new one-time sequences in");
-    knock(&link, &[SERVER_V4, "2001", "2002"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "2001", "2002"])
+        .ok();
     server.wait_log_count("otp: OPEN SESAME", 2);
     wait_until("the second line to be marked", PATIENCE, || {
         read(&seqs) == "#1001,1002\n#2001,2002\n"

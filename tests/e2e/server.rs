@@ -4,49 +4,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use knock_e2e::{
-    CLIENT_V4, CLIENT_V6, KnockServer, Link, PATIENCE, SERVER_V4, SERVER_V6, read, scratch,
-    wait_until, write,
+    CLIENT_V4, CLIENT_V6, Knock, Link, PATIENCE, RunningServer, SERVER_V4, SERVER_V6, Server, read,
+    scratch, wait_until, write,
 };
-
-/// Debian's knockd client (our own `knock` shares its name, so use the full path).
-const DEBIAN_KNOCK: &str = "/usr/bin/knock";
-
-/// knock-server in the server namespace, on eth0 unless the test says otherwise.
-struct Server;
-
-impl Server {
-    fn start(link: &Link, dir: &Path, config: &Path) -> KnockServer {
-        Server::start_logging_to(link, dir, config, "server.log")
-    }
-
-    fn start_logging_to(link: &Link, dir: &Path, config: &Path, log_name: &str) -> KnockServer {
-        KnockServer::start(link, dir, config, log_name, Some("eth0"), &[])
-    }
-
-    fn start_with(
-        link: &Link,
-        dir: &Path,
-        config: &Path,
-        log_name: &str,
-        interface: Option<&str>,
-    ) -> KnockServer {
-        KnockServer::start(link, dir, config, log_name, interface, &[])
-    }
-}
-
-/// Runs Debian's `knock` in the client namespace and checks it succeeded.
-fn debian_knock(link: &Link, args: &[&str]) -> Output {
-    let out = link.client.run(DEBIAN_KNOCK, args);
-    assert!(
-        out.status.success(),
-        "knock {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// A door that marks the file `marker` with the knocker's address when it opens, through a
 /// knockd-style shell command.
@@ -76,8 +38,10 @@ fn start_stop_door(
 /// handled in order), so a test can assert that something did NOT open without sleeping.
 const CANARY: &str = "[canary]\n    sequence = 60001,60002\n";
 
-fn knock_canary(link: &Link, server: &mut KnockServer, n: usize) {
-    debian_knock(link, &[SERVER_V4, "60001", "60002"]);
+fn knock_canary(link: &Link, server: &mut RunningServer, n: usize) {
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "60001", "60002"])
+        .ok();
     wait_until("canary to open", PATIENCE, || {
         server.log().matches("canary: OPEN SESAME").count() >= n
     });
@@ -96,15 +60,26 @@ fn debian_knock_opens_tcp_udp_mixed_and_ipv6_doors() {
         marker_door("mixed", "7002,8002:udp,9002", "", &marker),
     );
     let conf = write(dir.path(), "knockd.conf", &config);
-    let mut server = Server::start(&link, dir.path(), &conf);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .start();
 
-    debian_knock(&link, &[SERVER_V4, "7000", "8000", "9000"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000", "9000"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V4}: tcp: OPEN SESAME"));
-    debian_knock(&link, &["-u", SERVER_V4, "7001", "8001", "9001"]);
+    Knock::debian(&link.client)
+        .args(["-u", SERVER_V4, "7001", "8001", "9001"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V4}: udp: OPEN SESAME"));
-    debian_knock(&link, &[SERVER_V4, "7002", "8002:udp", "9002"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7002", "8002:udp", "9002"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V4}: mixed: OPEN SESAME"));
-    debian_knock(&link, &["-6", SERVER_V6, "7000", "8000", "9000"]);
+    Knock::debian(&link.client)
+        .args(["-6", SERVER_V6, "7000", "8000", "9000"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V6}: tcp: OPEN SESAME"));
 
     let log = server.log();
@@ -155,16 +130,25 @@ fn wrong_order_protocol_flags_and_late_knocks_do_not_open() {
         "[late]\n    sequence = 7200,8200\n    seq_timeout = 1\n    command = /bin/true\n",
     );
     let conf = write(dir.path(), "knockd.conf", &config);
-    let mut server = Server::start(&link, dir.path(), &conf);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .start();
 
-    debian_knock(&link, &[SERVER_V4, "7000", "9000", "8000"]);
-    debian_knock(&link, &["-u", SERVER_V4, "7000", "8000", "9000"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "9000", "8000"])
+        .ok();
+    Knock::debian(&link.client)
+        .args(["-u", SERVER_V4, "7000", "8000", "9000"])
+        .ok();
     // Debian's knock sends plain SYNs: a door that wants SYN+ACK ignores them.
-    debian_knock(&link, &[SERVER_V4, "7100", "8100"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7100", "8100"])
+        .ok();
     // The late knock: the first port, then the second after the attempt expired.
-    debian_knock(&link, &[SERVER_V4, "7200"]);
+    Knock::debian(&link.client).args([SERVER_V4, "7200"]).ok();
     server.wait_log(&format!("{CLIENT_V4}: late: sequence timeout (stage 1)"));
-    debian_knock(&link, &[SERVER_V4, "8200"]);
+    Knock::debian(&link.client).args([SERVER_V4, "8200"]).ok();
     knock_canary(&link, &mut server, 1);
 
     let log = server.log();
@@ -188,26 +172,20 @@ fn verbose_says_why_an_attempt_broke_and_the_log_file_keeps_knockd_lines() {
     let config =
         format!("[door]\n    sequence = 7000,8000,9000:udp\n    command = /bin/true\n{CANARY}");
     let conf = write(dir.path(), "knockd.conf", &config);
-    let mut server = KnockServer::start(
-        &link,
-        dir.path(),
-        &conf,
-        "server.log",
-        Some("eth0"),
-        &["-v"],
-    );
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .args(["-v"])
+        .start();
     // 7000 twice is a repeat (ignored); 9000 over TCP is a knock of no door; 9000 over UDP
     // breaks the attempt at stage 1. Then our knock's raw hits: one SYN sent three times.
-    debian_knock(&link, &[SERVER_V4, "7000", "7000", "9000", "9000:udp"]);
-    let ours = link
-        .client
-        .command(knock_e2e::bin("knock"))
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "7000", "9000", "9000:udp"])
+        .ok();
+    Knock::ours(&link.client)
         .args(["--hits", "3", SERVER_V4, "7000"])
-        .env_remove("KNOCK_CONFIG")
         .env("XDG_CONFIG_HOME", dir.path())
-        .output()
-        .expect("run knock");
-    assert!(ours.status.success(), "{ours:?}");
+        .ok();
     knock_canary(&link, &mut server, 1);
     let why =
         format!("{CLIENT_V4}: door: sequence broken at stage 1: expected 8000/tcp, got 9000/udp");
@@ -248,7 +226,10 @@ fn telnet_with_three_syns_per_port_opens_a_door_written_for_telnet() {
         &marker,
     );
     let conf = write(dir.path(), "knockd.conf", &door);
-    let mut server = Server::start(&link, dir.path(), &conf);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .start();
     // As on a real host: the knock ports are firewalled, so each SYN goes unanswered and the
     // client's kernel retransmits it; two retries with exponential backoff = three SYNs.
     for port in ["2", "1", "2010"] {
@@ -262,15 +243,7 @@ fn telnet_with_three_syns_per_port_opens_a_door_written_for_telnet() {
         link.client.sysctl("net.ipv4.tcp_syn_linear_timeouts", "0");
     }
     for (i, port) in ["2", "1", "2010"].into_iter().enumerate() {
-        let mut telnet = link
-            .client
-            .command("telnet")
-            .args([SERVER_V4, port])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn telnet");
+        let mut telnet = Knock::telnet(&link.client).args([SERVER_V4, port]).spawn();
         let stage = 3 * (i + 1);
         wait_until(
             &format!("stage {stage} from telnet to port {port}"),
@@ -280,8 +253,7 @@ fn telnet_with_three_syns_per_port_opens_a_door_written_for_telnet() {
                     || server.log().contains("OPEN SESAME")
             },
         );
-        let _ = telnet.kill();
-        let _ = telnet.wait();
+        telnet.kill();
     }
     server.wait_log(&format!("{CLIENT_V4}: telnet: OPEN SESAME"));
     wait_until("the command", PATIENCE, || {
@@ -300,9 +272,14 @@ fn stop_command_runs_after_cmd_timeout_and_on_sigterm() {
         start_stop_door("long", "7100,8100", 3600, "-long", &marker)
     );
     let conf = write(dir.path(), "knockd.conf", &config);
-    let mut server = Server::start(&link, dir.path(), &conf);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .start();
 
-    debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V4}: short: command timeout"));
     wait_until("stop command", PATIENCE, || read(&marker).contains("stop "));
     assert_eq!(
@@ -310,7 +287,9 @@ fn stop_command_runs_after_cmd_timeout_and_on_sigterm() {
         format!("start {CLIENT_V4}\nstop {CLIENT_V4}\n")
     );
 
-    debian_knock(&link, &[SERVER_V4, "7100", "8100"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7100", "8100"])
+        .ok();
     wait_until("long start command", PATIENCE, || {
         read(&marker).contains("start-long")
     });
@@ -335,7 +314,10 @@ fn sighup_reloads_a_good_config_and_keeps_the_old_one_when_broken() {
         "knockd.conf",
         &format!("{}{CANARY}", marker_door("door", "7000,8000", "", &marker)),
     );
-    let mut server = Server::start(&link, dir.path(), &conf);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .start();
 
     fs::write(
         &conf,
@@ -347,13 +329,17 @@ fn sighup_reloads_a_good_config_and_keeps_the_old_one_when_broken() {
     // The new capture filter is installed by the capture thread shortly after the reload:
     // knock until the new sequence opens rather than guessing when.
     wait_until("the reloaded sequence to open", PATIENCE, || {
-        debian_knock(&link, &[SERVER_V4, "7500", "8500"]);
+        Knock::debian(&link.client)
+            .args([SERVER_V4, "7500", "8500"])
+            .ok();
         server.log().contains("door: OPEN SESAME")
     });
     // A knock of the loop may still be in flight: the canary flushes them before counting.
     knock_canary(&link, &mut server, 1);
     let opened = server.log().matches("door: OPEN SESAME").count();
-    debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     knock_canary(&link, &mut server, 2);
     assert_eq!(
         server.log().matches("door: OPEN SESAME").count(),
@@ -365,7 +351,9 @@ fn sighup_reloads_a_good_config_and_keeps_the_old_one_when_broken() {
     server.daemon.signal("HUP");
     server.wait_log("keeping the running config");
     let opened = server.log().matches("door: OPEN SESAME").count();
-    debian_knock(&link, &[SERVER_V4, "7500", "8500"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7500", "8500"])
+        .ok();
     wait_until("the old config to keep working", PATIENCE, || {
         server.log().matches("door: OPEN SESAME").count() > opened
     });
@@ -388,8 +376,13 @@ fn one_time_sequences_are_consumed_and_survive_a_restart() {
         marker.display()
     );
     let conf = write(dir.path(), "knockd.conf", &config);
-    let mut server = Server::start(&link, dir.path(), &conf);
-    debian_knock(&link, &[SERVER_V4, "1001", "1002"]);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .start();
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "1001", "1002"])
+        .ok();
     server.wait_log("otp: OPEN SESAME");
     wait_until("the file to be updated", PATIENCE, || {
         read(&seqs) == "#1001,1002\n 2001,2002\n 3001,3002\n"
@@ -398,14 +391,22 @@ fn one_time_sequences_are_consumed_and_survive_a_restart() {
     server.daemon.wait_exit();
     drop(server);
 
-    let mut server = Server::start_logging_to(&link, dir.path(), &conf, "restarted.log");
-    debian_knock(&link, &[SERVER_V4, "1001", "1002"]);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .log_name("restarted.log")
+        .start();
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "1001", "1002"])
+        .ok();
     knock_canary(&link, &mut server, 1);
     assert!(
         !server.log().contains("otp: OPEN SESAME"),
         "a used sequence opened again"
     );
-    debian_knock(&link, &[SERVER_V4, "2001", "2002"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "2001", "2002"])
+        .ok();
     server.wait_log("otp: OPEN SESAME");
     wait_until("the second line to be used", PATIENCE, || {
         read(&seqs) == "#1001,1002\n#2001,2002\n 3001,3002\n"
@@ -419,8 +420,13 @@ fn a_stop_command_still_runs_after_the_daemon_is_killed() {
     let marker = dir.path().join("marks");
     let config = start_stop_door("door", "7000,8000", 2, "", &marker);
     let conf = write(dir.path(), "knockd.conf", &config);
-    let mut server = Server::start(&link, dir.path(), &conf);
-    debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .start();
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     wait_until("start command", PATIENCE, || {
         read(&marker).contains("start ")
     });
@@ -429,7 +435,11 @@ fn a_stop_command_still_runs_after_the_daemon_is_killed() {
     drop(server);
     assert!(!read(&marker).contains("stop "), "stop ran before its time");
 
-    let mut server = Server::start_logging_to(&link, dir.path(), &conf, "restarted.log");
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .log_name("restarted.log")
+        .start();
     server.wait_log(&format!(
         "{CLIENT_V4}: door: stop command left pending by a previous run"
     ));
@@ -452,16 +462,23 @@ fn without_an_interface_it_listens_on_any_for_ipv4_ipv6_and_loopback() {
         "knockd.conf",
         &marker_door("door", "7000,8000:udp,9000", "", &marker),
     );
-    let mut server = Server::start_with(&link, dir.path(), &conf, "server.log", None);
-    debian_knock(&link, &[SERVER_V4, "7000", "8000:udp", "9000"]);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .interface(None)
+        .start();
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000:udp", "9000"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V4}: door: OPEN SESAME"));
-    debian_knock(&link, &["-6", SERVER_V6, "7000", "8000:udp", "9000"]);
+    Knock::debian(&link.client)
+        .args(["-6", SERVER_V6, "7000", "8000:udp", "9000"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V6}: door: OPEN SESAME"));
     // On `any` a loopback packet is seen leaving and arriving: it must count once.
-    let out = link
-        .server
-        .run(DEBIAN_KNOCK, ["127.0.0.1", "7000", "8000:udp", "9000"]);
-    assert!(out.status.success());
+    Knock::debian(&link.server)
+        .args(["127.0.0.1", "7000", "8000:udp", "9000"])
+        .ok();
     server.wait_log("127.0.0.1: door: OPEN SESAME");
     let log = server.log();
     assert_eq!(log.matches("127.0.0.1: door: Stage 1").count(), 1, "{log}");
@@ -496,8 +513,14 @@ fn on_any_a_knock_through_a_bridge_counts_once() {
         "knockd.conf",
         &marker_door("door", "7000,8000:udp,9000", "", &marker),
     );
-    let mut server = Server::start_with(&link, dir.path(), &conf, "server.log", None);
-    debian_knock(&link, &[SERVER_V4, "7000", "8000:udp", "9000"]);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .interface(None)
+        .start();
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000:udp", "9000"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V4}: door: OPEN SESAME"));
     let log = server.log();
     assert_eq!(log.matches("door: Stage 1").count(), 1, "{log}");
@@ -529,15 +552,14 @@ fn lookup_logs_the_knockers_name_as_knockd_does() {
         "knockd.conf",
         "[door]\n    sequence = 7000,8000\n",
     );
-    let mut server = KnockServer::start(
-        &link,
-        dir.path(),
-        &conf,
-        "server.log",
-        Some("eth0"),
-        &["-l"],
-    );
-    debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .args(["-l"])
+        .start();
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     server.wait_log(&format!(
         "{CLIENT_V4} (laptop.knock.test): door: OPEN SESAME"
     ));
@@ -586,7 +608,9 @@ fn daemon_mode_detaches_writes_the_pid_file_and_removes_it_at_exit() {
     wait_until("the daemon to listen", PATIENCE, || {
         read(&log).contains("starting up, listening on eth0")
     });
-    debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     wait_until("the door to open", PATIENCE, || {
         read(&log).contains("door: OPEN SESAME")
     });
@@ -605,10 +629,17 @@ fn knocking_again_while_open_extends_the_window_instead_of_opening_twice() {
     let marker = dir.path().join("marks");
     let config = start_stop_door("door", "7000,8000", 2, "", &marker);
     let conf = write(dir.path(), "knockd.conf", &config);
-    let mut server = Server::start(&link, dir.path(), &conf);
-    debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .start();
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     server.wait_log("door: OPEN SESAME");
-    debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V4}: door: already open, extending by 2s"));
     server.wait_log("door: command timeout");
     wait_until("the stop command", PATIENCE, || {
@@ -668,7 +699,9 @@ fn use_syslog_sends_knockd_lines_as_knockd_to_dev_log() {
             .expect("a syslog line before the timeout");
         let line = String::from_utf8_lossy(&buf[..n]).into_owned();
         if line.contains("starting up, listening on eth0") {
-            debian_knock(&link, &[SERVER_V4, "7000", "8000"]);
+            Knock::debian(&link.client)
+                .args([SERVER_V4, "7000", "8000"])
+                .ok();
         }
         lines.push(line);
     }

@@ -4,12 +4,8 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
-use std::process::Output;
 
-use knock_e2e::{
-    CLIENT_V4, CLIENT_V6, KnockServer, Link, SERVER_V4, SERVER_V6, bin, scratch, write,
-};
+use knock_e2e::{CLIENT_V4, CLIENT_V6, Knock, Link, SERVER_V4, SERVER_V6, Server, scratch, write};
 
 /// A knock-server door written for telnet: three SYNs per port.
 const TELNET_DOOR: &str =
@@ -19,25 +15,6 @@ fn profile(host: &str) -> String {
     format!(
         "[profiles.home]\nhost = \"{host}\"\nhits = 3\n\n[profiles.home.sequences]\nwake-laptop = \"4,2012,3\"\nmixed = {{ sequence = \"7000,8000:udp,9000\", hits = 1 }}\n"
     )
-}
-
-/// Runs our `knock` in the client namespace, as root or (with `unprivileged`) as nobody.
-fn knock(link: &Link, config: &Path, args: &[&str], unprivileged: bool) -> Output {
-    let mut cmd = link.client.command_as(bin("knock"), unprivileged);
-    let out = cmd
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("KNOCK_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "knock {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn readable_dir() -> tempfile::TempDir {
@@ -54,16 +31,28 @@ fn a_telnet_style_profile_opens_a_knock_server_door_as_root_and_unprivileged() {
     let conf = write(dir.path(), "knockd.conf", TELNET_DOOR);
     let client = write(dir.path(), "client.toml", &profile(SERVER_V4));
     fs::set_permissions(&client, fs::Permissions::from_mode(0o644)).unwrap();
-    let mut server = KnockServer::start(&link, dir.path(), &conf, "server.log", Some("eth0"), &[]);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .start();
 
-    let out = knock(&link, &client, &["-v", "home", "wake-laptop"], false);
+    let out = Knock::ours(&link.client)
+        .arg("--config")
+        .arg(&client)
+        .args(["-v", "home", "wake-laptop"])
+        .ok();
     assert!(String::from_utf8_lossy(&out.stdout).contains("hitting tcp 198.18.0.2:4"));
     server.wait_log(&format!("{CLIENT_V4}: telnet: OPEN SESAME"));
     let log = server.log();
     assert_eq!(log.matches("telnet: Stage 9").count(), 1, "{log}");
     assert!(!log.contains("sequence broken"), "{log}");
 
-    knock(&link, &client, &["home", "wake-laptop"], true);
+    Knock::ours(&link.client)
+        .unprivileged(true)
+        .arg("--config")
+        .arg(&client)
+        .args(["home", "wake-laptop"])
+        .ok();
     server.wait_log_count(&format!("{CLIENT_V4}: telnet: OPEN SESAME"), 2);
 }
 
@@ -77,17 +66,27 @@ fn profiles_knock_mixed_protocols_and_ipv6() {
         &format!("{TELNET_DOOR}[mixed]\n    sequence = 7000,8000:udp,9000\n"),
     );
     let client = write(dir.path(), "client.toml", &profile(SERVER_V6));
-    let mut server = KnockServer::start(&link, dir.path(), &conf, "server.log", Some("eth0"), &[]);
-    knock(&link, &client, &["home", "mixed"], false);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .start();
+    Knock::ours(&link.client)
+        .arg("--config")
+        .arg(&client)
+        .args(["home", "mixed"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V6}: mixed: OPEN SESAME"));
-    knock(&link, &client, &["home", "wake-laptop"], false);
+    Knock::ours(&link.client)
+        .arg("--config")
+        .arg(&client)
+        .args(["home", "wake-laptop"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V6}: telnet: OPEN SESAME"));
-    knock(
-        &link,
-        &client,
-        &[SERVER_V4, "7000", "8000:udp", "9000"],
-        false,
-    );
+    Knock::ours(&link.client)
+        .arg("--config")
+        .arg(&client)
+        .args([SERVER_V4, "7000", "8000:udp", "9000"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V4}: mixed: OPEN SESAME"));
 }
 
@@ -103,18 +102,29 @@ fn back_to_back_hits_open_a_telnet_door_on_a_server_listening_on_any() {
     let conf = write(dir.path(), "knockd.conf", TELNET_DOOR);
     let client = write(dir.path(), "client.toml", &profile(SERVER_V4));
     let client6 = write(dir.path(), "client6.toml", &profile(SERVER_V6));
-    let mut server = KnockServer::start(&link, dir.path(), &conf, "server.log", None, &[]);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .interface(None)
+        .start();
 
-    knock(&link, &client, &["home", "wake-laptop"], false);
+    Knock::ours(&link.client)
+        .arg("--config")
+        .arg(&client)
+        .args(["home", "wake-laptop"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V4}: telnet: OPEN SESAME"));
-    knock(
-        &link,
-        &client,
-        &["--hit-delay", "0", "home", "wake-laptop"],
-        false,
-    );
+    Knock::ours(&link.client)
+        .arg("--config")
+        .arg(&client)
+        .args(["--hit-delay", "0", "home", "wake-laptop"])
+        .ok();
     server.wait_log_count(&format!("{CLIENT_V4}: telnet: OPEN SESAME"), 2);
-    knock(&link, &client6, &["home", "wake-laptop"], false);
+    Knock::ours(&link.client)
+        .arg("--config")
+        .arg(&client6)
+        .args(["home", "wake-laptop"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V6}: telnet: OPEN SESAME"));
     let log = server.log();
     assert!(!log.contains("sequence broken"), "{log}");

@@ -1,31 +1,11 @@
 //! Only real knocks, end to end: packets crafted in the client namespace with a raw socket.
 
-use std::fs::File;
 use std::io;
 use std::net::{Ipv6Addr, SocketAddrV6};
-use std::os::fd::{AsFd as _, AsRawFd as _};
+use std::os::fd::AsRawFd as _;
 
-use knock_e2e::{CLIENT_V6, KnockServer, Link, SERVER_V6, scratch, write};
+use knock_e2e::{CLIENT_V6, Knock, Link, SERVER_V6, Server, scratch, write};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-
-/// Runs `f` on a thread inside namespace `netns` (setns applies to that thread only, so
-/// whatever it sends stays on the test link).
-fn in_netns<T: Send + 'static>(
-    netns: &str,
-    f: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
-    let path = format!("/var/run/netns/{netns}");
-    std::thread::spawn(move || {
-        let ns = File::open(path)?;
-        rustix::thread::move_into_link_name_space(
-            ns.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )?;
-        f()
-    })
-    .join()
-    .expect("the sender thread panicked")
-}
 
 /// Sets an IPv6 extension header option (`IPV6_HOPOPTS`, `IPV6_DSTOPTS`) on a raw socket:
 /// the kernel puts it in every packet the socket sends.
@@ -81,8 +61,12 @@ fn ipv6_knocks_behind_extension_headers_back_to_back_open_the_door() {
         "knockd.conf",
         "[door]\n    sequence = 7000,7000,9000\n",
     );
-    let mut server = KnockServer::start(&link, dir.path(), &conf, "server.log", None, &[]);
-    let sent = in_netns(&link.client.name, || {
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .interface(None)
+        .start();
+    let sent = link.client.enter(|| -> io::Result<()> {
         let sock = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::TCP))?;
         set_extension(&sock, libc::IPV6_HOPOPTS, &padded_extension(8))?;
         set_extension(&sock, libc::IPV6_DSTOPTS, &padded_extension(16))?;
@@ -110,14 +94,11 @@ fn ten_thousand_doors_get_a_filter_the_kernel_runs() {
         "knockd.conf",
         &knock_e2e::many_doors(10_000, ""),
     );
-    let mut server = KnockServer::start(
-        &link,
-        dir.path(),
-        &conf,
-        "server.log",
-        Some("eth0"),
-        &["-v"],
-    );
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .args(["-v"])
+        .start();
     // With -v the capture reports where its filter runs: in the kernel, or (an ERROR line,
     // in the log file too) in user space.
     server.daemon.wait_output("BPF instructions, in the kernel");
@@ -134,41 +115,48 @@ fn an_address_added_after_start_is_knocked_on_and_a_mapped_source_is_not() {
         "knockd.conf",
         "[door]\n    sequence = 7000,8000\n[canary]\n    sequence = 7100,8100\n",
     );
-    let mut server = KnockServer::start(&link, dir.path(), &conf, "server.log", Some("eth0"), &[]);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .start();
     // Forged: an IPv4-mapped IPv6 source must never open anything, not even for its IPv4
     // address. Sent first, then a canary knock that must open: so it was seen and refused.
-    in_netns(&link.client.name, || {
-        let sock = Socket::new(
-            Domain::IPV6,
-            Type::RAW,
-            Some(Protocol::from(libc::IPPROTO_RAW)),
-        )?;
-        let server: Ipv6Addr = SERVER_V6.parse().expect("an address");
-        let mapped: Ipv6Addr = "::ffff:198.18.0.60".parse().expect("an address");
-        let to = SockAddr::from(SocketAddrV6::new(server, 0, 0, 0));
-        for (i, port) in [7000u16, 8000].into_iter().enumerate() {
-            let mut packet = vec![0u8; 40];
-            packet[0] = 0x60;
-            packet[4..6].copy_from_slice(&20u16.to_be_bytes());
-            packet[6] = 6; // TCP
-            packet[7] = 64;
-            packet[8..24].copy_from_slice(&mapped.octets());
-            packet[24..40].copy_from_slice(&server.octets());
-            packet.extend_from_slice(&syn(45_000, port, 7 + u32::try_from(i).expect("two")));
-            sock.send_to(&packet, &to)?;
-        }
-        Ok(())
-    })
-    .expect("the forged knock was sent");
+    link.client
+        .enter(|| -> io::Result<()> {
+            let sock = Socket::new(
+                Domain::IPV6,
+                Type::RAW,
+                Some(Protocol::from(libc::IPPROTO_RAW)),
+            )?;
+            let server: Ipv6Addr = SERVER_V6.parse().expect("an address");
+            let mapped: Ipv6Addr = "::ffff:198.18.0.60".parse().expect("an address");
+            let to = SockAddr::from(SocketAddrV6::new(server, 0, 0, 0));
+            for (i, port) in [7000u16, 8000].into_iter().enumerate() {
+                let mut packet = vec![0u8; 40];
+                packet[0] = 0x60;
+                packet[4..6].copy_from_slice(&20u16.to_be_bytes());
+                packet[6] = 6; // TCP
+                packet[7] = 64;
+                packet[8..24].copy_from_slice(&mapped.octets());
+                packet[24..40].copy_from_slice(&server.octets());
+                packet.extend_from_slice(&syn(45_000, port, 7 + u32::try_from(i).expect("two")));
+                sock.send_to(&packet, &to)?;
+            }
+            Ok(())
+        })
+        .expect("the forged knock was sent");
     // The server gains an address while running: doors without a target knock on it too.
     link.server
         .ok("ip", ["addr", "add", "198.18.0.5/24", "dev", "eth0"]);
     knock_e2e::wait_until("the new address answers", knock_e2e::PATIENCE, || {
-        let out = link.client.run("knock", ["198.18.0.5", "7100", "8100"]);
+        let out = Knock::debian(&link.client)
+            .args(["198.18.0.5", "7100", "8100"])
+            .output();
         out.status.success() && server.log().contains("198.18.0.1: canary: OPEN SESAME")
     });
-    let out = link.client.run("knock", ["198.18.0.5", "7000", "8000"]);
-    assert!(out.status.success());
+    Knock::debian(&link.client)
+        .args(["198.18.0.5", "7000", "8000"])
+        .ok();
     server.wait_log("198.18.0.1: door: OPEN SESAME");
     let log = server.log();
     assert!(!log.contains("198.18.0.60"), "{log}");

@@ -20,7 +20,7 @@ pub use daemon::{Daemon, RunningServer, Server};
 pub use knock::{DEBIAN_KNOCK, Knock, WINE, wine_command};
 pub use netns::{
     CLIENT_V4, CLIENT_V6, LAN_V4, LAN_V6, Link, Netns, OTHER_V4, OTHER_V6, OUTSIDE_V4, OUTSIDE_V6,
-    ROUTER_LAN_V4, ROUTER_LAN_V6, ROUTER_WAN_V4, ROUTER_WAN_V6, Router, SERVER_V4, SERVER_V6,
+    ROUTER_LAN_V4, ROUTER_LAN_V6, ROUTER_WAN_V4, ROUTER_WAN_V6, Router, SERVER_V4, SERVER_V6, veth,
 };
 
 use std::fs;

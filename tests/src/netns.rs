@@ -187,6 +187,31 @@ impl Netns {
         Daemon::spawn(cmd, log)
     }
 
+    /// netcat (netcat-openbsd) listening on TCP `port` here, IPv6 only when `v6`, else IPv4
+    /// only, writing what it receives to `out`; `keep` serves one connection after another
+    /// (`-k`), else it serves one and exits. Returns once the socket listens.
+    pub fn listen_tcp(&self, v6: bool, keep: bool, port: u16, out: &Path) -> Daemon {
+        let port = port.to_string();
+        let mut args = vec![if v6 { "-6" } else { "-4" }, "-n", "-l"];
+        if keep {
+            args.push("-k");
+        }
+        args.push(&port);
+        let mut listener = self.spawn("nc", &args, out);
+        let family = if v6 { "inet6" } else { "inet" };
+        let sport = format!(":{port}");
+        let ss = ["-H", "-l", "-t", "-n", "-f", family, "sport", "=", &sport];
+        wait_until(
+            &format!("nc to listen on {family} port {port}"),
+            PATIENCE,
+            || {
+                listener.assert_running();
+                !self.output("ss", ss).trim().is_empty()
+            },
+        );
+        listener
+    }
+
     /// Runs `f` on a thread that has joined this namespace, and returns what it returns:
     /// sockets it creates live here (setns applies to that thread only). A panic in `f` is
     /// the caller's.
@@ -232,17 +257,9 @@ impl Drop for Netns {
     }
 }
 
-/// One end of a veth pair: its host, its interface name there, its two addresses (with
-/// their prefix lengths).
-struct End<'a> {
-    ns: &'a Netns,
-    dev: &'a str,
-    v4: String,
-    v6: String,
-}
-
-/// Joins two hosts with a veth pair, addresses both ends and waits for the carrier on both.
-fn veth(a: End<'_>, b: End<'_>) {
+/// Joins `a` and `b` with a veth pair, called `a_dev` in `a` and `b_dev` in `b`, both up,
+/// and waits for the carrier on both ends. The caller adds the addresses.
+pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) {
     // Interface names are at most 15 bytes; these exist only for a moment in the root
     // namespace before they move and are renamed.
     let (pid, n) = (std::process::id(), unique());
@@ -251,18 +268,34 @@ fn veth(a: End<'_>, b: End<'_>) {
         "ip",
         ["link", "add", &va, "type", "veth", "peer", "name", &vb],
     );
-    for (end, tmp) in [(&a, &va), (&b, &vb)] {
-        run_ok("ip", ["link", "set", tmp, "netns", &end.ns.name]);
-        end.ns.ok("ip", ["link", "set", tmp, "name", end.dev]);
-        end.ns.add_address(end.dev, &end.v4, &[]);
-        end.ns.add_address(end.dev, &end.v6, &[]);
-        end.ns.ok("ip", ["link", "set", end.dev, "up"]);
+    for (ns, tmp, dev) in [(a, &va, a_dev), (b, &vb, b_dev)] {
+        run_ok("ip", ["link", "set", tmp, "netns", &ns.name]);
+        ns.ok("ip", ["link", "set", tmp, "name", dev]);
+        ns.ok("ip", ["link", "set", dev, "up"]);
     }
     // The veth carrier comes up at once, but be sure before a test reads timing-sensitive
     // behaviour into it.
     wait_until("veth carrier up", PATIENCE, || {
-        a.ns.carrier(a.dev) && b.ns.carrier(b.dev)
+        a.carrier(a_dev) && b.carrier(b_dev)
     });
+}
+
+/// One end of a link: its host, its interface name there, its two addresses (with
+/// their prefix lengths).
+struct End<'a> {
+    ns: &'a Netns,
+    dev: &'a str,
+    v4: String,
+    v6: String,
+}
+
+/// Joins two hosts with a veth pair and addresses both ends.
+fn join(a: End<'_>, b: End<'_>) {
+    veth(a.ns, a.dev, b.ns, b.dev);
+    for end in [&a, &b] {
+        end.ns.add_address(end.dev, &end.v4, &[]);
+        end.ns.add_address(end.dev, &end.v6, &[]);
+    }
 }
 
 /// Two hosts in their own network namespaces, joined by a veth link.
@@ -287,7 +320,7 @@ impl Link {
             client: Netns::unique("c"),
             server: Netns::unique("s"),
         };
-        veth(
+        join(
             End {
                 ns: &link.client,
                 dev: "eth0",
@@ -353,11 +386,11 @@ impl Router {
             v4: format!("{v4}/24"),
             v6: format!("{v6}/64"),
         };
-        veth(
+        join(
             end(&r.outside, "eth0", OUTSIDE_V4, OUTSIDE_V6),
             end(&r.router, "wan", ROUTER_WAN_V4, ROUTER_WAN_V6),
         );
-        veth(
+        join(
             end(&r.router, "lan", ROUTER_LAN_V4, ROUTER_LAN_V6),
             end(&r.lan, "eth0", LAN_V4, LAN_V6),
         );
