@@ -3,29 +3,22 @@
 //! failed start command, an unreadable state file, and a flood of completions of a sniffed
 //! sequence from spoofed sources.
 
-use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::AsFd as _;
 use std::path::Path;
 
 use knock_e2e::{
-    CLIENT_V4, KnockServer, Link, PATIENCE, SERVER_V4, read, scratch, syn, wait_until, write,
+    CLIENT_V4, Knock, Link, Netns, PATIENCE, RunningServer, SERVER_V4, Server, read, scratch, syn,
+    wait_until, write,
 };
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-
-/// Debian's knockd client.
-const DEBIAN_KNOCK: &str = "/usr/bin/knock";
 
 /// Proves that every earlier knock was handled (hits are handled in order).
 const CANARY: &str = "[canary]\n    sequence = 60001,60002\n";
 
-fn knock(link: &Link, args: &[&str]) {
-    let out = link.client.run(DEBIAN_KNOCK, args);
-    assert!(out.status.success(), "knock {args:?}: {out:?}");
-}
-
-fn canary(link: &Link, server: &mut KnockServer, n: usize) {
-    knock(link, &[SERVER_V4, "60001", "60002"]);
+fn canary(link: &Link, server: &mut RunningServer, n: usize) {
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "60001", "60002"])
+        .ok();
     wait_until("the canary to open", PATIENCE, || {
         server.log().matches("canary: OPEN SESAME").count() >= n
     });
@@ -43,10 +36,6 @@ fn echo_start(marker: &Path) -> String {
     format!("/bin/sh -c 'echo start %IP% >> {}'", marker.display())
 }
 
-fn start(link: &Link, dir: &Path, config: &Path, log: &str) -> KnockServer {
-    KnockServer::start(link, dir, config, log, Some("eth0"), &[])
-}
-
 #[test]
 fn a_stop_command_that_ran_does_not_run_again_after_kill_9() {
     let Some(link) = Link::up() else { return };
@@ -54,15 +43,25 @@ fn a_stop_command_that_ran_does_not_run_again_after_kill_9() {
     let marker = dir.path().join("marks");
     let config = door("door", "7000,8000", 1, &echo_start(&marker), &marker) + CANARY;
     let conf = write(dir.path(), "knockd.conf", &config);
-    let mut server = start(&link, dir.path(), &conf, "first.log");
-    knock(&link, &[SERVER_V4, "7000", "8000"]);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .log_name("first.log")
+        .start();
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     wait_until("the stop command", PATIENCE, || {
         read(&marker).contains("stop ")
     });
     for round in 0..2 {
         server.daemon.signal("KILL");
         server.daemon.wait_exit();
-        server = start(&link, dir.path(), &conf, &format!("restart{round}.log"));
+        server = Server::new(&link.server)
+            .dir(dir.path())
+            .config(&conf)
+            .log_name(&format!("restart{round}.log"))
+            .start();
         canary(&link, &mut server, 1);
     }
     assert_eq!(
@@ -78,8 +77,13 @@ fn sigterm_closes_the_door_and_does_not_wait_for_a_start_command_that_never_ends
     let marker = dir.path().join("marks");
     let config = door("door", "7000,8000", 3600, "/bin/sleep 1000", &marker);
     let conf = write(dir.path(), "knockd.conf", &config);
-    let mut server = start(&link, dir.path(), &conf, "server.log");
-    knock(&link, &[SERVER_V4, "7000", "8000"]);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .start();
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     server.wait_log("door: running command: /bin/sleep 1000");
     server.daemon.signal("TERM");
     wait_until("the stop command, at once", PATIENCE, || {
@@ -108,8 +112,11 @@ fn a_knock_in_progress_survives_a_reload() {
         "knockd.conf",
         "[door]\n    sequence = 7000,8000\n    seq_timeout = 60\n",
     );
-    let mut server = start(&link, dir.path(), &conf, "server.log");
-    knock(&link, &[SERVER_V4, "7000"]);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .start();
+    Knock::debian(&link.client).args([SERVER_V4, "7000"]).ok();
     server.wait_log(&format!("{CLIENT_V4}: door: Stage 1"));
     // A door added by the reload; the knocked one is unchanged.
     std::fs::write(
@@ -122,10 +129,12 @@ fn a_knock_in_progress_survives_a_reload() {
     // The new filter goes in just after that line: knock the new door until it opens, which
     // proves the reload done before the old door's last knock.
     wait_until("the new door to open", PATIENCE, || {
-        knock(&link, &[SERVER_V4, "9000", "9001"]);
+        Knock::debian(&link.client)
+            .args([SERVER_V4, "9000", "9001"])
+            .ok();
         server.log().contains("other: OPEN SESAME")
     });
-    knock(&link, &[SERVER_V4, "8000"]);
+    Knock::debian(&link.client).args([SERVER_V4, "8000"]).ok();
     server.wait_log(&format!("{CLIENT_V4}: door: OPEN SESAME"));
 }
 
@@ -140,7 +149,10 @@ fn a_sighup_storm_that_swaps_the_filter_loses_no_knock() {
     let two = format!("{one}[other]\n    sequence = 5000,5001\n");
     let conf = write(dir.path(), "knockd.conf", &one);
     let next = dir.path().join("next.conf");
-    let mut server = start(&link, dir.path(), &conf, "server.log");
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .start();
     for (i, port) in ["7000", "8000", "9000"].into_iter().enumerate() {
         for round in 0..20 {
             let text = if (i + round) % 2 == 0 { &two } else { &one };
@@ -148,7 +160,7 @@ fn a_sighup_storm_that_swaps_the_filter_loses_no_knock() {
             std::fs::rename(&next, &conf).unwrap();
             server.daemon.signal("HUP");
         }
-        knock(&link, &[SERVER_V4, port]);
+        Knock::debian(&link.client).args([SERVER_V4, port]).ok();
     }
     server.wait_log(&format!("{CLIENT_V4}: door: OPEN SESAME"));
     server.daemon.assert_running();
@@ -169,10 +181,17 @@ fn a_failed_start_command_leaves_the_door_closed_and_knocking_again_retries_it()
         "knockd.conf",
         &door("door", "7000,8000", 3600, "/bin/false", &marker),
     );
-    let mut server = start(&link, dir.path(), &conf, "server.log");
-    knock(&link, &[SERVER_V4, "7000", "8000"]);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .start();
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     server.wait_log("door: start command failed");
-    knock(&link, &[SERVER_V4, "7000", "8000"]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7000", "8000"])
+        .ok();
     server.wait_log_count("door: running command: /bin/false", 2);
     server.wait_log_count("door: start command failed", 2);
     assert!(!server.log().contains("already open"), "{}", server.log());
@@ -213,35 +232,27 @@ fn a_state_file_that_cannot_be_read_stops_the_daemon_with_exit_2_and_is_left_alo
 
 /// Sends, from the client namespace, `n` completions of `sequence` from spoofed sources in
 /// 198.19.0.0/16 (inside 198.18.0.0/15, never the link's own /24), as raw TCP SYNs.
-fn spoofed_completions(netns: &str, n: u32, sequence: &[u16]) {
-    let netns = netns.to_owned();
-    let sequence = sequence.to_vec();
-    std::thread::spawn(move || -> std::io::Result<()> {
-        let ns = File::open(format!("/var/run/netns/{netns}"))?;
-        rustix::thread::move_into_link_name_space(
-            ns.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )?;
-        let sock = Socket::new(
-            Domain::IPV4,
-            Type::RAW,
-            Some(Protocol::from(libc::IPPROTO_RAW)),
-        )?;
-        let server: Ipv4Addr = SERVER_V4.parse().expect("an address");
-        let to = SockAddr::from(SocketAddrV4::new(server, 0));
-        let mut pkt = [0u8; 40];
-        for i in 0..n {
-            let src = Ipv4Addr::from(0xC613_0000 + i);
-            for &port in &sequence {
-                syn(&mut pkt, (src, 40_000), (server, port), i);
-                sock.send_to(&pkt, &to)?;
+fn spoofed_completions(netns: &Netns, n: u32, sequence: &[u16]) {
+    netns
+        .enter(|| -> std::io::Result<()> {
+            let sock = Socket::new(
+                Domain::IPV4,
+                Type::RAW,
+                Some(Protocol::from(libc::IPPROTO_RAW)),
+            )?;
+            let server: Ipv4Addr = SERVER_V4.parse().expect("an address");
+            let to = SockAddr::from(SocketAddrV4::new(server, 0));
+            let mut pkt = [0u8; 40];
+            for i in 0..n {
+                let src = Ipv4Addr::from(0xC613_0000 + i);
+                for &port in sequence {
+                    syn(&mut pkt, (src, 40_000), (server, port), i);
+                    sock.send_to(&pkt, &to)?;
+                }
             }
-        }
-        Ok(())
-    })
-    .join()
-    .expect("the sender thread")
-    .expect("raw packets sent");
+            Ok(())
+        })
+        .expect("raw packets sent");
 }
 
 #[test]
@@ -259,9 +270,14 @@ fn a_flood_of_completions_of_a_sniffed_sequence_never_keeps_another_knock_out() 
         marker.display()
     );
     let conf = write(dir.path(), "server.toml", &config);
-    let mut server = start(&link, dir.path(), &conf, "server.log");
-    spoofed_completions(&link.client.name, 500, &[7000, 8000]);
-    knock(&link, &[SERVER_V4, "7100", "8100"]);
+    let mut server = Server::new(&link.server)
+        .dir(dir.path())
+        .config(&conf)
+        .start();
+    spoofed_completions(&link.client, 500, &[7000, 8000]);
+    Knock::debian(&link.client)
+        .args([SERVER_V4, "7100", "8100"])
+        .ok();
     server.wait_log(&format!("{CLIENT_V4}: legit: OPEN SESAME"));
     wait_until("the legit command", PATIENCE, || {
         read(&marker) == format!("{CLIENT_V4}\n")

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use knock_e2e::{Daemon, KnockServer, Link, SERVER_V4, bin, scratch, write};
+use knock_e2e::{Daemon, Link, SERVER_V4, Server, bin, scratch, write};
 
 /// The door: a three-knock sequence (TCP, UDP, TCP) that opens ssh's port to the knocker.
 const DOOR: &str = "[doors.ssh]\nsequence = \"7000,8000:udp,9000\"\n\
@@ -109,8 +109,10 @@ fn ssh_knocks_and_connects_in_one_step() {
     let dir = scratch();
     let d = dir.path();
     let sshd = Sshd::start(&link, d);
-    let config = write(d, "server.toml", DOOR);
-    let mut server = KnockServer::start(&link, d, &config, "server.log", Some("eth0"), &[]);
+    let mut server = Server::new(&link.server)
+        .dir(d)
+        .config_text("server.toml", DOOR)
+        .start();
     // The door is shut: without the knock, ssh is refused.
     let (ok, _, stderr) = sshd.ssh(&link, &[]);
     assert!(
@@ -136,8 +138,10 @@ fn knockd_style_knocks_proxy_too_and_verbose_lines_stay_off_the_connection() {
     let dir = scratch();
     let d = dir.path();
     let sshd = Sshd::start(&link, d);
-    let config = write(d, "server.toml", DOOR);
-    let _server = KnockServer::start(&link, d, &config, "server.log", Some("eth0"), &[]);
+    let _server = Server::new(&link.server)
+        .dir(d)
+        .config_text("server.toml", DOOR)
+        .start();
     let proxy = format!(
         "ProxyCommand={} -v {SERVER_V4} 7000 8000:udp 9000 --proxy %h:%p --wait 20",
         bin("knock").display()
