@@ -12,6 +12,7 @@
 //! - [`onetime`]: knockd's one-time sequence files (parse, and mark a line used).
 //! - [`wire`]: bytes from a capture, of any link type we know, to a [`wire::Hit`].
 //! - [`tracker`]: the per-source state machine: hits and `now` in, stage/open/fail events out.
+//! - [`spa`]: fwknop's Single Packet Authorization packets (FKO protocol 3.0.0): decode, encode.
 //! - `trust` (Unix): may another user change (or read) this file? The one place for the owner
 //!   and mode rules of key files, the client's profiles and the daemon's state, as OpenSSH's
 //!   `StrictModes`, so that the daemon and the client refuse the same files with the same fix.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod flags;
 pub mod onetime;
 pub mod sequence;
+pub mod spa;
 pub mod time;
 pub mod tracker;
 #[cfg(unix)]
