@@ -14,32 +14,13 @@
 
 use std::path::{Path, PathBuf};
 
-mod door;
+pub(crate) mod door;
 
 use super::diagnostic::{Diagnostic, Diagnostics, closest};
+use super::keys::{self, DOOR_KEYS, KnockdRead, OPTION_KEYS};
 use super::model::*;
 use super::value::{self, ValueError, c_trim, offset_in};
 use door::DoorDraft;
-
-/// The global settings, spelled as knockd's manual spells them.
-const OPTION_KEYS: [&str; 4] = ["UseSyslog", "LogFile", "PidFile", "Interface"];
-
-/// The door settings, aliases included.
-const DOOR_KEYS: [&str; 13] = [
-    "Sequence",
-    "One_Time_Sequences",
-    "Seq_Timeout",
-    "Timeout",
-    "TCPFlags",
-    "Start_Command",
-    "Command",
-    "Start_Command_6",
-    "Command_6",
-    "Stop_Command",
-    "Stop_Command_6",
-    "Cmd_Timeout",
-    "Target",
-];
 
 /// Appended to value errors when the value holds a `#`: the classic mistake.
 const COMMENT_HINT: &str =
@@ -48,60 +29,6 @@ const COMMENT_HINT: &str =
 /// Appended to value errors when the value is quoted: likely a TOML file named `.conf`.
 const QUOTE_HINT: &str =
     " (knockd.conf values take no quotes; a config in TOML must be named `*.toml`)";
-
-/// A recognised key, aliases folded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Key {
-    UseSyslog,
-    LogFile,
-    PidFile,
-    Interface,
-    Sequence,
-    OneTime,
-    SeqTimeout,
-    TcpFlags,
-    Start,
-    Start6,
-    Stop,
-    Stop6,
-    CmdTimeout,
-    Target,
-}
-
-impl Key {
-    fn lookup(name: &str) -> Option<Key> {
-        const TABLE: [(&str, Key); 17] = [
-            ("USESYSLOG", Key::UseSyslog),
-            ("LOGFILE", Key::LogFile),
-            ("PIDFILE", Key::PidFile),
-            ("INTERFACE", Key::Interface),
-            ("SEQUENCE", Key::Sequence),
-            ("ONE_TIME_SEQUENCES", Key::OneTime),
-            ("SEQ_TIMEOUT", Key::SeqTimeout),
-            ("TIMEOUT", Key::SeqTimeout),
-            ("TCPFLAGS", Key::TcpFlags),
-            ("START_COMMAND", Key::Start),
-            ("COMMAND", Key::Start),
-            ("START_COMMAND_6", Key::Start6),
-            ("COMMAND_6", Key::Start6),
-            ("STOP_COMMAND", Key::Stop),
-            ("STOP_COMMAND_6", Key::Stop6),
-            ("CMD_TIMEOUT", Key::CmdTimeout),
-            ("TARGET", Key::Target),
-        ];
-        TABLE
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, k)| *k)
-    }
-
-    fn is_global(self) -> bool {
-        matches!(
-            self,
-            Key::UseSyslog | Key::LogFile | Key::PidFile | Key::Interface
-        )
-    }
-}
 
 /// Which section the lines being read belong to.
 #[derive(Debug, Clone, Copy)]
@@ -115,13 +42,15 @@ enum Section {
 }
 
 /// One key-value line, cut out of the text (so offsets can be computed).
-struct Directive<'t> {
+pub(crate) struct Directive<'t> {
     line: usize,
     key_text: &'t str,
     value: &'t str,
 }
 
-struct Parser<'t> {
+/// The parse of one file: what was read so far, and every problem found. The readers of
+/// [`keys`] get it with the line to read.
+pub(crate) struct Parser<'t> {
     path: &'t Path,
     text: &'t str,
     diags: Diagnostics,
@@ -251,8 +180,8 @@ impl<'t> Parser<'t> {
 
     fn bare_word(&mut self, word: &'t str) {
         let at = offset_in(self.text, word);
-        match Key::lookup(word) {
-            Some(Key::UseSyslog) => self.options.use_syslog = true,
+        match keys::knockd_key(word) {
+            Some((_, KnockdRead::Word(read))) => read(&mut self.options),
             Some(_) => self.error_at(
                 at + word.len(),
                 format!("`{word}` needs a value: write `{word} = ...`"),
@@ -267,9 +196,9 @@ impl<'t> Parser<'t> {
 
     /// "did you mean" for an unknown key, in the section's own vocabulary.
     fn with_suggestion(&self, message: String, word: &str) -> String {
-        let candidates: &[&str] = match self.section {
-            Section::Options => &OPTION_KEYS,
-            _ => &DOOR_KEYS,
+        let candidates = match self.section {
+            Section::Options => keys::knockd_names(&OPTION_KEYS),
+            _ => keys::knockd_names(&DOOR_KEYS),
         };
         match closest(word, candidates.iter().copied()) {
             Some(s) => {
@@ -293,29 +222,27 @@ impl<'t> Parser<'t> {
             self.error_at(key_at, "missing key before `=`: write `Key = value`");
             return;
         }
-        let Some(key) = Key::lookup(d.key_text) else {
+        let Some((name, read)) = keys::knockd_key(d.key_text) else {
             let msg = self.with_suggestion(format!("unknown key `{}`", d.key_text), d.key_text);
             self.error_at(key_at, msg);
             return;
         };
-        if key == Key::UseSyslog {
-            self.error_at(
+        match (self.section, read) {
+            (_, KnockdRead::Word(_)) => self.error_at(
                 key_at,
-                "UseSyslog takes no value: write just `UseSyslog` on its own line",
-            );
-            return;
-        }
-        match self.section {
-            Section::None => {}
-            Section::Options if key.is_global() => self.option(key, &d),
-            Section::Options => self.error_at(
+                format!("{name} takes no value: write just `{name}` on its own line"),
+            ),
+            (Section::None, _) => {}
+            (Section::Options, KnockdRead::Option(read)) => read(self, name, &d),
+            (Section::Options, _) => self.error_at(
                 key_at,
                 format!(
                     "`{}` belongs in a door section such as `[openSSH]`, not in [options]",
                     d.key_text
                 ),
             ),
-            Section::Door(i) if key.is_global() => {
+            (Section::Door(i), KnockdRead::Door(read)) => read(self, i, name, &d),
+            (Section::Door(i), _) => {
                 let hint = if self.doors[i].name.eq_ignore_ascii_case("options") {
                     " (section names are case-sensitive: write `[options]`)"
                 } else {
@@ -329,24 +256,17 @@ impl<'t> Parser<'t> {
                     ),
                 );
             }
-            Section::Door(i) => self.door_key(i, key, &d),
         }
     }
 
-    fn option(&mut self, key: Key, d: &Directive<'t>) {
-        let at = offset_in(self.text, d.value);
-        let (name, example) = match key {
-            Key::LogFile => ("LogFile", "/var/log/knockd.log"),
-            Key::PidFile => ("PidFile", "/var/run/knockd.pid"),
-            _ => ("Interface", "eth0"),
-        };
+    /// A non-empty setting of `[options]` (a path, an interface name).
+    fn setting(&mut self, name: &str, d: &Directive<'t>, example: &str) -> Option<&'t str> {
         match value::non_empty(d.value, name, example) {
-            Err(message) => self.error_at(at, message),
-            Ok(v) => match key {
-                Key::LogFile => self.options.log_file = Some(PathBuf::from(v)),
-                Key::PidFile => self.options.pid_file = Some(PathBuf::from(v)),
-                _ => self.options.interface = Some(v.to_owned()),
-            },
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.error_at(offset_in(self.text, d.value), message);
+                None
+            }
         }
     }
 
@@ -375,6 +295,27 @@ impl<'t> Parser<'t> {
             options: self.options,
             doors,
         })
+    }
+}
+
+/// `LogFile`.
+pub(crate) fn log_file<'t>(p: &mut Parser<'t>, name: &'static str, d: &Directive<'t>) {
+    if let Some(v) = p.setting(name, d, "/var/log/knockd.log") {
+        p.options.log_file = Some(PathBuf::from(v));
+    }
+}
+
+/// `PidFile`.
+pub(crate) fn pid_file<'t>(p: &mut Parser<'t>, name: &'static str, d: &Directive<'t>) {
+    if let Some(v) = p.setting(name, d, "/var/run/knockd.pid") {
+        p.options.pid_file = Some(PathBuf::from(v));
+    }
+}
+
+/// `Interface`.
+pub(crate) fn interface<'t>(p: &mut Parser<'t>, name: &'static str, d: &Directive<'t>) {
+    if let Some(v) = p.setting(name, d, "eth0") {
+        p.options.interface = Some(v.to_owned());
     }
 }
 

@@ -14,6 +14,7 @@
 
 mod describe;
 pub mod diagnostic;
+pub mod keys;
 pub mod knockd;
 pub mod model;
 mod rotating;

@@ -97,6 +97,24 @@ pub struct Door {
 }
 
 impl Door {
+    /// A door with every setting at its default ([`super::keys::DOOR_KEYS`] says them): where
+    /// both parsers start.
+    pub fn new(name: impl Into<String>, sequence: SequenceSource) -> Door {
+        Door {
+            name: name.into(),
+            sequence,
+            seq_timeout: DEFAULT_SEQ_TIMEOUT,
+            tcpflags: TcpFlags::ANY,
+            start_command: None,
+            start_command_6: None,
+            stop_command: None,
+            stop_command_6: None,
+            cmd_timeout: DEFAULT_CMD_TIMEOUT,
+            target: None,
+            actions: Actions::default(),
+        }
+    }
+
     /// The start command for a knocker of this address family; `None` means run nothing.
     /// Never returns [`CommandTemplate::nothing`], so the argv it gives is never empty.
     pub fn start_command_for(&self, knocker: IpAddr) -> Option<&CommandTemplate> {

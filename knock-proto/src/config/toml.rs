@@ -18,32 +18,19 @@
 //! unknown keys. Syntax errors come first: while the TOML itself is broken, only those are
 //! reported, since anything found in a half-parsed document could be an echo of them.
 
-mod door;
+pub(crate) mod door;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::diagnostic::{Diagnostics, closest};
+use super::keys::{self, MAX_ATTEMPTS, TomlRead};
 use super::model::{Config, Options};
 use super::value;
 use super::walk::{DeTable, DeValue, Key, NamedTables, Val, Walker, in_file_order as sorted};
 
 /// The walk: the shared [`Walker`], with the server's sections added below.
 type Cx<'t> = Walker<'t>;
-
-/// The keys of `[options]`.
-const OPTION_KEYS: [&str; 7] = [
-    "use_syslog",
-    "log_file",
-    "pid_file",
-    "interface",
-    "max_attempts",
-    "sendmail",
-    "mail_from",
-];
-
-/// The largest `max_attempts`: at under 64 bytes an attempt, 6.4 GB. More is a typo.
-const MAX_ATTEMPTS_LIMIT: i128 = 100_000_000;
 
 /// Parses a TOML config read from `path` (used in messages only).
 pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
@@ -146,55 +133,119 @@ impl Cx<'_> {
     fn options(&mut self, table: &DeTable<'_>, o: &mut Options) {
         for (key, val) in sorted(table) {
             let name = key.get_ref().as_ref();
-            match name {
-                "use_syslog" => {
-                    if let Some(b) = self.bool(val, name) {
-                        o.use_syslog = b;
-                    }
-                }
-                "log_file" => {
-                    o.log_file = self
-                        .setting(val, name, "/var/log/knock.log")
-                        .map(PathBuf::from)
-                }
-                "pid_file" => {
-                    o.pid_file = self.setting(val, name, "/run/knock.pid").map(PathBuf::from)
-                }
-                "interface" => o.interface = self.setting(val, name, "eth0"),
-                "sendmail" => {
-                    if let Some(s) = self.setting(val, name, "/usr/sbin/sendmail") {
-                        o.sendmail = PathBuf::from(s);
-                    }
-                }
-                "mail_from" => {
-                    let s = self.string(val, name);
-                    o.mail_from = s.and_then(|s| match value::mail_address(s, name) {
-                        Ok(a) => Some(a),
-                        Err(m) => {
-                            self.err(val.span(), m);
-                            None
-                        }
-                    });
-                }
-                "max_attempts" => {
-                    if let Some(n) = self.integer(val, name) {
-                        match usize::try_from(n) {
-                            Ok(n) if n >= 1 && i128::try_from(n).is_ok_and(|n| n <= MAX_ATTEMPTS_LIMIT) => o.max_attempts = n,
-                            _ => self.err(
-                                val.span(),
-                                format!("max_attempts = {n} is out of range: use 1 to {MAX_ATTEMPTS_LIMIT}"),
-                            ),
-                        }
-                    }
-                }
+            match keys::toml_option(name) {
+                Some((name, TomlRead::Option(read))) => read(self, o, name, key, val),
                 _ => {
-                    let elsewhere = door::door_keys()
+                    let elsewhere = keys::toml_door_names()
                         .any(|k| k == name)
                         .then_some("a door's `[doors.NAME]` section");
-                    self.unknown_key(key, &OPTION_KEYS, elsewhere);
+                    let known: Vec<&str> = keys::toml_option_names().collect();
+                    self.unknown_key(key, &known, elsewhere);
                 }
             }
         }
+    }
+}
+
+// The readers of the `[options]` keys (see `config::keys`).
+
+/// `use_syslog`.
+pub(crate) fn use_syslog(
+    w: &mut Cx<'_>,
+    o: &mut Options,
+    name: &'static str,
+    _: &Key<'_>,
+    val: &Val<'_>,
+) {
+    if let Some(b) = w.bool(val, name) {
+        o.use_syslog = b;
+    }
+}
+
+/// `log_file`.
+pub(crate) fn log_file(
+    w: &mut Cx<'_>,
+    o: &mut Options,
+    name: &'static str,
+    _: &Key<'_>,
+    val: &Val<'_>,
+) {
+    o.log_file = w
+        .setting(val, name, "/var/log/knock.log")
+        .map(PathBuf::from);
+}
+
+/// `pid_file`.
+pub(crate) fn pid_file(
+    w: &mut Cx<'_>,
+    o: &mut Options,
+    name: &'static str,
+    _: &Key<'_>,
+    val: &Val<'_>,
+) {
+    o.pid_file = w.setting(val, name, "/run/knock.pid").map(PathBuf::from);
+}
+
+/// `interface`.
+pub(crate) fn interface(
+    w: &mut Cx<'_>,
+    o: &mut Options,
+    name: &'static str,
+    _: &Key<'_>,
+    val: &Val<'_>,
+) {
+    o.interface = w.setting(val, name, "eth0");
+}
+
+/// `sendmail`.
+pub(crate) fn sendmail(
+    w: &mut Cx<'_>,
+    o: &mut Options,
+    name: &'static str,
+    _: &Key<'_>,
+    val: &Val<'_>,
+) {
+    if let Some(s) = w.setting(val, name, keys::DEFAULT_SENDMAIL) {
+        o.sendmail = PathBuf::from(s);
+    }
+}
+
+/// `mail_from`.
+pub(crate) fn mail_from(
+    w: &mut Cx<'_>,
+    o: &mut Options,
+    name: &'static str,
+    _: &Key<'_>,
+    val: &Val<'_>,
+) {
+    let s = w.string(val, name);
+    o.mail_from = s.and_then(|s| match value::mail_address(s, name) {
+        Ok(a) => Some(a),
+        Err(m) => {
+            w.err(val.span(), m);
+            None
+        }
+    });
+}
+
+/// `max_attempts`.
+pub(crate) fn max_attempts(
+    w: &mut Cx<'_>,
+    o: &mut Options,
+    name: &'static str,
+    _: &Key<'_>,
+    val: &Val<'_>,
+) {
+    let Some(n) = w.integer(val, name) else {
+        return;
+    };
+    let (lo, hi) = (*MAX_ATTEMPTS.start(), *MAX_ATTEMPTS.end());
+    match u64::try_from(n).ok().filter(|n| MAX_ATTEMPTS.contains(n)) {
+        Some(n) => o.max_attempts = n as usize,
+        None => w.err(
+            val.span(),
+            format!("max_attempts = {n} is out of range: use {lo} to {hi}"),
+        ),
     }
 }
 

@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Directive, Key, Parser};
+use super::{Directive, Parser};
 use crate::config::diagnostic::Diagnostic;
+use crate::config::keys::{CMD_TIMEOUT, SEQ_TIMEOUT};
 use crate::config::model::*;
 use crate::config::value::{self, ValueError, offset_in};
-use crate::flags::TcpFlags;
 use crate::sequence::{Proto, Sequence};
 
 /// A door as read so far.
@@ -24,14 +24,9 @@ pub(super) struct DoorDraft {
     pub(super) one_time: Option<PathBuf>,
     /// Byte offset and line of the last `One_Time_Sequences` key.
     pub(super) one_time_at: Option<(usize, usize)>,
-    pub(super) seq_timeout: Duration,
-    pub(super) tcpflags: TcpFlags,
-    pub(super) start: Option<CommandTemplate>,
-    pub(super) start6: Option<CommandTemplate>,
-    pub(super) stop: Option<CommandTemplate>,
-    pub(super) stop6: Option<CommandTemplate>,
-    pub(super) cmd_timeout: Duration,
-    pub(super) target: Option<std::net::IpAddr>,
+    /// Every other setting, as read so far (the defaults until then); its sequence is
+    /// replaced by the one above when the door is finished.
+    pub(super) door: Door,
 }
 
 impl DoorDraft {
@@ -44,91 +39,131 @@ impl DoorDraft {
             sequence_at: None,
             one_time: None,
             one_time_at: None,
-            seq_timeout: DEFAULT_SEQ_TIMEOUT,
-            tcpflags: TcpFlags::ANY,
-            start: None,
-            start6: None,
-            stop: None,
-            stop6: None,
-            cmd_timeout: DEFAULT_CMD_TIMEOUT,
-            target: None,
+            door: Door::new(
+                name,
+                SequenceSource::OneTime {
+                    path: PathBuf::new(),
+                    line: 0,
+                },
+            ),
         }
     }
 }
 
-impl<'t> Parser<'t> {
-    /// Applies one key of the door at index `i`; later values replace earlier ones.
-    pub(super) fn door_key(&mut self, i: usize, key: Key, d: &Directive<'t>) {
-        let v = d.value;
-        let at = offset_in(self.text, v);
-        match key {
-            Key::Sequence => self.door_sequence(i, d),
-            Key::OneTime => {
-                self.doors[i].one_time_at = Some((offset_in(self.text, d.key_text), d.line));
-                match value::non_empty(v, "One_Time_Sequences", "/etc/knockd/smtp_sequences") {
-                    Ok(p) => self.doors[i].one_time = Some(PathBuf::from(p)),
-                    Err(message) => self.error_at(at, message),
-                }
-            }
-            Key::SeqTimeout | Key::CmdTimeout => {
-                let (name, min) = if key == Key::SeqTimeout {
-                    ("Seq_Timeout", 1)
-                } else {
-                    ("Cmd_Timeout", 0)
-                };
-                match value::timeout_text(v, name, min) {
-                    Ok(t) if key == Key::SeqTimeout => self.doors[i].seq_timeout = t,
-                    Ok(t) => self.doors[i].cmd_timeout = t,
-                    Err(message) => self.error_in(v, ValueError { message, at: 0 }),
-                }
-            }
-            Key::TcpFlags => match value::tcpflags(v) {
-                Ok(f) => {
-                    let door = &mut self.doors[i];
-                    door.tcpflags = value::merge_tcpflags(door.tcpflags, f);
-                }
-                Err(e) => self.error_in(v, e),
-            },
-            Key::Target => match value::target(v) {
-                Ok(ip) => self.doors[i].target = Some(ip),
-                Err(message) => self.error_in(v, ValueError { message, at: 0 }),
-            },
-            Key::Start | Key::Start6 | Key::Stop | Key::Stop6 => self.door_command(i, key, v),
-            // Globals never reach here (`directive` routes them).
-            Key::UseSyslog | Key::LogFile | Key::PidFile | Key::Interface => {}
-        }
-    }
+// The readers of the door keys (see `config::keys`): each applies one line to door `i`;
+// later values replace earlier ones.
 
-    /// `Sequence`: replaces any earlier one, and remembers the key even when the value is bad
-    /// so the door is not also reported as having no sequence.
-    fn door_sequence(&mut self, i: usize, d: &Directive<'t>) {
-        self.doors[i].sequence_at = Some(offset_in(self.text, d.key_text));
-        self.doors[i].sequence = None;
-        let parsed = value::knocks(d.value, Proto::Tcp)
-            .and_then(|k| value::sequence(k).map_err(|message| ValueError { message, at: 0 }));
-        match parsed {
-            Ok(s) => self.doors[i].sequence = Some(s),
-            Err(e) => self.error_in(d.value, e),
-        }
+/// `Sequence`: replaces any earlier one, and remembers the key even when the value is bad
+/// so the door is not also reported as having no sequence.
+pub(crate) fn sequence<'t>(p: &mut Parser<'t>, i: usize, _: &'static str, d: &Directive<'t>) {
+    p.doors[i].sequence_at = Some(offset_in(p.text, d.key_text));
+    p.doors[i].sequence = None;
+    let parsed = value::knocks(d.value, Proto::Tcp)
+        .and_then(|k| value::sequence(k).map_err(|message| ValueError { message, at: 0 }));
+    match parsed {
+        Ok(s) => p.doors[i].sequence = Some(s),
+        Err(e) => p.error_in(d.value, e),
     }
+}
 
-    /// The four command keys; an empty value is "no command" (see [`value::command`]).
-    fn door_command(&mut self, i: usize, key: Key, v: &'t str) {
-        let ipv6 = matches!(key, Key::Start6 | Key::Stop6);
-        match value::command(v, ipv6) {
-            Err(message) => self.error_at(offset_in(self.text, v), message),
-            Ok(c) => {
-                let door = &mut self.doors[i];
-                match key {
-                    Key::Start => door.start = c,
-                    Key::Start6 => door.start6 = c,
-                    Key::Stop => door.stop = c,
-                    _ => door.stop6 = c,
-                }
-            }
-        }
+/// `One_Time_Sequences`.
+pub(crate) fn one_time_sequences<'t>(
+    p: &mut Parser<'t>,
+    i: usize,
+    name: &'static str,
+    d: &Directive<'t>,
+) {
+    p.doors[i].one_time_at = Some((offset_in(p.text, d.key_text), d.line));
+    match value::non_empty(d.value, name, "/etc/knockd/smtp_sequences") {
+        Ok(path) => p.doors[i].one_time = Some(PathBuf::from(path)),
+        Err(message) => p.error_at(offset_in(p.text, d.value), message),
     }
+}
 
+/// `Seq_Timeout`, alias `Timeout`.
+pub(crate) fn seq_timeout<'t>(p: &mut Parser<'t>, i: usize, name: &'static str, d: &Directive<'t>) {
+    if let Some(t) = timeout(p, name, *SEQ_TIMEOUT.start(), d) {
+        p.doors[i].door.seq_timeout = t;
+    }
+}
+
+/// `Cmd_Timeout`.
+pub(crate) fn cmd_timeout<'t>(p: &mut Parser<'t>, i: usize, name: &'static str, d: &Directive<'t>) {
+    if let Some(t) = timeout(p, name, *CMD_TIMEOUT.start(), d) {
+        p.doors[i].door.cmd_timeout = t;
+    }
+}
+
+fn timeout<'t>(p: &mut Parser<'t>, name: &str, min: u64, d: &Directive<'t>) -> Option<Duration> {
+    value::timeout_text(d.value, name, min)
+        .map_err(|message| p.error_in(d.value, ValueError { message, at: 0 }))
+        .ok()
+}
+
+/// `TCPFlags`: a later line adds to the earlier ones, flag by flag, as in knockd.
+pub(crate) fn tcpflags<'t>(p: &mut Parser<'t>, i: usize, _: &'static str, d: &Directive<'t>) {
+    match value::tcpflags(d.value) {
+        Ok(f) => {
+            let door = &mut p.doors[i].door;
+            door.tcpflags = value::merge_tcpflags(door.tcpflags, f);
+        }
+        Err(e) => p.error_in(d.value, e),
+    }
+}
+
+/// `Target`.
+pub(crate) fn target<'t>(p: &mut Parser<'t>, i: usize, _: &'static str, d: &Directive<'t>) {
+    match value::target(d.value) {
+        Ok(ip) => p.doors[i].door.target = Some(ip),
+        Err(message) => p.error_in(d.value, ValueError { message, at: 0 }),
+    }
+}
+
+/// `Start_Command`, alias `Command`.
+pub(crate) fn start_command<'t>(p: &mut Parser<'t>, i: usize, _: &'static str, d: &Directive<'t>) {
+    if let Some(c) = command(p, d, false) {
+        p.doors[i].door.start_command = c;
+    }
+}
+
+/// `Start_Command_6`, alias `Command_6`.
+pub(crate) fn start_command_6<'t>(
+    p: &mut Parser<'t>,
+    i: usize,
+    _: &'static str,
+    d: &Directive<'t>,
+) {
+    if let Some(c) = command(p, d, true) {
+        p.doors[i].door.start_command_6 = c;
+    }
+}
+
+/// `Stop_Command`.
+pub(crate) fn stop_command<'t>(p: &mut Parser<'t>, i: usize, _: &'static str, d: &Directive<'t>) {
+    if let Some(c) = command(p, d, false) {
+        p.doors[i].door.stop_command = c;
+    }
+}
+
+/// `Stop_Command_6`.
+pub(crate) fn stop_command_6<'t>(p: &mut Parser<'t>, i: usize, _: &'static str, d: &Directive<'t>) {
+    if let Some(c) = command(p, d, true) {
+        p.doors[i].door.stop_command_6 = c;
+    }
+}
+
+/// A command key's value; an empty one is "no command" (see [`value::command`]).
+fn command<'t>(
+    p: &mut Parser<'t>,
+    d: &Directive<'t>,
+    ipv6: bool,
+) -> Option<Option<CommandTemplate>> {
+    value::command(d.value, ipv6)
+        .map_err(|message| p.error_at(offset_in(p.text, d.value), message))
+        .ok()
+}
+
+impl Parser<'_> {
     /// The finished door, or `None` after reporting why it cannot be one.
     pub(super) fn finish_door(&mut self, d: DoorDraft) -> Option<Door> {
         let sequence = match (d.sequence_at, d.one_time_at) {
@@ -171,15 +206,7 @@ impl<'t> Parser<'t> {
         Some(Door {
             name: d.name,
             sequence,
-            seq_timeout: d.seq_timeout,
-            tcpflags: d.tcpflags,
-            start_command: d.start,
-            start_command_6: d.start6,
-            stop_command: d.stop,
-            stop_command_6: d.stop6,
-            cmd_timeout: d.cmd_timeout,
-            target: d.target,
-            actions: Actions::default(),
+            ..d.door
         })
     }
 }

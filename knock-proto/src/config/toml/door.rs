@@ -6,47 +6,18 @@ use std::path::PathBuf;
 use toml::de::{DeTable, DeValue};
 
 use super::{Cx, Key, Val, sorted};
+use crate::config::keys::{self, CMD_TIMEOUT, OPEN_SECONDS, SEQ_TIMEOUT, TomlRead};
 use crate::config::model::*;
-use crate::config::rotating_keys::{self, RotatingDraft};
+use crate::config::rotating_keys::RotatingDraft;
 use crate::config::value;
 use crate::flags::TcpFlags;
 use crate::sequence::{Knock, Proto};
-
-/// The keys of a door table besides the rotating ones (declared in [`rotating_keys`]).
-const OWN_DOOR_KEYS: [&str; 16] = [
-    "sequence",
-    "one_time_sequences",
-    "seq_timeout",
-    "tcpflags",
-    "command",
-    "start_command",
-    "command_6",
-    "start_command_6",
-    "stop_command",
-    "stop_command_6",
-    "cmd_timeout",
-    "target",
-    "wake_on_lan",
-    "mail_to",
-    "open",
-    "open_seconds",
-];
-
-/// Every key of a door table: the sequence keys, the rotating ones, then the rest.
-pub(super) fn door_keys() -> impl Iterator<Item = &'static str> {
-    let (sequence, rest) = OWN_DOOR_KEYS.split_at(2);
-    sequence
-        .iter()
-        .copied()
-        .chain(rotating_keys::names())
-        .chain(rest.iter().copied())
-}
 
 /// The keys of a `wake_on_lan = { ... }` table.
 const WOL_KEYS: [&str; 4] = ["mac", "address", "port", "interface"];
 
 /// What a door table has said so far; `Door` is built from it at the end.
-struct Draft {
+pub(crate) struct Draft {
     door: Door,
     /// Where (byte offset of the key) `sequence` / `one_time_sequences` were, and whether
     /// the value given was valid.
@@ -88,22 +59,13 @@ impl Cx<'_> {
             }
         };
         let mut d = Draft {
-            door: Door {
-                name: name.to_owned(),
-                sequence: SequenceSource::OneTime {
+            door: Door::new(
+                name,
+                SequenceSource::OneTime {
                     path: PathBuf::new(),
                     line: 0,
                 },
-                seq_timeout: DEFAULT_SEQ_TIMEOUT,
-                tcpflags: TcpFlags::ANY,
-                start_command: None,
-                start_command_6: None,
-                stop_command: None,
-                stop_command_6: None,
-                cmd_timeout: DEFAULT_CMD_TIMEOUT,
-                target: None,
-                actions: Actions::default(),
-            },
+            ),
             sequence: None,
             one_time: None,
             rotating: RotatingDraft::default(),
@@ -190,115 +152,15 @@ impl Cx<'_> {
             return;
         }
         let name = key.get_ref().as_ref();
-        let at = key.span().start;
-        match name {
-            "sequence" | "one_time_sequences" => self.sequence_key(d, key, val),
-            "seq_timeout" => {
-                if let Some(t) = self.timeout(val, name, 1) {
-                    d.door.seq_timeout = t;
-                }
-            }
-            "cmd_timeout" => {
-                if let Some(t) = self.timeout(val, name, 0) {
-                    d.door.cmd_timeout = t;
-                }
-            }
-            "tcpflags" => {
-                if let Some(f) = self.tcpflags(val) {
-                    d.door.tcpflags = f;
-                }
-            }
-            "target" => {
-                let s = self.string(val, name);
-                if let Some(s) = s {
-                    match value::target(s) {
-                        Ok(ip) => d.door.target = Some(ip),
-                        Err(m) => self.err(val.span(), m),
-                    }
-                }
-            }
-            "command" | "start_command" | "command_6" | "start_command_6" | "stop_command"
-            | "stop_command_6" => self.command_key(d, key, val),
-            "wake_on_lan" => d.door.actions.wake_on_lan = self.wake_on_lan(val),
-            "mail_to" => d.door.actions.mail_to = self.mail_to(val),
-            "open" => {
-                d.open_seen = true;
-                d.door.actions.open = self.open(val);
-            }
-            "open_seconds" => {
-                d.open_seconds = Some(at);
-                if let Some(t) = self.timeout(val, name, 1) {
-                    d.door.actions.open_for = t;
-                }
-            }
+        match keys::toml_door(name) {
+            Some((name, TomlRead::Door(read))) => read(self, d, name, key, val),
             _ => {
-                let elsewhere = super::OPTION_KEYS
-                    .contains(&name)
+                let elsewhere = keys::toml_option(name)
+                    .is_some()
                     .then_some("the `[options]` section");
-                let known: Vec<&str> = door_keys().collect();
+                let known: Vec<&str> = keys::toml_door_names().collect();
                 self.unknown_key(key, &known, elsewhere);
             }
-        }
-    }
-
-    /// `sequence` or `one_time_sequences`, remembered even when the value is bad so the door
-    /// is not also reported as having no sequence.
-    fn sequence_key(&mut self, d: &mut Draft, key: &Key<'_>, val: &Val<'_>) {
-        let at = key.span().start;
-        if key.get_ref() == "sequence" {
-            let s = self.sequence(val, "sequence", Proto::Tcp);
-            d.sequence = Some((at, s.is_some()));
-            if let Some(s) = s {
-                d.door.sequence = SequenceSource::Fixed(s);
-            }
-        } else {
-            let p = self.setting(val, "one_time_sequences", "/etc/knockd/smtp_sequences");
-            d.one_time = Some((at, p.is_some()));
-            if let Some(p) = p {
-                d.door.sequence = SequenceSource::OneTime {
-                    path: PathBuf::from(p),
-                    line: self.line_of(at),
-                };
-            }
-        }
-    }
-
-    fn command_key(&mut self, d: &mut Draft, key: &Key<'_>, val: &Val<'_>) {
-        let name: &'static str = match key.get_ref().as_ref() {
-            "command" => "command",
-            "start_command" => "start_command",
-            "command_6" => "command_6",
-            "start_command_6" => "start_command_6",
-            "stop_command" => "stop_command",
-            _ => "stop_command_6",
-        };
-        // `command` and `start_command` are one setting; giving both is ambiguous.
-        let seen = match name {
-            "command" | "start_command" => Some(&mut d.start_key),
-            "command_6" | "start_command_6" => Some(&mut d.start6_key),
-            _ => None,
-        };
-        if let Some(seen) = seen {
-            if let Some(first) = seen.replace(name) {
-                self.err(
-                    key.span(),
-                    format!("`{name}` and `{first}` are the same setting: keep one of them"),
-                );
-                return;
-            }
-        }
-        let Some(s) = self.string(val, name) else {
-            return;
-        };
-        let ipv6 = name.ends_with("_6");
-        match value::command(s, ipv6) {
-            Err(m) => self.err(val.span(), m),
-            Ok(c) => match name {
-                "command" | "start_command" => d.door.start_command = c,
-                "command_6" | "start_command_6" => d.door.start_command_6 = c,
-                "stop_command" => d.door.stop_command = c,
-                _ => d.door.stop_command_6 = c,
-            },
         }
     }
 
@@ -458,5 +320,202 @@ impl Cx<'_> {
             }
         }
         out
+    }
+}
+
+// The readers of the door keys (see `config::keys`); `name` is the key as written.
+
+/// `sequence`, remembered even when the value is bad so the door is not also reported as
+/// having no sequence.
+pub(crate) fn sequence(
+    w: &mut Cx<'_>,
+    d: &mut Draft,
+    name: &'static str,
+    key: &Key<'_>,
+    val: &Val<'_>,
+) {
+    let s = w.sequence(val, name, Proto::Tcp);
+    d.sequence = Some((key.span().start, s.is_some()));
+    if let Some(s) = s {
+        d.door.sequence = SequenceSource::Fixed(s);
+    }
+}
+
+/// `one_time_sequences`, remembered like `sequence`.
+pub(crate) fn one_time_sequences(
+    w: &mut Cx<'_>,
+    d: &mut Draft,
+    name: &'static str,
+    key: &Key<'_>,
+    val: &Val<'_>,
+) {
+    let at = key.span().start;
+    let p = w.setting(val, name, "/etc/knockd/smtp_sequences");
+    d.one_time = Some((at, p.is_some()));
+    if let Some(p) = p {
+        d.door.sequence = SequenceSource::OneTime {
+            path: PathBuf::from(p),
+            line: w.line_of(at),
+        };
+    }
+}
+
+/// `seq_timeout`.
+pub(crate) fn seq_timeout(
+    w: &mut Cx<'_>,
+    d: &mut Draft,
+    name: &'static str,
+    _: &Key<'_>,
+    val: &Val<'_>,
+) {
+    if let Some(t) = w.timeout(val, name, *SEQ_TIMEOUT.start()) {
+        d.door.seq_timeout = t;
+    }
+}
+
+/// `cmd_timeout`.
+pub(crate) fn cmd_timeout(
+    w: &mut Cx<'_>,
+    d: &mut Draft,
+    name: &'static str,
+    _: &Key<'_>,
+    val: &Val<'_>,
+) {
+    if let Some(t) = w.timeout(val, name, *CMD_TIMEOUT.start()) {
+        d.door.cmd_timeout = t;
+    }
+}
+
+/// `tcpflags`.
+pub(crate) fn tcpflags(w: &mut Cx<'_>, d: &mut Draft, _: &'static str, _: &Key<'_>, val: &Val<'_>) {
+    if let Some(f) = w.tcpflags(val) {
+        d.door.tcpflags = f;
+    }
+}
+
+/// `target`.
+pub(crate) fn target(
+    w: &mut Cx<'_>,
+    d: &mut Draft,
+    name: &'static str,
+    _: &Key<'_>,
+    val: &Val<'_>,
+) {
+    if let Some(s) = w.string(val, name) {
+        match value::target(s) {
+            Ok(ip) => d.door.target = Some(ip),
+            Err(m) => w.err(val.span(), m),
+        }
+    }
+}
+
+/// `start_command`, alias `command`.
+pub(crate) fn start_command(
+    w: &mut Cx<'_>,
+    d: &mut Draft,
+    name: &'static str,
+    key: &Key<'_>,
+    val: &Val<'_>,
+) {
+    if let Some(c) = command(w, Some(&mut d.start_key), name, key, val) {
+        d.door.start_command = c;
+    }
+}
+
+/// `start_command_6`, alias `command_6`.
+pub(crate) fn start_command_6(
+    w: &mut Cx<'_>,
+    d: &mut Draft,
+    name: &'static str,
+    key: &Key<'_>,
+    val: &Val<'_>,
+) {
+    if let Some(c) = command(w, Some(&mut d.start6_key), name, key, val) {
+        d.door.start_command_6 = c;
+    }
+}
+
+/// `stop_command`.
+pub(crate) fn stop_command(
+    w: &mut Cx<'_>,
+    d: &mut Draft,
+    name: &'static str,
+    key: &Key<'_>,
+    val: &Val<'_>,
+) {
+    if let Some(c) = command(w, None, name, key, val) {
+        d.door.stop_command = c;
+    }
+}
+
+/// `stop_command_6`.
+pub(crate) fn stop_command_6(
+    w: &mut Cx<'_>,
+    d: &mut Draft,
+    name: &'static str,
+    key: &Key<'_>,
+    val: &Val<'_>,
+) {
+    if let Some(c) = command(w, None, name, key, val) {
+        d.door.stop_command_6 = c;
+    }
+}
+
+/// A command key's value, `None` when bad. `seen` is the spelling of the setting met
+/// before, for the settings with two (`command` and `start_command` are one setting, and
+/// giving both is ambiguous).
+fn command(
+    w: &mut Cx<'_>,
+    seen: Option<&mut Option<&'static str>>,
+    name: &'static str,
+    key: &Key<'_>,
+    val: &Val<'_>,
+) -> Option<Option<CommandTemplate>> {
+    if let Some(first) = seen.and_then(|seen| seen.replace(name)) {
+        w.err(
+            key.span(),
+            format!("`{name}` and `{first}` are the same setting: keep one of them"),
+        );
+        return None;
+    }
+    let s = w.string(val, name)?;
+    value::command(s, name.ends_with("_6"))
+        .map_err(|m| w.err(val.span(), m))
+        .ok()
+}
+
+/// `wake_on_lan`.
+pub(crate) fn wake_on_lan(
+    w: &mut Cx<'_>,
+    d: &mut Draft,
+    _: &'static str,
+    _: &Key<'_>,
+    val: &Val<'_>,
+) {
+    d.door.actions.wake_on_lan = w.wake_on_lan(val);
+}
+
+/// `mail_to`.
+pub(crate) fn mail_to(w: &mut Cx<'_>, d: &mut Draft, _: &'static str, _: &Key<'_>, val: &Val<'_>) {
+    d.door.actions.mail_to = w.mail_to(val);
+}
+
+/// `open`.
+pub(crate) fn open(w: &mut Cx<'_>, d: &mut Draft, _: &'static str, _: &Key<'_>, val: &Val<'_>) {
+    d.open_seen = true;
+    d.door.actions.open = w.open(val);
+}
+
+/// `open_seconds`, remembered to refuse it without `open`.
+pub(crate) fn open_seconds(
+    w: &mut Cx<'_>,
+    d: &mut Draft,
+    name: &'static str,
+    key: &Key<'_>,
+    val: &Val<'_>,
+) {
+    d.open_seconds = Some(key.span().start);
+    if let Some(t) = w.timeout(val, name, *OPEN_SECONDS.start()) {
+        d.door.actions.open_for = t;
     }
 }
