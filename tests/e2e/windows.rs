@@ -13,12 +13,11 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use knock_e2e::{CLIENT_V4, KnockServer, Link, REQUIRE_ROOT_VAR, SERVER_V4, bin, scratch, write};
-
-/// Where Debian's wine64 package puts the loader (the `wine` wrapper is in another package).
-const WINE: &str = "/usr/lib/wine/wine64";
+use knock_e2e::{
+    CLIENT_V4, Knock, Link, REQUIRE_ROOT_VAR, SERVER_V4, Server, WINE, bin, scratch, wine_command,
+};
 /// Wine's server, one per prefix.
 const WINESERVER: &str = "/usr/lib/wine/wineserver";
 /// MinGW's C compiler for 64-bit Windows.
@@ -72,27 +71,14 @@ impl Wine {
         })
     }
 
-    /// Runs `knock.exe args` under Wine on the client host.
-    fn knock(&self, link: &Link, args: &[&str]) -> Output {
-        self.command(link, WINE)
-            .arg(&self.exe)
-            .args(args)
-            .output()
-            .expect("run wine")
+    /// `knock.exe args` under Wine on the client host.
+    fn knock<'a>(&self, link: &'a Link, args: &[&str]) -> Knock<'a> {
+        Knock::wine(&link.client, &self.dir).args(args)
     }
 
     /// `program` on the client host, in this prefix, with Wine's environment.
     fn command(&self, link: &Link, program: &str) -> Command {
-        let mut cmd = link.client.command(program);
-        cmd.current_dir(&self.dir)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("HOME", &self.dir)
-            .env("WINEPREFIX", self.dir.join("prefix"))
-            .env("WINEDEBUG", "-all")
-            // No Mono or Gecko installer: nothing is fetched, nothing asks.
-            .env("WINEDLLOVERRIDES", "mscoree,mshtml=");
-        cmd
+        wine_command(&link.client, &self.dir, program)
     }
 
     /// Starts the prefix's wineserver on the client host (Wine's sockets are made by the
@@ -121,21 +107,12 @@ impl Wine {
 
     /// Runs and expects success; returns stdout.
     fn ok(&self, link: &Link, args: &[&str]) -> String {
-        let out = self.knock(link, args);
-        assert!(
-            out.status.success(),
-            "knock.exe {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.knock(link, args).stdout()
     }
 
     /// Runs and expects exit status 2; returns stderr.
     fn fails(&self, link: &Link, args: &[&str]) -> String {
-        let out = self.knock(link, args);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(2), "knock.exe {args:?}: {stderr}");
-        stderr
+        self.knock(link, args).fails()
     }
 
     /// The host path of a `C:\...` path inside the prefix.
@@ -189,8 +166,10 @@ fn knock_exe_under_wine_opens_doors_and_reports_errors() {
     let d = dir.path();
     let Some(wine) = Wine::prepare(d) else { return };
     wine.start(&link);
-    let config = write(d, "server.toml", DOORS);
-    let mut server = KnockServer::start(&link, d, &config, "server.log", Some("eth0"), &[]);
+    let mut server = Server::new(&link.server)
+        .dir(d)
+        .config_text("server.toml", DOORS)
+        .start();
 
     // No profile yet: the message names the config's place under %APPDATA%.
     let stderr = wine.fails(&link, &["--list"]);
