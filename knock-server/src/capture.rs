@@ -21,7 +21,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::IpAddr;
-use std::os::fd::{AsFd, AsRawFd as _, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd as _, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -209,43 +209,22 @@ fn install(
     })
 }
 
-// The kernel's `struct sock_filter` is what `Insn` mirrors.
-const _: () = assert!(
-    size_of::<Insn>() == size_of::<libc::sock_filter>()
-        && align_of::<Insn>() == align_of::<libc::sock_filter>()
-);
-
 /// Attaches `program` to `socket` as its kernel filter (SO_ATTACH_FILTER): the old one is
 /// replaced at once, and packets already queued stay queued.
-#[allow(unsafe_code)]
 pub fn attach(socket: BorrowedFd<'_>, program: &[Insn]) -> std::io::Result<()> {
-    let len = u16::try_from(program.len())
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    let fprog = libc::sock_fprog {
-        len,
-        // The kernel copies the program and never writes through this pointer.
-        filter: program.as_ptr().cast::<libc::sock_filter>().cast_mut(),
-    };
-    // SAFETY: `fprog` points at `len` instructions laid out as `struct sock_filter` (checked
-    // above), alive for the call; the size passed is that of `fprog`.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            (&raw const fprog).cast::<libc::c_void>(),
-            size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
+    // socket2 would cut a longer program's length to 16 bits: refuse it instead.
+    if u16::try_from(program.len()).is_err() {
+        return Err(std::io::ErrorKind::InvalidInput.into());
     }
+    let program: Vec<socket2::SockFilter> = program
+        .iter()
+        .map(|i| socket2::SockFilter::new(i.code, i.jt, i.jf, i.k))
+        .collect();
+    socket2::SockRef::from(&socket).attach_filter(&program)
 }
 
 /// How many instructions the kernel runs for `socket`'s filter (0: none), or `None` where
-/// it cannot say.
+/// it cannot say. By hand: neither socket2 nor rustix reads SO_GET_FILTER.
 #[allow(unsafe_code)]
 fn attached_filter_len(socket: BorrowedFd<'_>) -> Option<usize> {
     let mut len: libc::socklen_t = 0;
@@ -441,11 +420,6 @@ fn run(opened: &mut Opened, shared: &Shared) -> anyhow::Result<()> {
         matches!(opened.link, LinkType::LinuxSll | LinkType::LinuxSll2).then(Recent::default);
     let mut batch = shared.pool.take();
     let mut drops = KernelDrops::default();
-    let mut fds = [
-        pollfd(opened.cap.as_raw_fd()),
-        pollfd(shared.wake.as_raw_fd()),
-        pollfd(watch.as_ref().map_or(-1, |w| w.as_raw_fd())),
-    ];
     loop {
         // Read first: packets may have arrived before the first poll.
         let full = read_batch(opened, &decoder, recent.as_mut(), &mut batch, shared)?;
@@ -453,8 +427,12 @@ fn run(opened: &mut Opened, shared: &Shared) -> anyhow::Result<()> {
         if full {
             continue; // More waiting: no need to ask poll.
         }
-        poll(&mut fds, -1)?;
-        if fds[1].revents != 0 {
+        let ready = wait(
+            opened.cap.as_fd(),
+            shared.wake.as_fd(),
+            watch.as_ref().map(AsFd::as_fd),
+        )?;
+        if ready.wake {
             let mut sink = [0u8; 64];
             while matches!((&shared.wake).read(&mut sink), Ok(n) if n > 0) {}
             if shared.stop.load(Ordering::Relaxed) {
@@ -462,7 +440,7 @@ fn run(opened: &mut Opened, shared: &Shared) -> anyhow::Result<()> {
             }
         }
         if let Some(w) = &watch {
-            if fds[2].revents != 0 && w.drain() {
+            if ready.watch && w.drain() {
                 decoder.set_host(host::read());
                 let local = host::local_addresses(&opened.interface);
                 let _ = shared.tx.send(Msg::LocalAddresses(local));
@@ -560,29 +538,40 @@ impl KernelDrops {
     }
 }
 
-fn pollfd(fd: RawFd) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    }
+/// What [`wait`] found readable besides the capture.
+#[derive(Debug, Clone, Copy)]
+struct Ready {
+    /// The wake-up socket: look at `stop`.
+    wake: bool,
+    /// The host watch: addresses or links changed.
+    watch: bool,
 }
 
-/// Sleeps until one of `fds` is readable (a negative fd is ignored) or `timeout_ms` passed
-/// (-1: however long that is).
-#[allow(unsafe_code)]
-fn poll(fds: &mut [libc::pollfd; 3], timeout_ms: i32) -> anyhow::Result<()> {
+/// Sleeps until the capture, the wake-up socket or the host watch (if any) is readable.
+fn wait(
+    capture: BorrowedFd<'_>,
+    wake: BorrowedFd<'_>,
+    watch: Option<BorrowedFd<'_>>,
+) -> anyhow::Result<Ready> {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let mut fds = [
+        PollFd::from_borrowed_fd(capture, PollFlags::IN),
+        PollFd::from_borrowed_fd(wake, PollFlags::IN),
+        PollFd::from_borrowed_fd(watch.unwrap_or(wake), PollFlags::IN),
+    ];
+    let fds = &mut fds[..if watch.is_some() { 3 } else { 2 }];
     loop {
-        // SAFETY: `fds` is a valid array of pollfd for its length during the call.
-        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-        if rc >= 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e).context("poll on the capture failed");
+        match poll(fds, None) {
+            Ok(_) => break,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(std::io::Error::from(e)).context("poll on the capture failed"),
         }
     }
+    let readable = |fd: Option<&PollFd<'_>>| fd.is_some_and(|fd| !fd.revents().is_empty());
+    Ok(Ready {
+        wake: readable(fds.get(1)),
+        watch: readable(fds.get(2)),
+    })
 }
 
 /// Packets seen in the last moments, to count a packet once when the kernel shows it on

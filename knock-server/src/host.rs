@@ -12,7 +12,7 @@
 
 use std::fs;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd as _, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use knock_proto::wire::{Host, Mac};
 
@@ -174,55 +174,42 @@ fn parse_mac(text: &str, sep: char) -> Option<Mac> {
 #[derive(Debug)]
 pub struct Watch(OwnedFd);
 
-impl AsRawFd for Watch {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.as_raw_fd()
+impl AsFd for Watch {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
     }
 }
 
-#[allow(unsafe_code)]
 impl Watch {
     /// Subscribes to link and IPv4/IPv6 address changes; `None` where netlink is missing.
     pub fn open() -> Option<Watch> {
-        let flags = libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
-        // SAFETY: plain socket(2); the result is checked before use.
-        let fd = unsafe { libc::socket(libc::AF_NETLINK, flags, libc::NETLINK_ROUTE) };
-        if fd < 0 {
-            return None;
-        }
-        // SAFETY: `fd` is a fresh socket that nothing else owns.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: sockaddr_nl is plain data; all zero is its "any" value.
-        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        addr.nl_groups =
-            (libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR) as u32;
-        let len = size_of::<libc::sockaddr_nl>() as libc::socklen_t;
-        // SAFETY: `addr` is a valid sockaddr_nl of `len` bytes for the duration of the call.
-        let rc = unsafe { libc::bind(fd, (&raw const addr).cast(), len) };
-        (rc == 0).then_some(Watch(owned))
+        use rustix::net::{AddressFamily, SocketFlags, SocketType, netlink};
+        // No protocol: NETLINK_ROUTE, the kernel's default for netlink.
+        let socket = rustix::net::socket_with(
+            AddressFamily::NETLINK,
+            SocketType::RAW,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )
+        .ok()?;
+        let groups = libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR;
+        let groups = u32::try_from(groups).ok()?;
+        rustix::net::bind(&socket, &netlink::SocketAddrNetlink::new(0, groups)).ok()?;
+        Some(Watch(socket))
     }
 
     /// Reads every waiting notification; returns whether there was any.
     pub fn drain(&self) -> bool {
         let mut buf = [0u8; 8192];
         let mut any = false;
-        loop {
-            // SAFETY: `buf` is writable for its length; the socket is non-blocking.
-            let n = unsafe {
-                libc::recv(
-                    self.0.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n <= 0 {
-                // EAGAIN: drained; ENOBUFS (we fell behind): re-reading covers it.
-                return any;
-            }
+        // EAGAIN: drained; ENOBUFS (we fell behind): re-reading covers it.
+        while matches!(
+            rustix::net::recv(&self.0, &mut buf[..], rustix::net::RecvFlags::DONTWAIT),
+            Ok((n, _)) if n > 0
+        ) {
             any = true;
         }
+        any
     }
 }
 
