@@ -4,123 +4,10 @@
 
 use clap::CommandFactory as _;
 use clap_mangen::roff::{Roff, bold, italic, roman};
+use knock_proto::config::keys::{self, ConfigKey};
+use knock_proto::config::rotating_keys;
 
 use crate::cli::Cli;
-
-/// (key in knockd.conf, key in TOML, what it does)
-const OPTION_KEYS: &[(&str, &str, &str)] = &[
-    (
-        "UseSyslog",
-        "use_syslog = true",
-        "Log to syslog (identity knockd, facility daemon) as well.",
-    ),
-    (
-        "LogFile = PATH",
-        "log_file",
-        "Append knockd-style lines, each prefixed [YYYY-MM-DD HH:MM], to PATH.",
-    ),
-    (
-        "PidFile = PATH",
-        "pid_file",
-        "Write the daemon's pid to PATH (default /var/run/knockd.pid with -d).",
-    ),
-    (
-        "Interface = NAME",
-        "interface",
-        "Capture on NAME; -i wins. Default: any (every interface).",
-    ),
-    (
-        "-",
-        "max_attempts",
-        "Cap on knock attempts in progress (default 100000); when full, the oldest is evicted.",
-    ),
-    (
-        "-",
-        "sendmail",
-        "Program for mail_to, called as PROGRAM -t -i (default /usr/sbin/sendmail).",
-    ),
-    (
-        "-",
-        "mail_from",
-        "From address of mail notices (default knock@HOSTNAME).",
-    ),
-];
-
-/// (key in knockd.conf, key in TOML, what it does): the sequence keys first, then (from
-/// `knock_proto::config::rotating_keys`) the keys of rotating doors, then these.
-const DOOR_KEYS: &[(&str, &str, &str)] = &[
-    (
-        "Sequence",
-        "sequence",
-        "The knocks, port[:tcp|udp],... (TCP when no protocol is given). In TOML also an array of such strings.",
-    ),
-    (
-        "One_Time_Sequences",
-        "one_time_sequences",
-        "A file with one sequence per line, each usable once: the used line gets # as its first character and the next line becomes the sequence. A relative path is relative to the config file. When no line is left the door is disabled, with a warning.",
-    ),
-    // Then the rotating keys, from their one declaration: see `door_keys`.
-    (
-        "Seq_Timeout, Timeout",
-        "seq_timeout",
-        "Seconds allowed from the first knock to the last (default 25).",
-    ),
-    (
-        "TCPFlags",
-        "tcpflags",
-        "Flags a TCP knock must carry, e.g. syn or syn,!ack (! = must be clear); other TCP packets are ignored.",
-    ),
-    (
-        "Start_Command, Command",
-        "start_command, command",
-        "Run when the door opens, %IP% replaced by the knocker's address. Split into arguments like a shell would, never run through a shell.",
-    ),
-    (
-        "Start_Command_6, Command_6",
-        "start_command_6, command_6",
-        "The same for IPv6 knockers; falls back to the IPv4 one.",
-    ),
-    (
-        "Stop_Command",
-        "stop_command",
-        "Run Cmd_Timeout seconds after the start command, on SIGTERM, or after a crash when the daemon starts again.",
-    ),
-    (
-        "Stop_Command_6",
-        "stop_command_6",
-        "The same for IPv6 knockers; falls back to the IPv4 one.",
-    ),
-    (
-        "Cmd_Timeout",
-        "cmd_timeout",
-        "Seconds between start and stop command (default 10).",
-    ),
-    (
-        "Target",
-        "target",
-        "Match knocks sent to this address instead of the host's own.",
-    ),
-    (
-        "-",
-        "wake_on_lan",
-        "Send a Wake-on-LAN magic packet: a MAC, or { mac, address (255.255.255.255), port (9), interface }.",
-    ),
-    (
-        "-",
-        "mail_to",
-        "Mail a notice (door, knocker, time, what was done) to these addresses through sendmail.",
-    ),
-    (
-        "-",
-        "open",
-        "Open these ports (\"1723/tcp\", or an array) to the knocker only, in knock-server's own nftables table; the kernel closes them again after open_seconds even if the daemon is killed.",
-    ),
-    (
-        "-",
-        "open_seconds",
-        "How long open stays open (default 20).",
-    ),
-];
 
 /// Renders the page.
 pub fn render() -> std::io::Result<Vec<u8>> {
@@ -140,20 +27,25 @@ pub fn render() -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-fn keys(roff: &mut Roff, keys: &[(&str, &str, &str)]) {
-    for (knockd, toml, what) in keys {
-        key(roff, knockd, toml, what);
+/// The declared keys (`knock_proto::config::keys`), each with its spellings in both formats.
+fn config_keys(roff: &mut Roff, keys: &[ConfigKey]) {
+    for k in keys {
+        let knockd = match k.knockd.join(", ") {
+            none if none.is_empty() => "-".to_owned(),
+            spellings => spellings,
+        };
+        let toml: Vec<&str> = [k.name]
+            .into_iter()
+            .chain(k.toml_aliases.iter().copied())
+            .collect();
+        key(roff, &knockd, &toml.join(", "), &k.describe());
+        if k.name == "one_time_sequences" {
+            // The other way to give a door its sequence, declared apart for the client too.
+            for r in &rotating_keys::KEYS {
+                key(roff, "-", r.name, &r.describe());
+            }
+        }
     }
-}
-
-/// [`DOOR_KEYS`] with the rotating keys after the two sequence keys.
-fn door_keys(roff: &mut Roff) {
-    let (sequences, rest) = DOOR_KEYS.split_at(2);
-    keys(roff, sequences);
-    for k in &knock_proto::config::rotating_keys::KEYS {
-        key(roff, "-", k.name, &k.describe());
-    }
-    keys(roff, rest);
 }
 
 fn key(roff: &mut Roff, knockd: &str, toml: &str, what: &str) {
@@ -214,9 +106,9 @@ fn extra() -> Roff {
         roman(", knockd's keys in snake_case. Unknown keys are errors."),
     ]);
     r.control("SS", ["Global settings"]);
-    keys(&mut r, OPTION_KEYS);
+    config_keys(&mut r, &keys::OPTION_KEYS);
     r.control("SS", ["Door settings"]);
-    door_keys(&mut r);
+    config_keys(&mut r, &keys::DOOR_KEYS);
     r.control("SH", ["KEYS"]).text([roman(
         "knock-server keygen [FILE] writes a new 256-bit key for a rotating door, as base64, to \
          FILE (created mode 600; an existing file is never overwritten) or to stdout. \
