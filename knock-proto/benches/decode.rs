@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use knock_proto::wire::{Decoder, Host, LinkType};
+use pnet_packet::ipv4::Ipv4Packet;
 
 const OUR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 const THEIR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
@@ -47,6 +48,8 @@ fn ipv4_frame() -> Vec<u8> {
     ip[9] = 6; // TCP
     ip[12..16].copy_from_slice(&[198, 18, 7, 9]);
     ip[16..20].copy_from_slice(&[198, 18, 0, 2]);
+    let checksum = pnet_packet::ipv4::checksum(&Ipv4Packet::new(&ip).unwrap());
+    ip[10..12].copy_from_slice(&checksum.to_be_bytes());
     frame(0x0800, &ip)
 }
 

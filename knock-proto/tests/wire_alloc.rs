@@ -49,16 +49,16 @@ fn decode_does_not_allocate() {
     ipv6_tcp.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]);
     ipv6_tcp.extend_from_slice(&[0x9c, 0x40, 0x1b, 0x58, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02]);
     ipv6_tcp.extend_from_slice(&[0xfa, 0xf0, 0, 0, 0, 0]);
-    // Linux cooked capture v1, incoming, IPv4 UDP to port 8000.
+    // Linux cooked capture v1, incoming, IPv4 UDP to port 8000 (IPv4 header checksum 0xaea9).
     let mut sll_udp = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, 0x08, 0x00];
-    sll_udp.extend_from_slice(&[0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0]);
+    sll_udp.extend_from_slice(&[0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0xae, 0xa9]);
     sll_udp.extend_from_slice(&[
         198, 18, 0, 1, 198, 18, 0, 2, 0x9c, 0x41, 0x1f, 0x40, 0, 8, 0, 0,
     ]);
 
     // Raw IPv4 ICMP echo request.
     let mut icmp = vec![
-        0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 1, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
+        0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 1, 0xae, 0xb9, 198, 18, 0, 1, 198, 18, 0, 2,
     ];
     icmp.extend_from_slice(&[8, 0, 0, 0, 0, 1, 0, 1]);
 

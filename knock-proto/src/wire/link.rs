@@ -23,11 +23,15 @@ pub(super) enum Network {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(align(8))]
 pub(super) enum Delivery {
-    /// An Ethernet frame to this MAC (unicast, multicast or broadcast).
+    /// An Ethernet frame to this MAC (unicast, multicast or broadcast: the group bit, the low
+    /// bit of the first byte, tells).
     Mac(Mac),
-    /// The kernel classified it as for this host (cooked capture: PACKET_HOST, BROADCAST or
-    /// MULTICAST), or the link type does not say (raw IP, BSD loopback).
+    /// The kernel classified it as for this host (cooked capture: PACKET_HOST), or the link
+    /// type does not say (raw IP, BSD loopback).
     Host,
+    /// Cooked capture's PACKET_BROADCAST or PACKET_MULTICAST: for this host, but in a frame
+    /// to a link-layer group, which Linux's TCP drops.
+    Group,
     /// Cooked capture's PACKET_OTHERHOST: seen only because some socket is promiscuous.
     OtherHost,
 }
@@ -66,6 +70,10 @@ const SLL_HEADER_LEN: usize = 16;
 /// minimum).
 const SLL2_HEADER_LEN: usize = 20;
 
+/// Linux's `PACKET_BROADCAST`: in a cooked capture, a frame to the link-layer broadcast.
+const PACKET_BROADCAST: u8 = 1;
+/// Linux's `PACKET_MULTICAST`: in a cooked capture, a frame to a link-layer multicast group.
+const PACKET_MULTICAST: u8 = 2;
 /// Linux's `PACKET_OUTGOING`: in a cooked capture, a packet this host sent.
 const PACKET_OUTGOING: u8 = 4;
 /// Linux's `PACKET_OTHERHOST`: in a cooked capture, a frame to another host's MAC.
@@ -128,6 +136,9 @@ fn cooked_delivery(packet_type: u16) -> Result<Delivery, Skip> {
     match packet_type {
         t if t == u16::from(PACKET_OUTGOING) => Err(Skip::Outgoing),
         t if t == u16::from(PACKET_OTHERHOST) => Ok(Delivery::OtherHost),
+        t if t == u16::from(PACKET_BROADCAST) || t == u16::from(PACKET_MULTICAST) => {
+            Ok(Delivery::Group)
+        }
         _ => Ok(Delivery::Host),
     }
 }

@@ -26,10 +26,19 @@
 //! [`Host`] view (own addresses, MACs, VLANs) and refuses, each under its own [`Skip`], frames
 //! to another host's MAC or for a VLAN the host lacks, lengths past the frame on the wire, and
 //! sources no real sender has (`wire/host.rs`). The plain [`decode`] knows no host and checks
-//! only what needs none.
+//! only what needs none: what Linux drops before TCP or UDP sees it whatever the host, namely
+//! IP fragments, a wrong IPv4 header checksum, an IPv6 hop-by-hop options header that is not
+//! first, an IPv6 routing header with segments left, and TCP in a link-layer broadcast or
+//! multicast frame.
 //!
-//! Checksums are not verified: offloading leaves them unset in many captures, knockd does not
-//! look at them either, and anyone forging a knock can compute them.
+//! TCP and UDP checksums are not verified. A capture shows a packet before the kernel checks
+//! them, and on veth, loopback and NICs with receive offload the sender's stack often left
+//! them unfilled (CHECKSUM_PARTIAL; the kernel's TP_STATUS_CSUMNOTREADY, which libpcap does
+//! not pass on): checking them would refuse real knocks. Anyone forging a knock computes them
+//! anyway, so a check would only catch corruption. knockd does not look at them either. The
+//! IPv4 header checksum is different: Linux computes it in software for every packet it
+//! sends, veth and loopback included (a stack that offloads it has the NIC fill it in before
+//! the wire), so it is right on every real packet a capture shows, and verified.
 
 mod host;
 mod ip;
@@ -71,13 +80,16 @@ pub enum Skip {
     Truncated,
     /// Not an IP packet (ARP, LLDP, an unknown EtherType or address family...).
     NotIp,
-    /// A non-first IP fragment: it carries no transport header.
+    /// An IP fragment: a later one carries no transport header, and the kernel hands a first
+    /// one (More Fragments set, IPv4 or IPv6) to TCP or UDP only once the datagram is
+    /// reassembled. A knock is never fragmented.
     Fragment,
     /// IP, but neither TCP nor UDP (ICMP, ESP, no next header...).
     NotTransport,
     /// A header contradicts itself or its enclosing header: bad IP version, IHL below 5, a
     /// length past the datagram, TCP data offset below 5, UDP length below 8, destination port
-    /// 0, too many VLAN tags or IPv6 extension headers.
+    /// 0, too many VLAN tags or IPv6 extension headers, an IPv6 hop-by-hop options header
+    /// anywhere but right after the IPv6 header (Linux answers that with a parameter problem).
     Malformed,
     /// Sent by this host (Linux cooked capture on `any` shows outgoing packets too).
     Outgoing,
@@ -102,11 +114,22 @@ pub enum Skip {
     SourceMapped,
     /// From one of the host's own addresses.
     SourceLocal,
+    /// The IPv4 header checksum is wrong: Linux drops the packet before TCP or UDP sees it.
+    /// (Unlike TCP's and UDP's, it is filled in on every real packet, offload or not.)
+    BadIpv4Checksum,
+    /// An IPv6 routing header with segments left: the packet is for the next address on its
+    /// route, not for this host (Linux drops type 0, and the other types unless configured to
+    /// route them).
+    SourceRouted,
+    /// TCP in a link-layer broadcast or multicast frame (an Ethernet group address, or a
+    /// cooked capture's PACKET_BROADCAST or PACKET_MULTICAST): Linux's TCP drops it. UDP in
+    /// one is a knock.
+    TcpLinkBroadcast,
 }
 
 impl Skip {
     /// Every reason, in declaration order: index a counter array with [`Skip::index`].
-    pub const ALL: [Skip; 16] = [
+    pub const ALL: [Skip; 19] = [
         Skip::Truncated,
         Skip::NotIp,
         Skip::Fragment,
@@ -123,6 +146,9 @@ impl Skip {
         Skip::SourceLoopback,
         Skip::SourceMapped,
         Skip::SourceLocal,
+        Skip::BadIpv4Checksum,
+        Skip::SourceRouted,
+        Skip::TcpLinkBroadcast,
     ];
 
     /// A short, stable label for logs and counters.
@@ -144,6 +170,9 @@ impl Skip {
             Skip::SourceLoopback => "source-loopback",
             Skip::SourceMapped => "source-ipv4-mapped",
             Skip::SourceLocal => "source-own-address",
+            Skip::BadIpv4Checksum => "bad-ipv4-checksum",
+            Skip::SourceRouted => "source-routed",
+            Skip::TcpLinkBroadcast => "tcp-link-broadcast",
         }
     }
 
@@ -283,11 +312,16 @@ impl Decoder {
     /// and never allocates.
     pub fn decode(&self, frame: &[u8], wire_len: usize) -> Result<Packet, Skip> {
         let layer = link::layer(self.link, frame)?;
-        if let link::Delivery::Mac(mac) = layer.delivery {
-            self.host.check_mac(mac)?;
-        } else if layer.delivery == link::Delivery::OtherHost {
-            return Err(Skip::NotForUs);
-        }
+        // Whether the frame went to a link-layer group (broadcast or multicast).
+        let group = match layer.delivery {
+            link::Delivery::Mac(mac) => {
+                self.host.check_mac(mac)?;
+                mac[0] & 1 != 0
+            }
+            link::Delivery::Host => false,
+            link::Delivery::Group => true,
+            link::Delivery::OtherHost => return Err(Skip::NotForUs),
+        };
         for &id in layer.vlans() {
             self.host.check_vlan(id)?;
         }
@@ -298,6 +332,9 @@ impl Decoder {
             link::Network::V6 => ip::ipv6(layer.bytes, wire)?,
         };
         let (proto, ports) = match datagram.protocol {
+            // tcp_v4_rcv and tcp_v6_rcv discard every frame not addressed to this host alone
+            // (pkt_type != PACKET_HOST).
+            ip::Transport::Tcp if group => return Err(Skip::TcpLinkBroadcast),
             ip::Transport::Tcp => (Proto::Tcp, transport::tcp(datagram.transport)?),
             ip::Transport::Udp => (Proto::Udp, transport::udp(datagram.transport)?),
         };

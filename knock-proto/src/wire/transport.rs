@@ -23,20 +23,28 @@ pub(super) struct Segment {
 }
 
 /// Ports, flags byte and sequence number of a TCP header.
-#[inline]
+///
+/// The fields are read from the fixed header's bytes rather than through pnet's getters,
+/// which assemble each field byte by byte; once the IPv4 header checksum made `decode`
+/// bigger, LLVM left this function, or the getter of the sequence number, out of line: 22
+/// instructions more per IPv4 SYN, counted with callgrind. The layout is pnet's `Tcp`: ports,
+/// sequence number, acknowledgement, data offset in the high nibble of byte 12, flags in
+/// byte 13.
+#[inline(always)]
 pub(super) fn tcp(span: Span<'_>) -> Result<Segment, Skip> {
     let fixed = TcpPacket::minimum_packet_size();
-    let header = TcpPacket::new(span.need(fixed)?).ok_or(Skip::Truncated)?;
-    let header_len = usize::from(header.get_data_offset()) * 4;
+    let header: &[u8; 20] = span.need(fixed)?.first_chunk().ok_or(Skip::Truncated)?;
+    let header_len = usize::from(header[12] >> 4) * 4;
     if header_len < fixed {
         return Err(Skip::Malformed);
     }
     span.declares(header_len)?;
+    let [s0, s1, d0, d1, q0, q1, q2, q3, ..] = *header;
     Ok(Segment {
-        destination: Port::new(header.get_destination()).ok_or(Skip::Malformed)?,
-        source: header.get_source(),
-        flags: header.get_flags(),
-        seq: header.get_sequence(),
+        destination: Port::new(u16::from_be_bytes([d0, d1])).ok_or(Skip::Malformed)?,
+        source: u16::from_be_bytes([s0, s1]),
+        flags: header[13],
+        seq: u32::from_be_bytes([q0, q1, q2, q3]),
     })
 }
 
@@ -44,18 +52,20 @@ pub(super) fn tcp(span: Span<'_>) -> Result<Segment, Skip> {
 ///
 /// A length below the header's own 8 bytes is refused, including 0 (which only IPv6
 /// jumbograms use, and those are refused below us anyway).
-#[inline]
+#[inline(always)]
 pub(super) fn udp(span: Span<'_>) -> Result<Segment, Skip> {
     let fixed = UdpPacket::minimum_packet_size();
-    let header = UdpPacket::new(span.need(fixed)?).ok_or(Skip::Truncated)?;
-    let length = usize::from(header.get_length());
+    // Read directly as for TCP; pnet's `Udp`: source port, destination port, length.
+    let header: &[u8; 8] = span.need(fixed)?.first_chunk().ok_or(Skip::Truncated)?;
+    let [s0, s1, d0, d1, l0, l1, ..] = *header;
+    let length = usize::from(u16::from_be_bytes([l0, l1]));
     if length < fixed {
         return Err(Skip::Malformed);
     }
     span.declares(length)?;
     Ok(Segment {
-        destination: Port::new(header.get_destination()).ok_or(Skip::Malformed)?,
-        source: header.get_source(),
+        destination: Port::new(u16::from_be_bytes([d0, d1])).ok_or(Skip::Malformed)?,
+        source: u16::from_be_bytes([s0, s1]),
         flags: 0,
         seq: 0,
     })

@@ -8,8 +8,10 @@ use knock_proto::{Knock, Port, Proto};
 use pnet_packet::MutablePacket;
 use pnet_packet::ethernet::{EtherType, MutableEthernetPacket};
 use pnet_packet::ip::IpNextHeaderProtocol;
-use pnet_packet::ipv4::{Ipv4Flags, MutableIpv4Packet};
-use pnet_packet::ipv6::{MutableExtensionPacket, MutableFragmentPacket, MutableIpv6Packet};
+use pnet_packet::ipv4::{self, Ipv4Flags, Ipv4Packet, MutableIpv4Packet};
+use pnet_packet::ipv6::{
+    MutableExtensionPacket, MutableFragmentPacket, MutableIpv6Packet, MutableRoutingPacket,
+};
 use pnet_packet::sll::MutableSLLPacket;
 use pnet_packet::sll2::MutableSLL2Packet;
 use pnet_packet::tcp::MutableTcpPacket;
@@ -138,7 +140,7 @@ impl Spec {
     }
 }
 
-/// An IPv4 packet: IHL 5, Don't Fragment, TTL 64.
+/// An IPv4 packet: IHL 5, Don't Fragment, TTL 64, header checksum filled in.
 pub fn ipv4(source: [u8; 4], destination: [u8; 4], protocol: u8, payload: &[u8]) -> Vec<u8> {
     let mut bytes = vec![0; 20 + payload.len()];
     let mut ip = MutableIpv4Packet::new(&mut bytes).unwrap();
@@ -152,7 +154,15 @@ pub fn ipv4(source: [u8; 4], destination: [u8; 4], protocol: u8, payload: &[u8])
     ip.set_source(source.into());
     ip.set_destination(destination.into());
     ip.payload_mut().copy_from_slice(payload);
+    set_ipv4_checksum(&mut bytes);
     bytes
+}
+
+/// Fills in the header checksum of the IPv4 packet `ip` (after an edit of its header), with
+/// pnet's checksum over IHL words.
+pub fn set_ipv4_checksum(ip: &mut [u8]) {
+    let sum = ipv4::checksum(&Ipv4Packet::new(ip).unwrap());
+    MutableIpv4Packet::new(ip).unwrap().set_checksum(sum);
 }
 
 /// An IPv6 packet whose first next header is `next`.
@@ -173,8 +183,16 @@ pub fn ipv6(source: [u8; 16], destination: [u8; 16], next: u8, payload: &[u8]) -
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ext {
     /// Hop-by-hop (0), routing (43) or destination options (60), with `units` 8-byte units
-    /// past the first 8.
+    /// past the first 8. A routing header is of type 0 with no segments left (a route that is
+    /// done: the header is processed as if absent).
     Generic { kind: u8, units: u8 },
+    /// Routing header (43) of this routing type with this many segments left, `units` 8-byte
+    /// units past the first 8.
+    Routing {
+        routing_type: u8,
+        segments_left: u8,
+        units: u8,
+    },
     /// Fragment header (44) with this offset in 8-byte units and More Fragments flag.
     Fragment { offset: u16, more: bool },
     /// Authentication header (51), `words` 4-byte units past the first 8 (so at least 1 for
@@ -186,6 +204,7 @@ impl Ext {
     pub fn kind(self) -> u8 {
         match self {
             Ext::Generic { kind, .. } => kind,
+            Ext::Routing { .. } => 43,
             Ext::Fragment { .. } => 44,
             Ext::Ah { .. } => 51,
         }
@@ -194,6 +213,12 @@ impl Ext {
     /// The header's bytes, pointing at `next`.
     pub fn bytes(self, next: u8) -> Vec<u8> {
         match self {
+            Ext::Generic { kind: 43, units } => Ext::Routing {
+                routing_type: 0,
+                segments_left: 0,
+                units,
+            }
+            .bytes(next),
             Ext::Generic { units, .. } => {
                 let mut bytes = vec![0; (usize::from(units) + 1) * 8];
                 let mut ext = MutableExtensionPacket::new(&mut bytes).unwrap();
@@ -202,6 +227,19 @@ impl Ext {
                 // A PadN option filling the rest, as a real sender would write.
                 bytes[2] = 1;
                 bytes[3] = u8::try_from(bytes.len() - 4).unwrap();
+                bytes
+            }
+            Ext::Routing {
+                routing_type,
+                segments_left,
+                units,
+            } => {
+                let mut bytes = vec![0; (usize::from(units) + 1) * 8];
+                let mut routing = MutableRoutingPacket::new(&mut bytes).unwrap();
+                routing.set_next_header(IpNextHeaderProtocol(next));
+                routing.set_hdr_ext_len(units);
+                routing.set_routing_type(routing_type);
+                routing.set_segments_left(segments_left);
                 bytes
             }
             Ext::Fragment { offset, more } => {

@@ -85,17 +85,34 @@ fn sources_no_real_sender_has_are_skipped_each_for_its_reason() {
 
 #[test]
 fn frames_to_another_mac_or_an_unjoined_group_are_not_for_us() {
-    let ip = Spec::tcp4().ip();
-    let mut frame = frames::ethernet(&[], ETHERTYPE_IPV4, &ip);
-    for (mac, want) in [
-        (OUR_MAC, Ok(())),
-        ([0xff; 6], Ok(())),
-        ([0x33, 0x33, 0, 0, 0, 1], Ok(())),
-        ([2, 0, 0, 0, 0, 9], Err(Skip::NotForUs)),
-        ([0x01, 0, 0x5e, 0, 0, 0x42], Err(Skip::NotForUs)),
-    ] {
-        frame[..6].copy_from_slice(&mac);
-        assert_eq!(decode(LinkType::Ethernet, &frame), want, "{mac:x?}");
+    let udp4 = from("198.18.0.1", "198.18.0.2");
+    let udp4 = Spec {
+        proto: knock_proto::Proto::Udp,
+        ..udp4
+    };
+    for spec in [Spec::tcp4(), udp4] {
+        let ip = spec.ip();
+        let mut frame = frames::ethernet(&[], ETHERTYPE_IPV4, &ip);
+        // To the host's broadcast or a group it joined: for us, but not for its TCP.
+        let group = if spec.proto == knock_proto::Proto::Tcp {
+            Err(Skip::TcpLinkBroadcast)
+        } else {
+            Ok(())
+        };
+        for (mac, want) in [
+            (OUR_MAC, Ok(())),
+            ([0xff; 6], group),
+            ([0x33, 0x33, 0, 0, 0, 1], group),
+            ([2, 0, 0, 0, 0, 9], Err(Skip::NotForUs)),
+            ([0x01, 0, 0x5e, 0, 0, 0x42], Err(Skip::NotForUs)),
+        ] {
+            frame[..6].copy_from_slice(&mac);
+            assert_eq!(
+                decode(LinkType::Ethernet, &frame),
+                want,
+                "{mac:x?} {spec:?}"
+            );
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Link layers: each link type, VLAN tags, cooked capture directions, BSD address families.
 
+use knock_proto::Proto;
 use knock_proto::wire::{LinkType, Skip, decode};
 
 use crate::frames::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, Spec};
@@ -85,17 +86,47 @@ fn ethernet_padding_is_not_read() {
     assert_eq!(decode(LinkType::Ethernet, &frame), Ok(v4.hit()));
 }
 
+/// UDP over IPv4 and TCP over IPv6, beside `Spec::tcp4` and `Spec::udp6`.
+fn udp4_and_tcp6() -> [Spec; 2] {
+    let udp4 = Spec {
+        source: "198.18.0.1".parse().unwrap(),
+        destination: "198.18.0.2".parse().unwrap(),
+        ..Spec::udp6()
+    };
+    let tcp6 = Spec {
+        proto: Proto::Tcp,
+        tcp_flags: 0x02,
+        ..Spec::udp6()
+    };
+    [udp4, tcp6]
+}
+
 #[test]
 fn cooked_capture_counts_what_the_host_accepts() {
-    for spec in [Spec::tcp4(), Spec::udp6()] {
+    let [udp4, tcp6] = udp4_and_tcp6();
+    for spec in [Spec::tcp4(), Spec::udp6(), udp4, tcp6] {
         let ip = spec.ip();
         let kind = frames::ethertype_of(&ip);
-        // Host, broadcast, multicast: for us.
+        // Host, broadcast, multicast: for us, but TCP takes only the first (Linux's TCP
+        // drops a segment that came in a link-layer broadcast or multicast frame).
         for packet_type in 0..=2 {
+            let want = if packet_type != 0 && spec.proto == Proto::Tcp {
+                Err(Skip::TcpLinkBroadcast)
+            } else {
+                Ok(spec.hit())
+            };
             let v1 = frames::sll(packet_type, kind, &ip);
-            assert_eq!(decode(LinkType::LinuxSll, &v1), Ok(spec.hit()));
+            assert_eq!(
+                decode(LinkType::LinuxSll, &v1),
+                want,
+                "{packet_type} {spec:?}"
+            );
             let v2 = frames::sll2(u8::try_from(packet_type).unwrap(), kind, &ip);
-            assert_eq!(decode(LinkType::LinuxSll2, &v2), Ok(spec.hit()));
+            assert_eq!(
+                decode(LinkType::LinuxSll2, &v2),
+                want,
+                "{packet_type} {spec:?}"
+            );
         }
         // Other host: seen only because a socket is promiscuous.
         let v1 = frames::sll(3, kind, &ip);
@@ -106,6 +137,46 @@ fn cooked_capture_counts_what_the_host_accepts() {
         assert_eq!(decode(LinkType::LinuxSll, &v1), Err(Skip::Outgoing));
         let v2 = frames::sll2(4, kind, &ip);
         assert_eq!(decode(LinkType::LinuxSll2, &v2), Err(Skip::Outgoing));
+    }
+}
+
+#[test]
+fn tcp_in_a_link_broadcast_or_multicast_frame_is_no_knock() {
+    let [udp4, tcp6] = udp4_and_tcp6();
+    for spec in [Spec::tcp4(), Spec::udp6(), udp4, tcp6] {
+        let ip = spec.ip();
+        for tags in [&[][..], &[0x8100]] {
+            let mut frame = frames::ethernet(tags, frames::ethertype_of(&ip), &ip);
+            // Broadcast, IPv6 and IPv4 multicast, any group address: the group bit.
+            for mac in [
+                [0xff; 6],
+                [0x33, 0x33, 0, 0, 0, 1],
+                [0x01, 0, 0x5e, 0, 0, 1],
+                [0x03, 0, 0, 0, 0, 0],
+            ] {
+                frame[..6].copy_from_slice(&mac);
+                let want = if spec.proto == Proto::Tcp {
+                    Err(Skip::TcpLinkBroadcast)
+                } else {
+                    // Linux's UDP takes a datagram to a unicast address in any frame.
+                    Ok(spec.hit())
+                };
+                assert_eq!(
+                    decode(LinkType::Ethernet, &frame),
+                    want,
+                    "{mac:x?} {spec:?}"
+                );
+            }
+            // Unicast, the locally administered bit set or not: a knock.
+            for mac in [[0x02, 0, 0, 0, 0, 2], [0x00, 0x16, 0x3e, 1, 2, 3], [0; 6]] {
+                frame[..6].copy_from_slice(&mac);
+                assert_eq!(
+                    decode(LinkType::Ethernet, &frame),
+                    Ok(spec.hit()),
+                    "{mac:x?}"
+                );
+            }
+        }
     }
 }
 

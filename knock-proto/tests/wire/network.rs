@@ -13,10 +13,11 @@ fn raw(ip: &[u8]) -> Result<knock_proto::wire::Hit, Skip> {
     decode(LinkType::RawIp, ip)
 }
 
-/// IPv4 bytes with the header edited through pnet's view.
+/// IPv4 bytes with the header edited through pnet's view, and its checksum filled in again.
 fn ipv4_edited(spec: &Spec, edit: impl FnOnce(&mut MutableIpv4Packet<'_>)) -> Vec<u8> {
     let mut ip = spec.ip();
     edit(&mut MutableIpv4Packet::new(&mut ip).unwrap());
+    frames::set_ipv4_checksum(&mut ip);
     ip
 }
 
@@ -63,6 +64,7 @@ fn ipv4_header_length() {
     MutableIpv4Packet::new(&mut ip)
         .unwrap()
         .set_header_length(6);
+    frames::set_ipv4_checksum(&mut ip);
     assert_eq!(raw(&ip), Ok(spec.hit()));
     // IHL 15 says 60 bytes of header, more than the whole 40-byte packet.
     let ip = ipv4_edited(&spec, |ip| ip.set_header_length(15));
@@ -85,9 +87,21 @@ fn ipv4_total_length() {
 #[test]
 fn ipv4_fragments() {
     let spec = Spec::tcp4();
-    // A first fragment with More Fragments set still holds the whole TCP header.
-    let first = ipv4_edited(&spec, |ip| ip.set_flags(Ipv4Flags::MoreFragments));
-    assert_eq!(raw(&first), Ok(spec.hit()));
+    // A first fragment with More Fragments set holds the whole TCP header, but the kernel
+    // hands it to TCP only once the datagram is reassembled, and a knock is never fragmented.
+    for flags in [
+        Ipv4Flags::MoreFragments,
+        Ipv4Flags::MoreFragments | Ipv4Flags::DontFragment,
+    ] {
+        let first = ipv4_edited(&spec, |ip| ip.set_flags(flags));
+        assert_eq!(raw(&first), Err(Skip::Fragment), "flags {flags:#b}");
+    }
+    // Neither fragment flag: a whole datagram, with or without Don't Fragment and the
+    // reserved bit (which Linux ignores).
+    for flags in [0, Ipv4Flags::DontFragment, 0b100] {
+        let whole = ipv4_edited(&spec, |ip| ip.set_flags(flags));
+        assert_eq!(raw(&whole), Ok(spec.hit()), "flags {flags:#b}");
+    }
     for offset in [1, 185, 0x1fff] {
         for flags in [0, Ipv4Flags::MoreFragments] {
             let ip = ipv4_edited(&spec, |ip| {
@@ -103,7 +117,78 @@ fn ipv4_fragments() {
         ip.set_total_length(28);
     });
     tiny.truncate(28);
-    assert_eq!(raw(&tiny), Err(Skip::Malformed));
+    assert_eq!(raw(&tiny), Err(Skip::Fragment));
+    // Whatever the transport: a fragmented UDP datagram is no knock either.
+    let udp = Spec {
+        source: "198.18.0.1".parse().unwrap(),
+        destination: "198.18.0.2".parse().unwrap(),
+        ..Spec::udp6()
+    };
+    let first = ipv4_edited(&udp, |ip| ip.set_flags(Ipv4Flags::MoreFragments));
+    assert_eq!(raw(&first), Err(Skip::Fragment));
+}
+
+#[test]
+fn ipv4_header_checksum() {
+    let udp = Spec {
+        source: "198.18.0.1".parse().unwrap(),
+        destination: "198.18.0.2".parse().unwrap(),
+        ..Spec::udp6()
+    };
+    for spec in [Spec::tcp4(), udp] {
+        let ip = spec.ip();
+        assert_eq!(raw(&ip), Ok(spec.hit()));
+        // One bit flipped anywhere in the header past the version and IHL, the checksum
+        // field included: the sum no longer holds.
+        for at in 1..20 {
+            for bit in [0x01, 0x10, 0x80] {
+                let mut bad = ip.clone();
+                bad[at] ^= bit;
+                assert_eq!(
+                    raw(&bad),
+                    Err(Skip::BadIpv4Checksum),
+                    "bit {bit:#x} of byte {at} flipped"
+                );
+            }
+        }
+        // A zero checksum is no exemption (unlike UDP's).
+        let mut zero = ip.clone();
+        zero[10..12].fill(0);
+        assert_eq!(raw(&zero), Err(Skip::BadIpv4Checksum));
+        // The checksum is the same whatever the link.
+        for link in LinkType::ALL
+            .into_iter()
+            .filter(|&l| frames::carries(l, &ip))
+        {
+            let frame = frames::frame(link, &zero);
+            assert_eq!(decode(link, &frame), Err(Skip::BadIpv4Checksum), "{link:?}");
+        }
+    }
+    // The checksum covers the options too.
+    let transport = Spec::tcp4().transport();
+    let mut options = frames::ipv4(
+        [198, 18, 0, 1],
+        [198, 18, 0, 2],
+        TCP,
+        &[&[1, 1, 1, 0], &transport[..]].concat(),
+    );
+    MutableIpv4Packet::new(&mut options)
+        .unwrap()
+        .set_header_length(6);
+    frames::set_ipv4_checksum(&mut options);
+    assert_eq!(raw(&options), Ok(Spec::tcp4().hit()));
+    options[21] = 0; // NOP -> end of options: same meaning, another sum.
+    assert_eq!(raw(&options), Err(Skip::BadIpv4Checksum));
+    // "Negative zero": 0xffff where 0x0000 would do is the same one's complement sum, and
+    // Linux takes it. Search an identification that makes the checksum come out 0.
+    let zero_sum = (0..=u16::MAX)
+        .map(|id| ipv4_edited(&Spec::tcp4(), |ip| ip.set_identification(id)))
+        .find(|ip| ip[10..12] == [0, 0])
+        .expect("some identification sums to 0xffff");
+    assert_eq!(raw(&zero_sum), Ok(Spec::tcp4().hit()));
+    let mut negative = zero_sum;
+    negative[10..12].fill(0xff);
+    assert_eq!(raw(&negative), Ok(Spec::tcp4().hit()));
 }
 
 #[test]
@@ -120,9 +205,10 @@ fn ipv6_extension_headers_are_walked() {
     let hop = Ext::Generic { kind: 0, units: 0 };
     let routing = Ext::Generic { kind: 43, units: 2 };
     let dest = Ext::Generic { kind: 60, units: 1 };
+    // An atomic fragment (RFC 6946: offset 0, no more fragments) is a whole datagram.
     let first_fragment = Ext::Fragment {
         offset: 0,
-        more: true,
+        more: false,
     };
     let ah = Ext::Ah { words: 4 };
     let mobility = Ext::Generic {
@@ -174,7 +260,18 @@ fn tcp6() -> Spec {
 }
 
 #[test]
-fn ipv6_later_fragments() {
+fn ipv6_fragments() {
+    // A first fragment with More Fragments set: the kernel hands it to TCP or UDP only once
+    // reassembled, and a knock is never fragmented.
+    for spec in [Spec::udp6(), tcp6()] {
+        let first = [Ext::Fragment {
+            offset: 0,
+            more: true,
+        }];
+        assert_eq!(raw(&spec.ip_with(&first)), Err(Skip::Fragment));
+        let behind_options = [Ext::Generic { kind: 0, units: 0 }, first[0]];
+        assert_eq!(raw(&spec.ip_with(&behind_options)), Err(Skip::Fragment));
+    }
     for offset in [1, 100, 0x1fff] {
         for more in [false, true] {
             let exts = [Ext::Fragment { offset, more }];
@@ -183,6 +280,83 @@ fn ipv6_later_fragments() {
             let behind_options = [Ext::Generic { kind: 0, units: 0 }, exts[0]];
             let ip = Spec::udp6().ip_with(&behind_options);
             assert_eq!(raw(&ip), Err(Skip::Fragment), "offset {offset}");
+        }
+    }
+}
+
+#[test]
+fn ipv6_hop_by_hop_options_only_first() {
+    let hop = Ext::Generic { kind: 0, units: 0 };
+    let dest = Ext::Generic { kind: 60, units: 0 };
+    let routing = Ext::Generic { kind: 43, units: 2 };
+    let fragment = Ext::Fragment {
+        offset: 0,
+        more: false,
+    };
+    // First after the IPv6 header: a knock, also with more headers behind it.
+    for exts in [&[hop][..], &[hop, dest], &[hop, routing, dest]] {
+        for spec in [Spec::udp6(), tcp6()] {
+            assert_eq!(raw(&spec.ip_with(exts)), Ok(spec.hit()), "{exts:?}");
+        }
+    }
+    // Anywhere else the kernel answers with a parameter problem: RFC 8200 allows it first
+    // only. A second hop-by-hop header is not first either.
+    for exts in [
+        &[dest, hop][..],
+        &[routing, hop],
+        &[fragment, hop],
+        &[Ext::Ah { words: 1 }, hop],
+        &[hop, hop],
+        &[hop, dest, hop],
+    ] {
+        for spec in [Spec::udp6(), tcp6()] {
+            assert_eq!(raw(&spec.ip_with(exts)), Err(Skip::Malformed), "{exts:?}");
+        }
+    }
+}
+
+#[test]
+fn ipv6_routing_header_with_segments_left() {
+    let dest = Ext::Generic { kind: 60, units: 0 };
+    // No segments left: the route is done, this host is the destination, and the kernel
+    // goes on as if the header were absent. (Types 2, 3 and 4 depend on the kernel's
+    // configuration even then: Mobile IPv6, RPL, segment routing. The decoder does not
+    // guess it.)
+    for routing_type in [0, 1, 253] {
+        let done = Ext::Routing {
+            routing_type,
+            segments_left: 0,
+            units: 2,
+        };
+        for exts in [&[done][..], &[dest, done, dest]] {
+            for spec in [Spec::udp6(), tcp6()] {
+                assert_eq!(
+                    raw(&spec.ip_with(exts)),
+                    Ok(spec.hit()),
+                    "type {routing_type}: {exts:?}"
+                );
+            }
+        }
+    }
+    for routing_type in [0, 1, 2, 3, 4, 253] {
+        // Segments left: the packet is for the next address on its route, not for this
+        // host. Linux refuses type 0 (RFC 5095), and every other type unless configured to
+        // route it (segment routing, RPL, Mobile IPv6's home address).
+        for segments_left in [1, 2, 255] {
+            let routed = Ext::Routing {
+                routing_type,
+                segments_left,
+                units: 2,
+            };
+            for exts in [&[routed][..], &[dest, routed]] {
+                for spec in [Spec::udp6(), tcp6()] {
+                    assert_eq!(
+                        raw(&spec.ip_with(exts)),
+                        Err(Skip::SourceRouted),
+                        "type {routing_type}, {segments_left} left: {exts:?}"
+                    );
+                }
+            }
         }
     }
 }

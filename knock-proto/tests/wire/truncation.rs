@@ -48,8 +48,20 @@ fn every_prefix_of_every_link_type() {
         },
         Ext::Ah { words: 2 },
     ];
+    // Hop-by-hop first, destination options, a routing header with no segments left (all
+    // of which the kernel takes), destination options again.
+    let options = [
+        Ext::Generic { kind: 0, units: 0 },
+        Ext::Generic { kind: 60, units: 1 },
+        Ext::Routing {
+            routing_type: 0,
+            segments_left: 0,
+            units: 2,
+        },
+        Ext::Generic { kind: 60, units: 0 },
+    ];
     for spec in [Spec::tcp4(), with_payload, Spec::udp6()] {
-        for ext in [&[][..], &exts] {
+        for ext in [&[][..], &exts, &options] {
             if spec.source.is_ipv4() && !ext.is_empty() {
                 continue;
             }
@@ -79,6 +91,7 @@ fn every_prefix_behind_qinq_and_ipv4_options() {
         &[&options[..], &transport].concat(),
     );
     ip[0] = 0x47;
+    frames::set_ipv4_checksum(&mut ip);
     let frame = frames::ethernet(&[0x88a8, 0x8100], ETHERTYPE_IPV4, &ip);
     check_prefixes(LinkType::Ethernet, &frame, frame.len(), &spec);
 }
