@@ -11,21 +11,16 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use knock_e2e::{
-    CLIENT_V4, KnockServer, Link, PATIENCE, SERVER_V4, bin, read, scratch, wait_until, write,
+    CLIENT_V4, Knock, Link, OTHER_V4, PATIENCE, RunningServer, SERVER_V4, Server, bin, read,
+    scratch, wait_until, write,
 };
-
-/// Another address on the client host: the sniffer replaying from somewhere else.
-const OTHER_V4: &str = "198.18.0.3";
-
-/// Debian's knock: ordinary connection attempts, whose sequence numbers are the kernel's.
-const DEBIAN_KNOCK: &str = "/usr/bin/knock";
 
 /// A server with three rotating doors and a canary, and a client paired with them.
 struct Setup {
     link: Link,
     dir: tempfile::TempDir,
     conf: PathBuf,
-    server: KnockServer,
+    server: RunningServer,
     /// XDG_CONFIG_HOME (and HOME) of the client, run as root.
     xdg: PathBuf,
     /// The same for the client run as nobody (its files are nobody's).
@@ -68,14 +63,11 @@ impl Setup {
             );
         }
         let conf = write(dir.path(), "server.toml", &server_toml());
-        let server = KnockServer::start(
-            &link,
-            dir.path(),
-            &conf,
-            "server.log",
-            Some("eth0"),
-            &["-v"],
-        );
+        let server = Server::new(&link.server)
+            .dir(dir.path())
+            .config(&conf)
+            .args(["-v"])
+            .start();
         let xdg = pair_client(dir.path(), &conf, "client", None);
         let xdg_nobody = pair_client(dir.path(), &conf, "client-nobody", Some("nobody:nogroup"));
         Some(Setup {
@@ -91,25 +83,21 @@ impl Setup {
     /// Our knock in the client namespace (as nobody with `unprivileged`), its clock shifted by
     /// `skew` seconds.
     fn knock(&self, unprivileged: bool, skew: i64, args: &[&str]) -> Output {
-        self.knock_command(unprivileged, skew, args)
-            .output()
-            .unwrap()
+        self.knock_command(unprivileged, skew, args).output()
     }
 
-    /// The command [`Setup::knock`] runs.
-    fn knock_command(&self, unprivileged: bool, skew: i64, args: &[&str]) -> std::process::Command {
-        let mut cmd = self.link.client.command_as(bin("knock"), unprivileged);
+    /// The run [`Setup::knock`] makes.
+    fn knock_command(&self, unprivileged: bool, skew: i64, args: &[&str]) -> Knock<'_> {
         let xdg = if unprivileged {
             &self.xdg_nobody
         } else {
             &self.xdg
         };
-        cmd.args(args)
-            .env_remove("KNOCK_CONFIG")
-            .env("XDG_CONFIG_HOME", xdg)
-            .env("HOME", xdg)
-            .env("KNOCK_TEST_CLOCK_SKEW", skew.to_string());
-        cmd
+        Knock::ours(&self.link.client)
+            .unprivileged(unprivileged)
+            .config_home(xdg)
+            .env("KNOCK_TEST_CLOCK_SKEW", skew.to_string())
+            .args(args)
     }
 
     fn knock_ok(&self, skew: i64, door: &str) {
@@ -175,11 +163,9 @@ impl Setup {
     /// been handled, so what has not opened by now never will.
     fn canary(&mut self) {
         let n = self.opened("canary") + 1;
-        let out = self
-            .link
-            .client
-            .run(DEBIAN_KNOCK, [SERVER_V4, "60001", "60002"]);
-        assert!(out.status.success());
+        Knock::debian(&self.link.client)
+            .args([SERVER_V4, "60001", "60002"])
+            .ok();
         self.wait_opened("canary", n);
     }
 
@@ -309,7 +295,7 @@ fn a_sealed_knock_opens_and_the_same_ports_with_other_sequence_numbers_do_not() 
     let ports = s.ports("ssh");
     let mut args = vec![SERVER_V4.to_owned()];
     args.extend(ports.iter().cloned());
-    assert!(s.link.client.run(DEBIAN_KNOCK, &args).status.success());
+    Knock::debian(&s.link.client).args(&args).ok();
     s.canary();
     assert_eq!(s.opened("ssh"), 1, "{}", s.server.log());
     if s.ports("ssh") == ports {
@@ -347,10 +333,9 @@ fn a_sealed_knock_opens_and_the_same_ports_with_other_sequence_numbers_do_not() 
 #[test]
 fn a_captured_knock_replayed_opens_nothing_but_fresh_knocks_do() {
     let Some(mut s) = Setup::new() else { return };
-    s.link.client.ok(
-        "ip",
-        ["addr", "add", &format!("{OTHER_V4}/24"), "dev", "eth0"],
-    );
+    s.link
+        .client
+        .add_address("eth0", &format!("{OTHER_V4}/24"), &[]);
     let captured_ports = s.ports("quick");
     let capture = s.capture("quick", 3, || s.knock_ok(0, "quick"));
     s.wait_opened("quick", 1);
@@ -400,14 +385,12 @@ fn a_restart_between_a_knock_and_its_replay_still_refuses_the_replay() {
         read(&replay_file)
     );
 
-    s.server = KnockServer::start(
-        &s.link,
-        s.dir.path(),
-        &s.conf,
-        "restarted.log",
-        Some("eth0"),
-        &["-v"],
-    );
+    s.server = Server::new(&s.link.server)
+        .dir(s.dir.path())
+        .config(&s.conf)
+        .log_name("restarted.log")
+        .args(["-v"])
+        .start();
     s.replay(&capture, None);
     s.canary();
     assert_eq!(s.opened("ssh"), 0, "{}", s.server.log());
@@ -478,11 +461,9 @@ fn a_paired_client_still_opens_after_a_door_is_added_on_its_ports_and_sighup() {
     // The new filter goes in just after that line: knock the new door (plain SYNs, one on
     // the rotating door's port) until it opens, which proves the reload done.
     wait_until("the added door to open", PATIENCE, || {
-        let out = s
-            .link
-            .client
-            .run(DEBIAN_KNOCK, [SERVER_V4, &first, "60010"]);
-        assert!(out.status.success());
+        Knock::debian(&s.link.client)
+            .args([SERVER_V4, &first, "60010"])
+            .ok();
         s.opened("added") > 0
     });
     s.knock_ok(0, "ssh");
@@ -514,6 +495,7 @@ fn a_sighup_between_a_clients_knocks_loses_no_knock() {
     // Three seconds between knocks: time to send SIGHUP after the first one.
     let knock = s
         .knock_command(false, 0, &["-d", "3000", "home", "ssh"])
+        .command()
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -547,8 +529,7 @@ fn a_client_paired_by_an_earlier_pair_still_opens_and_the_log_says_to_pair_it_ag
     s.server.daemon.signal("HUP");
     s.server.wait_log("re-reading config file");
     wait_until("the low door to open", PATIENCE, || {
-        let out = s.link.client.run(DEBIAN_KNOCK, [SERVER_V4, "1024"]);
-        assert!(out.status.success());
+        Knock::debian(&s.link.client).args([SERVER_V4, "1024"]).ok();
         s.opened("low") > 0
     });
     let older_set = "1025-60000,60003-65535";

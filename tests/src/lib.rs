@@ -136,30 +136,6 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
-/// The running server's old name, until every test file starts servers with [`Server`].
-pub type KnockServer = RunningServer;
-
-impl RunningServer {
-    /// Old entry point: `Server::new(&link.server)` with `dir`, `config`, `log_name`,
-    /// `interface` and `extra` arguments. Kept until every test file uses the builder.
-    pub fn start(
-        link: &Link,
-        dir: &Path,
-        config: &Path,
-        log_name: &str,
-        interface: Option<&str>,
-        extra: &[&str],
-    ) -> RunningServer {
-        Server::new(&link.server)
-            .dir(dir)
-            .config(config)
-            .log_name(log_name)
-            .interface(interface)
-            .args(extra)
-            .start()
-    }
-}
-
 /// Result helper for tests that check an `io::Result`.
 pub fn io_ok<T>(r: io::Result<T>, what: &str) -> T {
     r.unwrap_or_else(|e| panic!("{what}: {e}"))
