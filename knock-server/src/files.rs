@@ -3,8 +3,9 @@
 //!
 //! The daemon runs as root and writes its pid file and state file where it is told. A symlink
 //! planted there (in a directory someone else can write) would make it write through to the
-//! link's target, or delete the link at exit; so these files are opened with `O_NOFOLLOW`
-//! and a symlink is refused with an error naming it.
+//! link's target, or delete the link at exit; so these files (and the one-time sequence
+//! files it marks, the keys it writes) are opened with `O_NOFOLLOW` ([`open_file`]) and a
+//! symlink is refused with an error naming it.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -143,52 +144,59 @@ pub enum Access {
     Replace,
     /// Read and write without truncating, creating it if missing: lock files.
     Lock,
+    /// Read and write an existing file in place, never creating or truncating it: one-time
+    /// sequence files.
+    Update,
+    /// Write a file that does not exist yet (`O_EXCL`): a new key never replaces one.
+    CreateNew,
 }
 
-/// Opens one of the daemon's own files (`what` names it in errors): never through a symlink
-/// (`O_NOFOLLOW`: a link planted in a directory someone else can write would make a root
-/// daemon read or write another file), never a FIFO, socket, device or directory (opened with
-/// `O_NONBLOCK`, so that a FIFO cannot hang the daemon, then required to be a regular file),
-/// closed on exec, and created with `mode` (0600 for what holds commands or state). `Ok(None)`:
-/// `Access::Read` of a file that does not exist.
-pub fn open(path: &Path, access: Access, mode: u32, what: &str) -> anyhow::Result<Option<File>> {
+/// Why [`open_file`] gave no file.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The path is a symbolic link (`O_NOFOLLOW`).
+    #[error("it is a symbolic link")]
+    Symlink,
+    /// Not a regular file: what it is (`a directory`, `a FIFO`, `a socket`, `a device`).
+    #[error("it is {0}, not a regular file")]
+    NotRegular(&'static str),
+    /// open(2) failed otherwise: `NotFound`, `AlreadyExists` for [`Access::CreateNew`], ...
+    #[error(transparent)]
+    Open(std::io::Error),
+    /// The opened file could not be examined (fstat(2)).
+    #[error(transparent)]
+    Stat(std::io::Error),
+}
+
+/// Opens one of the daemon's own files: never through a symlink (`O_NOFOLLOW`: a link planted
+/// in a directory someone else can write would make a root daemon read or write another
+/// file), never a FIFO, socket, device or directory (opened with `O_NONBLOCK`, so that a FIFO
+/// cannot hang the daemon, then required to be a regular file), closed on exec, and created
+/// with `mode` (0600 for what holds commands, state or keys). [`open`] words the errors.
+pub fn open_file(path: &Path, access: Access, mode: u32) -> Result<File, OpenError> {
     let mut options = OpenOptions::new();
     match access {
         Access::Read => options.read(true),
         Access::Append => options.append(true).create(true),
         Access::Replace => options.write(true).create(true).truncate(true),
         Access::Lock => options.read(true).write(true).create(true).truncate(false),
+        Access::Update => options.read(true).write(true),
+        Access::CreateNew => options.write(true).create_new(true),
     };
-    let opened = options
+    let file = options
         .mode(mode)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(path);
-    let file = match opened {
-        Ok(f) => f,
-        Err(e) if access == Access::Read && e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(None);
-        }
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => anyhow::bail!(
-            "{what} {} is a symbolic link: refusing to follow it (a root daemon reading or \
-             writing through a link can be made to use any file); remove the link and name \
-             a regular file",
-            path.display()
-        ),
-        // A FIFO opened for writing with no reader, with O_NONBLOCK.
-        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
-            anyhow::bail!("{what} {} is a FIFO: name a regular file", path.display())
-        }
-        Err(e) => {
-            return Err(e).with_context(|| format!("cannot open {what} {}", path.display()));
-        }
-    };
-    let kind = file
-        .metadata()
-        .with_context(|| format!("cannot read {what} {}", path.display()))?
-        .file_type();
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => OpenError::Symlink,
+            // A FIFO opened for writing with no reader, with O_NONBLOCK.
+            Some(libc::ENXIO) => OpenError::NotRegular("a FIFO"),
+            _ => OpenError::Open(e),
+        })?;
+    let kind = file.metadata().map_err(OpenError::Stat)?.file_type();
     if !kind.is_file() {
         use std::os::unix::fs::FileTypeExt as _;
-        let is = if kind.is_dir() {
+        return Err(OpenError::NotRegular(if kind.is_dir() {
             "a directory"
         } else if kind.is_fifo() {
             "a FIFO"
@@ -196,10 +204,37 @@ pub fn open(path: &Path, access: Access, mode: u32, what: &str) -> anyhow::Resul
             "a socket"
         } else {
             "a device"
-        };
-        anyhow::bail!("{what} {} is {is}: name a regular file", path.display());
+        }));
     }
-    Ok(Some(file))
+    Ok(file)
+}
+
+/// [`open_file`] with errors that name `path` as `what` and say what to do. `Ok(None)`:
+/// `Access::Read` of a file that does not exist.
+pub fn open(path: &Path, access: Access, mode: u32, what: &str) -> anyhow::Result<Option<File>> {
+    match open_file(path, access, mode) {
+        Ok(file) => Ok(Some(file)),
+        Err(OpenError::Open(e))
+            if access == Access::Read && e.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(None)
+        }
+        Err(OpenError::Symlink) => anyhow::bail!(
+            "{what} {} is a symbolic link: refusing to follow it (a root daemon reading or \
+             writing through a link can be made to use any file); remove the link and name \
+             a regular file",
+            path.display()
+        ),
+        Err(OpenError::NotRegular(is)) => {
+            anyhow::bail!("{what} {} is {is}: name a regular file", path.display())
+        }
+        Err(OpenError::Open(e)) => {
+            Err(e).with_context(|| format!("cannot open {what} {}", path.display()))
+        }
+        Err(OpenError::Stat(e)) => {
+            Err(e).with_context(|| format!("cannot read {what} {}", path.display()))
+        }
+    }
 }
 
 /// Creates (mode 0644) or truncates `path` for writing, as [`open`] does: pid files.
@@ -229,6 +264,40 @@ mod tests {
         let plain = dir.path().join("plain");
         create_nofollow(&plain, "pid file").unwrap();
         refuse_symlink(&plain, "state file").unwrap();
+    }
+
+    #[test]
+    fn a_new_file_never_replaces_one_and_an_update_never_creates_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("door.key");
+        open_file(&key, Access::CreateNew, 0o600).unwrap();
+        let again = open_file(&key, Access::CreateNew, 0o600);
+        assert!(
+            matches!(&again, Err(OpenError::Open(e)) if e.kind() == std::io::ErrorKind::AlreadyExists),
+            "{again:?}"
+        );
+        // A link where the key goes is not followed either: it exists.
+        let link = dir.path().join("link.key");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &link).unwrap();
+        assert!(matches!(
+            open_file(&link, Access::CreateNew, 0o600),
+            Err(OpenError::Open(_))
+        ));
+        assert!(!dir.path().join("elsewhere").exists());
+        let missing = dir.path().join("seqs");
+        let update = open_file(&missing, Access::Update, 0o600);
+        assert!(
+            matches!(&update, Err(OpenError::Open(e)) if e.kind() == std::io::ErrorKind::NotFound),
+            "{update:?}"
+        );
+        assert!(matches!(
+            open_file(&link, Access::Update, 0o600),
+            Err(OpenError::Symlink)
+        ));
+        assert!(matches!(
+            open_file(dir.path(), Access::Read, 0o600),
+            Err(OpenError::NotRegular("a directory"))
+        ));
     }
 
     #[test]

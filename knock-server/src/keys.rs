@@ -4,7 +4,6 @@
 //! refuses such private keys).
 
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -14,6 +13,7 @@ use knock_proto::auth::key::{KEY_BYTES, check_file};
 use knock_proto::config::SequenceSource;
 
 use crate::cli::{EXIT_USAGE, print_stdout};
+use crate::files::{self, Access, OpenError};
 
 /// `knock-server keygen`.
 #[derive(Debug, clap::Args)]
@@ -66,14 +66,9 @@ pub fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
     };
     // O_EXCL: never overwrite (nor follow a symlink planted where the key goes); the mode is
     // set at creation, so the key is never readable by others, not even for a moment.
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path);
+    let file = files::open_file(path, Access::CreateNew, 0o600);
     let mut file = match file {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+        Err(OpenError::Open(e)) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
             "{} already exists: keygen never overwrites a key; remove it first or choose another file",
             path.display()
         ),

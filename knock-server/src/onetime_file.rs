@@ -11,40 +11,35 @@
 //! when someone re-links it. An admin who wants the file elsewhere names that path in the
 //! config.
 
-use std::fs::OpenOptions;
 use std::io::{self, Read as _};
-use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::FileExt as _;
 use std::path::Path;
 
 use anyhow::Context as _;
 use knock_proto::Sequence;
 use knock_proto::onetime::{self, OneTimeSequences};
 
+use crate::files::{self, Access, OpenError};
+
 /// Reads `path`, refusing a symlink with an error that says so.
 pub fn read_nofollow(path: &Path) -> io::Result<String> {
-    let mut file = open(path, false)?;
+    let mut file = open(path, Access::Read)?;
     let mut text = String::new();
     file.read_to_string(&mut text)?;
     Ok(text)
 }
 
-fn open(path: &Path, write: bool) -> io::Result<std::fs::File> {
-    OpenOptions::new()
-        .read(true)
-        .write(write)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "it is a symbolic link, which one-time sequence files may not be \
-                     (name the file itself in the config)",
-                )
-            } else {
-                e
-            }
-        })
+/// Opens `path` as [`files::open_file`] does (never created: `Read` or `Update`).
+fn open(path: &Path, access: Access) -> io::Result<std::fs::File> {
+    files::open_file(path, access, 0o600).map_err(|e| match e {
+        OpenError::Symlink => io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "it is a symbolic link, which one-time sequence files may not be \
+             (name the file itself in the config)",
+        ),
+        OpenError::NotRegular(_) => io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
+        OpenError::Open(e) | OpenError::Stat(e) => e,
+    })
 }
 
 /// Marks `used` used in its file, in place, and returns the file's sequences as they are
@@ -65,7 +60,7 @@ pub fn mark_used(path: &Path, used: &Sequence) -> anyhow::Result<OneTimeSequence
 /// Re-reads `path`, overwrites the first character of `used`'s line, returns the file parsed.
 fn update(path: &Path, used: &Sequence) -> anyhow::Result<Option<OneTimeSequences>> {
     let what = || format!("one-time sequence file {}", path.display());
-    let file = open(path, true).with_context(|| format!("cannot open {}", what()))?;
+    let file = open(path, Access::Update).with_context(|| format!("cannot open {}", what()))?;
     let mut text = String::new();
     (&file)
         .read_to_string(&mut text)
