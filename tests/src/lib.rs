@@ -26,7 +26,6 @@ pub use netns::{
 use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pnet_packet::{ipv4, tcp};
@@ -44,9 +43,7 @@ pub const REQUIRE_ROOT_VAR: &str = "KNOCK_TESTS_REQUIRE_ROOT";
 /// and returns false, and the test returns at once; with [`REQUIRE_ROOT_VAR`]`=1` (as
 /// `scripts/test` runs) it fails instead, so that nothing is skipped silently in CI.
 pub fn root_or_skip() -> bool {
-    // rustix would need a dependency for one call; `id -u` keeps `unsafe` out.
-    let out = Command::new("id").arg("-u").output().expect("run id -u");
-    if String::from_utf8_lossy(&out.stdout).trim() == "0" {
+    if rustix::process::getuid().is_root() {
         return true;
     }
     let test = std::thread::current()
