@@ -246,7 +246,8 @@ impl Visit for Message {
 }
 
 /// The C library's syslog(3): it owns the connection to /dev/log, reconnects after syslogd
-/// restarts, and formats what local syslog daemons expect.
+/// restarts, and formats what local syslog daemons expect. No crate in our tree calls it;
+/// the `syslog` crates write to /dev/log themselves.
 #[allow(unsafe_code)]
 mod syslog {
     use std::ffi::CString;

@@ -42,6 +42,7 @@ fn main() -> ExitCode {
 /// where each growth copies it whole into fresh pages the kernel must zero: eight times the
 /// final size, a third of the daemon's CPU while a 100 000-packet flood fills the tracker
 /// (BENCHMARKS.md). Blocks above the threshold are mapped, and grow with mremap(2) in place.
+/// By hand: mallopt is glibc's, and no crate wraps it.
 #[allow(unsafe_code)]
 fn fixed_mmap_threshold() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -303,7 +304,8 @@ fn forward_signals(tx: mpsc::SyncSender<Msg>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Detaches from the terminal (`-d`), before any thread exists.
+/// Detaches from the terminal (`-d`), before any thread exists. By hand: rustix has no
+/// daemon(3) or fork, and std none either.
 #[allow(unsafe_code)]
 fn daemonize() -> anyhow::Result<()> {
     // SAFETY: called while the process is single-threaded (no thread has been spawned yet),

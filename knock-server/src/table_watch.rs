@@ -57,7 +57,8 @@ pub fn watch_table(table: &str, tx: SyncSender<Msg>) -> anyhow::Result<NftMonito
 }
 
 /// Makes the child get SIGKILL when we die, however we die: after a `kill -9` of the daemon
-/// no `nft monitor` is left waiting for a table event to notice.
+/// no `nft monitor` is left waiting for a table event to notice. Unsafe because std's
+/// `pre_exec` is: nothing else runs code between fork and exec.
 #[allow(unsafe_code)]
 fn die_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt as _;

@@ -17,7 +17,8 @@ pub(super) fn matching(tags: &[u8; WIDTH], tag: u8) -> u16 {
         use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_set_epi64x, _mm_set1_epi8};
         let word = widen(tags);
         // SAFETY: these intrinsics only compute on values (no memory is read), and the build
-        // enables SSE2, which they need (the `cfg` above; every x86_64 CPU has it).
+        // enables SSE2, which they need (the `cfg` above; every x86_64 CPU has it). They are
+        // safe to call only from Rust 1.87, after our rust-version.
         #[allow(unsafe_code)]
         let equal = unsafe {
             let v = _mm_set_epi64x((word >> 64) as i64, word as i64);
