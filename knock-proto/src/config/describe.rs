@@ -7,6 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::keys::{Check, DOOR_KEYS, OPTION_KEYS};
 use super::model::*;
 
 /// Width of the key column.
@@ -28,40 +29,33 @@ fn row(f: &mut fmt::Formatter<'_>, key: &str, value: impl fmt::Display) -> fmt::
     writeln!(f, "  {key:<KEY$} {value}")
 }
 
-fn secs(d: Duration) -> String {
+/// Seconds, as `--check` shows them.
+pub(super) fn secs(d: Duration) -> String {
     format!("{}s", d.as_secs())
 }
 
 impl Options {
     fn describe(&self, f: &mut fmt::Formatter<'_>, uses_mail: bool) -> fmt::Result {
         writeln!(f, "options:")?;
-        row(f, "use_syslog", if self.use_syslog { "yes" } else { "no" })?;
-        let path = |p: &Option<std::path::PathBuf>, default: &str| {
-            p.as_ref()
-                .map_or_else(|| default.to_owned(), |p| p.display().to_string())
-        };
-        row(f, "log_file", path(&self.log_file, "(none)"))?;
-        row(f, "pid_file", path(&self.pid_file, "(default)"))?;
-        row(
-            f,
-            "interface",
-            self.interface.as_deref().unwrap_or("(default)"),
-        )?;
-        row(f, "max_attempts", self.max_attempts)?;
-        if uses_mail {
-            row(f, "sendmail", self.sendmail.display())?;
-            row(
-                f,
-                "mail_from",
-                self.mail_from.as_deref().unwrap_or("knock@<hostname>"),
-            )?;
+        for k in &OPTION_KEYS {
+            if let Check::Option(show) = k.check {
+                if let Some(value) = show(self, uses_mail) {
+                    row(f, k.name, value)?;
+                }
+            }
         }
         Ok(())
     }
 }
 
+/// A path setting, or what leaving it out means.
+pub(super) fn path(p: &Option<std::path::PathBuf>, unset: &str) -> String {
+    p.as_ref()
+        .map_or_else(|| unset.to_owned(), |p| p.display().to_string())
+}
+
 /// A command setting: the command, "(nothing)" for an explicit empty one, or `unset`.
-fn command(c: Option<&CommandTemplate>, unset: &str) -> String {
+pub(super) fn command(c: Option<&CommandTemplate>, unset: &str) -> String {
     match c {
         Some(c) if c.is_nothing() => "(nothing)".to_owned(),
         Some(c) => c.text().to_owned(),
@@ -113,61 +107,46 @@ impl Door {
                 }
             }
         }
-        row(f, "seq_timeout", secs(self.seq_timeout))?;
-        row(f, "tcpflags", self.tcpflags)?;
-        match self.target {
-            Some(ip) => row(f, "target", ip)?,
-            None => row(f, "target", "(this host's addresses)")?,
-        }
-        let start = self.start_command.as_ref();
-        row(f, "start_command", command(start, "(none)"))?;
-        row(
-            f,
-            "start_command_6",
-            command(self.start_command_6.as_ref(), "(same as start_command)"),
-        )?;
-        row(
-            f,
-            "stop_command",
-            command(self.stop_command.as_ref(), "(none)"),
-        )?;
-        row(
-            f,
-            "stop_command_6",
-            command(self.stop_command_6.as_ref(), "(same as stop_command)"),
-        )?;
-        row(f, "cmd_timeout", secs(self.cmd_timeout))?;
-        self.actions.describe(f)
-    }
-}
-
-impl Actions {
-    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(w) = &self.wake_on_lan {
-            let via = match &w.interface {
-                Some(i) => format!(" on {i}"),
-                None => String::new(),
-            };
-            let to = std::net::SocketAddr::new(w.address, w.port);
-            row(f, "wake_on_lan", format_args!("{} via {to}{via}", w.mac))?;
-        }
-        if !self.mail_to.is_empty() {
-            row(f, "mail_to", self.mail_to.join(", "))?;
-        }
-        if !self.open.is_empty() {
-            let ports: Vec<String> = self
-                .open
-                .iter()
-                .map(|k| format!("{}/{}", k.port, k.proto))
-                .collect();
-            row(
-                f,
-                "open",
-                format_args!("{} for {}", ports.join(", "), secs(self.open_for)),
-            )?;
+        // `target` right after `tcpflags`, where `--check` has always shown it (scripts
+        // compare the layout); every other key in the order declared.
+        let target = DOOR_KEYS.iter().filter(|k| k.name == "target");
+        let keys = DOOR_KEYS
+            .iter()
+            .filter(|k| k.name != "target")
+            .flat_map(|k| {
+                let then = target.clone().filter(|_| k.name == "tcpflags");
+                std::iter::once(k).chain(then)
+            });
+        for k in keys {
+            if let Check::Door(show) = k.check {
+                if let Some(value) = show(self) {
+                    row(f, k.name, value)?;
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// A `wake_on_lan` action.
+pub(super) fn wake_on_lan(w: &WakeOnLan) -> String {
+    let via = match &w.interface {
+        Some(i) => format!(" on {i}"),
+        None => String::new(),
+    };
+    let to = std::net::SocketAddr::new(w.address, w.port);
+    format!("{} via {to}{via}", w.mac)
+}
+
+/// An `open` action with its `open_seconds`, if the door has one.
+pub(super) fn open(door: &Door) -> Option<String> {
+    let a = &door.actions;
+    let ports: Vec<String> = a
+        .open
+        .iter()
+        .map(|k| format!("{}/{}", k.port, k.proto))
+        .collect();
+    (!ports.is_empty()).then(|| format!("{} for {}", ports.join(", "), secs(a.open_for)))
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //! format's value ([`OPTION_KEYS`], [`DOOR_KEYS`]).
 //!
 //! Everything that lists keys comes from here: the knockd.conf parser's lookup and the TOML
-//! walk's (`config::knockd`, `config::toml`), "did you mean" and its lists of known keys, the
-//! man page's key list (knock-server's `man.rs`) and README's key table ([`markdown_table`],
+//! walk's (`config::knockd`, `config::toml`), "did you mean" and its lists of known keys,
+//! `knock-server --check`'s rows (`describe.rs`, through each key's [`Check`]), the man page's
+//! key list (knock-server's `man.rs`) and README's key table ([`markdown_table`],
 //! checked by a test). The keys of rotating doors are declared the same way, in
 //! [`super::rotating_keys`], because the client reads them too; they come right after
 //! `one_time_sequences` wherever door keys are listed.
@@ -17,16 +18,14 @@
 
 use std::ops::RangeInclusive;
 
+use super::describe;
 use super::model::{
-    DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_OPEN_SECONDS, DEFAULT_SEQ_TIMEOUT,
+    DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_OPEN_SECONDS, DEFAULT_SEQ_TIMEOUT, Door,
     MAX_TIMEOUT, Options,
 };
 pub use super::rotating_keys::Written;
 use super::walk::{Key, Val, Walker};
 use super::{knockd, rotating_keys, toml};
-
-#[cfg(doc)]
-use super::model::Door;
 
 /// The range of `Seq_Timeout`, in seconds: a sequence needs some time, and no timeout is
 /// longer than [`MAX_TIMEOUT`].
@@ -64,6 +63,23 @@ pub struct ConfigKey {
     pub example: Written,
     /// How each format reads it.
     pub(crate) read: Read,
+    /// How `--check` shows it.
+    pub check: Check,
+}
+
+/// How `knock-server --check` shows a key (`config/describe.rs` writes the rows): the value
+/// of its row, `None` to leave the row out.
+#[derive(Debug, Clone, Copy)]
+pub enum Check {
+    /// A row of `options:`; the flag says whether any door mails.
+    Option(fn(&Options, bool) -> Option<String>),
+    /// A row of a door.
+    Door(fn(&Door) -> Option<String>),
+    /// Said in the row of this other key.
+    In(&'static str),
+    /// Written by `describe.rs` itself, with what only the whole config knows (the door's
+    /// sequence: rotating doors' older pairings).
+    Own,
 }
 
 /// The readers of one key.
@@ -117,6 +133,7 @@ pub const OPTION_KEYS: [ConfigKey; 7] = [
         range: None,
         doc: "Log to syslog (identity knockd, facility daemon) as well.",
         example: Written::Bool(true),
+        check: Check::Option(|o, _| Some(if o.use_syslog { "yes" } else { "no" }.to_owned())),
         read: Read {
             knockd: Some(KnockdRead::Word(|o| o.use_syslog = true)),
             toml: TomlRead::Option(toml::use_syslog),
@@ -131,6 +148,7 @@ pub const OPTION_KEYS: [ConfigKey; 7] = [
         range: None,
         doc: "Append knockd-style lines, each prefixed [YYYY-MM-DD HH:MM], to this file.",
         example: Written::Text("/var/log/knockd.log"),
+        check: Check::Option(|o, _| Some(describe::path(&o.log_file, "(none)"))),
         read: Read {
             knockd: Some(KnockdRead::Option(knockd::log_file)),
             toml: TomlRead::Option(toml::log_file),
@@ -145,6 +163,7 @@ pub const OPTION_KEYS: [ConfigKey; 7] = [
         range: None,
         doc: "Write the daemon's pid to this file (default /var/run/knockd.pid with -d).",
         example: Written::Text("/var/run/knockd.pid"),
+        check: Check::Option(|o, _| Some(describe::path(&o.pid_file, "(default)"))),
         read: Read {
             knockd: Some(KnockdRead::Option(knockd::pid_file)),
             toml: TomlRead::Option(toml::pid_file),
@@ -159,6 +178,13 @@ pub const OPTION_KEYS: [ConfigKey; 7] = [
         range: None,
         doc: "Capture on this interface; -i wins. Default: any (every interface).",
         example: Written::Text("eth0"),
+        check: Check::Option(|o, _| {
+            Some(
+                o.interface
+                    .clone()
+                    .unwrap_or_else(|| "(default)".to_owned()),
+            )
+        }),
         read: Read {
             knockd: Some(KnockdRead::Option(knockd::interface)),
             toml: TomlRead::Option(toml::interface),
@@ -174,6 +200,7 @@ pub const OPTION_KEYS: [ConfigKey; 7] = [
         doc: "Cap on knock attempts in progress, {range} (default {default}); when full, the \
               oldest is evicted.",
         example: Written::Number(5000),
+        check: Check::Option(|o, _| Some(o.max_attempts.to_string())),
         read: Read {
             knockd: None,
             toml: TomlRead::Option(toml::max_attempts),
@@ -188,6 +215,7 @@ pub const OPTION_KEYS: [ConfigKey; 7] = [
         range: None,
         doc: "Program for mail_to, called as PROGRAM -t -i (default {default}).",
         example: Written::Text("/usr/lib/sendmail"),
+        check: Check::Option(|o, mail| mail.then(|| o.sendmail.display().to_string())),
         read: Read {
             knockd: None,
             toml: TomlRead::Option(toml::sendmail),
@@ -202,6 +230,13 @@ pub const OPTION_KEYS: [ConfigKey; 7] = [
         range: None,
         doc: "From address of mail notices (default knock@HOSTNAME).",
         example: Written::Text("knock@example.org"),
+        check: Check::Option(|o, mail| {
+            mail.then(|| {
+                o.mail_from
+                    .clone()
+                    .unwrap_or_else(|| "knock@<hostname>".to_owned())
+            })
+        }),
         read: Read {
             knockd: None,
             toml: TomlRead::Option(toml::mail_from),
@@ -222,6 +257,7 @@ pub const DOOR_KEYS: [ConfigKey; 14] = [
         doc: "The knocks, port[:tcp|udp],... (TCP when no protocol is given). In TOML also an \
               array of such strings.",
         example: Written::Text("7000,8000:udp,9000"),
+        check: Check::Own,
         read: Read {
             knockd: Some(KnockdRead::Door(knockd::door::sequence)),
             toml: TomlRead::Door(toml::door::sequence),
@@ -239,6 +275,7 @@ pub const DOOR_KEYS: [ConfigKey; 14] = [
               relative to the config file. When no line is left the door is disabled, with a \
               warning.",
         example: Written::Text("/etc/knockd/smtp_sequences"),
+        check: Check::In("sequence"),
         read: Read {
             knockd: Some(KnockdRead::Door(knockd::door::one_time_sequences)),
             toml: TomlRead::Door(toml::door::one_time_sequences),
@@ -253,6 +290,7 @@ pub const DOOR_KEYS: [ConfigKey; 14] = [
         range: range(SEQ_TIMEOUT),
         doc: "Seconds allowed from the first knock to the last, {range} (default {default}).",
         example: Written::Number(5),
+        check: Check::Door(|d| Some(describe::secs(d.seq_timeout))),
         read: Read {
             knockd: Some(KnockdRead::Door(knockd::door::seq_timeout)),
             toml: TomlRead::Door(toml::door::seq_timeout),
@@ -268,6 +306,7 @@ pub const DOOR_KEYS: [ConfigKey; 14] = [
         doc: "Flags a TCP knock must carry, e.g. syn or syn,!ack (! = must be clear); other TCP \
               packets are ignored.",
         example: Written::Text("syn,!ack"),
+        check: Check::Door(|d| Some(d.tcpflags.to_string())),
         read: Read {
             knockd: Some(KnockdRead::Door(knockd::door::tcpflags)),
             toml: TomlRead::Door(toml::door::tcpflags),
@@ -283,6 +322,7 @@ pub const DOOR_KEYS: [ConfigKey; 14] = [
         doc: "Run when the door opens, %IP% replaced by the knocker's address. Split into \
               arguments like a shell would, never run through a shell.",
         example: Written::Text("/sbin/iptables -A INPUT -s %IP% -j ACCEPT"),
+        check: Check::Door(|d| Some(describe::command(d.start_command.as_ref(), "(none)"))),
         read: Read {
             knockd: Some(KnockdRead::Door(knockd::door::start_command)),
             toml: TomlRead::Door(toml::door::start_command),
@@ -297,6 +337,10 @@ pub const DOOR_KEYS: [ConfigKey; 14] = [
         range: None,
         doc: "The same for IPv6 knockers; falls back to the IPv4 one.",
         example: Written::Text("/sbin/ip6tables -A INPUT -s %IP% -j ACCEPT"),
+        check: Check::Door(|d| {
+            let c = d.start_command_6.as_ref();
+            Some(describe::command(c, "(same as start_command)"))
+        }),
         read: Read {
             knockd: Some(KnockdRead::Door(knockd::door::start_command_6)),
             toml: TomlRead::Door(toml::door::start_command_6),
@@ -312,6 +356,7 @@ pub const DOOR_KEYS: [ConfigKey; 14] = [
         doc: "Run Cmd_Timeout seconds after the start command, on SIGTERM, or after a crash \
               when the daemon starts again.",
         example: Written::Text("/sbin/iptables -D INPUT -s %IP% -j ACCEPT"),
+        check: Check::Door(|d| Some(describe::command(d.stop_command.as_ref(), "(none)"))),
         read: Read {
             knockd: Some(KnockdRead::Door(knockd::door::stop_command)),
             toml: TomlRead::Door(toml::door::stop_command),
@@ -326,6 +371,10 @@ pub const DOOR_KEYS: [ConfigKey; 14] = [
         range: None,
         doc: "The same for IPv6 knockers; falls back to the IPv4 one.",
         example: Written::Text("/sbin/ip6tables -D INPUT -s %IP% -j ACCEPT"),
+        check: Check::Door(|d| {
+            let c = d.stop_command_6.as_ref();
+            Some(describe::command(c, "(same as stop_command)"))
+        }),
         read: Read {
             knockd: Some(KnockdRead::Door(knockd::door::stop_command_6)),
             toml: TomlRead::Door(toml::door::stop_command_6),
@@ -340,6 +389,7 @@ pub const DOOR_KEYS: [ConfigKey; 14] = [
         range: range(CMD_TIMEOUT),
         doc: "Seconds between start and stop command, {range} (default {default}).",
         example: Written::Number(30),
+        check: Check::Door(|d| Some(describe::secs(d.cmd_timeout))),
         read: Read {
             knockd: Some(KnockdRead::Door(knockd::door::cmd_timeout)),
             toml: TomlRead::Door(toml::door::cmd_timeout),
@@ -354,6 +404,12 @@ pub const DOOR_KEYS: [ConfigKey; 14] = [
         range: None,
         doc: "Match knocks sent to this address instead of the host's own.",
         example: Written::Text("198.18.0.2"),
+        check: Check::Door(|d| {
+            Some(
+                d.target
+                    .map_or_else(|| "(this host's addresses)".to_owned(), |ip| ip.to_string()),
+            )
+        }),
         read: Read {
             knockd: Some(KnockdRead::Door(knockd::door::target)),
             toml: TomlRead::Door(toml::door::target),
@@ -369,6 +425,7 @@ pub const DOOR_KEYS: [ConfigKey; 14] = [
         doc: "Send a Wake-on-LAN magic packet: a MAC, or { mac, address (255.255.255.255), port \
               (9), interface }.",
         example: Written::Text("00:81:52:6b:3d:ae"),
+        check: Check::Door(|d| d.actions.wake_on_lan.as_ref().map(describe::wake_on_lan)),
         read: Read {
             knockd: None,
             toml: TomlRead::Door(toml::door::wake_on_lan),
@@ -384,6 +441,9 @@ pub const DOOR_KEYS: [ConfigKey; 14] = [
         doc: "Mail a notice (door, knocker, time, what was done) to these addresses through \
               sendmail.",
         example: Written::Text("admin@example.org"),
+        check: Check::Door(|d| {
+            (!d.actions.mail_to.is_empty()).then(|| d.actions.mail_to.join(", "))
+        }),
         read: Read {
             knockd: None,
             toml: TomlRead::Door(toml::door::mail_to),
@@ -400,6 +460,7 @@ pub const DOOR_KEYS: [ConfigKey; 14] = [
               knock-server's own nftables table; the kernel closes them again after \
               open_seconds even if the daemon is killed.",
         example: Written::Text("22/tcp"),
+        check: Check::Door(describe::open),
         read: Read {
             knockd: None,
             toml: TomlRead::Door(toml::door::open),
@@ -414,6 +475,7 @@ pub const DOOR_KEYS: [ConfigKey; 14] = [
         range: range(OPEN_SECONDS),
         doc: "How long open stays open, {range} (default {default}).",
         example: Written::Number(60),
+        check: Check::In("open"),
         read: Read {
             knockd: None,
             toml: TomlRead::Door(toml::door::open_seconds),

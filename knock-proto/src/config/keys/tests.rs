@@ -288,3 +288,20 @@ fn readme_lists_the_declared_keys() {
          --- README.md:\n{have}--- declared:\n{want}"
     );
 }
+
+#[test]
+fn every_key_has_its_place_in_checks_description() {
+    for (keys, door) in [(&OPTION_KEYS[..], false), (&DOOR_KEYS[..], true)] {
+        for k in keys {
+            match k.check {
+                Check::Option(_) => assert!(!door, "{}", k.name),
+                Check::Door(_) | Check::Own => assert!(door, "{}", k.name),
+                Check::In(other) => {
+                    let row = keys.iter().find(|o| o.name == other);
+                    let shown = row.is_some_and(|o| !matches!(o.check, Check::In(_)));
+                    assert!(shown, "{} is said in `{other}`, which has no row", k.name);
+                }
+            }
+        }
+    }
+}
