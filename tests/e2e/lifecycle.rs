@@ -94,11 +94,7 @@ fn sigterm_closes_the_door_and_does_not_wait_for_a_start_command_that_never_ends
     assert!(server.log().contains("killing them"), "{}", server.log());
     // The killed command is gone (a moment as a zombie, reaped by init, is allowed).
     wait_until("no process left in the namespace", PATIENCE, || {
-        let pids = std::process::Command::new("ip")
-            .args(["netns", "pids", &link.server.name])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&pids.stdout).trim().is_empty()
+        link.server.pids().is_empty()
     });
     assert!(read(&dir.path().join("pending-stops")).is_empty());
 }

@@ -119,12 +119,9 @@ fn two_instances_guard_their_own_ports_and_a_kill_9_of_one_leaves_the_other_alon
 
 /// How many `nft monitor` processes run in the server namespace.
 fn nft_monitors(link: &Link) -> usize {
-    let pids = std::process::Command::new("ip")
-        .args(["netns", "pids", &link.server.name])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&pids.stdout)
-        .split_whitespace()
+    link.server
+        .pids()
+        .iter()
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
                 .is_ok_and(|c| c.starts_with(b"nft\0monitor\0"))

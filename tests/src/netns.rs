@@ -232,6 +232,20 @@ impl Netns {
         })
     }
 
+    /// The pids of the processes in this namespace (`ip netns pids`).
+    pub fn pids(&self) -> Vec<String> {
+        let out = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output();
+        out.map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
     /// Whether `dev` has its carrier (`LOWER_UP`).
     fn carrier(&self, dev: &str) -> bool {
         self.output("ip", ["-o", "link", "show", dev])
@@ -242,13 +256,8 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         // Kill anything still running inside first, or the namespace lingers until it exits.
-        let pids = Command::new("ip")
-            .args(["netns", "pids", &self.name])
-            .output();
-        if let Ok(out) = pids {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-9", pid]).status();
-            }
+        for pid in self.pids() {
+            let _ = Command::new("kill").args(["-9", &pid]).status();
         }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
