@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use crate::cli;
 use crate::profiles::SAMPLE;
+use crate::profiles::keys::{PROFILE_KEYS, ProfileKey, ROTATING_SEQUENCE_KEYS, SEQUENCE_KEYS};
 
 /// Writes knock.1 in roff.
 pub fn write(out: &mut dyn Write) -> io::Result<()> {
@@ -24,20 +25,21 @@ pub fn write(out: &mut dyn Write) -> io::Result<()> {
         .iter()
         .filter_map(|k| Some(format!("\\fB{}\\fR ({}), ", k.name, k.default?)))
         .collect();
+    let mut seen = Vec::new();
+    let profile = key_list(&PROFILE_KEYS, &mut seen);
+    let sequence = key_list(&SEQUENCE_KEYS, &mut seen);
+    let rotating_own = key_list(&ROTATING_SEQUENCE_KEYS, &mut seen);
     writeln!(
         out,
         ".TP\n\\fI$XDG_CONFIG_HOME/knock/config.toml\\fR (Linux; \\fI~/.config/knock/config.toml\\fR \
          by default), \\fI~/Library/Application Support/knock/config.toml\\fR (macOS), \
          \\fI%APPDATA%\\eknock\\econfig\\econfig.toml\\fR (Windows)\n\
          The profiles, refused (exit 2) when another user than you or root owns the file or \
-         can write it or a directory above it, as ssh refuses such a ~/.ssh/config. Each \\fB[profiles.NAME]\\fR has a \\fBhost\\fR, optional \\fBhits\\fR (per \
-         port, default 1), \\fBdelay_ms\\fR (between hits, default 0), \\fBhit_delay_ms\\fR \
-         (between the hits of one port, 0 to 10000, default delay_ms, and at least 20 for raw IPv6 SYNs) and \
-         \\fBprotocol\\fR (for ports written without one, default tcp), and a \\fB[profiles.NAME.sequences]\\fR table of named \
-         sequences in knockd syntax, each a string or a table with \\fBsequence\\fR, \\fBhits\\fR and \
-         \\fBdelay_ms\\fR. A rotating sequence (a server door with secret_file) is a table with \
-         \\fBsecret_file\\fR (the key file; ~/ is your home; refused unless only you can read it), \
-         and as the server's door says: {rotating}\\fBdoor\\fR (the server's door name, default the sequence's name); knock-server pair \
+         can write it or a directory above it, as ssh refuses such a ~/.ssh/config. Each \
+         \\fB[profiles.NAME]\\fR has {profile}. A sequence is a string in knockd syntax or a \
+         table with {sequence}. A rotating sequence (a server door with secret_file) is a table \
+         with \\fBsecret_file\\fR (the key file; ~/ is your home; refused unless only you can \
+         read it), and as the server's door says: {rotating}{rotating_own}; knock-server pair \
          DOOR prints it. Sealed knocks need raw sockets (root, or setcap cap_net_raw+ep on \
          knock). For example:"
     )?;
@@ -100,6 +102,26 @@ const ENVIRONMENT: [(&str, &str); 4] = [
          seconds (e.g. -90), to show what a server logs for a client whose clock is off.",
     ),
 ];
+
+/// "\fBa\fR (what a is), \fBb\fR and \fBc\fR": the keys with their docs, each key's doc
+/// only the first time (`seen`) across the lists of a page.
+fn key_list(keys: &[ProfileKey], seen: &mut Vec<&'static str>) -> String {
+    let items: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            if seen.contains(&k.name) {
+                format!("\\fB{}\\fR", k.name)
+            } else {
+                seen.push(k.name);
+                format!("\\fB{}\\fR ({})", k.name, escape(&k.describe()))
+            }
+        })
+        .collect();
+    match items.as_slice() {
+        [init @ .., last] if !init.is_empty() => format!("{} and {last}", init.join(", ")),
+        _ => items.concat(),
+    }
+}
 
 fn section(out: &mut dyn Write, title: &str) -> io::Result<()> {
     writeln!(out, ".SH {title}")

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use knock_proto::config::{Diagnostic, Diagnostics, io_message};
 use knock_proto::{Proto, Sequence};
 
+pub mod keys;
 mod parse;
 
 /// A config file showing every key, printed when the config is missing.

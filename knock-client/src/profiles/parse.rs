@@ -17,22 +17,8 @@ use knock_proto::config::walk::{DeTable, DeValue, Key, NamedTables, Val, Walker,
 
 use crate::rotating::RotatingEntry;
 
-use super::{Config, MAX_DELAY_MS, MAX_HIT_DELAY_MS, NamedSequence, Profile};
-
-/// The keys of a `[profiles.NAME]` table.
-const PROFILE_KEYS: [&str; 6] = [
-    "host",
-    "hits",
-    "delay_ms",
-    "hit_delay_ms",
-    "protocol",
-    "sequences",
-];
-/// The keys of a sequence written as a table.
-const SEQUENCE_KEYS: [&str; 3] = ["sequence", "hits", "delay_ms"];
-/// The keys of a rotating sequence's table besides the rotating keys themselves (declared
-/// once, for the server's doors too, in `knock_proto::config::rotating_keys`).
-const ROTATING_SEQUENCE_KEYS: [&str; 3] = ["door", "hits", "delay_ms"];
+use super::keys::{self, PROFILE_KEYS, ROTATING_SEQUENCE_KEYS, SEQUENCE_KEYS, read_table};
+use super::{Config, NamedSequence, Profile};
 
 /// Parses the config's `text`, read from `path` (used in messages only).
 pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
@@ -82,39 +68,13 @@ fn profile(w: &mut Walker<'_>, name_key: &Key<'_>, val: &Val<'_>) -> Option<Prof
     let name = name_key.get_ref().as_ref();
     let table = w.table(val, &format!("profiles.{name}"))?;
     let before = w.error_count();
-    let mut host = None;
-    let mut settings = Settings::default();
-    let mut protocol = Proto::Tcp;
-    let mut hit_delay = None;
-    let mut sequences_val = None;
-    for (key, val) in in_file_order(table) {
-        let k = key.get_ref().as_ref();
-        match k {
-            "host" => host = w.string(val, k).and_then(|h| host_value(w, val, h)),
-            "hits" | "delay_ms" => settings.read(w, key, val),
-            "hit_delay_ms" => {
-                let range = 0..=MAX_HIT_DELAY_MS;
-                hit_delay = w
-                    .integer_in(val, k, range, "milliseconds")
-                    .map(Duration::from_millis);
-            }
-            "protocol" => {
-                if let Some(p) = w.string(val, k) {
-                    match p.parse::<Proto>() {
-                        Ok(p) => protocol = p,
-                        Err(e) => w.err(val.span(), e.to_string()),
-                    }
-                }
-            }
-            "sequences" => sequences_val = Some(val),
-            _ => {
-                let elsewhere = (k == "sequence")
-                    .then(|| format!("[profiles.{name}.sequences], under a name of its own"));
-                w.unknown_key(key, &PROFILE_KEYS, elsewhere.as_deref());
-            }
-        }
-    }
-    if host.is_none() && !table.contains_key("host") {
+    let d = read_table(w, table, &PROFILE_KEYS, |w, key, _| {
+        let elsewhere = (key.get_ref() == "sequence")
+            .then(|| format!("[profiles.{name}.sequences], under a name of its own"));
+        let known: Vec<&str> = keys::names(&PROFILE_KEYS).collect();
+        w.unknown_key(key, &known, elsewhere.as_deref());
+    });
+    if d.host.is_none() && !table.contains_key("host") {
         w.err(
             name_key.span(),
             format!(
@@ -122,8 +82,9 @@ fn profile(w: &mut Walker<'_>, name_key: &Key<'_>, val: &Val<'_>) -> Option<Prof
             ),
         );
     }
-    let (sequences, rotating) = match sequences_val {
-        Some(val) => sequences(w, val, protocol, settings.hits.unwrap_or(1)),
+    let protocol = d.protocol.unwrap_or(Proto::Tcp);
+    let (sequences, rotating) = match d.sequences {
+        Some(val) => sequences(w, val, protocol, d.hits.unwrap_or(1)),
         None => {
             w.err(
                 name_key.span(),
@@ -135,43 +96,21 @@ fn profile(w: &mut Walker<'_>, name_key: &Key<'_>, val: &Val<'_>) -> Option<Prof
         }
     };
     (w.error_count() == before).then(|| Profile {
-        host: host.unwrap_or_default(),
-        hits: settings.hits.unwrap_or(1),
-        delay: settings.delay.unwrap_or_default(),
-        hit_delay,
+        host: d.host.unwrap_or_default(),
+        hits: d.hits.unwrap_or(1),
+        delay: d.delay.unwrap_or_default(),
+        hit_delay: d.hit_delay,
         protocol,
         sequences,
         rotating,
     })
 }
 
-fn host_value(w: &mut Walker<'_>, val: &Val<'_>, host: &str) -> Option<String> {
-    let host = host.trim();
-    if host.is_empty() {
-        w.err(val.span(), "host is empty: write a name or an address");
-        return None;
-    }
-    Some(host.to_owned())
-}
-
-/// `hits` and `delay_ms`, in a profile or in one sequence's table.
+/// `hits` and `delay_ms` of one sequence's table, overriding its profile's.
 #[derive(Debug, Default, Clone, Copy)]
 struct Settings {
     hits: Option<u8>,
     delay: Option<Duration>,
-}
-
-impl Settings {
-    fn read(&mut self, w: &mut Walker<'_>, key: &Key<'_>, val: &Val<'_>) {
-        match key.get_ref().as_ref() {
-            "hits" => self.hits = w.integer_in(val, "hits", 1..=u8::MAX, "hits per port"),
-            _ => {
-                self.delay = w
-                    .integer_in(val, "delay_ms", 0..=MAX_DELAY_MS, "milliseconds")
-                    .map(Duration::from_millis);
-            }
-        }
-    }
 }
 
 /// The `sequences` table of a profile: its fixed sequences and its rotating ones.
@@ -213,29 +152,20 @@ fn sequences(
 fn rotating_table(w: &mut Walker<'_>, name: &str, table: &DeTable<'_>) -> Option<RotatingEntry> {
     let before = w.error_count();
     let mut draft = RotatingDraft::default();
-    let mut settings = Settings::default();
-    let mut door = None;
-    for (key, v) in in_file_order(table) {
-        if draft.read(w, key, v) {
-            continue;
+    let d = read_table(w, table, &ROTATING_SEQUENCE_KEYS, |w, key, v| {
+        if !draft.read(w, key, v) {
+            let known: Vec<&str> = rotating_keys::names()
+                .chain(keys::names(&ROTATING_SEQUENCE_KEYS))
+                .collect();
+            w.unknown_key(key, &known, None);
         }
-        match key.get_ref().as_ref() {
-            "door" => door = w.string(v, "door").map(str::to_owned),
-            "hits" | "delay_ms" => settings.read(w, key, v),
-            _ => {
-                let known: Vec<&str> = rotating_keys::names()
-                    .chain(ROTATING_SEQUENCE_KEYS)
-                    .collect();
-                w.unknown_key(key, &known, None);
-            }
-        }
-    }
+    });
     let rotating = draft.finish(w)?;
     (w.error_count() == before).then(|| RotatingEntry {
-        door: door.unwrap_or_else(|| name.to_owned()),
+        door: d.door.unwrap_or_else(|| name.to_owned()),
         rotating,
-        hits: settings.hits,
-        delay: settings.delay,
+        hits: d.hits,
+        delay: d.delay,
     })
 }
 
@@ -273,21 +203,20 @@ fn sequence_table(
     protocol: Proto,
     profile_hits: u8,
 ) -> Option<NamedSequence> {
-    let mut settings = Settings::default();
-    let mut list = None;
-    for (key, v) in in_file_order(table) {
-        match key.get_ref().as_ref() {
-            "sequence" => list = Some(v),
-            "hits" | "delay_ms" => settings.read(w, key, v),
-            _ => w.unknown_key(key, &SEQUENCE_KEYS, None),
-        }
-    }
-    let Some(list) = list else {
+    let d = read_table(w, table, &SEQUENCE_KEYS, |w, key, _| {
+        let known: Vec<&str> = keys::names(&SEQUENCE_KEYS).collect();
+        w.unknown_key(key, &known, None);
+    });
+    let Some(list) = d.sequence else {
         w.err(
             val.span(),
             "this sequence has no `sequence` key: write { sequence = \"7000,8000,9000\" }",
         );
         return None;
+    };
+    let settings = Settings {
+        hits: d.hits,
+        delay: d.delay,
     };
     fixed(w, list, protocol, settings, profile_hits)
 }
