@@ -39,8 +39,7 @@ fn config_keys(roff: &mut Roff, keys: &[ConfigKey]) {
             .chain(k.toml_aliases.iter().copied())
             .collect();
         key(roff, &knockd, &toml.join(", "), &k.describe());
-        if k.name == "one_time_sequences" {
-            // The other way to give a door its sequence, declared apart for the client too.
+        if k.name == keys::ROTATING_KEYS_AFTER {
             for r in &rotating_keys::KEYS {
                 key(roff, "-", r.name, &r.describe());
             }

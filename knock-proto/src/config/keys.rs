@@ -8,7 +8,7 @@
 //! key list (knock-server's `man.rs`) and README's key table ([`markdown_table`],
 //! checked by a test). The keys of rotating doors are declared the same way, in
 //! [`super::rotating_keys`], because the client reads them too; they come right after
-//! `one_time_sequences` wherever door keys are listed.
+//! [`ROTATING_KEYS_AFTER`] wherever door keys are listed.
 //!
 //! Adding a key is one declaration here, the field it fills (in [`Door`] or [`Options`],
 //! with its default in `Door::new` or `Options::default`) and its readers, which live with
@@ -508,10 +508,15 @@ pub fn toml_option_names() -> impl Iterator<Item = &'static str> + Clone {
     OPTION_KEYS.iter().flat_map(ConfigKey::toml_names)
 }
 
-/// The TOML spellings of every key of a door, the rotating keys after `one_time_sequences`.
+/// The door key after which lists of door keys put the rotating ones
+/// ([`rotating_keys::KEYS`]): with the other ways of giving a door its sequence.
+pub const ROTATING_KEYS_AFTER: &str = "one_time_sequences";
+
+/// The TOML spellings of every key of a door, the rotating keys after
+/// [`ROTATING_KEYS_AFTER`].
 pub fn toml_door_names() -> impl Iterator<Item = &'static str> + Clone {
     DOOR_KEYS.iter().flat_map(|k| {
-        let rotating = (k.name == "one_time_sequences").then(rotating_keys::names);
+        let rotating = (k.name == ROTATING_KEYS_AFTER).then(rotating_keys::names);
         k.toml_names().chain(rotating.into_iter().flatten())
     })
 }
