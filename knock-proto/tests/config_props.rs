@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use knock_proto::config::{self, Actions, CommandTemplate, Config, Door, Options, SequenceSource};
+use knock_proto::config::{self, CommandTemplate, Config, Door, Options, SequenceSource};
 use knock_proto::onetime::OneTimeSequences;
 use knock_proto::{Knock, Port, Proto, Sequence, TcpFlags};
 use proptest::collection::vec;
@@ -109,17 +109,13 @@ impl Spec {
     fn door(&self, name: &str) -> Door {
         let cmd = |c: &Option<String>| c.as_ref().map(|c| c.parse::<CommandTemplate>().unwrap());
         Door {
-            name: name.to_owned(),
-            sequence: SequenceSource::Fixed(self.sequence.clone()),
             seq_timeout: Duration::from_secs(self.seq_timeout),
             tcpflags: self.tcpflags(),
             start_command: cmd(&self.command),
-            start_command_6: None,
             stop_command: cmd(&self.stop),
-            stop_command_6: None,
             cmd_timeout: Duration::from_secs(self.cmd_timeout),
             target: self.target,
-            actions: Actions::default(),
+            ..Door::new(name, SequenceSource::Fixed(self.sequence.clone()))
         }
     }
 

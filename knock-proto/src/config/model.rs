@@ -481,17 +481,10 @@ mod tests {
     fn ipv6_commands_fall_back_to_ipv4_ones() {
         let cmd = |s: &str| Some(s.parse::<CommandTemplate>().unwrap());
         let door = Door {
-            name: "d".into(),
-            sequence: SequenceSource::Fixed("1".parse().unwrap()),
-            seq_timeout: DEFAULT_SEQ_TIMEOUT,
-            tcpflags: TcpFlags::ANY,
             start_command: cmd("start4"),
-            start_command_6: None,
             stop_command: cmd("stop4"),
             stop_command_6: cmd("stop6"),
-            cmd_timeout: DEFAULT_CMD_TIMEOUT,
-            target: None,
-            actions: Actions::default(),
+            ..Door::new("d", SequenceSource::Fixed("1".parse().unwrap()))
         };
         let v6: IpAddr = "fd00::1".parse().unwrap();
         let v4: IpAddr = "198.18.0.1".parse().unwrap();
