@@ -305,3 +305,21 @@ fn every_key_has_its_place_in_checks_description() {
         }
     }
 }
+
+/// examples/server.toml says it uses every key: every declared one, some commented out.
+#[test]
+fn the_example_config_writes_every_key() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/server.toml");
+    let text = std::fs::read_to_string(&path).expect("read examples/server.toml");
+    let written = |name: &str| {
+        text.lines().any(|l| {
+            let l = l.trim_start().trim_start_matches('#').trim_start();
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+    };
+    let names = OPTION_KEYS.iter().chain(&DOOR_KEYS).map(|k| k.name);
+    for name in names.chain(rotating_keys::names()) {
+        assert!(written(name), "examples/server.toml does not show `{name}`");
+    }
+}
