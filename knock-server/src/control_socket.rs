@@ -104,12 +104,10 @@ fn answer(stream: UnixStream, tx: &SyncSender<Msg>) -> anyhow::Result<()> {
     BufReader::new((&stream).take(MAX_LINE + 1)).read_line(&mut line)?;
     let response = if !trusted(&stream) {
         error("permission denied: only root (or the daemon's own user) may ask".into())
-    } else if line.len() as u64 > MAX_LINE {
-        error(format!("request longer than {MAX_LINE} bytes"))
     } else {
-        match serde_json::from_str::<Request>(line.trim()) {
+        match parse_request(&line) {
             Ok(request) => ask_engine(request, tx),
-            Err(e) => error(format!("not a request: {e}")),
+            Err(refusal) => refusal,
         }
     };
     let mut text = serde_json::to_string(&response).context("cannot encode the answer")?;
@@ -140,6 +138,26 @@ fn error(message: String) -> Response {
     Response::Error { message }
 }
 
+/// The request a client's line (as read, at most `MAX_LINE + 1` bytes) asks, or the error
+/// answer it gets instead. Pure (fuzzed: `fuzz/fuzz_targets/control.rs`).
+pub fn parse_request(line: &str) -> Result<Request, Response> {
+    if line.len() as u64 > MAX_LINE {
+        return Err(error(format!("request longer than {MAX_LINE} bytes")));
+    }
+    serde_json::from_str::<Request>(line.trim()).map_err(|e| error(format!("not a request: {e}")))
+}
+
+/// The daemon's answer line, as a client reads it. Pure (fuzzed:
+/// `fuzz/fuzz_targets/control.rs`).
+pub fn parse_answer(line: &str) -> std::io::Result<Response> {
+    serde_json::from_str(line).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("unreadable answer: {e}"),
+        )
+    })
+}
+
 /// Sends `request` to the daemon listening on `path` and returns its answer.
 pub fn ask(path: &Path, request: &Request) -> std::io::Result<Response> {
     let stream = UnixStream::connect(path)?;
@@ -150,12 +168,7 @@ pub fn ask(path: &Path, request: &Request) -> std::io::Result<Response> {
     (&stream).write_all(text.as_bytes())?;
     let mut line = String::new();
     BufReader::new(&stream).read_line(&mut line)?;
-    serde_json::from_str(&line).map_err(|e| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("unreadable answer: {e}"),
-        )
-    })
+    parse_answer(&line)
 }
 
 #[cfg(test)]
