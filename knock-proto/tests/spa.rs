@@ -665,7 +665,9 @@ fn packets_for_fwknopd() {
     };
     let rijndael = [7u8; 32];
     let hmac = [9u8; 64];
-    let cases: Vec<(&str, Message, Mode, &[u8], Option<Digest>, Digest)> = vec![
+    /// Name, message, mode, Rijndael key, HMAC digest, message digest.
+    type Case<'a> = (&'a str, Message, Mode, &'a [u8], Option<Digest>, Digest);
+    let cases: Vec<Case> = vec![
         (
             "access",
             base.clone(),

@@ -218,6 +218,12 @@ pub fn decode(packet: &[u8], keys: &Keys) -> Result<Message, SpaError> {
         DecryptError::Shape => SpaError::Ciphertext,
         DecryptError::Padding => SpaError::Decrypt,
     })?;
+    decode_text(plain)
+}
+
+/// The message in a decrypted text (16 digits, the fields, the digest): what [`decode`] reads
+/// once the HMAC and the decryption are done.
+pub fn decode_text(plain: &[u8]) -> Result<Message, SpaError> {
     // fwknop's test of a good decryption, before anything else is read.
     if plain.len() < 17 || !plain[..16].iter().all(u8::is_ascii_digit) || plain[16] != b':' {
         return Err(SpaError::Decrypt);
