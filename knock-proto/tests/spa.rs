@@ -64,8 +64,14 @@ impl Vector {
 }
 
 fn vectors() -> Vec<Vector> {
-    let vectors: Vec<Vector> = VECTORS
-        .split("\n\n")
+    let vectors = parse_vectors(VECTORS);
+    assert!(vectors.len() >= 15, "{} vectors", vectors.len());
+    vectors
+}
+
+/// Blocks of `key: value` lines, separated by blank lines; `#` lines are comments.
+fn parse_vectors(text: &str) -> Vec<Vector> {
+    text.split("\n\n")
         .filter(|block| block.contains("name: "))
         .map(|block| Vector {
             lines: block
@@ -77,9 +83,7 @@ fn vectors() -> Vec<Vector> {
                 })
                 .collect(),
         })
-        .collect();
-    assert!(vectors.len() >= 15, "{} vectors", vectors.len());
-    vectors
+        .collect()
 }
 
 /// The salt inside a packet: bytes 8..16 of the ciphertext.
@@ -129,6 +133,32 @@ fn fwknop_vectors_decode_to_the_fields_fwknop_printed() {
             v.get("client_timeout"),
             "{name}"
         );
+    }
+}
+
+#[test]
+fn protocol_md_shows_fwknop_vectors_that_decode() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let doc = std::fs::read_to_string(root.join("PROTOCOL.md")).unwrap();
+    let block = doc
+        .split("<!-- spa-vectors -->\n```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("PROTOCOL.md has an spa-vectors block");
+    let shown = parse_vectors(block);
+    assert!(shown.len() >= 3);
+    let all = vectors();
+    for v in shown {
+        let name = v.name();
+        let kept = all.iter().find(|k| k.name() == name);
+        assert_eq!(
+            kept.map(|k| &k.lines),
+            Some(&v.lines),
+            "PROTOCOL.md's {name} is not as in vectors.txt"
+        );
+        let m = spa::decode(v.packet(), &v.keys()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(m.request_text(), v.get("message"), "{name}");
+        assert_eq!(m.timestamp.to_string(), v.get("timestamp"), "{name}");
     }
 }
 

@@ -11,40 +11,14 @@
 //! to refuse a packet seen before.
 //!
 //! Only Rijndael (symmetric) keys: fwknop's GnuPG mode is not supported, and nor are the
-//! `-M` modes other than CBC and legacy (ECB, CFB, OFB, CTR, which fwknop's own docs advise
-//! against), nor SPA over HTTP.
+//! `-M` modes other than CBC and legacy (ECB, CFB, OFB, CTR, PCBC), nor SPA over HTTP.
 //!
-//! # The packet
-//!
-//! From the inside out (`‖` is concatenation, `b64` standard base64 with its `=` removed):
-//!
-//! 1. The fields, joined with `:`: random (16 decimal digits), `b64(username)`, timestamp
-//!    (decimal Unix seconds), version (`3.0.0`), message type (decimal, [`MessageType`]),
-//!    `b64("IP,tcp/22,udp/53")` (or `b64("IP,command")` for type 0), then, depending on the
-//!    type, `b64("host,port")` for NAT access, `b64(server auth)` if any, and the client
-//!    timeout in decimal seconds (types 3, 4 and 6).
-//! 2. `‖ ":" ‖ b64(digest of 1.)`, SHA-256 by default (fwknop's `-m`; the receiver tells the
-//!    digest by its length, and SHA-3 from SHA-2 by trying both).
-//! 3. Encrypted as `openssl enc -aes-256-cbc -md md5` does: `"Salted__" ‖ salt (8 bytes) ‖
-//!    AES-256-CBC(2., PKCS#7 padding)`, key and IV from `EVP_BytesToKey(MD5, key, salt, 1
-//!    round)` over the Rijndael key's bytes (`-M legacy` first pads a key shorter than 16 bytes
-//!    with ASCII `0`s to 16).
-//! 4. `b64` of that, without its first 10 characters, `U2FsdGVkX1`, which every packet would
-//!    otherwise start with.
-//! 5. With an HMAC key: `‖ b64(HMAC(key, "U2FsdGVkX1" ‖ 4.))`, HMAC-SHA-256 by default
-//!    (`--hmac-digest-type`), no separator: the receiver knows its length from the digest.
-//!
-//! A receiver (as `fwknopd`) refuses a payload shorter than 140 bytes or longer than 1500, one
-//! that starts with `U2FsdGVkX1` (a seen packet with the prefix put back, to dodge the replay
-//! cache), or with a byte outside base64; then checks the HMAC before anything else, so that
-//! a packet under the wrong key costs one HMAC; decrypts; requires 16 digits and a `:` first,
-//! printable ASCII throughout, and the digest; then reads the fields.
-//!
-//! A server then refuses a message whose timestamp is more than its window (fwknopd's
-//! `MAX_SPA_PACKET_AGE`, 120 seconds) from its clock, either way, and a packet whose
-//! [`replay_digest`] (SHA-256 of the payload as received, which fwknopd keeps in its
-//! `digest.cache`) it has seen; a digest need only be kept while its message is in the window
-//! ([`Message::replay_horizon`]).
+//! PROTOCOL.md's "fwknop's Single Packet Authorization" describes the packet and the order of
+//! the receiver's checks: `decode` makes them in that order, each refusal under its own
+//! [`SpaError`], the HMAC first so that a packet under another stanza's keys costs one HMAC.
+//! The window and the replay digest are the caller's to apply, since they need its clock and
+//! its record: [`Message::check_age`], then [`replay_digest`], kept until
+//! [`Message::replay_horizon`].
 
 mod cipher;
 mod keys;
