@@ -133,14 +133,12 @@ fn home_profile(host: &str) -> String {
     )
 }
 
-/// Our knock in the client namespace with `xdg` as its XDG_CONFIG_HOME.
-fn knock<'a>(link: &'a Link, xdg: &Path) -> Knock<'a> {
-    Knock::ours(&link.client).config_home(xdg)
-}
-
 /// Runs `knock` and expects exit status 2 with an error, no panic; returns stderr.
 fn knock_fails(link: &Link, xdg: &Path, args: &[&str]) -> String {
-    let stderr = knock(link, xdg).args(args).fails();
+    let stderr = Knock::ours(&link.client)
+        .config_home(xdg)
+        .args(args)
+        .fails();
     assert!(!stderr.contains("panicked"), "knock {args:?}: {stderr}");
     stderr
 }
@@ -161,7 +159,8 @@ fn profile_with_three_hits_opens_a_telnet_door_with_raw_syns() {
     let xdg = client_config(dir.path(), &home_profile(SERVER_V4));
     let capture = Capture::start(&link, dir.path(), SERVER_V4, 9);
 
-    let out = knock(&link, &xdg)
+    let out = Knock::ours(&link.client)
+        .config_home(&xdg)
         .args(["-v", "home", "wake-laptop"])
         .stdout();
     assert!(out.contains("tcp hits: raw SYNs"), "{out}");
@@ -204,7 +203,8 @@ fn profile_with_three_hits_opens_a_telnet_door_unprivileged() {
     let xdg = client_config(dir.path(), &home_profile(SERVER_V4));
     let capture = Capture::start(&link, dir.path(), SERVER_V4, 9);
 
-    let out = knock(&link, &xdg)
+    let out = Knock::ours(&link.client)
+        .config_home(&xdg)
         .unprivileged(true)
         .args(["-v", "home", "wake-laptop"])
         .stdout();
@@ -237,7 +237,8 @@ fn ad_hoc_knockd_style_sequence_opens_a_door() {
     let mut knockd = Knockd::start(&link, dir.path(), &doors);
     let xdg = client_config(dir.path(), "");
 
-    let out = knock(&link, &xdg)
+    let out = Knock::ours(&link.client)
+        .config_home(&xdg)
         .args(["-v", SERVER_V4, "7000", "8000:udp", "9000"])
         .stdout();
     assert_eq!(
@@ -250,7 +251,8 @@ fn ad_hoc_knockd_style_sequence_opens_a_door() {
     );
     knockd.wait_open(CLIENT_V4, "mixed");
     // -u and -d as knock has them, unprivileged.
-    knock(&link, &xdg)
+    Knock::ours(&link.client)
+        .config_home(&xdg)
         .unprivileged(true)
         .args(["-u", "-d", "10", SERVER_V4, "7001", "8001", "9001"])
         .ok();
@@ -270,7 +272,8 @@ fn ipv6_knocks_open_doors_raw_and_unprivileged() {
     let xdg = client_config(dir.path(), &home_profile(SERVER_V6));
     let capture = Capture::start(&link, dir.path(), SERVER_V6, 9);
 
-    let out = knock(&link, &xdg)
+    let out = Knock::ours(&link.client)
+        .config_home(&xdg)
         .args(["-v", "home", "wake-laptop"])
         .stdout();
     assert!(out.contains("tcp hits: raw SYNs"), "{out}");
@@ -285,7 +288,8 @@ fn ipv6_knocks_open_doors_raw_and_unprivileged() {
     let attempts: HashSet<_> = syns.iter().map(|s| (s.src_port, s.seq)).collect();
     assert_eq!(attempts.len(), 3, "{syns:?}");
 
-    knock(&link, &xdg)
+    Knock::ours(&link.client)
+        .config_home(&xdg)
         .unprivileged(true)
         .args(["-6", SERVER_V6, "7000", "8000:udp", "9000"])
         .ok();

@@ -7,22 +7,10 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::Path;
 
 use knock_e2e::{
-    CLIENT_V4, Knock, Link, Netns, PATIENCE, RunningServer, SERVER_V4, Server, read, scratch, syn,
+    CANARY, CLIENT_V4, Knock, Link, Netns, PATIENCE, SERVER_V4, Server, read, scratch, syn,
     wait_until, write,
 };
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-
-/// Proves that every earlier knock was handled (hits are handled in order).
-const CANARY: &str = "[canary]\n    sequence = 60001,60002\n";
-
-fn canary(link: &Link, server: &mut RunningServer, n: usize) {
-    Knock::debian(&link.client)
-        .args([SERVER_V4, "60001", "60002"])
-        .ok();
-    wait_until("the canary to open", PATIENCE, || {
-        server.log().matches("canary: OPEN SESAME").count() >= n
-    });
-}
 
 /// A door whose start and stop commands append `start IP` / `stop IP` to `marker`.
 fn door(name: &str, sequence: &str, cmd_timeout: u64, start: &str, marker: &Path) -> String {
@@ -62,7 +50,7 @@ fn a_stop_command_that_ran_does_not_run_again_after_kill_9() {
             .config(&conf)
             .log_name(&format!("restart{round}.log"))
             .start();
-        canary(&link, &mut server, 1);
+        server.canary(&link.client, 1);
     }
     assert_eq!(
         read(&marker),

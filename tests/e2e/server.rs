@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use knock_e2e::{
-    CLIENT_V4, CLIENT_V6, Knock, Link, PATIENCE, RunningServer, SERVER_V4, SERVER_V6, Server, read,
+    CANARY, CLIENT_V4, CLIENT_V6, Knock, Link, PATIENCE, SERVER_V4, SERVER_V6, Server, read,
     scratch, wait_until, write,
 };
 
@@ -32,19 +32,6 @@ fn start_stop_door(
     format!(
         "[{name}]\n    sequence = {sequence}\n    cmd_timeout = {cmd_timeout}\n    start_command = /bin/sh -c 'echo start{word} %IP% >> {m}'\n    stop_command = /bin/sh -c 'echo stop{word} %IP% >> {m}'\n"
     )
-}
-
-/// A canary door: knocking it proves that every earlier knock has been processed (hits are
-/// handled in order), so a test can assert that something did NOT open without sleeping.
-const CANARY: &str = "[canary]\n    sequence = 60001,60002\n";
-
-fn knock_canary(link: &Link, server: &mut RunningServer, n: usize) {
-    Knock::debian(&link.client)
-        .args([SERVER_V4, "60001", "60002"])
-        .ok();
-    wait_until("canary to open", PATIENCE, || {
-        server.log().matches("canary: OPEN SESAME").count() >= n
-    });
 }
 
 #[test]
@@ -149,7 +136,7 @@ fn wrong_order_protocol_flags_and_late_knocks_do_not_open() {
     Knock::debian(&link.client).args([SERVER_V4, "7200"]).ok();
     server.wait_log(&format!("{CLIENT_V4}: late: sequence timeout (stage 1)"));
     Knock::debian(&link.client).args([SERVER_V4, "8200"]).ok();
-    knock_canary(&link, &mut server, 1);
+    server.canary(&link.client, 1);
 
     let log = server.log();
     for door in ["order", "flags", "late"] {
@@ -186,7 +173,7 @@ fn verbose_says_why_an_attempt_broke_and_the_log_file_keeps_knockd_lines() {
         .args(["--hits", "3", SERVER_V4, "7000"])
         .env("XDG_CONFIG_HOME", dir.path())
         .ok();
-    knock_canary(&link, &mut server, 1);
+    server.canary(&link.client, 1);
     let why =
         format!("{CLIENT_V4}: door: sequence broken at stage 1: expected 8000/tcp, got 9000/udp");
     server.daemon.wait_output(&why);
@@ -335,12 +322,12 @@ fn sighup_reloads_a_good_config_and_keeps_the_old_one_when_broken() {
         server.log().contains("door: OPEN SESAME")
     });
     // A knock of the loop may still be in flight: the canary flushes them before counting.
-    knock_canary(&link, &mut server, 1);
+    server.canary(&link.client, 1);
     let opened = server.log().matches("door: OPEN SESAME").count();
     Knock::debian(&link.client)
         .args([SERVER_V4, "7000", "8000"])
         .ok();
-    knock_canary(&link, &mut server, 2);
+    server.canary(&link.client, 2);
     assert_eq!(
         server.log().matches("door: OPEN SESAME").count(),
         opened,
@@ -399,7 +386,7 @@ fn one_time_sequences_are_consumed_and_survive_a_restart() {
     Knock::debian(&link.client)
         .args([SERVER_V4, "1001", "1002"])
         .ok();
-    knock_canary(&link, &mut server, 1);
+    server.canary(&link.client, 1);
     assert!(
         !server.log().contains("otp: OPEN SESAME"),
         "a used sequence opened again"

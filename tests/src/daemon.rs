@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use crate::netns::{Netns, run_ok};
+use crate::knock::Knock;
+use crate::netns::{Netns, SERVER_V4, run_ok};
 use crate::{PATIENCE, bin, read, scratch, write};
 
 /// A background process, killed (SIGKILL) on drop if still running.
@@ -298,6 +299,11 @@ impl<'a> Server<'a> {
     }
 }
 
+/// A canary door, in knockd.conf's syntax: knocking it ([`RunningServer::canary`]) proves that
+/// every earlier knock has been handled (hits are handled in order), so a test can assert that
+/// something did NOT open without sleeping.
+pub const CANARY: &str = "[canary]\n    sequence = 60001,60002\n";
+
 /// A knock daemon a [`Server`] started, listening; killed on drop.
 pub struct RunningServer {
     /// The process; its `output` is its stdout and stderr (`-v` lines go there).
@@ -318,6 +324,15 @@ impl RunningServer {
     pub fn wait_log_count(&mut self, needle: &str, n: usize) {
         let log = self.log.clone();
         self.daemon.wait_file_count(&log, needle, n);
+    }
+
+    /// Knocks the [`CANARY`] door on [`SERVER_V4`] from `client` with Debian's knock and waits
+    /// until it has opened `n` times in all.
+    pub fn canary(&mut self, client: &Netns, n: usize) {
+        Knock::debian(client)
+            .args([SERVER_V4, "60001", "60002"])
+            .ok();
+        self.wait_log_count("canary: OPEN SESAME", n);
     }
 
     /// The log so far.

@@ -16,7 +16,7 @@ pub mod daemon;
 pub mod knock;
 pub mod netns;
 
-pub use daemon::{Daemon, RunningServer, Server};
+pub use daemon::{CANARY, Daemon, RunningServer, Server};
 pub use knock::{DEBIAN_KNOCK, Knock, WINE, wine_command};
 pub use netns::{
     CLIENT_V4, CLIENT_V6, LAN_V4, LAN_V6, Link, Netns, OTHER_V4, OTHER_V6, OUTSIDE_V4, OUTSIDE_V6,
