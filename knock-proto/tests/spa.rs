@@ -597,15 +597,35 @@ fn encode_refuses_what_fwknop_would() {
         field(FieldError::ClientTimeout)
     );
     let short = Keys::new(b"k", Mode::Cbc).unwrap();
+    // 118 bytes: fwknopd drops anything under 140.
     let tiny = Message {
         username: "a".into(),
         version: "3".into(),
+        timestamp: 0,
+        request: Request::Access(vec![Access {
+            proto: Proto::Tcp,
+            port: Port::new(1).unwrap(),
+        }]),
         ..message()
     };
-    assert!(matches!(
+    assert_eq!(
         spa::encode(&tiny, &short, Digest::Md5, [0; 8]),
-        Err(EncodeError::Length(_)) | Ok(_)
-    ));
+        Err(EncodeError::Length(118))
+    );
+    // 1500 bytes at most: a long command with SHA-512 and its HMAC stays under; the longest
+    // fields fwknop takes always fit.
+    let long = Message {
+        request: Request::Command("x".repeat(180)),
+        server_auth: Some("y".repeat(190)),
+        ..message()
+    };
+    let sha512 = Keys::new(&[7; 32], Mode::Cbc)
+        .unwrap()
+        .with_hmac(&[9; 64], Digest::Sha512)
+        .unwrap();
+    let packet = spa::encode(&long, &sha512, Digest::Sha512, [0; 8]).unwrap();
+    assert!(packet.len() <= 1500, "{}", packet.len());
+    assert_eq!(spa::decode(&packet, &sha512), Ok(long));
 }
 
 #[test]
@@ -824,4 +844,68 @@ fn packets_for_fwknopd() {
         ));
     }
     std::fs::write(out, lines).unwrap();
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn access() -> impl Strategy<Value = Access> {
+        (any::<bool>(), 1..=u16::MAX).prop_map(|(udp, port)| Access {
+            proto: if udp { Proto::Udp } else { Proto::Tcp },
+            port: Port::new(port).unwrap(),
+        })
+    }
+
+    fn message() -> impl Strategy<Value = Message> {
+        let nat =
+            ("[a-z0-9.-]{1,70}", 1..=u16::MAX, any::<bool>()).prop_map(|(host, port, local)| Nat {
+                host,
+                port: Port::new(port).unwrap(),
+                local,
+            });
+        (
+            any::<u64>(),
+            "[A-Za-z0-9._ @#$%&()-]{1,48}",
+            0..1_000_000_000_000u64,
+            any::<[u8; 4]>(),
+            prop::collection::vec(access(), 1..8),
+            prop::option::of(nat),
+            prop::option::of("[ -~]{1,100}"),
+            prop::option::of(0..=65536u32),
+        )
+            .prop_map(
+                |(random, username, timestamp, ip, ports, nat, server_auth, client_timeout)| {
+                    Message {
+                        random: Random::new(random),
+                        username,
+                        timestamp,
+                        version: "3.0.0".into(),
+                        allow_ip: Ipv4Addr::from(ip),
+                        request: Request::Access(ports),
+                        nat,
+                        server_auth,
+                        client_timeout,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        /// Whatever `encode` builds, `decode` reads back, under every digest and HMAC digest.
+        #[test]
+        fn encode_then_decode_is_the_message(
+            m in message(),
+            digest in 0..7usize,
+            hmac in 0..8usize,
+            salt in any::<[u8; 8]>(),
+        ) {
+            let mut keys = Keys::new(&salt, Mode::Cbc).unwrap();
+            if let Some(&d) = Digest::ALL.get(hmac) {
+                keys = keys.with_hmac(&[hmac as u8; 64], d).unwrap();
+            }
+            let packet = spa::encode(&m, &keys, Digest::ALL[digest], salt).unwrap();
+            prop_assert_eq!(spa::decode(&packet, &keys), Ok(m));
+        }
+    }
 }
