@@ -5,9 +5,9 @@
 //! Everything that lists keys comes from here: the knockd.conf parser's lookup and the TOML
 //! walk's (`config::knockd`, `config::toml`), "did you mean" and its lists of known keys,
 //! `knock-server --check`'s rows (`describe.rs`, through each key's [`Check`]), the man page's
-//! key list (knock-server's `man.rs`) and README's key table ([`markdown_table`],
-//! checked by a test). The keys of rotating doors are declared the same way, in
-//! [`super::rotating_keys`], because the client reads them too; they come right after
+//! key list (knock-server's `man.rs`) and the key table of docs/configuration.md
+//! ([`markdown_table`], checked by a test). The keys of rotating doors are declared the same
+//! way, in [`super::rotating_keys`], because the client reads them too; they come right after
 //! [`ROTATING_KEYS_AFTER`] wherever door keys are listed.
 //!
 //! Adding a key is one declaration here, the field it fills (in [`Door`] or [`Options`],
@@ -552,8 +552,8 @@ pub(crate) fn knockd_key(name: &str) -> Option<(&'static str, KnockdRead)> {
     })
 }
 
-/// README's key table: every key of both formats, with its value and default. The rotating
-/// keys are named after it (their section explains them).
+/// docs/configuration.md's key table: every key of both formats, with its value and default.
+/// The rotating keys are named after it (their section explains them).
 pub fn markdown_table() -> String {
     let mut t = String::from(
         "| knockd.conf | TOML | value | default |\n|---|---|---|---|\n| **`[options]`** | \

@@ -259,33 +259,34 @@ fn the_docs_say_the_defaults_and_ranges_declared_here() {
     assert!(seq.describe().contains("1 to 86400 (default 25)"));
 }
 
-/// README's key table is [`markdown_table`]; `KNOCK_UPDATE_ASSETS=1` writes it there.
+/// docs/configuration.md's key table is [`markdown_table`]; `KNOCK_UPDATE_ASSETS=1` writes it
+/// there.
 #[test]
-fn readme_lists_the_declared_keys() {
+fn key_table_in_the_docs_lists_the_declared_keys() {
     const BEGIN: &str = "<!-- key table: generated from knock-proto/src/config/keys.rs -->\n";
     const END: &str = "<!-- end of key table -->\n";
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
-    let readme = std::fs::read_to_string(&path).expect("read README.md");
-    let (Some(start), Some(end)) = (readme.find(BEGIN), readme.find(END)) else {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+    let doc = std::fs::read_to_string(&path).expect("read docs/configuration.md");
+    let (Some(start), Some(end)) = (doc.find(BEGIN), doc.find(END)) else {
         panic!(
-            "README.md has no `{}` ... `{}` block",
+            "docs/configuration.md has no `{}` ... `{}` block",
             BEGIN.trim(),
             END.trim()
         );
     };
-    let (have, want) = (&readme[start + BEGIN.len()..end], markdown_table());
+    let (have, want) = (&doc[start + BEGIN.len()..end], markdown_table());
     if have == want {
         return;
     }
     if std::env::var_os("KNOCK_UPDATE_ASSETS").is_some_and(|v| v == "1") {
-        let updated = format!("{}{BEGIN}{want}{}", &readme[..start], &readme[end..]);
-        std::fs::write(&path, updated).expect("write README.md");
+        let updated = format!("{}{BEGIN}{want}{}", &doc[..start], &doc[end..]);
+        std::fs::write(&path, updated).expect("write docs/configuration.md");
         return;
     }
     panic!(
-        "README.md's key table differs from the declarations; regenerate it with \
-         `KNOCK_UPDATE_ASSETS=1 cargo test -p knock-proto --lib readme` and commit it.\n\
-         --- README.md:\n{have}--- declared:\n{want}"
+        "docs/configuration.md's key table differs from the declarations; regenerate it with \
+         `KNOCK_UPDATE_ASSETS=1 cargo test -p knock-proto --lib key_table` and commit it.\n\
+         --- docs/configuration.md:\n{have}--- declared:\n{want}"
     );
 }
 
