@@ -7,7 +7,7 @@
 //! Written out rather than taken from indicatif: a bar redrawn a few times a second needs no
 //! rate limiting, estimates or styles, and indicatif's ETA estimator is the one user of libm's
 //! `pow` in knock. Linking libm costs every run, bar or not, a library to map and relocate at
-//! start-up (about 60 µs of a 1.2 ms knock, see BENCHMARKS.md).
+//! start-up, and start-up is most of what a knock costs (BENCHMARKS.md, one knock).
 
 use std::cell::Cell;
 use std::io::{self, IsTerminal as _, Write as _};

@@ -49,8 +49,9 @@ const BUFFER_BYTES: i32 = 1 << 20;
 /// How long the kernel holds a block of packets before handing it over (TPACKET_V3's block
 /// timeout): the latency a knock can gain, traded for wake-ups under load. At 50 000
 /// packets/s a block fills in 40 ms, so the block timeout sets the wake-ups: 40 a second at
-/// 25 ms (100 at 10 ms: the flood bench's 2-second flood cost about 180 context switches
-/// instead of 490).
+/// 25 ms. A shorter timeout wakes the thread more often for the same packets; a longer one
+/// delays knocks without waking it less, since a flood fills blocks first (the flood bench
+/// counts the context switches: BENCHMARKS.md).
 const BLOCK_TIMEOUT_MS: i32 = 25;
 /// Most packets read per hand-off to the engine: the added latency of a batch is bounded by
 /// decoding this many packets (well under a millisecond).

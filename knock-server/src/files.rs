@@ -33,11 +33,11 @@ pub fn absolute_args(mut args: Args) -> anyhow::Result<Args> {
     Ok(args)
 }
 
-/// Where releases before instances kept the default instance's pending stop commands.
+/// The default instance's state file under its older name, without the instance's.
 pub const LEGACY_STATE: &str = "/var/lib/knock-server/pending-stops";
 
-/// Moves the state file of a release before instances to `state` (the default instance's),
-/// so that stop commands it left pending still run after an upgrade.
+/// Moves a state file at [`LEGACY_STATE`] to `state` (the default instance's), so that the
+/// stop commands it holds still run: they are openings still in force.
 pub fn adopt_legacy_state(state: &Path) {
     adopt_legacy_state_from(Path::new(LEGACY_STATE), state);
 }

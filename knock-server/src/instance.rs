@@ -84,13 +84,14 @@ impl Instance {
         &self.0
     }
 
-    /// Whether this is the default instance (which keeps the names earlier releases used).
+    /// Whether this is the default instance, whose table and files keep names without the
+    /// instance's, so that a host running one daemon sees the names it always had.
     pub fn is_default(&self) -> bool {
         self.0 == DEFAULT
     }
 
     /// The nftables table (family `inet`) of `open` doors: `knock_server` for the default
-    /// instance, as before instances existed, `knock_server_NAME` (with `-` as `_`: table
+    /// instance, `knock_server_NAME` (with `-` as `_`: table
     /// names allow letters, digits and `_`) for the others.
     pub fn table(&self) -> String {
         if self.is_default() {

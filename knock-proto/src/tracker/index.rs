@@ -20,11 +20,11 @@
 //! The table for the tracker's cap is reserved up front ([`Index::with_capacity`]) and grows
 //! inside that reservation: the doubled table is the old one cleared and extended in place,
 //! not a new allocation with the old freed. Reserving costs address space only (the pages
-//! are the kernel's until first written), so the table's resident memory is what it uses,
-//! as before; what growth no longer pays is fresh pages for every earlier table and, for
-//! the tables past glibc's mmap threshold, an `mmap` and `munmap` each with the unmapping's
-//! TLB shootdown across the daemon's threads. Under a flood from new sources that growth was
-//! a visible share of the engine's CPU.
+//! are the kernel's until first written), so the table's resident memory is what it uses.
+//! Growth then pays no fresh pages for every earlier table and, for the tables past glibc's
+//! mmap threshold, no `mmap` and `munmap` each with the unmapping's TLB shootdown across the
+//! daemon's threads: under a flood from new sources, growth happens while packets wait, so
+//! its cost lands on the engine's busiest moment.
 //!
 //! The hash is keyed per process (foldhash's `RandomState` via `hashbrown`): sources are
 //! chosen by whoever sends the packets, and a fixed hash would let them aim every source at

@@ -3,8 +3,9 @@
 //!
 //! On x86_64 one SSE2 byte compare answers for all the lanes at once, as `hashbrown` does; a
 //! flood's first knocks ask it about four times each (warm-up, lookup, insert, and again when
-//! the index grows), and it was a seventh of the tracker's instructions as plain integer
-//! code. Elsewhere a few word operations answer (SWAR). Both give lane `i` as bit `i`.
+//! the index grows), which makes it one of the tracker's largest costs as plain integer
+//! code (BENCHMARKS.md, the state machine). Elsewhere a few word operations answer (SWAR).
+//! Both give lane `i` as bit `i`.
 
 /// Lanes in a chunk (at most 16: one SSE2 register of bytes).
 pub(super) const WIDTH: usize = 12;

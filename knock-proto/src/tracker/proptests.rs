@@ -263,7 +263,7 @@ proptest! {
         let mut tracker = Tracker::new(vec![spec(written(&sorted, tripled))], 10);
         let hits = with_repeats(&knocks, &repeats, &fresh);
         prop_assert_eq!(openings(&mut tracker, &hits, |_| 0), 0);
-        // Without repeats, as before.
+        // Sent once each, the shuffled knocks do not open either.
         let mut tracker = Tracker::new(vec![spec(written(&sorted, tripled))], 10);
         let once = with_repeats(&knocks, &[1], &[false]);
         prop_assert_eq!(openings(&mut tracker, &once, |_| 0), 0);
@@ -309,8 +309,8 @@ proptest! {
     }
 
     /// The right knocks, repeated, never open when the last port's first hit comes
-    /// `seq_timeout` or later after the first port's last hit (which, the attempt started
-    /// by an earlier one having expired, may start a new attempt, as before repeats): a
+    /// `seq_timeout` or later after the first port's last hit (which may start a new
+    /// attempt once the one an earlier hit started has expired, as any first knock may): a
     /// repeat neither restarts nor extends an attempt.
     #[test]
     fn out_of_time_never_opens_even_repeated(

@@ -89,8 +89,8 @@ pub(super) fn ipv4(bytes: &[u8], wire: usize) -> Result<Datagram<'_>, Skip> {
 /// divides 2^64 - 1): so a plain header is summed as two native 8-byte words and a 4-byte one.
 #[inline]
 fn checksum_holds(fixed: &[u8; 20], options: &[u8]) -> bool {
-    // Destructured rather than sliced: with `first_chunk` and `last_chunk` the decode of an
-    // IPv4 SYN took 9 instructions more (callgrind).
+    // Destructured rather than sliced: the pattern decodes an IPv4 SYN in fewer instructions
+    // than `first_chunk` and `last_chunk` (callgrind counts them), on every packet.
     let [a0, a1, a2, a3, a4, a5, a6, a7, tail @ ..] = *fixed;
     let [b0, b1, b2, b3, b4, b5, b6, b7, c0, c1, c2, c3] = tail;
     let a = u64::from_ne_bytes([a0, a1, a2, a3, a4, a5, a6, a7]);

@@ -273,7 +273,7 @@ mod tests {
         );
         let p2p = broadcast_of("198.19.5.1".parse().unwrap(), ip("255.255.255.255"), None);
         assert_eq!(p2p, None);
-        // No such link: the limited broadcast, as before.
+        // No usable link: the limited broadcast by the default route, the one way left.
         assert_eq!(fan_out(&w, &[]).len(), 1);
         // A configured address or interface is used as given.
         let given = WakeOnLan {

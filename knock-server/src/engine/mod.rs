@@ -90,7 +90,8 @@ pub struct Engine {
     installed_filter: Filter,
     /// Per one-time sequence file, marks asked of the executor and not yet done.
     marks_pending: HashMap<PathBuf, usize>,
-    /// Rotating doors (issue 12): their hits never reach the tracker.
+    /// Rotating doors (`secret_file`): their hits never reach the tracker, since their seal,
+    /// step and replay checks live in [`RotatingDoors`].
     rotating: RotatingDoors,
     /// Where their replay record is saved; `None`: not saved (tests).
     replay_file: Option<std::path::PathBuf>,

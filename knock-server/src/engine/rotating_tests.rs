@@ -1,4 +1,4 @@
-//! The engine with rotating doors (issue 12), without root or clocks: a sealed knock opens
+//! The engine with rotating doors (`secret_file`), without root or clocks: a sealed knock opens
 //! and is saved before its start command runs, a replay is refused, the filter follows the
 //! steps, and a reload keeps the record.
 

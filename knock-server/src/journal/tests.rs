@@ -61,7 +61,7 @@ fn replay_applies_extends_and_closes_and_reads_the_old_format() {
 
 #[test]
 fn two_openings_of_one_door_by_one_knocker_are_adopted_once_at_the_latest_time() {
-    // What the old engine wrote for a re-knock: a second entry for the same window.
+    // A second entry for the same window, as a file written by a re-knock may hold.
     let text = "100 door 198.18.0.1 stop /bin/stop\n160 door 198.18.0.1 stop /bin/stop\n\
                 130 door 198.18.0.1 stop /bin/stop\n";
     let r = replay(text.as_bytes());
