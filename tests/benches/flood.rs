@@ -17,7 +17,7 @@
 //! costs. CPU per packet is CPU time over the flood packets that arrived at eth0, for both.
 //! The log's size is reported too (knock-server rate-limits Stage lines under a flood).
 //!
-//! Rotating doors (issue 12): one more knock-server case per rate, at the largest size, with a
+//! Rotating doors: one more knock-server case per rate, at the largest size, with a
 //! rotating sealed door (`secret_file`, a key from `knock-server keygen`, `step_seconds =
 //! 3600` so that the ports do not change during the run; the bench waits out a step that ends
 //! within two minutes). The flood goes to the first port of the door's current step (from
