@@ -76,8 +76,12 @@ fn slug(heading: &str) -> String {
     let mut shown = String::new();
     let mut rest = heading;
     while let Some(open) = rest.find('[') {
-        let Some(mid) = rest[open..].find("](") else { break };
-        let Some(close) = rest[open + mid..].find(')') else { break };
+        let Some(mid) = rest[open..].find("](") else {
+            break;
+        };
+        let Some(close) = rest[open + mid..].find(')') else {
+            break;
+        };
         shown.push_str(&rest[..open]);
         shown.push_str(&rest[open + 1..open + mid]);
         rest = &rest[open + mid + close + 1..];
@@ -107,7 +111,11 @@ fn anchors(text: &str) -> BTreeSet<String> {
         }
         let base = slug(&line[hashes..]);
         let n = seen.entry(base.clone()).or_insert(0);
-        anchors.insert(if *n == 0 { base.clone() } else { format!("{base}-{n}") });
+        anchors.insert(if *n == 0 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        });
         *n += 1;
     }
     anchors
@@ -115,13 +123,26 @@ fn anchors(text: &str) -> BTreeSet<String> {
 
 #[test]
 fn slugs_follow_githubs_rules() {
-    assert_eq!(slug(" Quick start (a fresh Debian machine)"), "quick-start-a-fresh-debian-machine");
-    assert_eq!(slug(" Operator control: status and close"), "operator-control-status-and-close");
-    assert_eq!(slug(" ssh in one step (`--proxy`)"), "ssh-in-one-step---proxy");
-    assert_eq!(slug(" Doors that open ports (`open`) and your existing firewall"),
-        "doors-that-open-ports-open-and-your-existing-firewall");
-    assert_eq!(slug(" Retransmissions: which senders open which doors"),
-        "retransmissions-which-senders-open-which-doors");
+    assert_eq!(
+        slug(" Quick start (a fresh Debian machine)"),
+        "quick-start-a-fresh-debian-machine"
+    );
+    assert_eq!(
+        slug(" Operator control: status and close"),
+        "operator-control-status-and-close"
+    );
+    assert_eq!(
+        slug(" ssh in one step (`--proxy`)"),
+        "ssh-in-one-step---proxy"
+    );
+    assert_eq!(
+        slug(" Doors that open ports (`open`) and your existing firewall"),
+        "doors-that-open-ports-open-and-your-existing-firewall"
+    );
+    assert_eq!(
+        slug(" Retransmissions: which senders open which doors"),
+        "retransmissions-which-senders-open-which-doors"
+    );
     assert_eq!(slug(" Using [knock](x.md) here"), "using-knock-here");
     let twice = anchors("# A\n## A\n```\n# not a heading\n```\n#not one either\n");
     assert_eq!(twice, ["a".to_string(), "a-1".to_string()].into());
@@ -133,7 +154,11 @@ fn every_relative_link_names_a_file_and_heading_that_exist() {
     let mut broken = Vec::new();
     for page in pages() {
         let text = fs::read_to_string(&page).expect("read a page");
-        let shown = page.strip_prefix(&root).unwrap_or(&page).display().to_string();
+        let shown = page
+            .strip_prefix(&root)
+            .unwrap_or(&page)
+            .display()
+            .to_string();
         for (n, line) in prose(&text) {
             for target in links(line) {
                 if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
@@ -152,9 +177,13 @@ fn every_relative_link_names_a_file_and_heading_that_exist() {
                 if anchor.is_empty() {
                     continue;
                 }
-                let heads = fs::read_to_string(&file).map(|t| anchors(&t)).unwrap_or_default();
+                let heads = fs::read_to_string(&file)
+                    .map(|t| anchors(&t))
+                    .unwrap_or_default();
                 if !heads.contains(anchor) {
-                    broken.push(format!("{shown}:{n}: {target}: no heading with that anchor"));
+                    broken.push(format!(
+                        "{shown}:{n}: {target}: no heading with that anchor"
+                    ));
                 }
             }
         }
