@@ -1,6 +1,7 @@
 //! The documentation's links: every relative link in README.md, the other top-level pages and
 //! docs/*.md names a file that exists and, with a `#anchor`, a heading of that file under
-//! GitHub's anchor rules; and README links every page of docs/. Needs no root:
+//! GitHub's anchor rules; README links every page of docs/; each of those pages has one
+//! title. Needs no root:
 //! `cargo test -p knock-e2e --test docs`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -207,4 +208,31 @@ fn readme_links_every_page_of_docs() {
         .filter(|p| !linked.contains(p))
         .collect();
     assert!(missing.is_empty(), "README.md links none of {missing:?}");
+}
+
+#[test]
+fn readme_and_each_page_of_docs_have_one_title() {
+    let root = root();
+    let mut wrong = Vec::new();
+    for page in pages() {
+        let in_docs = page.parent().is_some_and(|d| d.ends_with("docs"));
+        if !in_docs && !page.ends_with("README.md") {
+            continue;
+        }
+        let text = fs::read_to_string(&page).expect("read a page");
+        let titles: Vec<usize> = prose(&text)
+            .into_iter()
+            .filter(|(_, line)| line.starts_with("# "))
+            .map(|(n, _)| n)
+            .collect();
+        if titles.len() != 1 {
+            let shown = page.strip_prefix(&root).unwrap_or(&page).display();
+            wrong.push(format!("{shown}: `# ` titles on lines {titles:?}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "one `# ` title per page:\n{}",
+        wrong.join("\n")
+    );
 }
