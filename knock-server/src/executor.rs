@@ -53,6 +53,19 @@ const NAME_CACHE: usize = 4096;
 /// How often the nftables table is checked while a door guards ports, when nothing reports
 /// its deletion at once.
 const FIREWALL_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// How often legacy iptables is checked for our rule (its reload reports nothing).
+const LEGACY_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// How often the firewall is checked: every second for legacy iptables, else only while
+/// nothing reports its changes.
+fn firewall_check_every(settings: &Settings, legacy: bool) -> Option<Duration> {
+    if legacy {
+        Some(LEGACY_CHECK_EVERY)
+    } else {
+        settings.firewall_check_every()
+    }
+}
+
 /// How often the summary of ignored and dropped packets is logged, when there were any.
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
@@ -187,6 +200,9 @@ pub struct Executor<'a> {
     next_summary: Option<Timestamp>,
     next_firewall_check: Option<Timestamp>,
     guards: bool,
+    /// Our rule is in legacy iptables, which reports no change: checked every
+    /// [`LEGACY_CHECK_EVERY`].
+    legacy: bool,
     /// When the last hit handled was captured (the engine's clock waits for queued hits).
     last_hit: Option<Timestamp>,
     effects: Vec<Effect>,
@@ -254,12 +270,15 @@ impl<'a> Executor<'a> {
         })?;
         let mut performer = parts.performer;
         let guards = performer.guards();
+        let legacy = performer.polls_legacy();
         let actions = Worker::start("actions", JOBS, move |job| match job {
             Action::Perform(e) => perform(&mut performer, e),
             Action::CheckFirewall => {
                 // Never waiting for room: the engine may be waiting for room in our queue.
                 if performer.firewall_gone() {
                     gone.send(Msg::FirewallGone);
+                } else {
+                    performer.check_integration();
                 }
             }
             Action::Answer(response, reply) => {
@@ -278,7 +297,7 @@ impl<'a> Executor<'a> {
             first_stage: crate::stage_lines::wants_first_stage,
             left_out: crate::stage_lines::left_out,
         });
-        let check_every = parts.settings.firewall_check_every();
+        let check_every = firewall_check_every(&parts.settings, legacy);
         Ok(Executor {
             engine,
             settings: parts.settings,
@@ -297,6 +316,7 @@ impl<'a> Executor<'a> {
             next_summary: None,
             next_firewall_check: check_every.filter(|_| guards).map(|every| now + every),
             guards,
+            legacy,
             last_hit: None,
             effects: Vec::new(),
         })
@@ -513,7 +533,8 @@ impl<'a> Executor<'a> {
         self.engine.tick(engine_now);
         if self.next_firewall_check.is_some_and(|t| t <= now) {
             let _ = self.actions.try_send(Action::CheckFirewall);
-            self.next_firewall_check = self.settings.firewall_check_every().map(|e| now + e);
+            self.next_firewall_check =
+                firewall_check_every(&self.settings, self.legacy).map(|e| now + e);
         }
         let something = self.tally();
         match self.next_summary {

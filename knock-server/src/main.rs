@@ -92,6 +92,7 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("warning: {w}");
         }
         report_filter_size(&loaded, args.only_ipv4)?;
+        report_integration(&loaded.config, &args.instance.instance.table())?;
         return Ok(ExitCode::SUCCESS);
     }
     let options = &loaded.config.options;
@@ -170,7 +171,11 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
     let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
     forward_signals(tx.clone())?;
     control.spawn(tx.clone())?;
-    let monitor = watch_table(performer.guards().then(|| instance.instance.table()), &tx);
+    let monitor = watch_table(
+        performer.guards().then(|| instance.instance.table()),
+        performer.integrates(),
+        &tx,
+    );
     settings.table_watched = monitor.is_some();
 
     tracing::info!("starting up, listening on {interface}");
@@ -256,6 +261,42 @@ fn report_filter_size(loaded: &load::Loaded, ipv4_only: bool) -> anyhow::Result<
     print_stdout(line.as_bytes())
 }
 
+/// `--check`: the other firewalls that get our rule for `open` doors, and the rule.
+fn report_integration(config: &knock_proto::config::Config, table: &str) -> anyhow::Result<()> {
+    use knock_server::actions::firewall::{Integration, Nft, integration};
+    let opens = config.doors.iter().any(|d| !d.actions.open.is_empty());
+    if !opens || !config.options.firewall_integration {
+        return Ok(());
+    }
+    let targets = match Integration::new(Nft::system(), Vec::new(), table).targets() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "note: cannot tell which firewalls get our rule for `open` doors ({e}); \
+                 run --check as root to see them"
+            );
+            return Ok(());
+        }
+    };
+    let mut text = String::from("\nfirewall integration:");
+    if targets.is_empty() {
+        text.push_str(" no other firewall found\n");
+    } else {
+        text.push_str(&format!(
+            " one rule at the top of each firewall below accepts what `open` lets in:\n  \
+             nft: meta mark & 0x{m:x} == 0x{m:x} accept comment \"{c}\"\n  iptables: {}\n",
+            integration::iptables_spec(&integration::comment(table)).join(" "),
+            m = integration::MARK,
+            c = integration::comment(table),
+        ));
+        for (target, has) in targets {
+            let state = if has { "there now" } else { "to add" };
+            text.push_str(&format!("  {target} ({state})\n"));
+        }
+    }
+    print_stdout(text.as_bytes())
+}
+
 /// Where the log goes: knockd's rules (see [`log`]).
 fn log_sinks(args: &Args, options: &knock_proto::config::Options) -> log::Sinks {
     let file = args.logfile.clone().or_else(|| options.log_file.clone());
@@ -279,9 +320,10 @@ fn log_sinks(args: &Args, options: &knock_proto::config::Options) -> log::Sinks 
 /// followed by the capture thread (`host::Watch`), which also needs them for its decoder.
 fn watch_table(
     table: Option<String>,
+    others: bool,
     tx: &mpsc::SyncSender<Msg>,
 ) -> Option<table_watch::NftMonitor> {
-    table_watch::watch_table(&table?, tx.clone())
+    table_watch::watch_table(&table?, others, tx.clone())
         .map_err(|e| tracing::warn!("{e:#}; checking the table every 5 s instead"))
         .ok()
 }

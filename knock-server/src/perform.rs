@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use knock_proto::Knock;
 use knock_proto::config::{Config, Door};
 
-use crate::actions::firewall::{Firewall, Nft};
+use crate::actions::firewall::{Firewall, Integration, Nft};
 use crate::actions::{mail, wol};
 
 /// Threads delivering mail notices.
@@ -97,6 +97,14 @@ fn port_list(ports: &[Knock]) -> String {
         .join(", ")
 }
 
+/// Our rule in the other firewalls, unless the config says `firewall_integration = false`.
+fn integration(config: &Config, nft: &Nft, table: &str) -> Option<Integration> {
+    config
+        .options
+        .firewall_integration
+        .then(|| Integration::new(nft.clone(), nft.prefix(), table))
+}
+
 impl Performer {
     /// Sets up what the config's actions need: the nftables `table` when a door has `open`
     /// (any table a crashed run of this instance left behind is replaced).
@@ -107,6 +115,13 @@ impl Performer {
     /// [`Performer::new`], running nft as `nft` says.
     pub fn with_firewall(config: &Config, nft: Nft, table: &str) -> anyhow::Result<Performer> {
         let ports = guarded(config);
+        if ports.is_empty() || !config.options.firewall_integration {
+            // What a crashed run put in the other firewalls, when nothing will replace it.
+            let stale = Integration::new(nft.clone(), nft.prefix(), table);
+            if let Err(e) = stale.remove() {
+                tracing::debug!("no rule of ours removed from other firewalls: {e}");
+            }
+        }
         let firewall = if ports.is_empty() {
             // A run that crashed with `open` doors left its table (still guarding, so its
             // ports stay closed); this config guards nothing.
@@ -115,7 +130,13 @@ impl Performer {
             }
             None
         } else {
-            let fw = Firewall::install_with(nft.clone(), table, &ports).with_context(|| {
+            let fw = Firewall::install_integrated(
+                nft.clone(),
+                table,
+                &ports,
+                integration(config, &nft, table),
+            )
+            .with_context(|| {
                 format!("cannot set up the nftables table {table} for `open` doors")
             })?;
             Some(fw)
@@ -252,6 +273,23 @@ impl Performer {
         }
     }
 
+    /// Puts our rule back where another firewall's reload took it out.
+    pub fn check_integration(&self) {
+        if let Some(fw) = &self.firewall {
+            fw.check_integration();
+        }
+    }
+
+    /// Whether our rule is in legacy iptables, which must be checked on a timer.
+    pub fn polls_legacy(&self) -> bool {
+        self.firewall.as_ref().is_some_and(Firewall::in_legacy)
+    }
+
+    /// Whether our rule is in other firewalls, whose changes `nft monitor` should report.
+    pub fn integrates(&self) -> bool {
+        self.firewall.as_ref().is_some_and(Firewall::integrates)
+    }
+
     /// Whether the nftables table is missing (deleted behind our back); false when this
     /// config needs none.
     pub fn firewall_gone(&self) -> bool {
@@ -296,7 +334,13 @@ impl Performer {
                 }
             }
             None if !ports.is_empty() => {
-                match Firewall::install_with(self.nft.clone(), &self.table, &ports) {
+                let integration = integration(config, &self.nft, &self.table);
+                match Firewall::install_integrated(
+                    self.nft.clone(),
+                    &self.table,
+                    &ports,
+                    integration,
+                ) {
                     Ok(fw) => self.firewall = Some(fw),
                     Err(e) => {
                         tracing::error!("cannot set up the nftables table for `open` doors: {e}")

@@ -25,12 +25,16 @@ impl Drop for NftMonitor {
     }
 }
 
-/// Starts `nft monitor tables` and tells the engine whenever `table` is deleted.
-pub fn watch_table(table: &str, tx: SyncSender<Msg>) -> anyhow::Result<NftMonitor> {
+/// Starts `nft monitor` and tells the engine whenever `table` is deleted, and (with
+/// `others`: firewall integration) once per transaction that changed another table's
+/// chains or rules (a reload of fw4, nftables.service, ufw on iptables-nft), so that our
+/// rule goes back into them.
+pub fn watch_table(table: &str, others: bool, tx: SyncSender<Msg>) -> anyhow::Result<NftMonitor> {
     let mut command = Command::new("nft");
     die_with_parent(&mut command);
+    let what = if others { "ruleset" } else { "tables" };
     let mut child = command
-        .args(["monitor", "tables"])
+        .args(["monitor", what])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -38,12 +42,22 @@ pub fn watch_table(table: &str, tx: SyncSender<Msg>) -> anyhow::Result<NftMonito
         .context("cannot run `nft monitor tables`")?;
     let stdout = child.stdout.take().context("nft monitor has no stdout")?;
     let deleted = format!("delete table inet {table}");
+    let ours = format!(" inet {table} ");
     std::thread::Builder::new()
         .name("nft-monitor".into())
         .spawn(move || {
+            let mut changed = false;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if is_deletion_of(&line, &deleted) && tx.send(Msg::FirewallChanged).is_err() {
+                let tell = if is_deletion_of(&line, &deleted) {
+                    true
+                } else if line.starts_with("# new generation") {
+                    std::mem::take(&mut changed)
+                } else {
+                    changed |= others && changes_another_table(&line, &ours);
+                    false
+                };
+                if tell && tx.send(Msg::FirewallChanged).is_err() {
                     return;
                 }
             }
@@ -82,9 +96,45 @@ fn is_deletion_of(line: &str, deleted: &str) -> bool {
             .is_some_and(|rest| rest.starts_with(' '))
 }
 
+/// Whether a `nft monitor` line changes the chains or rules of a table other than ours
+/// (`ours`: ` inet NAME `); set elements come and go all the time and never drop our rule.
+fn changes_another_table(line: &str, ours: &str) -> bool {
+    let changes = ["add ", "insert ", "replace ", "delete ", "flush "]
+        .iter()
+        .any(|verb| line.starts_with(verb));
+    let element = line.contains(" element ");
+    changes && !element && !format!("{line} ").contains(ours)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_tables_rules_count_our_own_and_set_elements_do_not() {
+        let ours = " inet knock_server ";
+        assert!(changes_another_table(
+            "delete rule inet fw4 input handle 3",
+            ours
+        ));
+        assert!(changes_another_table("flush table inet fw4", ours));
+        assert!(changes_another_table(
+            "add chain ip filter INPUT { type filter hook input priority filter; policy drop; }",
+            ours
+        ));
+        assert!(!changes_another_table(
+            "add rule inet knock_server guard accept",
+            ours
+        ));
+        assert!(!changes_another_table(
+            "add element inet fw4 s { 198.18.0.1 }",
+            ours
+        ));
+        assert!(!changes_another_table(
+            "# new generation 4 by process 1 (nft)",
+            ours
+        ));
+    }
 
     #[test]
     fn only_our_tables_deletion_counts() {

@@ -398,3 +398,143 @@ fn the_door_opens_for_the_knocker_only_and_the_kernel_closes_it() {
     fw.remove().unwrap();
     assert!(connect(&link, OTHER_V4, GUARDED).is_ok());
 }
+
+/// A server's `/etc/nftables.conf`: input dropped but for the unguarded port, ICMP and what
+/// it started; nothing for the guarded port. Debian's file starts with `flush ruleset`, as
+/// here, so `systemctl restart nftables` deletes our table too.
+const POLICY_DROP: &str = "flush ruleset
+table inet filter {
+    chain input {
+        type filter hook input priority filter; policy drop;
+        ct state invalid drop
+        ct state { established, related } accept
+        iif lo accept
+        meta l4proto { icmp, ipv6-icmp } accept
+        tcp dport 2223 accept
+    }
+    chain forward {
+        type filter hook forward priority filter; policy drop;
+    }
+}
+";
+
+/// The ruleset in `ns` without counters, as `nft -s list ruleset` prints it.
+fn ruleset(ns: &Netns) -> String {
+    nft_ok(ns, &["-s", "list", "ruleset"])
+}
+
+/// Loads `text` into `ns` with `nft -f`.
+fn load(ns: &Netns, text: &str) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    ns.ok("nft", ["-f", &file.path().display().to_string()]);
+}
+
+/// Our table, marking what it lets in for the other firewalls, in `ns`.
+fn integrated(ns: &Netns, guarded: &[Knock]) -> Firewall {
+    let integration = firewall::Integration::new(nft(ns), nft(ns).prefix(), T);
+    Firewall::install_integrated(nft(ns), T, guarded, Some(integration)).unwrap()
+}
+
+#[test]
+fn a_policy_drop_nftables_conf_lets_the_knocker_in_and_is_left_as_it_was() {
+    let Some(link) = Link::up() else { return };
+    link.add_other_addresses();
+    echo_servers(&link.server, GUARDED);
+    echo_servers(&link.server, UNGUARDED);
+    load(&link.server, POLICY_DROP);
+    for from in [CLIENT_V4, CLIENT_V6] {
+        wait_for("the link carries traffic", Duration::from_secs(20), || {
+            connect(&link, from, UNGUARDED).is_ok()
+        });
+    }
+    let before = ruleset(&link.server);
+    let guarded = knocks(&["2222"]);
+    let fw = integrated(&link.server, &guarded);
+    fw.allow(ip(CLIENT_V4), &guarded, Duration::from_secs(600))
+        .unwrap();
+    let mut established = connect(&link, CLIENT_V4, GUARDED).expect("the knocker gets in");
+    assert!(echoes(&mut established, b"through the user's policy drop"));
+    assert!(refused(connect(&link, OTHER_V4, GUARDED)), "others do not");
+
+    // A reload of the user's table alone (as fw4 reloads: its rules flushed and loaded
+    // again) takes our rule out; the check puts it back.
+    let reload = POLICY_DROP.replace("flush ruleset", "flush table inet filter");
+    load(&link.server, &reload);
+    assert!(
+        connect(&link, CLIENT_V4, GUARDED).is_err(),
+        "our rule is gone"
+    );
+    fw.check_integration();
+    assert!(connect(&link, CLIENT_V4, GUARDED).is_ok(), "and back");
+    assert!(echoes(&mut established, b"the connection survived"));
+
+    // `systemctl restart nftables` flushes the whole ruleset: the table comes back (the
+    // engine then lets its knockers in again), and our rule with it.
+    load(&link.server, POLICY_DROP);
+    assert!(!fw.is_present());
+    fw.reinstall(&guarded).unwrap();
+    fw.allow(ip(CLIENT_V6), &guarded, Duration::from_secs(600))
+        .unwrap();
+    assert!(connect(&link, CLIENT_V6, GUARDED).is_ok());
+    assert!(refused(connect(&link, OTHER_V6, GUARDED)));
+
+    fw.remove().unwrap();
+    assert_eq!(
+        ruleset(&link.server),
+        before,
+        "the user's ruleset as it was"
+    );
+}
+
+#[test]
+fn legacy_iptables_with_input_dropped_lets_the_knocker_in_and_is_left_as_it_was() {
+    let Some(link) = Link::up() else { return };
+    echo_servers(&link.server, GUARDED);
+    for (tool, icmp) in [
+        ("iptables-legacy", "icmp"),
+        ("ip6tables-legacy", "ipv6-icmp"),
+    ] {
+        link.server
+            .ok(tool, ["-A", "INPUT", "-p", icmp, "-j", "ACCEPT"]);
+        link.server.ok(tool, ["-P", "INPUT", "DROP"]);
+    }
+    let saved = |tool: &str| {
+        let out = link.server.ok(tool, [] as [&str; 0]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(" [").next().unwrap_or(l).to_owned() + "\n")
+            .collect::<String>()
+    };
+    let before = (
+        saved("iptables-legacy-save"),
+        saved("ip6tables-legacy-save"),
+    );
+    let guarded = knocks(&["2222"]);
+    let fw = integrated(&link.server, &guarded);
+    assert!(
+        fw.in_legacy(),
+        "legacy iptables is one of the firewalls found"
+    );
+    fw.allow(ip(CLIENT_V4), &guarded, Duration::from_secs(600))
+        .unwrap();
+    fw.allow(ip(CLIENT_V6), &guarded, Duration::from_secs(600))
+        .unwrap();
+    let mut established = connect(&link, CLIENT_V4, GUARDED).expect("the knocker gets in");
+    assert!(echoes(&mut established, b"past -P INPUT DROP"));
+    assert!(connect(&link, CLIENT_V6, GUARDED).is_ok(), "over IPv6 too");
+    // `iptables-restore` of the user's rules (a reload) drops ours; the check puts it back.
+    link.server.ok("iptables-legacy", ["-D", "INPUT", "1"]);
+    fw.check_integration();
+    assert!(
+        connect(&link, CLIENT_V4, GUARDED).is_ok(),
+        "back after a reload"
+    );
+    fw.remove().unwrap();
+    let after = (
+        saved("iptables-legacy-save"),
+        saved("ip6tables-legacy-save"),
+    );
+    assert_eq!(after, before, "the user's rules as they were");
+}

@@ -123,7 +123,7 @@ const fn range(r: RangeInclusive<u64>) -> Option<(u32, u32)> {
 }
 
 /// The keys of `[options]`, in the order the docs list them.
-pub const OPTION_KEYS: [ConfigKey; 7] = [
+pub const OPTION_KEYS: [ConfigKey; 8] = [
     ConfigKey {
         name: "use_syslog",
         toml_aliases: &[],
@@ -240,6 +240,23 @@ pub const OPTION_KEYS: [ConfigKey; 7] = [
         read: Read {
             knockd: None,
             toml: TomlRead::Option(toml::mail_from),
+        },
+    },
+    ConfigKey {
+        name: "firewall_integration",
+        toml_aliases: &[],
+        knockd: &[],
+        value: "true or false",
+        default: Some(Written::Bool(true)),
+        range: None,
+        doc: "Let what open lets in through the host's other firewalls (nftables tables such \
+              as fw4's, iptables, ufw) with one rule of ours at the top of each of their input \
+              chains, removed at exit (default {default}); false leaves them alone.",
+        example: Written::Bool(false),
+        check: Check::Option(|o, _| (!o.firewall_integration).then(|| "no".to_owned())),
+        read: Read {
+            knockd: None,
+            toml: TomlRead::Option(toml::firewall_integration),
         },
     },
 ];

@@ -50,6 +50,9 @@ pub struct Options {
     pub sendmail: PathBuf,
     /// The From address for mail notices; `None` means `knock@<hostname>`.
     pub mail_from: Option<String>,
+    /// Let what `open` lets in through the host's other firewalls too (TOML
+    /// `firewall_integration`): one rule of ours at the top of each of their input chains.
+    pub firewall_integration: bool,
 }
 
 impl Default for Options {
@@ -62,6 +65,7 @@ impl Default for Options {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             sendmail: PathBuf::from("/usr/sbin/sendmail"),
             mail_from: None,
+            firewall_integration: true,
         }
     }
 }

@@ -162,6 +162,19 @@ pub(crate) fn use_syslog(
     }
 }
 
+/// `firewall_integration`.
+pub(crate) fn firewall_integration(
+    w: &mut Cx<'_>,
+    o: &mut Options,
+    name: &'static str,
+    _: &Key<'_>,
+    val: &Val<'_>,
+) {
+    if let Some(b) = w.bool(val, name) {
+        o.firewall_integration = b;
+    }
+}
+
 /// `log_file`.
 pub(crate) fn log_file(
     w: &mut Cx<'_>,

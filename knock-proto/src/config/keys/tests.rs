@@ -58,6 +58,7 @@ fn option_fields(a: &Options, b: &Options) -> Vec<(&'static str, bool)> {
         max_attempts,
         sendmail,
         mail_from,
+        firewall_integration,
     } = b;
     vec![
         ("use_syslog", *use_syslog != a.use_syslog),
@@ -67,6 +68,10 @@ fn option_fields(a: &Options, b: &Options) -> Vec<(&'static str, bool)> {
         ("max_attempts", *max_attempts != a.max_attempts),
         ("sendmail", *sendmail != a.sendmail),
         ("mail_from", *mail_from != a.mail_from),
+        (
+            "firewall_integration",
+            *firewall_integration != a.firewall_integration,
+        ),
     ]
 }
 

@@ -41,6 +41,17 @@ impl Batch {
     pub fn flush(&mut self, object: impl Into<Object>) {
         self.nftables.push(Command::Flush(object.into()));
     }
+
+    /// Inserts `rule` at the top of its chain (another firewall's chain: see
+    /// [`super::integration`]).
+    pub fn insert(&mut self, rule: Rule) {
+        self.nftables.push(Command::Insert(Object::Rule(rule)));
+    }
+
+    /// Whether the batch does nothing.
+    pub fn is_empty(&self) -> bool {
+        self.nftables.is_empty()
+    }
 }
 
 /// One command of a [`Batch`]: `{"add": {"table": {...}}}`.
@@ -53,6 +64,8 @@ pub enum Command {
     Delete(Object),
     /// `flush`
     Flush(Object),
+    /// `insert`: a rule at the top of its chain.
+    Insert(Object),
 }
 
 /// What a [`Command`] acts on.
@@ -164,7 +177,7 @@ pub struct Element {
     pub elem: Vec<Expr>,
 }
 
-/// A rule, appended to its chain.
+/// A rule, appended to its chain (or inserted, or deleted by its handle).
 #[derive(Debug, Clone, Serialize)]
 pub struct Rule {
     /// The family of its table.
@@ -173,8 +186,15 @@ pub struct Rule {
     pub table: String,
     /// Its chain.
     pub chain: String,
-    /// Its statements, in order.
+    /// Its statements, in order (none when deleting by handle).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub expr: Vec<Stmt>,
+    /// Its comment: how we find the rules we put in others' chains.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Its handle, as `nft -j list` gives it: what a delete names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handle: Option<u64>,
 }
 
 /// An expression: a value, or something of the packet to compare.
@@ -223,6 +243,16 @@ impl Expr {
         Expr(json!({ "ct": { "key": key } }))
     }
 
+    /// `left & mask`: the bits of `mask` in `left` (`meta mark & 0x10000000`).
+    pub fn and(left: Expr, mask: u32) -> Expr {
+        Expr(json!({ "&": [left, mask] }))
+    }
+
+    /// `left | bits`: `left` with the bits of `bits` set.
+    pub fn or(left: Expr, bits: u32) -> Expr {
+        Expr(json!({ "|": [left, bits] }))
+    }
+
     /// A set element that the kernel removes after `seconds`.
     pub fn timed(key: Expr, seconds: u32) -> Expr {
         // nft reads the nulls as absent.
@@ -254,6 +284,11 @@ impl Stmt {
             Op::In => "in",
         };
         Stmt(json!({ "match": { "left": left, "right": right, "op": op } }))
+    }
+
+    /// Sets `key` (`meta mark`, `ct mark`) to `value`.
+    pub fn set(key: Expr, value: Expr) -> Stmt {
+        Stmt(json!({ "mangle": { "key": key, "value": value } }))
     }
 
     /// The packet passes this chain (`accept`).

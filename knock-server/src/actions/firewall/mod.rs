@@ -46,6 +46,7 @@
 //!
 //! Building the batches ([`ruleset`]) is pure and unit-tested; [`Firewall`] only runs them.
 
+pub mod integration;
 pub mod json;
 pub mod ruleset;
 
@@ -57,8 +58,9 @@ use std::time::Duration;
 
 use knock_proto::sequence::Knock;
 
+pub use integration::Integration;
 use json::Batch;
-use ruleset::{allow_batch, guard_batch, install_batch, remove_batch, revoke_batch};
+use ruleset::{allow_batch, guard_batch, install_batch_with, remove_batch, revoke_batch};
 
 /// Why the firewall could not be changed.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +132,12 @@ impl Nft {
         }
     }
 
+    /// What runs before the program (`["ip", "netns", "exec", "ns1"]`), for the iptables tools
+    /// to run the same way.
+    pub fn prefix(&self) -> Vec<OsString> {
+        self.argv[..self.argv.len().saturating_sub(1)].to_vec()
+    }
+
     /// Applies `batch` as one transaction.
     pub fn apply(&self, batch: &Batch, action: &'static str) -> Result<(), FirewallError> {
         let program = self.argv[0].to_string_lossy().into_owned();
@@ -178,6 +186,40 @@ impl Nft {
 }
 
 impl Nft {
+    /// The whole ruleset, as `nft -j list ruleset` prints it.
+    pub fn list_ruleset(&self) -> Result<serde_json::Value, FirewallError> {
+        let program = self.argv[0].to_string_lossy().into_owned();
+        let spawn_error = |source| FirewallError::Spawn {
+            program: program.clone(),
+            source,
+        };
+        let mut child = Command::new(&self.argv[0])
+            .args(&self.argv[1..])
+            .args(["-j", "list", "ruleset"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(spawn_error)?;
+        // Read while it runs: a large ruleset fills the pipe before nft exits.
+        let mut stdout = Vec::new();
+        if let Some(mut out) = child.stdout.take() {
+            use std::io::Read as _;
+            let _ = out.read_to_end(&mut stdout);
+        }
+        let output = child.wait_with_output().map_err(spawn_error)?;
+        if !output.status.success() {
+            return Err(FirewallError::Refused {
+                action: "list the ruleset",
+                message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            });
+        }
+        serde_json::from_slice(&stdout).map_err(|e| FirewallError::Refused {
+            action: "list the ruleset",
+            message: format!("nft printed what is not JSON: {e}"),
+        })
+    }
+
     /// Whether our table is in the kernel now (`nft list table`); `nft flush ruleset`, as
     /// nftables.service runs on restart, deletes it behind our back.
     pub fn has_table(&self, table: &str) -> bool {
@@ -233,9 +275,13 @@ fn exits_within(child: &mut Child, deadline: Duration) -> std::io::Result<bool> 
 #[derive(Debug)]
 pub struct Firewall {
     nft: Nft,
-    /// Our instance's table: the only one we ever touch.
+    /// Our instance's table: the only table we ever create or delete.
     table: String,
     installed: bool,
+    /// Our rule in the other firewalls' chains, when integrating with them.
+    integration: Option<Integration>,
+    /// Whether one of them is legacy iptables (as of the install).
+    legacy: bool,
 }
 
 impl Firewall {
@@ -247,12 +293,62 @@ impl Firewall {
         table: &str,
         guarded: &[Knock],
     ) -> Result<Firewall, FirewallError> {
-        nft.apply(&install_batch(table, guarded), "install the nftables table")?;
-        Ok(Firewall {
+        Firewall::install_integrated(nft, table, guarded, None)
+    }
+
+    /// [`Firewall::install_with`], and with `integration` our rule in every other firewall
+    /// (see [`integration`]), which [`Firewall::check_integration`] keeps there.
+    pub fn install_integrated(
+        nft: Nft,
+        table: &str,
+        guarded: &[Knock],
+        integration: Option<Integration>,
+    ) -> Result<Firewall, FirewallError> {
+        let batch = install_batch_with(table, guarded, integration.is_some());
+        nft.apply(&batch, "install the nftables table")?;
+        let mut fw = Firewall {
             nft,
             table: table.to_owned(),
             installed: true,
-        })
+            integration,
+            legacy: false,
+        };
+        fw.legacy = fw.check_integration();
+        Ok(fw)
+    }
+
+    /// Whether our rule is in legacy iptables (as of the install).
+    pub fn in_legacy(&self) -> bool {
+        self.legacy
+    }
+
+    /// Whether our rule goes into the other firewalls.
+    pub fn integrates(&self) -> bool {
+        self.integration.is_some()
+    }
+
+    /// Puts our rule back in the other firewalls' chains that lack it (after a reload of
+    /// theirs), logging each; whether one of them is legacy iptables, which must be checked
+    /// on a timer.
+    pub fn check_integration(&self) -> bool {
+        let Some(integration) = &self.integration else {
+            return false;
+        };
+        match integration.ensure() {
+            Ok((added, legacy)) => {
+                for target in added {
+                    tracing::info!(
+                        "firewall integration: our rule accepting what `open` lets in is at \
+                         the top of the {target}"
+                    );
+                }
+                legacy
+            }
+            Err(e) => {
+                tracing::error!("firewall integration: {e}");
+                false
+            }
+        }
     }
 
     /// Whether our table is in the kernel now; `nft flush ruleset`, as nftables.service runs
@@ -265,10 +361,10 @@ impl Firewall {
     /// still open to knockers are let in again with [`Firewall::allow`], for what is left of
     /// their time (the engine knows which: `Effect::Allow`).
     pub fn reinstall(&self, guarded: &[Knock]) -> Result<(), FirewallError> {
-        self.nft.apply(
-            &install_batch(&self.table, guarded),
-            "reinstall the nftables table",
-        )
+        let batch = install_batch_with(&self.table, guarded, self.integration.is_some());
+        self.nft.apply(&batch, "reinstall the nftables table")?;
+        self.check_integration();
+        Ok(())
     }
 
     /// The table's name.
@@ -303,9 +399,13 @@ impl Firewall {
             .apply(&allow_batch(&self.table, ip, ports, for_), "open the door")
     }
 
-    /// Deletes the table: every guarded port is as the rest of the firewall leaves it.
+    /// Deletes the table, and our rule from the other firewalls: every guarded port is as
+    /// the rest of the firewall leaves it.
     pub fn remove(mut self) -> Result<(), FirewallError> {
         self.installed = false;
+        if let Some(integration) = self.integration.take() {
+            integration.remove()?;
+        }
         remove_stale_with(&self.nft, &self.table)
     }
 }
@@ -314,6 +414,11 @@ impl Drop for Firewall {
     fn drop(&mut self) {
         if !self.installed {
             return;
+        }
+        if let Some(integration) = self.integration.take() {
+            if let Err(e) = integration.remove() {
+                tracing::warn!("{e}");
+            }
         }
         if let Err(e) = remove_stale_with(&self.nft, &self.table) {
             tracing::warn!("{e}");
@@ -329,6 +434,7 @@ pub fn remove_stale_with(nft: &Nft, table: &str) -> Result<(), FirewallError> {
 
 #[cfg(test)]
 mod tests {
+    use super::ruleset::install_batch;
     use super::*;
 
     /// An `nft` stand-in: `sh -c SCRIPT sh -j -f -`, so the script sees nft's arguments.

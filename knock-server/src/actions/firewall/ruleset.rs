@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use knock_proto::sequence::Knock;
 
+use super::integration;
 use super::json::{Batch, Chain, Element, Expr, Family, Hook, Op, Rule, Set, Stmt, Table};
 
 /// The default instance's table (family `inet`, so one table covers IPv4 and IPv6); every
@@ -21,9 +22,69 @@ const ALLOW4: &str = "allow4";
 const ALLOW6: &str = "allow6";
 const INPUT: &str = "input";
 const GUARD: &str = "guard";
+const MARK_CHAIN: &str = "mark";
+/// The mark chain's priority: before our input chain, so that the mark is set whatever the
+/// guard decides; the guard still refuses whoever may not pass.
+pub const MARK_PRIORITY: i32 = -20;
 
 /// The batch that deletes our table if it exists and creates it afresh.
 pub fn install_batch(table: &str, guarded: &[Knock]) -> Batch {
+    install_batch_with(table, guarded, false)
+}
+
+/// [`install_batch`]; with `marking`, a chain that marks what the guard lets in
+/// ([`integration::MARK`]), before it, for the other firewalls' rule of ours to accept.
+pub fn install_batch_with(table: &str, guarded: &[Knock], marking: bool) -> Batch {
+    let mut b = install_without_marks(table, guarded);
+    if marking {
+        b.add(Chain {
+            family: Family::Inet,
+            table: table.to_owned(),
+            name: MARK_CHAIN.into(),
+            hook: Some(Hook {
+                kind: "filter",
+                hook: "input",
+                prio: MARK_PRIORITY,
+                policy: "accept",
+            }),
+        });
+        for statements in mark_rules() {
+            b.add(rule(table, MARK_CHAIN, statements));
+        }
+    }
+    b
+}
+
+/// The mark chain's rules: a knocker's packets to its ports, and packets of connections to
+/// guarded ports already let in, get [`integration::MARK`].
+fn mark_rules() -> Vec<Vec<Stmt>> {
+    let from = |family: &str| {
+        Expr::concat([
+            Expr::payload(family, "saddr"),
+            Expr::meta("l4proto"),
+            Expr::payload("th", "dport"),
+        ])
+    };
+    let mark = || {
+        Stmt::set(
+            Expr::meta("mark"),
+            Expr::or(Expr::meta("mark"), integration::MARK),
+        )
+    };
+    let guarded_port = Expr::concat([Expr::meta("l4proto"), Expr::payload("th", "dport")]);
+    let established = Expr::list([Expr::word("established"), Expr::word("related")]);
+    vec![
+        vec![is_in_set(from("ip"), ALLOW4), mark()],
+        vec![is_in_set(from("ip6"), ALLOW6), mark()],
+        vec![
+            is_in_set(guarded_port, GUARDED),
+            Stmt::compare(Expr::ct("state"), Op::In, established),
+            mark(),
+        ],
+    ]
+}
+
+fn install_without_marks(table: &str, guarded: &[Knock]) -> Batch {
     let mut b = Batch::new();
     add_then_delete_table(&mut b, table);
     b.add(table_named(table));
@@ -222,6 +283,8 @@ fn rule(table: &str, chain: &str, expr: Vec<Stmt>) -> Rule {
         table: table.to_owned(),
         chain: chain.to_owned(),
         expr,
+        comment: None,
+        handle: None,
     }
 }
 
