@@ -39,8 +39,8 @@ fn main() -> ExitCode {
 /// Keeps glibc's mmap threshold at its default (128 KiB) instead of letting it rise: by
 /// default, freeing a large block raises the threshold to that block's size, after which the
 /// tracker's slab (megabytes under a flood, grown by an eighth at a time) lives in the heap,
-/// where each growth copies it whole into fresh pages the kernel must zero: eight times the
-/// final size, a third of the daemon's CPU while a 100 000-packet flood fills the tracker
+/// where each growth copies it whole into fresh pages the kernel must zero, many times the
+/// final size in all: a large share of the daemon's CPU while a flood fills the tracker
 /// (BENCHMARKS.md). Blocks above the threshold are mapped, and grow with mremap(2) in place.
 /// By hand: mallopt is glibc's, and no crate wraps it.
 #[allow(unsafe_code)]
