@@ -23,12 +23,12 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!text.contains('\n'), "{text}");
                 assert_eq!(parse_request(&text).ok(), Some(r), "{line:?} -> {text}");
             }
-            Err(refusal @ Response::Error { .. }) => {
+            Err(message) => {
                 // The message may quote the request, newlines and all: the answer stays a line.
+                let refusal = Response::Error { message };
                 let text = serde_json::to_string(&refusal).expect("an answer serializes");
                 assert!(!text.contains('\n'), "{text}");
             }
-            Err(other) => panic!("a refusal that is no error: {other:?}"),
         }
         let _: Option<Request> = serde_json::from_str(line).ok();
     }

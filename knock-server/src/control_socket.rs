@@ -107,7 +107,7 @@ fn answer(stream: UnixStream, tx: &SyncSender<Msg>) -> anyhow::Result<()> {
     } else {
         match parse_request(&line) {
             Ok(request) => ask_engine(request, tx),
-            Err(refusal) => refusal,
+            Err(message) => error(message),
         }
     };
     let mut text = serde_json::to_string(&response).context("cannot encode the answer")?;
@@ -138,13 +138,13 @@ fn error(message: String) -> Response {
     Response::Error { message }
 }
 
-/// The request a client's line (as read, at most `MAX_LINE + 1` bytes) asks, or the error
-/// answer it gets instead. Pure (fuzzed: `fuzz/fuzz_targets/control.rs`).
-pub fn parse_request(line: &str) -> Result<Request, Response> {
+/// The request a client's line (as read, at most `MAX_LINE + 1` bytes) asks, or the message
+/// of the error answer it gets instead. Pure (fuzzed: `fuzz/fuzz_targets/control.rs`).
+pub fn parse_request(line: &str) -> Result<Request, String> {
     if line.len() as u64 > MAX_LINE {
-        return Err(error(format!("request longer than {MAX_LINE} bytes")));
+        return Err(format!("request longer than {MAX_LINE} bytes"));
     }
-    serde_json::from_str::<Request>(line.trim()).map_err(|e| error(format!("not a request: {e}")))
+    serde_json::from_str::<Request>(line.trim()).map_err(|e| format!("not a request: {e}"))
 }
 
 /// The daemon's answer line, as a client reads it. Pure (fuzzed:
