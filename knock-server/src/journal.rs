@@ -203,6 +203,11 @@ pub struct Replayed {
     pub replay_saved: bool,
 }
 
+/// The largest opening id a journal may hold: the daemon numbers openings from 1, so a file
+/// with a larger one was not written by it, and that line is set aside as unreadable. The
+/// bound leaves room to number old-format lines after every id in use.
+pub const MAX_ID: u64 = 1 << 62;
+
 /// The line that says the replay record exists beside the state file.
 pub const REPLAY_SAVED: &str = "replay-record";
 
@@ -232,9 +237,13 @@ pub fn replay(bytes: &[u8]) -> Replayed {
             Record::Open(Entry { id, .. }) | Record::Extend { id, .. } | Record::Close { id },
         ) = &record
         {
-            max_id = max_id.max(*id);
+            // A larger id refers to no opening of ours (see below): it numbers nothing.
+            if *id <= MAX_ID {
+                max_id = max_id.max(*id);
+            }
         }
         match record {
+            Some(Record::Open(e)) if e.id > MAX_ID => corrupt.push(raw.to_vec()),
             Some(Record::Open(e)) if e.id == 0 => legacy.push(e),
             Some(Record::Open(e)) => {
                 live.insert(e.id, e);
