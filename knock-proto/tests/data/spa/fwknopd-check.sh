@@ -13,7 +13,7 @@
 set -eu
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-SPA_OUT=$work/packets.txt cargo test -q -p knock-proto --test spa -- --ignored packets_for_fwknopd \
+SPA_OUT=$work/packets.txt cargo test -q -p knock-proto --test spa packets_for_fwknopd \
     >"$work/cargo.log" 2>&1 || { cat "$work/cargo.log"; exit 1; }
 
 # pcap FILE PAYLOAD...: an Ethernet capture of UDP datagrams 198.18.0.1:40000 -> 198.18.0.2:62201.
