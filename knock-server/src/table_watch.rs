@@ -32,14 +32,17 @@ impl Drop for NftMonitor {
 pub fn watch_table(table: &str, others: bool, tx: SyncSender<Msg>) -> anyhow::Result<NftMonitor> {
     let mut command = Command::new("nft");
     die_with_parent(&mut command);
-    let what = if others { "ruleset" } else { "tables" };
+    // Every event (nft 1.0.6 prints its `# new generation` line, which ends a transaction,
+    // only when no object type is named), or just table events.
+    let what: &[&str] = if others { &[] } else { &["tables"] };
     let mut child = command
-        .args(["monitor", what])
+        .arg("monitor")
+        .args(what)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .context("cannot run `nft monitor tables`")?;
+        .context("cannot run `nft monitor`")?;
     let stdout = child.stdout.take().context("nft monitor has no stdout")?;
     let deleted = format!("delete table inet {table}");
     let ours = format!(" inet {table} ");
