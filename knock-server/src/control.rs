@@ -120,6 +120,10 @@ pub struct OpenWindow {
     pub closes_in_secs: u64,
     /// How it was opened and will be closed: `stop command`, `nftables`, or both.
     pub how: String,
+    /// What is forwarded for the knocker (`1723/tcp -> 198.19.0.2:1723`), for a `forward`
+    /// door.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwards: Vec<String>,
 }
 
 /// Counters since start.

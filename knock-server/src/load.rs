@@ -47,6 +47,43 @@ pub fn warnings(loaded: &Loaded) -> Vec<String> {
     warnings
 }
 
+/// What is worth a warning about this host for the config: `forward` doors while the host
+/// forwards nothing. (Not a config warning: the same file is fine on a router.)
+pub fn host_warnings(config: &Config) -> Vec<String> {
+    forwarding_warnings(config, |path| std::fs::read_to_string(path).ok())
+}
+
+/// `forward` doors on a host that forwards nothing: IPv4 forwarding
+/// (`net.ipv4.ip_forward`) or IPv6 forwarding (`net.ipv6.conf.all.forwarding`) off for an
+/// inside host of that family. `read` reads a /proc/sys file.
+fn forwarding_warnings(config: &Config, read: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (v4, file, sysctl) in [
+        (true, "/proc/sys/net/ipv4/ip_forward", "net.ipv4.ip_forward"),
+        (
+            false,
+            "/proc/sys/net/ipv6/conf/all/forwarding",
+            "net.ipv6.conf.all.forwarding",
+        ),
+    ] {
+        let doors: Vec<&str> = config
+            .doors
+            .iter()
+            .filter(|d| d.actions.forward.iter().any(|f| f.inside.is_ipv4() == v4))
+            .map(|d| d.name.as_str())
+            .collect();
+        let off = read(file).is_some_and(|v| v.trim() == "0");
+        if !doors.is_empty() && off {
+            warnings.push(format!(
+                "{}: forward needs IP forwarding, and {sysctl} is 0: run `sysctl -w \
+                 {sysctl}=1` (and set it in /etc/sysctl.d/ to keep it)",
+                doors.join(", ")
+            ));
+        }
+    }
+    warnings
+}
+
 fn shell_warnings(config: &Config) -> Vec<String> {
     let mut warnings = Vec::new();
     for door in &config.doors {
@@ -114,6 +151,21 @@ fn replace(path: &Path, text: &str, mode: Option<u32>) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forward_on_a_host_that_forwards_nothing_gets_a_warning_with_the_fix() {
+        let text = "[doors.vpn]\nsequence = \"1\"\nforward = \"1723/tcp -> 198.19.0.2:1723\"\n";
+        let config = knock_proto::config::toml::parse(Path::new("k.toml"), text).unwrap();
+        let off = |_: &str| Some("0\n".to_owned());
+        assert_eq!(
+            forwarding_warnings(&config, off),
+            [
+                "vpn: forward needs IP forwarding, and net.ipv4.ip_forward is 0: run `sysctl -w \
+              net.ipv4.ip_forward=1` (and set it in /etc/sysctl.d/ to keep it)"
+            ]
+        );
+        assert!(forwarding_warnings(&config, |_| Some("1\n".to_owned())).is_empty());
+    }
 
     #[test]
     fn shell_syntax_in_a_command_gets_a_warning_with_the_fix() {

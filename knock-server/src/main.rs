@@ -93,6 +93,9 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         }
         report_filter_size(&loaded, args.only_ipv4)?;
         report_integration(&loaded.config, &args.instance.instance.table())?;
+        for w in load::host_warnings(&loaded.config) {
+            print_stdout(format!("\nthis host: {w}\n").as_bytes())?;
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let options = &loaded.config.options;
@@ -189,7 +192,7 @@ fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         "{}",
         log::loaded_line(instance.instance.as_str(), &config_path, &doors)
     );
-    for w in &warnings {
+    for w in warnings.iter().chain(&load::host_warnings(&loaded.config)) {
         tracing::warn!("{w}");
     }
     tracing::debug!(
@@ -264,18 +267,21 @@ fn report_filter_size(loaded: &load::Loaded, ipv4_only: bool) -> anyhow::Result<
 /// `--check`: the other firewalls that get our rule for `open` doors, and the rule.
 fn report_integration(config: &knock_proto::config::Config, table: &str) -> anyhow::Result<()> {
     use knock_server::actions::firewall::{Integration, Nft, integration};
-    let opens = config.doors.iter().any(|d| !d.actions.open.is_empty());
+    let opens = config
+        .doors
+        .iter()
+        .any(|d| !d.actions.open.is_empty() || !d.actions.forward.is_empty());
     if !opens || !config.options.firewall_integration {
         return Ok(());
     }
     let targets = match Integration::new(Nft::system(), Vec::new(), table).targets() {
         Ok(t) => t,
         Err(e) => {
-            eprintln!(
-                "note: cannot tell which firewalls get our rule for `open` doors ({e}); \
-                 run --check as root to see them"
+            let text = format!(
+                "\nfirewall integration: cannot tell which firewalls get our rule for `open` \
+                 doors ({e}); run --check as root to see them\n"
             );
-            return Ok(());
+            return print_stdout(text.as_bytes());
         }
     };
     let mut text = String::from("\nfirewall integration:");

@@ -160,7 +160,11 @@ fn open_table(open: &[OpenWindow]) -> String {
                 w.source.to_string(),
                 since,
                 duration(w.closes_in_secs),
-                w.how.clone(),
+                if w.forwards.is_empty() {
+                    w.how.clone()
+                } else {
+                    format!("{}, forwarding {}", w.how, w.forwards.join(", "))
+                },
             ]
         })
         .collect();
@@ -212,6 +216,7 @@ mod tests {
                 since_unix: 0,
                 closes_in_secs: 65,
                 how: "stop command".into(),
+                forwards: Vec::new(),
             }],
             ..Status::default()
         };

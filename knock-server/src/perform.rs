@@ -7,12 +7,13 @@
 //! bounded queue served by [`MAIL_THREADS`] threads, so a slow MTA and a flood of openings
 //! cost at most [`MAIL_QUEUE`] waiting notices (the others are dropped and logged).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use knock_proto::Knock;
-use knock_proto::config::{Config, Door};
+use knock_proto::config::{Config, Door, Forward};
 
 use crate::actions::firewall::{Firewall, Integration, Nft};
 use crate::actions::{mail, wol};
@@ -72,6 +73,8 @@ pub struct Performer {
     table: String,
     /// The ports the table guards, to put it back if it is deleted.
     guarded: Vec<Knock>,
+    /// Each `forward` door's forwards, by door name.
+    forwards: HashMap<String, Vec<Forward>>,
     sendmail: PathBuf,
     mail_from: String,
 }
@@ -86,6 +89,30 @@ fn guarded(config: &Config) -> Vec<Knock> {
     ports.sort();
     ports.dedup();
     ports
+}
+
+/// Every door's forwards, by door name.
+fn forwards(config: &Config) -> HashMap<String, Vec<Forward>> {
+    config
+        .doors
+        .iter()
+        .filter(|d| !d.actions.forward.is_empty())
+        .map(|d| (d.name.clone(), d.actions.forward.clone()))
+        .collect()
+}
+
+/// The forwards of all doors, sorted: what the DNAT chain holds.
+fn all_forwards(forwards: &HashMap<String, Vec<Forward>>) -> Vec<Forward> {
+    let mut all: Vec<Forward> = forwards.values().flatten().copied().collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// `1723/tcp -> 198.19.0.2:1723, ...`, as `forward` is written.
+fn forward_list(forwards: &[Forward]) -> String {
+    let list: Vec<String> = forwards.iter().map(ToString::to_string).collect();
+    list.join(", ")
 }
 
 /// `1723/tcp, 500/udp`, as `open` is written.
@@ -115,14 +142,16 @@ impl Performer {
     /// [`Performer::new`], running nft as `nft` says.
     pub fn with_firewall(config: &Config, nft: Nft, table: &str) -> anyhow::Result<Performer> {
         let ports = guarded(config);
-        if ports.is_empty() || !config.options.firewall_integration {
+        let forwards = forwards(config);
+        let needs_table = !ports.is_empty() || !forwards.is_empty();
+        if !needs_table || !config.options.firewall_integration {
             // What a crashed run put in the other firewalls, when nothing will replace it.
             let stale = Integration::new(nft.clone(), nft.prefix(), table);
             if let Err(e) = stale.remove() {
                 tracing::debug!("no rule of ours removed from other firewalls: {e}");
             }
         }
-        let firewall = if ports.is_empty() {
+        let firewall = if !needs_table {
             // A run that crashed with `open` doors left its table (still guarding, so its
             // ports stay closed); this config guards nothing.
             if let Err(e) = crate::actions::firewall::remove_stale_with(&nft, table) {
@@ -130,14 +159,15 @@ impl Performer {
             }
             None
         } else {
-            let fw = Firewall::install_integrated(
+            let fw = Firewall::install_forwarding(
                 nft.clone(),
                 table,
                 &ports,
+                &all_forwards(&forwards),
                 integration(config, &nft, table),
             )
             .with_context(|| {
-                format!("cannot set up the nftables table {table} for `open` doors")
+                format!("cannot set up the nftables table {table} for `open` and `forward` doors")
             })?;
             Some(fw)
         };
@@ -148,6 +178,7 @@ impl Performer {
             nft,
             table: table.to_owned(),
             guarded: ports,
+            forwards,
             sendmail: config.options.sendmail.clone(),
             mail_from: config
                 .options
@@ -167,6 +198,7 @@ impl Performer {
             nft: Nft::system(),
             table: crate::instance::Instance::default().table(),
             guarded: Vec::new(),
+            forwards: HashMap::new(),
             sendmail: config.options.sendmail.clone(),
             mail_from: config
                 .options
@@ -198,6 +230,25 @@ impl Performer {
                     done.push(format!("FAILED to open {ports}: {e}"));
                 }
                 None => tracing::error!("{}: cannot open {ports}: no firewall table", door.name),
+            }
+        }
+        if !actions.forward.is_empty() {
+            let list = forward_list(&actions.forward);
+            let secs = actions.open_for.as_secs();
+            let forwarded = self
+                .firewall
+                .as_ref()
+                .map(|fw| fw.allow_forward(source, &actions.forward, actions.open_for));
+            match forwarded {
+                Some(Ok(())) => {
+                    tracing::info!("{source}: {}: forwarding {list} for {secs}s", door.name);
+                    done.push(format!("forwarding {list} for {source} for {secs} s"));
+                }
+                Some(Err(e)) => {
+                    tracing::error!("{source}: {}: cannot forward {list}: {e}", door.name);
+                    done.push(format!("FAILED to forward {list}: {e}"));
+                }
+                None => tracing::error!("{}: cannot forward {list}: no firewall table", door.name),
             }
         }
         if let Some(w) = &actions.wake_on_lan {
@@ -248,9 +299,20 @@ impl Performer {
     /// Closes `ports` to `source` now (a close request).
     pub fn revoke(&mut self, door: &str, source: IpAddr, ports: &[Knock]) {
         let Some(fw) = &self.firewall else { return };
-        match fw.revoke(source, ports) {
-            Ok(()) => tracing::info!("{source}: {door}: closed {}", port_list(ports)),
-            Err(e) => tracing::error!("{source}: {door}: cannot close {}: {e}", port_list(ports)),
+        if !ports.is_empty() {
+            match fw.revoke(source, ports) {
+                Ok(()) => tracing::info!("{source}: {door}: closed {}", port_list(ports)),
+                Err(e) => {
+                    tracing::error!("{source}: {door}: cannot close {}: {e}", port_list(ports))
+                }
+            }
+        }
+        if let Some(forwards) = self.forwards.get(door) {
+            let list = forward_list(forwards);
+            match fw.revoke_forward(source, forwards) {
+                Ok(()) => tracing::info!("{source}: {door}: stopped forwarding {list}"),
+                Err(e) => tracing::error!("{source}: {door}: cannot stop forwarding {list}: {e}"),
+            }
         }
     }
 
@@ -264,12 +326,24 @@ impl Performer {
     ) {
         let Some(fw) = &self.firewall else { return };
         let list = port_list(ports);
-        match fw.allow(source, ports, open_for) {
-            Ok(()) => tracing::info!(
-                "{source}: {door}: opened {list} again for {}s",
-                open_for.as_secs()
-            ),
-            Err(e) => tracing::error!("{source}: {door}: cannot open {list} again: {e}"),
+        if !ports.is_empty() {
+            match fw.allow(source, ports, open_for) {
+                Ok(()) => tracing::info!(
+                    "{source}: {door}: opened {list} again for {}s",
+                    open_for.as_secs()
+                ),
+                Err(e) => tracing::error!("{source}: {door}: cannot open {list} again: {e}"),
+            }
+        }
+        if let Some(forwards) = self.forwards.get(door) {
+            let list = forward_list(forwards);
+            match fw.allow_forward(source, forwards, open_for) {
+                Ok(()) => tracing::info!(
+                    "{source}: {door}: forwarding {list} again for {}s",
+                    open_for.as_secs()
+                ),
+                Err(e) => tracing::error!("{source}: {door}: cannot forward {list} again: {e}"),
+            }
         }
     }
 
@@ -327,18 +401,24 @@ impl Performer {
             .unwrap_or_else(mail::default_from);
         let ports = guarded(config);
         self.guarded = ports.clone();
-        match &self.firewall {
+        self.forwards = forwards(config);
+        let all = all_forwards(&self.forwards);
+        match &mut self.firewall {
             Some(fw) => {
                 if let Err(e) = fw.set_guarded(&ports) {
                     tracing::error!("cannot update the guarded ports: {e}");
                 }
+                if let Err(e) = fw.set_forwards(&all) {
+                    tracing::error!("cannot update the forwards: {e}");
+                }
             }
-            None if !ports.is_empty() => {
+            None if !ports.is_empty() || !all.is_empty() => {
                 let integration = integration(config, &self.nft, &self.table);
-                match Firewall::install_integrated(
+                match Firewall::install_forwarding(
                     self.nft.clone(),
                     &self.table,
                     &ports,
+                    &all,
                     integration,
                 ) {
                     Ok(fw) => self.firewall = Some(fw),

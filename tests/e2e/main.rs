@@ -4,6 +4,7 @@
 mod actions;
 mod auth;
 mod client;
+mod firewalls;
 mod harness_selftest;
 mod lifecycle;
 mod operate;

@@ -139,6 +139,19 @@ pub(super) fn wake_on_lan(w: &WakeOnLan) -> String {
 }
 
 /// An `open` action with its `open_seconds`, if the door has one.
+pub(super) fn forward(door: &Door) -> Option<String> {
+    let a = &door.actions;
+    if a.forward.is_empty() {
+        return None;
+    }
+    let forwards: Vec<String> = a.forward.iter().map(ToString::to_string).collect();
+    Some(format!(
+        "{} for {}s",
+        forwards.join(", "),
+        a.open_for.as_secs()
+    ))
+}
+
 pub(super) fn open(door: &Door) -> Option<String> {
     let a = &door.actions;
     let ports: Vec<String> = a

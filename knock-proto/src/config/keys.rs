@@ -263,7 +263,7 @@ pub const OPTION_KEYS: [ConfigKey; 8] = [
 
 /// The keys of a door besides the rotating ones ([`rotating_keys::KEYS`]), in the order the
 /// docs list them.
-pub const DOOR_KEYS: [ConfigKey; 14] = [
+pub const DOOR_KEYS: [ConfigKey; 15] = [
     ConfigKey {
         name: "sequence",
         toml_aliases: &[],
@@ -484,13 +484,31 @@ pub const DOOR_KEYS: [ConfigKey; 14] = [
         },
     },
     ConfigKey {
+        name: "forward",
+        toml_aliases: &[],
+        knockd: &[],
+        value: "forwards, e.g. 1723/tcp -> 192.168.1.51:1723",
+        default: None,
+        range: None,
+        doc: "Forward these ports of this host (\"1723/tcp -> 192.168.1.51:1723\", an IPv6 \
+              host in brackets, or an array) to a host behind it, for the knocker only: DNAT \
+              in knock-server's own nftables table, closed by the kernel after open_seconds. \
+              Needs IP forwarding on.",
+        example: Written::Text("1723/tcp -> 198.19.0.2:1723"),
+        check: Check::Door(describe::forward),
+        read: Read {
+            knockd: None,
+            toml: TomlRead::Door(toml::door::forward),
+        },
+    },
+    ConfigKey {
         name: "open_seconds",
         toml_aliases: &[],
         knockd: &[],
         value: "seconds",
         default: number(DEFAULT_OPEN_SECONDS.as_secs()),
         range: range(OPEN_SECONDS),
-        doc: "How long open stays open, {range} (default {default}).",
+        doc: "How long open and forward stay open, {range} (default {default}).",
         example: Written::Number(60),
         check: Check::In("open"),
         read: Read {

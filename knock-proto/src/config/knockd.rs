@@ -223,7 +223,22 @@ impl<'t> Parser<'t> {
             return;
         }
         let Some((name, read)) = keys::knockd_key(d.key_text) else {
-            let msg = self.with_suggestion(format!("unknown key `{}`", d.key_text), d.key_text);
+            let own = match self.section {
+                Section::Options => &OPTION_KEYS[..],
+                _ => &DOOR_KEYS[..],
+            };
+            // A key of knock-server's own format: say where it can be written.
+            let msg = match own
+                .iter()
+                .find(|k| k.knockd.is_empty() && k.name.eq_ignore_ascii_case(d.key_text))
+            {
+                Some(k) => format!(
+                    "`{}` is a key of knock-server's TOML format, not of knockd.conf: write \
+                     this config as TOML (see examples/server.toml) to use it",
+                    k.name
+                ),
+                None => self.with_suggestion(format!("unknown key `{}`", d.key_text), d.key_text),
+            };
             self.error_at(key_at, msg);
             return;
         };

@@ -315,8 +315,30 @@ pub struct Actions {
     pub mail_to: Vec<String>,
     /// Open these ports to the knocker for `open_for`.
     pub open: Vec<Knock>,
-    /// How long `open` stays open (`open_seconds`).
+    /// Forward these ports of this host to hosts behind it, for the knocker, for `open_for`.
+    pub forward: Vec<Forward>,
+    /// How long `open` (and `forward`) stays open (`open_seconds`).
     pub open_for: Duration,
+}
+
+/// A port of this host forwarded, for a knocker, to a host behind it: `1723/tcp ->
+/// 192.168.1.51:1723` (DNAT; the inside port may differ from the outside one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Forward {
+    /// The port knockers connect to on this host, and its protocol.
+    pub outside: Knock,
+    /// Where it goes.
+    pub inside: std::net::SocketAddr,
+}
+
+impl fmt::Display for Forward {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{} -> {}",
+            self.outside.port, self.outside.proto, self.inside
+        )
+    }
 }
 
 impl Default for Actions {
@@ -326,6 +348,7 @@ impl Default for Actions {
             wake_on_lan: None,
             mail_to: Vec::new(),
             open: Vec::new(),
+            forward: Vec::new(),
             open_for: DEFAULT_OPEN_SECONDS,
         }
     }
@@ -334,7 +357,10 @@ impl Default for Actions {
 impl Actions {
     /// Whether no built-in action is configured.
     pub fn is_empty(&self) -> bool {
-        self.wake_on_lan.is_none() && self.mail_to.is_empty() && self.open.is_empty()
+        self.wake_on_lan.is_none()
+            && self.mail_to.is_empty()
+            && self.open.is_empty()
+            && self.forward.is_empty()
     }
 }
 

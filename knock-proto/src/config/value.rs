@@ -261,6 +261,42 @@ pub(crate) fn mail_address(s: &str, key: &str) -> Result<String, String> {
     }
 }
 
+/// A forward: `OUTSIDE/PROTO -> ADDRESS:PORT`, an IPv6 address in brackets
+/// (`8443/tcp -> [fd00::5]:443`).
+pub(crate) fn forward(s: &str) -> Result<crate::config::model::Forward, ValueError> {
+    let fix = "write a forward like `1723/tcp -> 192.168.1.51:1723` (an IPv6 host in \
+               brackets: `8443/tcp -> [fd00::5]:443`)";
+    let Some((outside, inside)) = s.split_once("->") else {
+        return Err(ValueError::whole(format!("`{s}` has no `->`: {fix}")));
+    };
+    let outside_text = outside.trim().replace('/', ":");
+    let outside = crate::sequence::Knock::parse_with_default(&outside_text, Proto::Tcp)
+        .map_err(|e| ValueError::whole(format!("{e} (the outside port: {fix})")))?;
+    let inside_text = inside.trim();
+    let at = s.len() - inside.trim_start().len();
+    let inside: std::net::SocketAddr = inside_text.parse().map_err(|_| ValueError {
+        message: format!(
+            "`{inside_text}` is not an address and port (the inside host: {fix}; a name is \
+             not resolved)"
+        ),
+        at,
+    })?;
+    if inside.port() == 0 {
+        return Err(ValueError {
+            message: format!("port 0 in `{inside_text}`: the inside port is 1 to 65535"),
+            at,
+        });
+    }
+    let host = inside.ip();
+    if host.is_unspecified() || host.is_multicast() || host.is_loopback() {
+        return Err(ValueError {
+            message: format!("`{host}` cannot be an inside host: name the host behind this one"),
+            at,
+        });
+    }
+    Ok(crate::config::model::Forward { outside, inside })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,11 +21,11 @@ impl Engine {
         };
         let ran = self.run_commands(now, &door, source);
         let actions = &door.actions;
-        if !actions.open.is_empty() {
+        let firewall = !actions.open.is_empty() || !actions.forward.is_empty();
+        if firewall {
             self.hold_ports(now, &door, source);
         }
-        if !actions.open.is_empty() || actions.wake_on_lan.is_some() || !actions.mail_to.is_empty()
-        {
+        if firewall || actions.wake_on_lan.is_some() || !actions.mail_to.is_empty() {
             self.effects.push_back(Effect::Perform {
                 door: Box::new(door.clone()),
                 source,
@@ -37,7 +37,8 @@ impl Engine {
         }
     }
 
-    /// Remembers the ports `door` opens to `source` (the kernel closes them on time).
+    /// Remembers the ports `door` opens (or forwards) to `source` (the kernel closes them on
+    /// time).
     fn hold_ports(&mut self, now: Timestamp, door: &Door, source: IpAddr) {
         let ports = Ports {
             until: now + door.actions.open_for,

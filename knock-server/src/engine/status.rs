@@ -117,6 +117,16 @@ impl Engine {
             since_unix: self.unix_secs(w.since),
             closes_in_secs: closes_at.saturating_since(self.clock).as_secs(),
             how: how.to_owned(),
+            forwards: match &w.ports {
+                Some(_) => self
+                    .config
+                    .doors
+                    .iter()
+                    .find(|d| d.name == w.door)
+                    .map(|d| d.actions.forward.iter().map(ToString::to_string).collect())
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            },
         }
     }
 }

@@ -28,6 +28,7 @@ fn door_fields(a: &Door, b: &Door) -> Vec<(&'static str, bool)> {
         wake_on_lan,
         mail_to,
         open,
+        forward,
         open_for,
     } = actions;
     vec![
@@ -44,6 +45,7 @@ fn door_fields(a: &Door, b: &Door) -> Vec<(&'static str, bool)> {
         ("actions.wake_on_lan", *wake_on_lan != a.actions.wake_on_lan),
         ("actions.mail_to", *mail_to != a.actions.mail_to),
         ("actions.open", *open != a.actions.open),
+        ("actions.forward", *forward != a.actions.forward),
         ("actions.open_for", *open_for != a.actions.open_for),
     ]
 }

@@ -301,6 +301,44 @@ impl Cx<'_> {
     }
 
     /// `open`: `"1723/tcp"` (or `"1723:tcp"`, or a bare port for TCP), or a list of them.
+    /// `forward`: a string or an array of them, each `OUTSIDE/PROTO -> ADDRESS:PORT`.
+    fn forwards(&mut self, val: &Val<'_>) -> Vec<Forward> {
+        let items: Vec<&Val<'_>> = match val.get_ref() {
+            DeValue::Array(a) if a.is_empty() => {
+                self.err(
+                    val.span(),
+                    "forward is empty: list what to forward, e.g. \
+                     `[\"1723/tcp -> 192.168.1.51:1723\"]`, or remove it",
+                );
+                return Vec::new();
+            }
+            DeValue::Array(a) => a.iter().collect(),
+            _ => vec![val],
+        };
+        let mut out: Vec<Forward> = Vec::new();
+        for item in items {
+            let DeValue::String(s) = item.get_ref() else {
+                self.err(
+                    item.span(),
+                    "a forward is a string: `\"1723/tcp -> 192.168.1.51:1723\"`",
+                );
+                continue;
+            };
+            match value::forward(s) {
+                Ok(f) if out.iter().any(|o| o.outside == f.outside) => self.err(
+                    item.span(),
+                    format!(
+                        "{}/{} is forwarded twice in this door: keep one",
+                        f.outside.port, f.outside.proto
+                    ),
+                ),
+                Ok(f) => out.push(f),
+                Err(e) => self.value_error(item, s, e),
+            }
+        }
+        out
+    }
+
     fn open(&mut self, val: &Val<'_>) -> Vec<Knock> {
         let items: Vec<&Val<'_>> = match val.get_ref() {
             DeValue::Array(a) if a.is_empty() => {
@@ -504,6 +542,12 @@ pub(crate) fn mail_to(w: &mut Cx<'_>, d: &mut Draft, _: &'static str, _: &Key<'_
 pub(crate) fn open(w: &mut Cx<'_>, d: &mut Draft, _: &'static str, _: &Key<'_>, val: &Val<'_>) {
     d.open_seen = true;
     d.door.actions.open = w.open(val);
+}
+
+/// `forward`.
+pub(crate) fn forward(w: &mut Cx<'_>, d: &mut Draft, _: &'static str, _: &Key<'_>, val: &Val<'_>) {
+    d.open_seen = true;
+    d.door.actions.forward = w.forwards(val);
 }
 
 /// `open_seconds`, remembered to refuse it without `open`.

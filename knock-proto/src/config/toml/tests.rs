@@ -534,3 +534,45 @@ fn rotating_settings_are_checked_where_they_are_written() {
         "3:1: unknown key `knock`, did you mean `knocks`?"
     );
 }
+
+#[test]
+fn forwards_name_an_outside_port_and_an_inside_host_or_say_what_is_wrong() {
+    let c = ok("[doors.vpn]\nsequence = \"1\"\n\
+         forward = [\"1723/tcp -> 198.19.0.2:1723\", \"8443 -> [fd00::5]:443\", \"53/udp -> 198.19.0.3:5353\"]\n\
+         open_seconds = 30\n");
+    let forwards: Vec<String> = c.doors[0]
+        .actions
+        .forward
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        forwards,
+        [
+            "1723/tcp -> 198.19.0.2:1723",
+            "8443/tcp -> [fd00::5]:443",
+            "53/udp -> 198.19.0.3:5353"
+        ]
+    );
+    assert_eq!(c.doors[0].actions.open_for.as_secs(), 30);
+    let door = |line: &str| format!("[doors.d]\nsequence = \"1\"\n{line}\n");
+    let e = only_err(&door("forward = \"1723/tcp -> nas.lan:1723\""));
+    assert!(
+        e.starts_with("3:24: `nas.lan:1723` is not an address and port"),
+        "{e}"
+    );
+    assert!(only_err(&door("forward = \"99999/tcp -> 198.19.0.2:1\"")).contains("out of range"));
+    assert!(only_err(&door("forward = \"1723/sctp -> 198.19.0.2:1\"")).contains("sctp"));
+    assert!(only_err(&door("forward = \"1723/tcp 198.19.0.2:1\"")).contains("no `->`"));
+    assert!(only_err(&door("forward = \"1/tcp -> 198.19.0.2:0\"")).contains("port 0"));
+    assert!(only_err(&door("forward = \"1/tcp -> 127.0.0.1:22\"")).contains("inside host"));
+    let twice = door("forward = [\"1/tcp -> 198.19.0.2:1\", \"1/tcp -> 198.19.0.3:1\"]");
+    assert!(only_err(&twice).contains("forwarded twice"));
+    // knockd.conf has no forward: the key is refused there by name.
+    let knockd = crate::config::knockd::parse(
+        Path::new("k.conf"),
+        "[d]\n  sequence = 1\n  forward = 1/tcp -> 198.19.0.2:1\n",
+    );
+    let e = test_support::only_err(knockd);
+    assert!(e.contains("forward"), "{e}");
+}

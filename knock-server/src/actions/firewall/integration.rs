@@ -21,8 +21,9 @@
 //! takes every rule of ours out again, so the user's ruleset is as it was before we started.
 //!
 //! Which chains: every base chain on the input hook of another table (not a knock-server
-//! table), and legacy iptables' INPUT when its filter table is in use (a rule, or a policy
-//! other than ACCEPT). Finding them ([`scan`]) is pure, on `nft -j list ruleset`'s JSON.
+//! table), and legacy iptables' INPUT when it is in use (a rule, or a policy other than
+//! ACCEPT); with `forward` doors, the forward hook's chains and FORWARD too, for what our
+//! table forwards. Finding them ([`scan`]) is pure, on `nft -j list ruleset`'s JSON.
 
 use std::ffi::OsString;
 use std::process::{Command, Stdio};
@@ -79,8 +80,8 @@ pub enum Target {
         /// The chain.
         chain: String,
     },
-    /// The INPUT chain of an iptables filter table.
-    Iptables(Tool),
+    /// The INPUT (or FORWARD) chain of an iptables filter table.
+    Iptables(Tool, &'static str),
 }
 
 impl std::fmt::Display for Target {
@@ -95,7 +96,7 @@ impl std::fmt::Display for Target {
                 let family = family.as_str().unwrap_or("?");
                 write!(f, "nftables table {family} {table}, chain {chain}")
             }
-            Target::Iptables(tool) => write!(f, "{}, chain INPUT", tool.program()),
+            Target::Iptables(tool, chain) => write!(f, "{}, chain {chain}", tool.program()),
         }
     }
 }
@@ -119,10 +120,11 @@ fn family(text: &str) -> Option<Family> {
     }
 }
 
-/// Finds, in `listing` (`nft -j list ruleset`), the input base chains of tables other than
-/// knock-server's (`knock_server*`), and the rules whose comment is `comment`. iptables-nft's
-/// `filter` tables become [`Tool::Nft`] targets, so that iptables' own tools change them.
-pub fn scan(listing: &Value, comment: &str) -> Scan {
+/// Finds, in `listing` (`nft -j list ruleset`), the input base chains (and with `forward`,
+/// the forward ones) of tables other than knock-server's (`knock_server*`), and the rules
+/// whose comment is `comment`. iptables-nft's `filter` tables become [`Tool::Nft`] targets,
+/// so that iptables' own tools change them.
+pub fn scan(listing: &Value, comment: &str, forward: bool) -> Scan {
     let items = listing["nftables"].as_array().cloned().unwrap_or_default();
     let mut scan = Scan::default();
     let mut chains: Vec<(Family, String, String)> = Vec::new();
@@ -135,7 +137,12 @@ pub fn scan(listing: &Value, comment: &str) -> Scan {
             ) else {
                 continue;
             };
-            if c["hook"].as_str() == Some("input") && !table.starts_with("knock_server") {
+            let hooked = match c["hook"].as_str() {
+                Some("input") => true,
+                Some("forward") => forward,
+                _ => false,
+            };
+            if hooked && !table.starts_with("knock_server") {
                 chains.push((fam, table.to_owned(), name.to_owned()));
             }
         }
@@ -156,10 +163,14 @@ pub fn scan(listing: &Value, comment: &str) -> Scan {
         }
     }
     for (fam, table, chain) in chains {
-        let iptables = table == "filter" && chain == "INPUT";
-        let target = match fam {
-            Family::Ip if iptables => Target::Iptables(Tool::Nft { v6: false }),
-            Family::Ip6 if iptables => Target::Iptables(Tool::Nft { v6: true }),
+        let iptables = match chain.as_str() {
+            "INPUT" if table == "filter" => Some("INPUT"),
+            "FORWARD" if table == "filter" => Some("FORWARD"),
+            _ => None,
+        };
+        let target = match (fam, iptables) {
+            (Family::Ip, Some(c)) => Target::Iptables(Tool::Nft { v6: false }, c),
+            (Family::Ip6, Some(c)) => Target::Iptables(Tool::Nft { v6: true }, c),
             _ => Target::Nft {
                 family: fam,
                 table: table.clone(),
@@ -175,16 +186,20 @@ pub fn scan(listing: &Value, comment: &str) -> Scan {
     scan
 }
 
-/// Whether `iptables-legacy-save`'s `output` shows a filter table in use: a rule in INPUT,
-/// or a policy other than ACCEPT.
-pub fn legacy_in_use(output: &str) -> bool {
+/// Whether `iptables-legacy-save`'s `output` shows `chain` of a filter table in use: a rule
+/// in it, or a policy other than ACCEPT.
+pub fn legacy_in_use(output: &str, chain: &str) -> bool {
     let mut filter = false;
+    let (rule, policy, accept) = (
+        format!("-A {chain} "),
+        format!(":{chain} "),
+        format!(":{chain} ACCEPT"),
+    );
     for line in output.lines() {
         if line.starts_with('*') {
             filter = line == "*filter";
         } else if filter
-            && (line.starts_with("-A INPUT ")
-                || line.starts_with(":INPUT ") && !line.starts_with(":INPUT ACCEPT"))
+            && (line.starts_with(&rule) || line.starts_with(&policy) && !line.starts_with(&accept))
         {
             return true;
         }
@@ -211,7 +226,7 @@ pub fn nft_rule(family: Family, table: &str, chain: &str, comment: &str) -> Rule
     }
 }
 
-/// Our rule's iptables spec, after `-I INPUT 1`, `-C INPUT` or `-D INPUT`.
+/// Our rule's iptables spec, after `-I CHAIN 1`, `-C CHAIN` or `-D CHAIN`.
 pub fn iptables_spec(comment: &str) -> Vec<String> {
     let mark = format!("0x{MARK:x}/0x{MARK:x}");
     [
@@ -237,6 +252,8 @@ pub struct Integration {
     /// What runs before an iptables tool (`ip netns exec NAME` in tests); empty: none.
     prefix: Vec<OsString>,
     comment: String,
+    /// The forward chains too (there are `forward` doors).
+    forward: bool,
 }
 
 impl Integration {
@@ -247,6 +264,20 @@ impl Integration {
             nft,
             prefix,
             comment: comment(instance),
+            forward: false,
+        }
+    }
+
+    /// The same, with the forward chains too when `forward` (there are `forward` doors).
+    pub fn with_forward(self, forward: bool) -> Integration {
+        Integration { forward, ..self }
+    }
+
+    fn chains(&self) -> &'static [&'static str] {
+        if self.forward {
+            &["INPUT", "FORWARD"]
+        } else {
+            &["INPUT"]
         }
     }
 
@@ -262,44 +293,51 @@ impl Integration {
         Some(output)
     }
 
-    fn legacy_targets(&self) -> Vec<Tool> {
-        [false, true]
-            .into_iter()
-            .map(|v6| Tool::Legacy { v6 })
-            .filter(|&tool| {
-                let save = if tool == (Tool::Legacy { v6: false }) {
-                    "iptables-legacy-save"
-                } else {
-                    "ip6tables-legacy-save"
-                };
-                let mut argv = self.prefix.clone();
-                argv.push(save.into());
-                Command::new(&argv[0])
-                    .args(&argv[1..])
-                    .stdin(Stdio::null())
-                    .stderr(Stdio::null())
-                    .output()
-                    .is_ok_and(|o| legacy_in_use(&String::from_utf8_lossy(&o.stdout)))
-            })
-            .collect()
+    /// Legacy iptables' chains in use, as (tool, chain).
+    fn legacy_targets(&self) -> Vec<(Tool, &'static str)> {
+        let mut targets = Vec::new();
+        for v6 in [false, true] {
+            let save = if v6 {
+                "ip6tables-legacy-save"
+            } else {
+                "iptables-legacy-save"
+            };
+            let mut argv = self.prefix.clone();
+            argv.push(save.into());
+            let Ok(out) = Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+            else {
+                continue;
+            };
+            let out = String::from_utf8_lossy(&out.stdout);
+            for &chain in self.chains() {
+                if legacy_in_use(&out, chain) {
+                    targets.push((Tool::Legacy { v6 }, chain));
+                }
+            }
+        }
+        targets
     }
 
     /// Where our rule goes now, and whether it is there.
     pub fn targets(&self) -> Result<Vec<(Target, bool)>, FirewallError> {
-        let mut targets = scan(&self.nft.list_ruleset()?, &self.comment).targets;
-        for tool in self.legacy_targets() {
-            targets.push((Target::Iptables(tool), false));
+        let mut targets = scan(&self.nft.list_ruleset()?, &self.comment, self.forward).targets;
+        for (tool, chain) in self.legacy_targets() {
+            targets.push((Target::Iptables(tool, chain), false));
         }
         for (target, has) in &mut targets {
-            if let Target::Iptables(tool) = target {
-                *has = self.has_iptables_rule(*tool);
+            if let Target::Iptables(tool, chain) = target {
+                *has = self.has_iptables_rule(*tool, chain);
             }
         }
         Ok(targets)
     }
 
-    fn has_iptables_rule(&self, tool: Tool) -> bool {
-        let mut args = vec!["-C".to_owned(), "INPUT".to_owned()];
+    fn has_iptables_rule(&self, tool: Tool, chain: &str) -> bool {
+        let mut args = vec!["-C".to_owned(), chain.to_owned()];
         args.extend(iptables_spec(&self.comment));
         self.iptables(tool, &args)
             .is_some_and(|o| o.status.success())
@@ -311,7 +349,7 @@ impl Integration {
         let targets = self.targets()?;
         let legacy = targets
             .iter()
-            .any(|(t, _)| matches!(t, Target::Iptables(Tool::Legacy { .. })));
+            .any(|(t, _)| matches!(t, Target::Iptables(Tool::Legacy { .. }, _)));
         let mut batch = Batch::new();
         let mut added = Vec::new();
         for (target, has) in targets {
@@ -324,8 +362,8 @@ impl Integration {
                     table,
                     chain,
                 } => batch.insert(nft_rule(*family, table, chain, &self.comment)),
-                Target::Iptables(tool) => {
-                    let mut args = vec!["-I".to_owned(), "INPUT".to_owned(), "1".to_owned()];
+                Target::Iptables(tool, chain) => {
+                    let mut args = vec!["-I".to_owned(), (*chain).to_owned(), "1".to_owned()];
                     args.extend(iptables_spec(&self.comment));
                     match self.iptables(*tool, &args) {
                         Some(o) if o.status.success() => {}
@@ -352,15 +390,21 @@ impl Integration {
     /// tables that exist (iptables-nft's as nft lists them, legacy ones in use): asking one
     /// about a table that does not would create it.
     pub fn remove(&self) -> Result<(), FirewallError> {
-        let scan = scan(&self.nft.list_ruleset()?, &self.comment);
-        let tools: Vec<Tool> = scan
+        // Every chain a rule of ours may be in, forward ones too: a crashed run may have had
+        // forward doors.
+        let all = Integration {
+            forward: true,
+            ..self.clone()
+        };
+        let scan = scan(&self.nft.list_ruleset()?, &self.comment, true);
+        let tools: Vec<(Tool, &'static str)> = scan
             .targets
             .iter()
             .filter_map(|(t, _)| match t {
-                Target::Iptables(tool) => Some(*tool),
+                Target::Iptables(tool, chain) => Some((*tool, *chain)),
                 Target::Nft { .. } => None,
             })
-            .chain(self.legacy_targets())
+            .chain(all.legacy_targets())
             .collect();
         let mut batch = Batch::new();
         for (family, table, chain, handle) in scan.ours {
@@ -377,13 +421,13 @@ impl Integration {
             self.nft
                 .apply(&batch, "remove our rule from the other firewalls")?;
         }
-        for tool in tools {
-            let mut args = vec!["-D".to_owned(), "INPUT".to_owned()];
+        for (tool, chain) in tools {
+            let mut args = vec!["-D".to_owned(), chain.to_owned()];
             args.extend(iptables_spec(&self.comment));
             // Once per copy (a crash may have left one beside a later one); -D fails when
             // none is left, or when the tool or its table is not there.
             for _ in 0..16 {
-                if !self.has_iptables_rule(tool) {
+                if !self.has_iptables_rule(tool, chain) {
                     break;
                 }
                 let _ = self.iptables(tool, &args);
@@ -422,7 +466,7 @@ mod tests {
 
     #[test]
     fn every_other_input_base_chain_is_a_target_and_our_own_rules_are_found_by_comment() {
-        let scan = scan(&listing(), &comment("knock-server"));
+        let scan = scan(&listing(), &comment("knock-server"), false);
         let fw4 = Target::Nft {
             family: Family::Inet,
             table: "fw4".into(),
@@ -438,7 +482,7 @@ mod tests {
             [
                 // Another instance's rule is not ours.
                 (fw4, false),
-                (Target::Iptables(Tool::Nft { v6: false }), false),
+                (Target::Iptables(Tool::Nft { v6: false }, "INPUT"), false),
                 (debian, true),
             ]
         );
@@ -452,12 +496,14 @@ mod tests {
     fn a_legacy_filter_table_is_in_use_with_a_rule_or_a_dropping_policy() {
         let save =
             |input: &str| format!("*nat\n:INPUT DROP [0:0]\nCOMMIT\n*filter\n{input}\nCOMMIT\n");
-        assert!(!legacy_in_use(""));
-        assert!(!legacy_in_use(&save(":INPUT ACCEPT [0:0]")));
-        assert!(legacy_in_use(&save(":INPUT DROP [0:0]")));
-        assert!(legacy_in_use(&save(
-            ":INPUT ACCEPT [0:0]\n-A INPUT -p tcp -j REJECT"
-        )));
+        assert!(!legacy_in_use("", "INPUT"));
+        assert!(!legacy_in_use(&save(":INPUT ACCEPT [0:0]"), "INPUT"));
+        assert!(legacy_in_use(&save(":INPUT DROP [0:0]"), "INPUT"));
+        assert!(!legacy_in_use(&save(":INPUT DROP [0:0]"), "FORWARD"));
+        assert!(legacy_in_use(
+            &save(":INPUT ACCEPT [0:0]\n-A INPUT -p tcp -j REJECT"),
+            "INPUT"
+        ));
     }
 
     #[test]

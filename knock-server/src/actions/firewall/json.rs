@@ -48,6 +48,11 @@ impl Batch {
         self.nftables.push(Command::Insert(Object::Rule(rule)));
     }
 
+    /// Appends the commands of `other`.
+    pub fn extend(&mut self, other: Batch) {
+        self.nftables.extend(other.nftables);
+    }
+
     /// Whether the batch does nothing.
     pub fn is_empty(&self) -> bool {
         self.nftables.is_empty()
@@ -243,6 +248,11 @@ impl Expr {
         Expr(json!({ "ct": { "key": key } }))
     }
 
+    /// `fib daddr type`: what the destination address is to this host (`local`, ...).
+    pub fn fib_daddr_type() -> Expr {
+        Expr(json!({ "fib": { "result": "type", "flags": ["daddr"] } }))
+    }
+
     /// `left & mask`: the bits of `mask` in `left` (`meta mark & 0x10000000`).
     pub fn and(left: Expr, mask: u32) -> Expr {
         Expr(json!({ "&": [left, mask] }))
@@ -296,9 +306,22 @@ impl Stmt {
         Stmt(json!({ "accept": null }))
     }
 
+    /// Back to the chain that jumped here.
+    pub fn ret() -> Stmt {
+        Stmt(json!({ "return": null }))
+    }
+
     /// The packet goes on in `chain`, then back here.
     pub fn jump(chain: &str) -> Stmt {
         Stmt(json!({ "jump": { "target": chain } }))
+    }
+
+    /// Destination NAT to `addr`:`port` (`dnat ip to 198.19.0.2:22`).
+    pub fn dnat(addr: std::net::SocketAddr) -> Stmt {
+        let family = if addr.is_ipv4() { "ip" } else { "ip6" };
+        Stmt(json!({ "dnat": {
+            "family": family, "addr": addr.ip().to_string(), "port": addr.port()
+        } }))
     }
 
     /// Refused as a closed TCP port refuses: a reset.

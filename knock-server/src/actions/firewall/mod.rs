@@ -60,7 +60,11 @@ use knock_proto::sequence::Knock;
 
 pub use integration::Integration;
 use json::Batch;
-use ruleset::{allow_batch, guard_batch, install_batch_with, remove_batch, revoke_batch};
+use knock_proto::config::Forward;
+use ruleset::{
+    allow_batch, allow_forward_batch, forward_batch, forwarded_guard_batch, guard_batch,
+    install_batch_with, remove_batch, revoke_batch, revoke_forward_batch,
+};
 
 /// Why the firewall could not be changed.
 #[derive(Debug, thiserror::Error)]
@@ -282,6 +286,8 @@ pub struct Firewall {
     integration: Option<Integration>,
     /// Whether one of them is legacy iptables (as of the install).
     legacy: bool,
+    /// The `forward` doors' forwards, which the table's DNAT chain holds.
+    forwards: Vec<Forward>,
 }
 
 impl Firewall {
@@ -304,14 +310,31 @@ impl Firewall {
         guarded: &[Knock],
         integration: Option<Integration>,
     ) -> Result<Firewall, FirewallError> {
-        let batch = install_batch_with(table, guarded, integration.is_some());
+        Firewall::install_forwarding(nft, table, guarded, &[], integration)
+    }
+
+    /// [`Firewall::install_integrated`], with the DNAT of `forwards` (the `forward` doors).
+    pub fn install_forwarding(
+        nft: Nft,
+        table: &str,
+        guarded: &[Knock],
+        forwards: &[Forward],
+        integration: Option<Integration>,
+    ) -> Result<Firewall, FirewallError> {
+        let mut batch = install_batch_with(table, guarded, integration.is_some());
+        batch.extend(forwarded_guard_batch(table));
+        if !forwards.is_empty() {
+            batch.extend(forward_batch(table, forwards));
+        }
         nft.apply(&batch, "install the nftables table")?;
+        let integration = integration.map(|i| i.with_forward(!forwards.is_empty()));
         let mut fw = Firewall {
             nft,
             table: table.to_owned(),
             installed: true,
             integration,
             legacy: false,
+            forwards: forwards.to_vec(),
         };
         fw.legacy = fw.check_integration();
         Ok(fw)
@@ -361,7 +384,11 @@ impl Firewall {
     /// still open to knockers are let in again with [`Firewall::allow`], for what is left of
     /// their time (the engine knows which: `Effect::Allow`).
     pub fn reinstall(&self, guarded: &[Knock]) -> Result<(), FirewallError> {
-        let batch = install_batch_with(&self.table, guarded, self.integration.is_some());
+        let mut batch = install_batch_with(&self.table, guarded, self.integration.is_some());
+        batch.extend(forwarded_guard_batch(&self.table));
+        if !self.forwards.is_empty() {
+            batch.extend(forward_batch(&self.table, &self.forwards));
+        }
         self.nft.apply(&batch, "reinstall the nftables table")?;
         self.check_integration();
         Ok(())
@@ -387,6 +414,44 @@ impl Firewall {
             &guard_batch(&self.table, guarded),
             "update the guarded ports",
         )
+    }
+
+    /// Replaces the forwards (after a reload) without closing those already open.
+    pub fn set_forwards(&mut self, forwards: &[Forward]) -> Result<(), FirewallError> {
+        if forwards == self.forwards {
+            return Ok(());
+        }
+        self.nft
+            .apply(&forward_batch(&self.table, forwards), "update the forwards")?;
+        self.forwards = forwards.to_vec();
+        if let Some(i) = self.integration.take() {
+            self.integration = Some(i.with_forward(!forwards.is_empty()));
+        }
+        self.check_integration();
+        Ok(())
+    }
+
+    /// Forwards `forwards` for `ip` for `for_`, as [`Firewall::allow`] opens ports.
+    pub fn allow_forward(
+        &self,
+        ip: IpAddr,
+        forwards: &[Forward],
+        for_: Duration,
+    ) -> Result<(), FirewallError> {
+        let batch = allow_forward_batch(&self.table, ip, forwards, for_);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.nft.apply(&batch, "forward for the knocker")
+    }
+
+    /// Stops forwarding `forwards` for `ip` now.
+    pub fn revoke_forward(&self, ip: IpAddr, forwards: &[Forward]) -> Result<(), FirewallError> {
+        let batch = revoke_forward_batch(&self.table, ip, forwards);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.nft.apply(&batch, "close the forward")
     }
 
     /// Opens `ports` to `ip` for `for_` (rounded up to whole seconds, at least one). Opening
@@ -474,10 +539,10 @@ mod tests {
         let fw = Firewall::install_with(stand_in(&script), "knock_server", &guarded).unwrap();
         let sent: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-        assert_eq!(
-            sent,
-            serde_json::to_value(install_batch("knock_server", &guarded)).unwrap()
-        );
+        // The table, then the guard of the ports this host forwards elsewhere.
+        let mut expected = install_batch("knock_server", &guarded);
+        expected.extend(forwarded_guard_batch("knock_server"));
+        assert_eq!(sent, serde_json::to_value(expected).unwrap());
         let args = std::fs::read_to_string(dir.path().join("batch.json.args")).unwrap();
         assert_eq!(args, "-j -f -\n");
         fw.remove().unwrap();

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use knock_proto::config::Forward;
 use knock_proto::sequence::Knock;
 
 use super::integration;
@@ -52,6 +53,236 @@ pub fn install_batch_with(table: &str, guarded: &[Knock], marking: bool) -> Batc
             b.add(rule(table, MARK_CHAIN, statements));
         }
     }
+    b
+}
+
+const PRE: &str = "pre";
+const PRE_GUARD: &str = "pre_guard";
+const GUARD_FORWARDED: &str = "guard_forwarded";
+/// The pre-DNAT chain's priority: before any DNAT (`dstnat`, -100), while a packet still
+/// shows the port it was sent to.
+pub const PRE_PRIORITY: i32 = -150;
+/// The connection mark bit of a connection to a guarded port of this host by someone who may
+/// not pass: the forward hook refuses it when it was forwarded elsewhere.
+pub const REFUSE: u32 = integration::MARK << 1;
+
+/// Guarded ports that this host forwards elsewhere (the user's DNAT, Docker's published
+/// ports) never reach the input hook. So a chain before any DNAT marks each new connection
+/// to a guarded port of a local address: [`integration::MARK`] for a knocker's, [`REFUSE`]
+/// for anyone else's; on the forward hook, a connection marked [`REFUSE`] is refused as a
+/// closed port refuses, and one marked [`integration::MARK`] gets the packet mark, for the
+/// other firewalls' rule of ours. Connections to local ports are still the guard's.
+pub fn forwarded_guard_batch(table: &str) -> Batch {
+    let mut b = Batch::new();
+    let chain = |name: &str, hook: Option<(&'static str, i32)>| Chain {
+        family: Family::Inet,
+        table: table.to_owned(),
+        name: name.into(),
+        hook: hook.map(|(hook, prio)| Hook {
+            kind: "filter",
+            hook,
+            prio,
+            policy: "accept",
+        }),
+    };
+    b.add(chain(PRE, Some(("prerouting", PRE_PRIORITY))));
+    b.add(chain(PRE_GUARD, None));
+    b.add(chain(GUARD_FORWARDED, Some(("forward", PRIORITY))));
+    let local = Stmt::compare(Expr::fib_daddr_type(), Op::Eq, Expr::word("local"));
+    let guarded_port = Expr::concat([Expr::meta("l4proto"), Expr::payload("th", "dport")]);
+    b.add(rule(
+        table,
+        PRE,
+        vec![
+            local,
+            is_in_set(guarded_port, GUARDED),
+            Stmt::jump(PRE_GUARD),
+        ],
+    ));
+    let from = |family: &str| {
+        Expr::concat([
+            Expr::payload(family, "saddr"),
+            Expr::meta("l4proto"),
+            Expr::payload("th", "dport"),
+        ])
+    };
+    let new = || Stmt::compare(Expr::ct("state"), Op::In, Expr::word("new"));
+    let ct_mark = |bits: u32| Stmt::set(Expr::ct("mark"), Expr::or(Expr::ct("mark"), bits));
+    for (family, set) in [("ip", ALLOW4), ("ip6", ALLOW6)] {
+        b.add(rule(
+            table,
+            PRE_GUARD,
+            vec![
+                new(),
+                is_in_set(from(family), set),
+                ct_mark(integration::MARK),
+                Stmt::ret(),
+            ],
+        ));
+    }
+    b.add(rule(table, PRE_GUARD, vec![new(), ct_mark(REFUSE)]));
+    let marked = |bits: u32| {
+        Stmt::compare(
+            Expr::and(Expr::ct("mark"), bits),
+            Op::Eq,
+            Expr::number(bits),
+        )
+    };
+    for statements in [
+        vec![
+            marked(REFUSE),
+            equals(Expr::meta("l4proto"), "tcp"),
+            Stmt::reject_tcp_reset(),
+        ],
+        vec![marked(REFUSE), Stmt::reject_icmpx("port-unreachable")],
+        vec![
+            marked(integration::MARK),
+            Stmt::set(
+                Expr::meta("mark"),
+                Expr::or(Expr::meta("mark"), integration::MARK),
+            ),
+        ],
+    ] {
+        b.add(rule(table, GUARD_FORWARDED, statements));
+    }
+    b
+}
+
+const FWD4: &str = "fwd4";
+const FWD6: &str = "fwd6";
+const DNAT_CHAIN: &str = "dnat";
+const FORWARD_CHAIN: &str = "forward";
+/// The DNAT chain's priority: just before the usual `dstnat` (-100), so that a knocker's
+/// forward wins over the user's own DNAT of the same port.
+pub const DNAT_PRIORITY: i32 = -110;
+
+/// The forwards of `forward` doors as one batch that can run again on a reload: the knockers'
+/// sets (`knocker . proto . outside port`, with timeouts), a DNAT chain with one rule per
+/// forward (marking the connection, `ct mark`, with [`integration::MARK`]), and a forward
+/// chain that marks every packet of such a connection, replies included, for the other
+/// firewalls' rule of ours to accept. The chains are emptied and filled again, the sets kept:
+/// a reload keeps the forwards open.
+pub fn forward_batch(table: &str, forwards: &[Forward]) -> Batch {
+    let mut b = Batch::new();
+    for (name, addr) in [(FWD4, "ipv4_addr"), (FWD6, "ipv6_addr")] {
+        b.add(Set {
+            flags: vec!["timeout"],
+            ..set(table, name, vec![addr, "inet_proto", "inet_service"])
+        });
+    }
+    for (name, kind, hook, prio) in [
+        (DNAT_CHAIN, "nat", "prerouting", DNAT_PRIORITY),
+        (FORWARD_CHAIN, "filter", "forward", MARK_PRIORITY),
+    ] {
+        let chain = Chain {
+            family: Family::Inet,
+            table: table.to_owned(),
+            name: name.into(),
+            hook: Some(Hook {
+                kind,
+                hook,
+                prio,
+                policy: "accept",
+            }),
+        };
+        b.add(chain.clone());
+        b.flush(chain);
+    }
+    let from = |family: &str| {
+        Expr::concat([
+            Expr::payload(family, "saddr"),
+            Expr::meta("l4proto"),
+            Expr::payload("th", "dport"),
+        ])
+    };
+    for f in forwards {
+        let (family, knockers) = if f.inside.is_ipv4() {
+            ("ip", FWD4)
+        } else {
+            ("ip6", FWD6)
+        };
+        b.add(rule(
+            table,
+            DNAT_CHAIN,
+            vec![
+                is_in_set(from(family), knockers),
+                equals(Expr::meta("l4proto"), f.outside.proto.as_str()),
+                Stmt::compare(
+                    Expr::payload("th", "dport"),
+                    Op::Eq,
+                    Expr::number(u32::from(f.outside.port.get())),
+                ),
+                Stmt::set(
+                    Expr::ct("mark"),
+                    Expr::or(Expr::ct("mark"), integration::MARK),
+                ),
+                Stmt::dnat(f.inside),
+            ],
+        ));
+    }
+    b.add(rule(
+        table,
+        FORWARD_CHAIN,
+        vec![
+            Stmt::compare(
+                Expr::and(Expr::ct("mark"), integration::MARK),
+                Op::Eq,
+                Expr::number(integration::MARK),
+            ),
+            Stmt::set(
+                Expr::meta("mark"),
+                Expr::or(Expr::meta("mark"), integration::MARK),
+            ),
+        ],
+    ));
+    b
+}
+
+/// The forwards' sets and keys for `ip` on each of `forwards` of its family (an IPv4 knocker
+/// reaches IPv4 inside hosts only, an IPv6 one IPv6 hosts).
+fn forward_keys(ip: IpAddr, forwards: &[Forward]) -> (&'static str, Vec<Expr>) {
+    let ip = ip.to_canonical();
+    let (set, v4) = if ip.is_ipv4() {
+        (FWD4, true)
+    } else {
+        (FWD6, false)
+    };
+    let outside: Vec<Knock> = forwards
+        .iter()
+        .filter(|f| f.inside.is_ipv4() == v4)
+        .map(|f| f.outside)
+        .collect();
+    let (_, keys) = allow_keys(ip, &outside);
+    (set, keys)
+}
+
+/// The batch that forwards `forwards` for `ip` for `for_` (as [`allow_batch`] does for
+/// ports); empty when none is of `ip`'s family.
+pub fn allow_forward_batch(table: &str, ip: IpAddr, forwards: &[Forward], for_: Duration) -> Batch {
+    let (set, keys) = forward_keys(ip, forwards);
+    let mut b = Batch::new();
+    if keys.is_empty() {
+        return b;
+    }
+    let timed = keys
+        .iter()
+        .map(|key| Expr::timed(key.clone(), timeout_secs(for_)))
+        .collect();
+    b.add(element(table, set, keys.clone()));
+    b.delete(element(table, set, keys));
+    b.add(element(table, set, timed));
+    b
+}
+
+/// The batch that stops forwarding `forwards` for `ip` now.
+pub fn revoke_forward_batch(table: &str, ip: IpAddr, forwards: &[Forward]) -> Batch {
+    let (set, keys) = forward_keys(ip, forwards);
+    let mut b = Batch::new();
+    if keys.is_empty() {
+        return b;
+    }
+    b.add(element(table, set, keys.clone()));
+    b.delete(element(table, set, keys));
     b
 }
 
@@ -423,6 +654,62 @@ mod tests {
                     {"reject": {"type": "icmpx", "expr": "port-unreachable"}}
                 ])),
             ]
+        );
+    }
+
+    #[test]
+    fn a_forward_is_a_dnat_for_the_knockers_set_of_its_family_and_marks_its_connection() {
+        let forwards: Vec<Forward> = ["2222/tcp -> 198.19.0.2:22", "53/udp -> [fd00:19::2]:5353"]
+            .iter()
+            .map(|f| {
+                let mut c = knock_proto::config::toml::parse(
+                    std::path::Path::new("k.toml"),
+                    &format!("[doors.d]\nsequence = \"1\"\nforward = \"{f}\"\n"),
+                )
+                .unwrap();
+                c.doors.remove(0).actions.forward.remove(0)
+            })
+            .collect();
+        let c = json_of(&forward_batch(TABLE, &forwards));
+        let dnat: Vec<&Value> = c
+            .iter()
+            .filter_map(|o| o["add"]["rule"].as_object().map(|_| &o["add"]["rule"]))
+            .filter(|r| r["chain"] == "dnat")
+            .collect();
+        assert_eq!(dnat.len(), 2);
+        assert_eq!(dnat[0]["expr"][0]["match"]["right"], "@fwd4");
+        assert_eq!(dnat[0]["expr"][2]["match"]["right"], 2222);
+        assert_eq!(
+            dnat[0]["expr"][4],
+            json!({"dnat": {"family": "ip", "addr": "198.19.0.2", "port": 22}})
+        );
+        assert_eq!(dnat[1]["expr"][0]["match"]["right"], "@fwd6");
+        assert_eq!(dnat[1]["expr"][1]["match"]["right"], "udp");
+        assert_eq!(
+            dnat[1]["expr"][4],
+            json!({"dnat": {"family": "ip6", "addr": "fd00:19::2", "port": 5353}})
+        );
+        // An IPv4 knocker gets the IPv4 forwards only.
+        let allowed = json_of(&allow_forward_batch(
+            TABLE,
+            "198.18.0.1".parse().unwrap(),
+            &forwards,
+            Duration::from_secs(30),
+        ));
+        assert_eq!(allowed.len(), 3);
+        assert_eq!(allowed[2]["add"]["element"]["name"], "fwd4");
+        assert_eq!(
+            allowed[2]["add"]["element"]["elem"][0]["elem"]["val"]["concat"],
+            json!(["198.18.0.1", "tcp", 2222])
+        );
+        assert!(
+            allow_forward_batch(
+                TABLE,
+                "fd00:18::1".parse().unwrap(),
+                &forwards[..1],
+                Duration::ZERO
+            )
+            .is_empty()
         );
     }
 
