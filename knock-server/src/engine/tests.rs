@@ -662,3 +662,28 @@ fn a_pending_stop_of_a_door_no_longer_configured_runs_its_recorded_argv_and_says
     assert_eq!(run.argv, ["/bin/sh", "-c", "echo closed"]);
     assert_eq!(run.text, "/bin/sh -c 'echo closed'", "logged as it runs");
 }
+
+#[test]
+fn a_forward_shows_in_status_with_its_inside_host_and_close_takes_it_back() {
+    let mut e = engine(
+        "[doors.vpn]\nsequence = \"7000,8000\"\n\
+         forward = \"1723/tcp -> 198.19.0.2:1723\"\nopen_seconds = 30\n",
+    );
+    knock(&mut e, ms(0), A, &[7000, 8000]);
+    let fx = effects(&mut e);
+    assert!(fx.iter().any(|f| matches!(f, Effect::Perform { .. })));
+    assert_eq!(e.poll_at(), Some(ms(30_000)), "the window's end is known");
+    let Response::Status(s) = e.control(ms(1_000), &Request::Status, Status::default()) else {
+        panic!()
+    };
+    assert_eq!(s.open.len(), 1);
+    assert_eq!(s.open[0].forwards, ["1723/tcp -> 198.19.0.2:1723"]);
+    let r = e.control(ms(2_000), &Request::CloseAll, Status::default());
+    assert!(matches!(r, Response::Closed { closed } if closed.len() == 1));
+    let fx = effects(&mut e);
+    assert!(
+        fx.iter()
+            .any(|f| matches!(f, Effect::Revoke { door, .. } if door == "vpn")),
+        "{fx:?}"
+    );
+}
