@@ -133,6 +133,8 @@ pub enum LoadError {
     /// Another user could change the file (its owner, its mode, or a directory above it):
     /// why, and the fix, said whole. Nothing is used then, as ssh refuses such a
     /// `~/.ssh/config`: profiles send knocks, and `--proxy` a connection, where they say.
+    /// (Unix only: Windows has no owner and mode bits to judge.)
+    #[cfg_attr(not(unix), allow(dead_code))]
     Distrusted(String),
 }
 
