@@ -167,14 +167,38 @@ pub fn ask(path: &Path, request: &Request) -> std::io::Result<Response> {
     text.push('\n');
     (&stream).write_all(text.as_bytes())?;
     let mut line = String::new();
-    BufReader::new(&stream).read_line(&mut line)?;
+    // Bounded: whatever holds the socket, `status` never takes more memory than this.
+    BufReader::new((&stream).take(MAX_ANSWER + 1)).read_line(&mut line)?;
+    if line.len() as u64 > MAX_ANSWER {
+        return Err(std::io::Error::other(format!(
+            "the daemon's answer is longer than {MAX_ANSWER} bytes"
+        )));
+    }
     parse_answer(&line)
 }
+
+/// The longest answer `status` reads: far above the status of 10 000 doors.
+pub const MAX_ANSWER: u64 = 64 << 20;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::control::Status;
+
+    #[test]
+    fn an_endless_answer_is_refused_not_read_into_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = l.accept() {
+                let block = vec![b'x'; 1 << 20];
+                while s.write_all(&block).is_ok() {}
+            }
+        });
+        let e = ask(&path, &Request::Status).unwrap_err().to_string();
+        assert!(e.contains("longer than"), "{e}");
+    }
 
     /// A listener whose "engine" answers every request with a status.
     fn serve_with_fake_engine(path: &Path) {
