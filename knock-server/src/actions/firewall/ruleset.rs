@@ -99,13 +99,6 @@ pub fn forwarded_guard_batch(table: &str) -> Batch {
             Stmt::jump(PRE_GUARD),
         ],
     ));
-    let from = |family: &str| {
-        Expr::concat([
-            Expr::payload(family, "saddr"),
-            Expr::meta("l4proto"),
-            Expr::payload("th", "dport"),
-        ])
-    };
     let new = || Stmt::compare(Expr::ct("state"), Op::In, Expr::word("new"));
     let ct_mark = |bits: u32| Stmt::set(Expr::ct("mark"), Expr::or(Expr::ct("mark"), bits));
     for (family, set) in [("ip", ALLOW4), ("ip6", ALLOW6)] {
@@ -114,34 +107,21 @@ pub fn forwarded_guard_batch(table: &str) -> Batch {
             PRE_GUARD,
             vec![
                 new(),
-                is_in_set(from(family), set),
+                is_in_set(knocker_port(family), set),
                 ct_mark(integration::MARK),
                 Stmt::ret(),
             ],
         ));
     }
     b.add(rule(table, PRE_GUARD, vec![new(), ct_mark(REFUSE)]));
-    let marked = |bits: u32| {
-        Stmt::compare(
-            Expr::and(Expr::ct("mark"), bits),
-            Op::Eq,
-            Expr::number(bits),
-        )
-    };
     for statements in [
         vec![
-            marked(REFUSE),
+            ct_marked(REFUSE),
             equals(Expr::meta("l4proto"), "tcp"),
             Stmt::reject_tcp_reset(),
         ],
-        vec![marked(REFUSE), Stmt::reject_icmpx("port-unreachable")],
-        vec![
-            marked(integration::MARK),
-            Stmt::set(
-                Expr::meta("mark"),
-                Expr::or(Expr::meta("mark"), integration::MARK),
-            ),
-        ],
+        vec![ct_marked(REFUSE), Stmt::reject_icmpx("port-unreachable")],
+        vec![ct_marked(integration::MARK), mark_packet()],
     ] {
         b.add(rule(table, GUARD_FORWARDED, statements));
     }
@@ -151,17 +131,16 @@ pub fn forwarded_guard_batch(table: &str) -> Batch {
 const FWD4: &str = "fwd4";
 const FWD6: &str = "fwd6";
 const DNAT_CHAIN: &str = "dnat";
-const FORWARD_CHAIN: &str = "forward";
 /// The DNAT chain's priority: just before the usual `dstnat` (-100), so that a knocker's
 /// forward wins over the user's own DNAT of the same port.
 pub const DNAT_PRIORITY: i32 = -110;
 
 /// The forwards of `forward` doors as one batch that can run again on a reload: the knockers'
-/// sets (`knocker . proto . outside port`, with timeouts), a DNAT chain with one rule per
-/// forward (marking the connection, `ct mark`, with [`integration::MARK`]), and a forward
-/// chain that marks every packet of such a connection, replies included, for the other
-/// firewalls' rule of ours to accept. The chains are emptied and filled again, the sets kept:
-/// a reload keeps the forwards open.
+/// sets (`knocker . proto . outside port`, with timeouts) and a DNAT chain with one rule per
+/// forward, marking the connection (`ct mark`, [`integration::MARK`]): the forward hook's
+/// chain of [`forwarded_guard_batch`] then gives every packet of it, replies included, the
+/// packet mark the other firewalls' rule of ours accepts. The chain is emptied and filled
+/// again, the sets kept: a reload keeps the forwards open.
 pub fn forward_batch(table: &str, forwards: &[Forward]) -> Batch {
     let mut b = Batch::new();
     for (name, addr) in [(FWD4, "ipv4_addr"), (FWD6, "ipv6_addr")] {
@@ -170,31 +149,19 @@ pub fn forward_batch(table: &str, forwards: &[Forward]) -> Batch {
             ..set(table, name, vec![addr, "inet_proto", "inet_service"])
         });
     }
-    for (name, kind, hook, prio) in [
-        (DNAT_CHAIN, "nat", "prerouting", DNAT_PRIORITY),
-        (FORWARD_CHAIN, "filter", "forward", MARK_PRIORITY),
-    ] {
-        let chain = Chain {
-            family: Family::Inet,
-            table: table.to_owned(),
-            name: name.into(),
-            hook: Some(Hook {
-                kind,
-                hook,
-                prio,
-                policy: "accept",
-            }),
-        };
-        b.add(chain.clone());
-        b.flush(chain);
-    }
-    let from = |family: &str| {
-        Expr::concat([
-            Expr::payload(family, "saddr"),
-            Expr::meta("l4proto"),
-            Expr::payload("th", "dport"),
-        ])
+    let chain = Chain {
+        family: Family::Inet,
+        table: table.to_owned(),
+        name: DNAT_CHAIN.into(),
+        hook: Some(Hook {
+            kind: "nat",
+            hook: "prerouting",
+            prio: DNAT_PRIORITY,
+            policy: "accept",
+        }),
     };
+    b.add(chain.clone());
+    b.flush(chain);
     for f in forwards {
         let (family, knockers) = if f.inside.is_ipv4() {
             ("ip", FWD4)
@@ -205,7 +172,7 @@ pub fn forward_batch(table: &str, forwards: &[Forward]) -> Batch {
             table,
             DNAT_CHAIN,
             vec![
-                is_in_set(from(family), knockers),
+                is_in_set(knocker_port(family), knockers),
                 equals(Expr::meta("l4proto"), f.outside.proto.as_str()),
                 Stmt::compare(
                     Expr::payload("th", "dport"),
@@ -220,21 +187,6 @@ pub fn forward_batch(table: &str, forwards: &[Forward]) -> Batch {
             ],
         ));
     }
-    b.add(rule(
-        table,
-        FORWARD_CHAIN,
-        vec![
-            Stmt::compare(
-                Expr::and(Expr::ct("mark"), integration::MARK),
-                Op::Eq,
-                Expr::number(integration::MARK),
-            ),
-            Stmt::set(
-                Expr::meta("mark"),
-                Expr::or(Expr::meta("mark"), integration::MARK),
-            ),
-        ],
-    ));
     b
 }
 
@@ -260,57 +212,27 @@ fn forward_keys(ip: IpAddr, forwards: &[Forward]) -> (&'static str, Vec<Expr>) {
 /// ports); empty when none is of `ip`'s family.
 pub fn allow_forward_batch(table: &str, ip: IpAddr, forwards: &[Forward], for_: Duration) -> Batch {
     let (set, keys) = forward_keys(ip, forwards);
-    let mut b = Batch::new();
-    if keys.is_empty() {
-        return b;
-    }
-    let timed = keys
-        .iter()
-        .map(|key| Expr::timed(key.clone(), timeout_secs(for_)))
-        .collect();
-    b.add(element(table, set, keys.clone()));
-    b.delete(element(table, set, keys));
-    b.add(element(table, set, timed));
-    b
+    set_timeouts(table, set, keys, for_)
 }
 
 /// The batch that stops forwarding `forwards` for `ip` now.
 pub fn revoke_forward_batch(table: &str, ip: IpAddr, forwards: &[Forward]) -> Batch {
     let (set, keys) = forward_keys(ip, forwards);
-    let mut b = Batch::new();
-    if keys.is_empty() {
-        return b;
-    }
-    b.add(element(table, set, keys.clone()));
-    b.delete(element(table, set, keys));
-    b
+    take_out(table, set, keys)
 }
 
 /// The mark chain's rules: a knocker's packets to its ports, and packets of connections to
 /// guarded ports already let in, get [`integration::MARK`].
 fn mark_rules() -> Vec<Vec<Stmt>> {
-    let from = |family: &str| {
-        Expr::concat([
-            Expr::payload(family, "saddr"),
-            Expr::meta("l4proto"),
-            Expr::payload("th", "dport"),
-        ])
-    };
-    let mark = || {
-        Stmt::set(
-            Expr::meta("mark"),
-            Expr::or(Expr::meta("mark"), integration::MARK),
-        )
-    };
     let guarded_port = Expr::concat([Expr::meta("l4proto"), Expr::payload("th", "dport")]);
     let established = Expr::list([Expr::word("established"), Expr::word("related")]);
     vec![
-        vec![is_in_set(from("ip"), ALLOW4), mark()],
-        vec![is_in_set(from("ip6"), ALLOW6), mark()],
+        vec![is_in_set(knocker_port("ip"), ALLOW4), mark_packet()],
+        vec![is_in_set(knocker_port("ip6"), ALLOW6), mark_packet()],
         vec![
             is_in_set(guarded_port, GUARDED),
             Stmt::compare(Expr::ct("state"), Op::In, established),
-            mark(),
+            mark_packet(),
         ],
     ]
 }
@@ -357,13 +279,6 @@ fn install_without_marks(table: &str, guarded: &[Knock]) -> Batch {
 
 /// The guard chain's rules, in order: what may pass to a guarded port, then the refusal.
 fn guard_rules() -> Vec<Vec<Stmt>> {
-    let from = |family: &str| {
-        Expr::concat([
-            Expr::payload(family, "saddr"),
-            Expr::meta("l4proto"),
-            Expr::payload("th", "dport"),
-        ])
-    };
     let established = Expr::list([Expr::word("established"), Expr::word("related")]);
     vec![
         vec![equals(Expr::meta("iif"), "lo"), Stmt::accept()],
@@ -371,8 +286,8 @@ fn guard_rules() -> Vec<Vec<Stmt>> {
             Stmt::compare(Expr::ct("state"), Op::In, established),
             Stmt::accept(),
         ],
-        vec![is_in_set(from("ip"), ALLOW4), Stmt::accept()],
-        vec![is_in_set(from("ip6"), ALLOW6), Stmt::accept()],
+        vec![is_in_set(knocker_port("ip"), ALLOW4), Stmt::accept()],
+        vec![is_in_set(knocker_port("ip6"), ALLOW6), Stmt::accept()],
         vec![
             equals(Expr::meta("l4proto"), "tcp"),
             Stmt::reject_tcp_reset(),
@@ -413,24 +328,40 @@ fn allow_keys(ip: IpAddr, ports: &[Knock]) -> (&'static str, Vec<Expr>) {
 /// timeout", since a plain add of an element that exists keeps its old timeout.
 pub fn allow_batch(table: &str, ip: IpAddr, ports: &[Knock], for_: Duration) -> Batch {
     let (allow, keys) = allow_keys(ip, ports);
-    let timed = keys
-        .iter()
-        .map(|key| Expr::timed(key.clone(), timeout_secs(for_)))
-        .collect();
-    let mut b = Batch::new();
-    b.add(element(table, allow, keys.clone()));
-    b.delete(element(table, allow, keys));
-    b.add(element(table, allow, timed));
-    b
+    set_timeouts(table, allow, keys, for_)
 }
 
 /// The batch that closes `ports` to `ip` now: each element is added bare and deleted, so
 /// that it goes whether or not it was there (a delete of a missing element fails the batch).
 pub fn revoke_batch(table: &str, ip: IpAddr, ports: &[Knock]) -> Batch {
     let (allow, keys) = allow_keys(ip, ports);
+    take_out(table, allow, keys)
+}
+
+/// `keys` in `set` with the timeout `for_`, whether or not they are there (see
+/// [`allow_batch`]); empty for no keys.
+fn set_timeouts(table: &str, set: &str, keys: Vec<Expr>, for_: Duration) -> Batch {
+    if keys.is_empty() {
+        return Batch::new();
+    }
+    let timed = keys
+        .iter()
+        .map(|key| Expr::timed(key.clone(), timeout_secs(for_)))
+        .collect();
+    let mut b = take_out(table, set, keys);
+    b.add(element(table, set, timed));
+    b
+}
+
+/// `keys` out of `set`, whether or not they are there (see [`revoke_batch`]); empty for no
+/// keys.
+fn take_out(table: &str, set: &str, keys: Vec<Expr>) -> Batch {
     let mut b = Batch::new();
-    b.add(element(table, allow, keys.clone()));
-    b.delete(element(table, allow, keys));
+    if keys.is_empty() {
+        return b;
+    }
+    b.add(element(table, set, keys.clone()));
+    b.delete(element(table, set, keys));
     b
 }
 
@@ -517,6 +448,34 @@ fn rule(table: &str, chain: &str, expr: Vec<Stmt>) -> Rule {
         comment: None,
         handle: None,
     }
+}
+
+/// `FAMILY saddr . meta l4proto . th dport`: a knocker and the port it knocks for, the key
+/// of the allow and forward sets.
+fn knocker_port(family: &str) -> Expr {
+    Expr::concat([
+        Expr::payload(family, "saddr"),
+        Expr::meta("l4proto"),
+        Expr::payload("th", "dport"),
+    ])
+}
+
+/// `meta mark set meta mark | MARK`: the packet mark the other firewalls' rule of ours
+/// accepts.
+fn mark_packet() -> Stmt {
+    Stmt::set(
+        Expr::meta("mark"),
+        Expr::or(Expr::meta("mark"), integration::MARK),
+    )
+}
+
+/// `ct mark & BITS == BITS`: the connection carries `bits`.
+fn ct_marked(bits: u32) -> Stmt {
+    Stmt::compare(
+        Expr::and(Expr::ct("mark"), bits),
+        Op::Eq,
+        Expr::number(bits),
+    )
 }
 
 fn equals(left: Expr, word: &str) -> Stmt {
