@@ -144,8 +144,9 @@ impl Performer {
         let ports = guarded(config);
         let forwards = forwards(config);
         let needs_table = !ports.is_empty() || !forwards.is_empty();
-        if !needs_table || !config.options.firewall_integration {
-            // What a crashed run put in the other firewalls, when nothing will replace it.
+        if (!needs_table || !config.options.firewall_integration) && nft.has_table(table) {
+            // What a crashed run (whose table is still there) put in the other firewalls,
+            // when nothing will replace it.
             let stale = Integration::new(nft.clone(), nft.prefix(), table);
             if let Err(e) = stale.remove() {
                 tracing::debug!("no rule of ours removed from other firewalls: {e}");

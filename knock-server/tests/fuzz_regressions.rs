@@ -1,6 +1,5 @@
-//! Inputs the fuzz targets (fuzz/fuzz_targets/) found, minimised, against the daemon's readers.
-//! A test marked `#[ignore]` is a bug not fixed yet: its reason says where; remove the mark
-//! (and the skip in the fuzz target it names) with the fix.
+//! Inputs the fuzz targets (fuzz/fuzz_targets/) found, minimised, against the daemon's readers:
+//! each a bug that was fixed, kept so that it stays fixed.
 
 use knock_server::journal::replay;
 
